@@ -1,0 +1,104 @@
+//! The HTTP surface of insert and fetch, independent of any HTTP library:
+//! method and path checks, and the response each outcome maps to.
+//!
+//! The Wasm components and the native benchmark baseline both call these, so the
+//! two run exactly the same logic.
+
+use crate::document::Format;
+use crate::error::ApiError;
+use crate::fetch::{fetch, TimeRange};
+use crate::insert::insert;
+use crate::model::Store;
+use serde_json::json;
+
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path and query as received, e.g. `/fetch/sample?from=1`.
+    pub path_with_query: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl From<ApiError> for Response {
+    fn from(err: ApiError) -> Response {
+        Response {
+            status: err.status,
+            content_type: JSON,
+            body: err.body(),
+        }
+    }
+}
+
+const JSON: &str = "application/json";
+
+/// `POST /insert/<device>`: 200 with the body `True` once the rows are committed,
+/// as the original Flask collector answered.
+pub fn handle_insert(store: &mut impl Store, req: &Request) -> Response {
+    let result = (|| {
+        let device = device_of(req, "/insert/")?;
+        require_method(req, "POST")?;
+        insert(
+            store,
+            device,
+            req.body,
+            Format::from_content_type(req.content_type),
+        )
+    })();
+    match result {
+        Ok(_) => Response {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: b"True".to_vec(),
+        },
+        Err(err) => err.into(),
+    }
+}
+
+/// `GET /fetch/<device>?from=<ms>&to=<ms>` and `GET /fetch/devices`.
+pub fn handle_fetch(store: &mut impl Store, req: &Request) -> Response {
+    let result = (|| {
+        let device = device_of(req, "/fetch/")?;
+        require_method(req, "GET")?;
+        let range = TimeRange::parse(req.path_with_query.split_once('?').map(|(_, q)| q))?;
+        fetch(store, device, range)
+    })();
+    match result {
+        Ok(body) => Response {
+            status: 200,
+            content_type: JSON,
+            body,
+        },
+        Err(err) => err.into(),
+    }
+}
+
+fn require_method(req: &Request, method: &str) -> Result<(), ApiError> {
+    if req.method.eq_ignore_ascii_case(method) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            405,
+            "method not allowed",
+            json!({ "method": req.method, "allowed": [method] }),
+        ))
+    }
+}
+
+/// The `<device>` segment after `prefix`; a missing or nested one is an unknown route.
+fn device_of<'a>(req: &Request<'a>, prefix: &str) -> Result<&'a str, ApiError> {
+    let path = req.path_with_query.split('?').next().unwrap_or_default();
+    match path.strip_prefix(prefix) {
+        Some(device) if !device.is_empty() && !device.contains('/') => Ok(device),
+        _ => Err(ApiError::not_found(
+            "no such route",
+            json!({ "path": path }),
+        )),
+    }
+}

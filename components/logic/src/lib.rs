@@ -1,0 +1,19 @@
+//! The application logic of cromflag's components, in plain Rust.
+//!
+//! Nothing here knows about WebAssembly, HTTP servers or SQLite: the components in
+//! `components/*` wrap this crate behind their WIT exports, and the host links it
+//! natively for benchmarks. Read it top to bottom as: the store `model`, the insert
+//! `document` and its `schema` inference, then the two operations `insert` and
+//! `fetch`, which answer with an `ApiError` when the input is wrong.
+
+pub mod api;
+pub mod document;
+pub mod error;
+pub mod fetch;
+pub mod insert;
+pub mod json;
+pub mod model;
+pub mod schema;
+
+pub use error::ApiError;
+pub use model::*;

@@ -1,0 +1,229 @@
+//! The store model of `wit/store.wit` as plain Rust types, and the `Store`
+//! trait the application logic is written against.
+//!
+//! Components adapt the WIT imports to `Store`; the host's backends speak these
+//! same types, so one model serves both sides of the WIT boundary.
+
+use std::fmt;
+
+/// GridDB column types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    Bool,
+    String,
+    Byte,
+    Short,
+    Integer,
+    Long,
+    Float,
+    Double,
+    /// Milliseconds since the Unix epoch, UTC.
+    Timestamp,
+    Blob,
+}
+
+impl ColumnType {
+    pub const ALL: [ColumnType; 10] = [
+        ColumnType::Bool,
+        ColumnType::String,
+        ColumnType::Byte,
+        ColumnType::Short,
+        ColumnType::Integer,
+        ColumnType::Long,
+        ColumnType::Float,
+        ColumnType::Double,
+        ColumnType::Timestamp,
+        ColumnType::Blob,
+    ];
+
+    /// The GridDB (WebAPI) type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Bool => "BOOL",
+            ColumnType::String => "STRING",
+            ColumnType::Byte => "BYTE",
+            ColumnType::Short => "SHORT",
+            ColumnType::Integer => "INTEGER",
+            ColumnType::Long => "LONG",
+            ColumnType::Float => "FLOAT",
+            ColumnType::Double => "DOUBLE",
+            ColumnType::Timestamp => "TIMESTAMP",
+            ColumnType::Blob => "BLOB",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ColumnType> {
+        ColumnType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn is_integral(self) -> bool {
+        matches!(
+            self,
+            ColumnType::Byte | ColumnType::Short | ColumnType::Integer | ColumnType::Long
+        )
+    }
+
+    pub fn is_numeric(self) -> bool {
+        self.is_integral() || matches!(self, ColumnType::Float | ColumnType::Double)
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One cell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    String(String),
+    Byte(i8),
+    Short(i16),
+    Integer(i32),
+    Long(i64),
+    Float(f32),
+    Double(f64),
+    /// Milliseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    /// The column type this value belongs in; `None` for null.
+    pub fn column_type(&self) -> Option<ColumnType> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Bool(_) => ColumnType::Bool,
+            Value::String(_) => ColumnType::String,
+            Value::Byte(_) => ColumnType::Byte,
+            Value::Short(_) => ColumnType::Short,
+            Value::Integer(_) => ColumnType::Integer,
+            Value::Long(_) => ColumnType::Long,
+            Value::Float(_) => ColumnType::Float,
+            Value::Double(_) => ColumnType::Double,
+            Value::Timestamp(_) => ColumnType::Timestamp,
+            Value::Blob(_) => ColumnType::Blob,
+        })
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub column_type: ColumnType,
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, column_type: ColumnType) -> Column {
+        Column {
+            name: name.into(),
+            column_type,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerKind {
+    Collection,
+    TimeSeries,
+}
+
+impl ContainerKind {
+    /// The GridDB (WebAPI) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContainerKind::Collection => "COLLECTION",
+            ContainerKind::TimeSeries => "TIME_SERIES",
+        }
+    }
+}
+
+impl fmt::Display for ContainerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub kind: ContainerKind,
+    pub columns: Vec<Column>,
+    /// Whether the first column is the row key (always true for time series).
+    pub row_key: bool,
+}
+
+impl ContainerInfo {
+    /// Position of the column named `name`, matched case-insensitively as GridDB does.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Values in schema order; a row may omit trailing columns, which are then null.
+pub type Row = Vec<Value>;
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct QueryResult {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Row>,
+}
+
+/// Mirrors the WIT `error` variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    NotFound(String),
+    Invalid(String),
+    SchemaConflict(String),
+    Query(String),
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound(m) => write!(f, "not found: {m}"),
+            StoreError::Invalid(m) => write!(f, "invalid: {m}"),
+            StoreError::SchemaConflict(m) => write!(f, "schema conflict: {m}"),
+            StoreError::Query(m) => write!(f, "query: {m}"),
+            StoreError::Backend(m) => write!(f, "backend: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The store as the application logic sees it: `wit/store.wit`, synchronously.
+pub trait Store {
+    fn put_container(&mut self, info: ContainerInfo) -> Result<ContainerInfo, StoreError>;
+    fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError>;
+    fn list_containers(&mut self) -> Result<Vec<String>, StoreError>;
+    fn put_rows(&mut self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError>;
+    fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
+}
+
+/// The earliest and latest instants GridDB can store in a TIMESTAMP
+/// (1970-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z).
+pub const TIMESTAMP_RANGE: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
+
+/// Whether `name` is a container name this stack accepts: ASCII letters, digits and
+/// `_`, not starting with a digit, at most 256 characters. GridDB allows more, but
+/// its WebAPI cannot address names with `-`, `.`, `/` or `=`, and every name here
+/// must work with both backends.
+pub fn is_valid_container_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && !name.as_bytes()[0].is_ascii_digit()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
