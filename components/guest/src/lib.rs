@@ -1,0 +1,256 @@
+//! Glue every cromflag component shares.
+//!
+//! - `HostStore` adapts the imported `cromflag:iot/store` interface to
+//!   `cromflag_logic::Store`, converting between the generated WIT types and the
+//!   logic crate's model (the only place those conversions live on the guest side).
+//! - `serve` turns a wasi:http request into a `cromflag_logic::api::Request`,
+//!   runs a handler, and writes its `Response` back.
+
+use cromflag_logic::api;
+use cromflag_logic::model as m;
+use std::io::{Read, Write};
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "host-services",
+});
+
+use cromflag::iot::store as wit;
+
+/// The host's store, through the component's `cromflag:iot/store` import.
+pub struct HostStore;
+
+impl m::Store for HostStore {
+    fn put_container(&mut self, info: m::ContainerInfo) -> Result<m::ContainerInfo, m::StoreError> {
+        wit::put_container(&info_to_wit(info))
+            .map(info_from_wit)
+            .map_err(error_from_wit)
+    }
+
+    fn get_container(&mut self, name: &str) -> Result<Option<m::ContainerInfo>, m::StoreError> {
+        wit::get_container(name)
+            .map(|info| info.map(info_from_wit))
+            .map_err(error_from_wit)
+    }
+
+    fn list_containers(&mut self) -> Result<Vec<String>, m::StoreError> {
+        wit::list_containers().map_err(error_from_wit)
+    }
+
+    fn put_rows(&mut self, container: &str, rows: Vec<m::Row>) -> Result<u64, m::StoreError> {
+        let rows: Vec<wit::Row> = rows
+            .into_iter()
+            .map(|row| row.into_iter().map(value_to_wit).collect())
+            .collect();
+        wit::put_rows(container, &rows).map_err(error_from_wit)
+    }
+
+    fn query(&mut self, container: &str, tql: &str) -> Result<m::QueryResult, m::StoreError> {
+        let result = wit::query(container, tql).map_err(error_from_wit)?;
+        Ok(m::QueryResult {
+            columns: result.columns.into_iter().map(column_from_wit).collect(),
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(value_from_wit).collect())
+                .collect(),
+        })
+    }
+}
+
+fn info_to_wit(info: m::ContainerInfo) -> wit::ContainerInfo {
+    wit::ContainerInfo {
+        name: info.name,
+        kind: match info.kind {
+            m::ContainerKind::Collection => wit::ContainerKind::Collection,
+            m::ContainerKind::TimeSeries => wit::ContainerKind::TimeSeries,
+        },
+        columns: info
+            .columns
+            .into_iter()
+            .map(|c| wit::Column {
+                name: c.name,
+                type_: type_to_wit(c.column_type),
+            })
+            .collect(),
+        row_key: info.row_key,
+    }
+}
+
+fn info_from_wit(info: wit::ContainerInfo) -> m::ContainerInfo {
+    m::ContainerInfo {
+        name: info.name,
+        kind: match info.kind {
+            wit::ContainerKind::Collection => m::ContainerKind::Collection,
+            wit::ContainerKind::TimeSeries => m::ContainerKind::TimeSeries,
+        },
+        columns: info.columns.into_iter().map(column_from_wit).collect(),
+        row_key: info.row_key,
+    }
+}
+
+fn column_from_wit(c: wit::Column) -> m::Column {
+    m::Column::new(c.name, type_from_wit(c.type_))
+}
+
+fn type_to_wit(t: m::ColumnType) -> wit::ColumnType {
+    match t {
+        m::ColumnType::Bool => wit::ColumnType::Bool,
+        m::ColumnType::String => wit::ColumnType::String,
+        m::ColumnType::Byte => wit::ColumnType::Byte,
+        m::ColumnType::Short => wit::ColumnType::Short,
+        m::ColumnType::Integer => wit::ColumnType::Integer,
+        m::ColumnType::Long => wit::ColumnType::Long,
+        m::ColumnType::Float => wit::ColumnType::Float,
+        m::ColumnType::Double => wit::ColumnType::Double,
+        m::ColumnType::Timestamp => wit::ColumnType::Timestamp,
+        m::ColumnType::Blob => wit::ColumnType::Blob,
+    }
+}
+
+fn type_from_wit(t: wit::ColumnType) -> m::ColumnType {
+    match t {
+        wit::ColumnType::Bool => m::ColumnType::Bool,
+        wit::ColumnType::String => m::ColumnType::String,
+        wit::ColumnType::Byte => m::ColumnType::Byte,
+        wit::ColumnType::Short => m::ColumnType::Short,
+        wit::ColumnType::Integer => m::ColumnType::Integer,
+        wit::ColumnType::Long => m::ColumnType::Long,
+        wit::ColumnType::Float => m::ColumnType::Float,
+        wit::ColumnType::Double => m::ColumnType::Double,
+        wit::ColumnType::Timestamp => m::ColumnType::Timestamp,
+        wit::ColumnType::Blob => m::ColumnType::Blob,
+    }
+}
+
+fn value_to_wit(v: m::Value) -> wit::Value {
+    match v {
+        m::Value::Null => wit::Value::Null,
+        m::Value::Bool(v) => wit::Value::Bool(v),
+        m::Value::String(v) => wit::Value::String(v),
+        m::Value::Byte(v) => wit::Value::Byte(v),
+        m::Value::Short(v) => wit::Value::Short(v),
+        m::Value::Integer(v) => wit::Value::Integer(v),
+        m::Value::Long(v) => wit::Value::Long(v),
+        m::Value::Float(v) => wit::Value::Float(v),
+        m::Value::Double(v) => wit::Value::Double(v),
+        m::Value::Timestamp(v) => wit::Value::Timestamp(v),
+        m::Value::Blob(v) => wit::Value::Blob(v),
+    }
+}
+
+fn value_from_wit(v: wit::Value) -> m::Value {
+    match v {
+        wit::Value::Null => m::Value::Null,
+        wit::Value::Bool(v) => m::Value::Bool(v),
+        wit::Value::String(v) => m::Value::String(v),
+        wit::Value::Byte(v) => m::Value::Byte(v),
+        wit::Value::Short(v) => m::Value::Short(v),
+        wit::Value::Integer(v) => m::Value::Integer(v),
+        wit::Value::Long(v) => m::Value::Long(v),
+        wit::Value::Float(v) => m::Value::Float(v),
+        wit::Value::Double(v) => m::Value::Double(v),
+        wit::Value::Timestamp(v) => m::Value::Timestamp(v),
+        wit::Value::Blob(v) => m::Value::Blob(v),
+    }
+}
+
+fn error_from_wit(e: wit::Error) -> m::StoreError {
+    match e {
+        wit::Error::NotFound(m) => m::StoreError::NotFound(m),
+        wit::Error::Invalid(m) => m::StoreError::Invalid(m),
+        wit::Error::SchemaConflict(m) => m::StoreError::SchemaConflict(m),
+        wit::Error::Query(m) => m::StoreError::Query(m),
+        wit::Error::Backend(m) => m::StoreError::Backend(m),
+    }
+}
+
+/// Serves one wasi:http request with `handler`.
+pub fn serve(
+    request: IncomingRequest,
+    out: ResponseOutparam,
+    handler: impl FnOnce(&api::Request) -> api::Response,
+) {
+    let response = match read_request(&request) {
+        Ok((method, path_with_query, content_type, body)) => handler(&api::Request {
+            method: &method,
+            path_with_query: &path_with_query,
+            content_type: content_type.as_deref(),
+            body: &body,
+        }),
+        Err(err) => err.into(),
+    };
+    write_response(out, response);
+}
+
+type RequestParts = (String, String, Option<String>, Vec<u8>);
+
+fn read_request(request: &IncomingRequest) -> Result<RequestParts, cromflag_logic::ApiError> {
+    let method = match request.method() {
+        Method::Get => "GET".to_owned(),
+        Method::Head => "HEAD".to_owned(),
+        Method::Post => "POST".to_owned(),
+        Method::Put => "PUT".to_owned(),
+        Method::Delete => "DELETE".to_owned(),
+        Method::Connect => "CONNECT".to_owned(),
+        Method::Options => "OPTIONS".to_owned(),
+        Method::Trace => "TRACE".to_owned(),
+        Method::Patch => "PATCH".to_owned(),
+        Method::Other(other) => other,
+    };
+    let path_with_query = request.path_with_query().unwrap_or_else(|| "/".to_owned());
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .into_iter()
+        .next()
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let unreadable = |reason: String| {
+        cromflag_logic::ApiError::bad_request("request body could not be read", reason.into())
+    };
+    let incoming = request
+        .consume()
+        .map_err(|()| unreadable("body already consumed".into()))?;
+    let mut body = Vec::new();
+    {
+        let mut stream = incoming
+            .stream()
+            .map_err(|()| unreadable("no body stream".into()))?;
+        stream
+            .read_to_end(&mut body)
+            .map_err(|e| unreadable(e.to_string()))?;
+    }
+    drop(wasip2::http::types::IncomingBody::finish(incoming));
+    Ok((method, path_with_query, content_type, body))
+}
+
+fn write_response(out: ResponseOutparam, response: api::Response) {
+    let headers = Fields::from_list(&[
+        (
+            "content-type".to_owned(),
+            response.content_type.as_bytes().to_vec(),
+        ),
+        (
+            "content-length".to_owned(),
+            response.body.len().to_string().into_bytes(),
+        ),
+    ])
+    .expect("static header names are valid");
+    let outgoing = OutgoingResponse::new(headers);
+    outgoing
+        .set_status_code(response.status)
+        .expect("handlers only produce valid status codes");
+    let body = outgoing.body().expect("a new response has a body");
+    ResponseOutparam::set(out, Ok(outgoing));
+    // The status and headers are sent; if the client went away there is nobody
+    // left to tell, so a failed write only ends the response early.
+    if let Ok(mut stream) = body.write() {
+        if stream.write_all(&response.body).is_ok() {
+            let _ = stream.blocking_flush();
+        }
+    }
+    let _ = OutgoingBody::finish(body, None);
+}
