@@ -1,0 +1,196 @@
+//! The host side of `cromflag:iot/store`: generated bindings, and their
+//! implementation over a `Backend`.
+//!
+//! The only place that converts between the WIT-generated types and the model
+//! types (`cromflag_logic::model`) that backends speak.
+
+use super::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, StoreError, Value};
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "host-services",
+    imports: { default: async },
+});
+
+use cromflag::iot::store as wit;
+
+/// What a component instance's store import talks to.
+pub struct StoreHost {
+    backend: Arc<dyn Backend>,
+}
+
+impl StoreHost {
+    pub fn new(backend: Arc<dyn Backend>) -> StoreHost {
+        StoreHost { backend }
+    }
+}
+
+struct StoreImport;
+
+impl HasData for StoreImport {
+    type Data<'a> = &'a mut StoreHost;
+}
+
+/// Adds `cromflag:iot/store` to `linker`, served by the `StoreHost` in each store's data.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut StoreHost,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, StoreImport>(linker, get)
+}
+
+impl wit::Host for StoreHost {
+    async fn put_container(
+        &mut self,
+        info: wit::ContainerInfo,
+    ) -> Result<wit::ContainerInfo, wit::Error> {
+        let info = self.backend.put_container(info_from_wit(info)).await?;
+        Ok(info_to_wit(info))
+    }
+
+    async fn get_container(
+        &mut self,
+        name: String,
+    ) -> Result<Option<wit::ContainerInfo>, wit::Error> {
+        Ok(self.backend.get_container(&name).await?.map(info_to_wit))
+    }
+
+    async fn list_containers(&mut self) -> Result<Vec<String>, wit::Error> {
+        Ok(self.backend.list_containers().await?)
+    }
+
+    async fn put_rows(
+        &mut self,
+        container: String,
+        rows: Vec<wit::Row>,
+    ) -> Result<u64, wit::Error> {
+        let rows = rows
+            .into_iter()
+            .map(|row| row.into_iter().map(value_from_wit).collect())
+            .collect();
+        Ok(self.backend.put_rows(&container, rows).await?)
+    }
+
+    async fn query(
+        &mut self,
+        container: String,
+        tql: String,
+    ) -> Result<wit::QueryResult, wit::Error> {
+        let result = self.backend.query(&container, &tql).await?;
+        Ok(wit::QueryResult {
+            columns: result.columns.into_iter().map(column_to_wit).collect(),
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(value_to_wit).collect())
+                .collect(),
+        })
+    }
+}
+
+impl From<StoreError> for wit::Error {
+    fn from(e: StoreError) -> wit::Error {
+        match e {
+            StoreError::NotFound(m) => wit::Error::NotFound(m),
+            StoreError::Invalid(m) => wit::Error::Invalid(m),
+            StoreError::SchemaConflict(m) => wit::Error::SchemaConflict(m),
+            StoreError::Query(m) => wit::Error::Query(m),
+            StoreError::Backend(m) => wit::Error::Backend(m),
+        }
+    }
+}
+
+fn info_from_wit(info: wit::ContainerInfo) -> ContainerInfo {
+    ContainerInfo {
+        name: info.name,
+        kind: match info.kind {
+            wit::ContainerKind::Collection => ContainerKind::Collection,
+            wit::ContainerKind::TimeSeries => ContainerKind::TimeSeries,
+        },
+        columns: info
+            .columns
+            .into_iter()
+            .map(|c| Column::new(c.name, type_from_wit(c.type_)))
+            .collect(),
+        row_key: info.row_key,
+    }
+}
+
+fn info_to_wit(info: ContainerInfo) -> wit::ContainerInfo {
+    wit::ContainerInfo {
+        name: info.name,
+        kind: match info.kind {
+            ContainerKind::Collection => wit::ContainerKind::Collection,
+            ContainerKind::TimeSeries => wit::ContainerKind::TimeSeries,
+        },
+        columns: info.columns.into_iter().map(column_to_wit).collect(),
+        row_key: info.row_key,
+    }
+}
+
+fn column_to_wit(c: Column) -> wit::Column {
+    wit::Column {
+        name: c.name,
+        type_: match c.column_type {
+            ColumnType::Bool => wit::ColumnType::Bool,
+            ColumnType::String => wit::ColumnType::String,
+            ColumnType::Byte => wit::ColumnType::Byte,
+            ColumnType::Short => wit::ColumnType::Short,
+            ColumnType::Integer => wit::ColumnType::Integer,
+            ColumnType::Long => wit::ColumnType::Long,
+            ColumnType::Float => wit::ColumnType::Float,
+            ColumnType::Double => wit::ColumnType::Double,
+            ColumnType::Timestamp => wit::ColumnType::Timestamp,
+            ColumnType::Blob => wit::ColumnType::Blob,
+        },
+    }
+}
+
+fn type_from_wit(t: wit::ColumnType) -> ColumnType {
+    match t {
+        wit::ColumnType::Bool => ColumnType::Bool,
+        wit::ColumnType::String => ColumnType::String,
+        wit::ColumnType::Byte => ColumnType::Byte,
+        wit::ColumnType::Short => ColumnType::Short,
+        wit::ColumnType::Integer => ColumnType::Integer,
+        wit::ColumnType::Long => ColumnType::Long,
+        wit::ColumnType::Float => ColumnType::Float,
+        wit::ColumnType::Double => ColumnType::Double,
+        wit::ColumnType::Timestamp => ColumnType::Timestamp,
+        wit::ColumnType::Blob => ColumnType::Blob,
+    }
+}
+
+fn value_from_wit(v: wit::Value) -> Value {
+    match v {
+        wit::Value::Null => Value::Null,
+        wit::Value::Bool(v) => Value::Bool(v),
+        wit::Value::String(v) => Value::String(v),
+        wit::Value::Byte(v) => Value::Byte(v),
+        wit::Value::Short(v) => Value::Short(v),
+        wit::Value::Integer(v) => Value::Integer(v),
+        wit::Value::Long(v) => Value::Long(v),
+        wit::Value::Float(v) => Value::Float(v),
+        wit::Value::Double(v) => Value::Double(v),
+        wit::Value::Timestamp(v) => Value::Timestamp(v),
+        wit::Value::Blob(v) => Value::Blob(v),
+    }
+}
+
+fn value_to_wit(v: Value) -> wit::Value {
+    match v {
+        Value::Null => wit::Value::Null,
+        Value::Bool(v) => wit::Value::Bool(v),
+        Value::String(v) => wit::Value::String(v),
+        Value::Byte(v) => wit::Value::Byte(v),
+        Value::Short(v) => wit::Value::Short(v),
+        Value::Integer(v) => wit::Value::Integer(v),
+        Value::Long(v) => wit::Value::Long(v),
+        Value::Float(v) => wit::Value::Float(v),
+        Value::Double(v) => wit::Value::Double(v),
+        Value::Timestamp(v) => wit::Value::Timestamp(v),
+        Value::Blob(v) => wit::Value::Blob(v),
+    }
+}

@@ -1,0 +1,86 @@
+//! How container values live in SQLite: one storage class per column type.
+//!
+//! BOOL → INTEGER 0/1; STRING → TEXT; BYTE/SHORT/INTEGER/LONG → INTEGER;
+//! FLOAT/DOUBLE → REAL; TIMESTAMP → INTEGER epoch ms; BLOB → BLOB.
+//! Column `i` of a container is the SQL column `c{i}` of table `t_{id}`.
+
+use super::super::{ColumnType, StoreError, Value};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+
+/// The declared SQL type of a column (its affinity).
+pub fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::String => "TEXT",
+        ColumnType::Float | ColumnType::Double => "REAL",
+        ColumnType::Blob => "BLOB",
+        ColumnType::Bool
+        | ColumnType::Byte
+        | ColumnType::Short
+        | ColumnType::Integer
+        | ColumnType::Long
+        | ColumnType::Timestamp => "INTEGER",
+    }
+}
+
+/// A value ready to bind. The caller has checked that it matches its column.
+pub fn to_sql(value: &Value) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(match value {
+        Value::Null => ValueRef::Null,
+        Value::Bool(v) => ValueRef::Integer(i64::from(*v)),
+        Value::String(v) => ValueRef::Text(v.as_bytes()),
+        Value::Byte(v) => ValueRef::Integer(i64::from(*v)),
+        Value::Short(v) => ValueRef::Integer(i64::from(*v)),
+        Value::Integer(v) => ValueRef::Integer(i64::from(*v)),
+        Value::Long(v) | Value::Timestamp(v) => ValueRef::Integer(*v),
+        Value::Float(v) => ValueRef::Real(f64::from(*v)),
+        Value::Double(v) => ValueRef::Real(*v),
+        Value::Blob(v) => ValueRef::Blob(v),
+    })
+}
+
+/// Reads a stored cell back as a value of column type `ty`.
+pub fn from_sql(cell: ValueRef<'_>, ty: ColumnType) -> Result<Value, StoreError> {
+    let corrupt =
+        || StoreError::Backend(format!("stored value {cell:?} does not fit a {ty} column"));
+    Ok(match (cell, ty) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(v), ColumnType::Bool) => Value::Bool(v != 0),
+        (ValueRef::Integer(v), ColumnType::Byte) => {
+            Value::Byte(v.try_into().map_err(|_| corrupt())?)
+        }
+        (ValueRef::Integer(v), ColumnType::Short) => {
+            Value::Short(v.try_into().map_err(|_| corrupt())?)
+        }
+        (ValueRef::Integer(v), ColumnType::Integer) => {
+            Value::Integer(v.try_into().map_err(|_| corrupt())?)
+        }
+        (ValueRef::Integer(v), ColumnType::Long) => Value::Long(v),
+        (ValueRef::Integer(v), ColumnType::Timestamp) => Value::Timestamp(v),
+        (ValueRef::Real(v), ColumnType::Float) => Value::Float(v as f32),
+        (ValueRef::Real(v), ColumnType::Double) => Value::Double(v),
+        (ValueRef::Text(v), ColumnType::String) => {
+            Value::String(std::str::from_utf8(v).map_err(|_| corrupt())?.to_owned())
+        }
+        (ValueRef::Blob(v), ColumnType::Blob) => Value::Blob(v.to_vec()),
+        _ => return Err(corrupt()),
+    })
+}
+
+/// Checks that `value` may be stored in a column of type `ty`; `is_key` forbids null.
+pub fn check(value: &Value, ty: ColumnType, is_key: bool) -> Result<(), String> {
+    match value {
+        Value::Null if is_key => Err("the row key must not be null".into()),
+        Value::Null => Ok(()),
+        // SQLite would store NaN as NULL, silently changing the value.
+        Value::Float(v) if v.is_nan() => Err("NaN cannot be stored".into()),
+        Value::Double(v) if v.is_nan() => Err("NaN cannot be stored".into()),
+        Value::Timestamp(v) if !cromflag_logic::model::TIMESTAMP_RANGE.contains(v) => {
+            Err(format!("{v} is outside the TIMESTAMP range"))
+        }
+        value if value.column_type() == Some(ty) => Ok(()),
+        value => Err(format!(
+            "a {} value does not fit a {ty} column",
+            value.column_type().map_or("null", ColumnType::name)
+        )),
+    }
+}

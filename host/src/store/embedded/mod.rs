@@ -1,0 +1,160 @@
+//! The embedded backend: SQLite (bundled) in WAL mode, one table per container.
+//!
+//! Writes go to the group-commit `writer` thread; reads run on a small pool of
+//! read-only connections in blocking tasks, and see only committed data. The
+//! `catalog` answers schema questions from memory.
+
+mod catalog;
+mod codec;
+mod sql;
+mod writer;
+
+use super::{tql, Backend, ContainerInfo, QueryResult, Row, StoreError};
+use async_trait::async_trait;
+use catalog::Catalog;
+use rusqlite::{params_from_iter, Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// Jobs waiting for the writer; senders wait (asynchronously) when it is full.
+const WRITE_QUEUE: usize = 1024;
+
+pub struct EmbeddedStore {
+    path: PathBuf,
+    catalog: Arc<RwLock<Catalog>>,
+    writer: mpsc::Sender<writer::Job>,
+    /// Idle read connections; a query takes one or opens a new one.
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        let db_err = |e: rusqlite::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+        let conn = Connection::open(path).map_err(db_err)?;
+        // WAL lets readers run beside the writer; FULL syncs the WAL at every
+        // commit, so an acknowledged batch survives a power cut.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(db_err)?;
+        conn.set_prepared_statement_cache_capacity(256);
+        let catalog = Arc::new(RwLock::new(Catalog::load(&conn)?));
+        let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
+        let writer_catalog = catalog.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::run(conn, writer_catalog, jobs))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
+        Ok(EmbeddedStore {
+            path: path.to_owned(),
+            catalog,
+            writer,
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    async fn write<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<T>) -> writer::Job,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Backend("the store writer has stopped".into());
+        self.writer.send(job(reply)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
+    }
+
+    fn entry(&self, name: &str) -> Option<Arc<catalog::Entry>> {
+        self.catalog
+            .read()
+            .expect("catalog lock")
+            .get(name)
+            .cloned()
+    }
+
+    /// Runs `f` on a pooled read connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = store.readers.lock().expect("reader pool lock").pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => Connection::open_with_flags(&store.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+            };
+            let result = f(&conn);
+            store.readers.lock().expect("reader pool lock").push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("query task failed: {e}")))?
+    }
+}
+
+/// `Backend` is implemented for `Arc<EmbeddedStore>` so that queries can move a
+/// handle into their blocking task.
+#[async_trait]
+impl Backend for Arc<EmbeddedStore> {
+    async fn put_container(&self, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
+        self.write(|reply| writer::Job::PutContainer { info, reply })
+            .await?
+    }
+
+    async fn get_container(&self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
+        Ok(self.entry(name).map(|e| e.info.clone()))
+    }
+
+    async fn list_containers(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.catalog.read().expect("catalog lock").names())
+    }
+
+    async fn put_rows(&self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
+        let container = container.to_owned();
+        self.write(|reply| writer::Job::PutRows {
+            container,
+            rows,
+            reply,
+        })
+        .await?
+    }
+
+    async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {
+        let entry = self.entry(container).ok_or_else(|| {
+            StoreError::NotFound(format!("container `{container}` does not exist"))
+        })?;
+        let statement = tql::parse(text)?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let query = sql::translate(&statement, &entry.info, &entry.table(), now_ms)?;
+        self.read(move |conn| {
+            let db_err = |e: rusqlite::Error| StoreError::Backend(e.to_string());
+            let columns: Vec<_> = query
+                .columns
+                .iter()
+                .map(|&i| entry.info.columns[i].clone())
+                .collect();
+            let mut stmt = conn.prepare_cached(&query.sql).map_err(db_err)?;
+            let mut cursor = stmt
+                .query(params_from_iter(query.params.iter()))
+                .map_err(db_err)?;
+            let mut rows = Vec::new();
+            while let Some(row) = cursor.next().map_err(db_err)? {
+                let values = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| {
+                        codec::from_sql(row.get_ref(i).map_err(db_err)?, column.column_type)
+                    })
+                    .collect::<Result<Row, StoreError>>()?;
+                rows.push(values);
+            }
+            Ok(QueryResult { columns, rows })
+        })
+        .await
+    }
+}

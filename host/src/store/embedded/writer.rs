@@ -1,0 +1,212 @@
+//! The single writer: one thread owns the write connection and commits in groups.
+//!
+//! Callers send a `Job` and await its reply. The thread takes every job that is
+//! already queued (up to `MAX_GROUP`), runs each inside its own savepoint so that
+//! a failing job rolls back alone, then commits them all with one transaction
+//! and one sync, and only then replies. So many small batches share the cost of
+//! a commit, each batch is still all-or-nothing, and a reply of `Ok` means the
+//! rows are durable (`synchronous = FULL`).
+
+use super::catalog::Catalog;
+use super::codec;
+use crate::store::{ContainerInfo, Row, StoreError};
+use rusqlite::{params_from_iter, Connection, TransactionBehavior};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most jobs committed together; bounds the latency one commit can add.
+const MAX_GROUP: usize = 256;
+
+pub enum Job {
+    PutContainer {
+        info: ContainerInfo,
+        reply: oneshot::Sender<Result<ContainerInfo, StoreError>>,
+    },
+    PutRows {
+        container: String,
+        rows: Vec<Row>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+}
+
+/// What a job produced, held until the group's commit decides its fate.
+enum Done {
+    Container(
+        oneshot::Sender<Result<ContainerInfo, StoreError>>,
+        Result<ContainerInfo, StoreError>,
+    ),
+    Rows(
+        oneshot::Sender<Result<u64, StoreError>>,
+        Result<u64, StoreError>,
+    ),
+}
+
+impl Done {
+    fn is_ok(&self) -> bool {
+        match self {
+            Done::Container(_, r) => r.is_ok(),
+            Done::Rows(_, r) => r.is_ok(),
+        }
+    }
+
+    /// Replies with the job's own outcome, or with `failure` if the commit failed.
+    fn reply(self, failure: Option<&StoreError>) {
+        // A caller that went away no longer needs its answer.
+        match self {
+            Done::Container(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
+            Done::Rows(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
+        }
+    }
+}
+
+/// Runs the writer loop until every sender is dropped.
+pub fn run(mut conn: Connection, catalog: Arc<RwLock<Catalog>>, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut conn, &catalog, group);
+    }
+}
+
+fn commit_group(conn: &mut Connection, shared: &RwLock<Catalog>, group: Vec<Job>) {
+    let db_err = |e: rusqlite::Error| StoreError::Backend(e.to_string());
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let failure = db_err(e);
+            group
+                .into_iter()
+                .for_each(|job| failed(job, &failure).reply(None));
+            return;
+        }
+    };
+    // Schema changes go to a private copy, published only after the commit.
+    let mut working: Option<Catalog> = None;
+    let mut done = Vec::with_capacity(group.len());
+    for job in group {
+        // Each job in its own savepoint, so that a failing one rolls back alone.
+        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+            done.push(failed(job, &db_err(e)));
+            continue;
+        }
+        let outcome = run_job(&tx, shared, &mut working, job);
+        let end = if outcome.is_ok() {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = tx.execute_batch(end) {
+            tracing::error!(error = %e, "could not end a savepoint");
+        }
+        done.push(outcome);
+    }
+    match tx.commit() {
+        Ok(()) => {
+            if let Some(catalog) = working {
+                *shared.write().expect("catalog lock") = catalog;
+            }
+            done.into_iter().for_each(|d| d.reply(None));
+        }
+        Err(e) => {
+            let failure = db_err(e);
+            tracing::error!(error = %failure, "group commit failed");
+            done.into_iter().for_each(|d| d.reply(Some(&failure)));
+        }
+    }
+}
+
+fn run_job(
+    conn: &Connection,
+    shared: &RwLock<Catalog>,
+    working: &mut Option<Catalog>,
+    job: Job,
+) -> Done {
+    match job {
+        Job::PutContainer { info, reply } => {
+            let catalog =
+                working.get_or_insert_with(|| shared.read().expect("catalog lock").clone());
+            Done::Container(reply, catalog.put(conn, info))
+        }
+        Job::PutRows {
+            container,
+            rows,
+            reply,
+        } => {
+            let result = match working {
+                Some(catalog) => put_rows(conn, catalog, &container, &rows),
+                None => put_rows(
+                    conn,
+                    &shared.read().expect("catalog lock"),
+                    &container,
+                    &rows,
+                ),
+            };
+            Done::Rows(reply, result)
+        }
+    }
+}
+
+/// The outcome of a job that could not run.
+fn failed(job: Job, failure: &StoreError) -> Done {
+    match job {
+        Job::PutContainer { reply, .. } => Done::Container(reply, Err(failure.clone())),
+        Job::PutRows { reply, .. } => Done::Rows(reply, Err(failure.clone())),
+    }
+}
+
+/// Checks every row against the schema, then writes them with one cached statement.
+fn put_rows(
+    conn: &Connection,
+    catalog: &Catalog,
+    container: &str,
+    rows: &[Row],
+) -> Result<u64, StoreError> {
+    let entry = catalog
+        .get(container)
+        .ok_or_else(|| StoreError::NotFound(format!("container `{container}` does not exist")))?;
+    let columns = &entry.info.columns;
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() > columns.len() {
+            return Err(StoreError::Invalid(format!(
+                "row {r} has {} values, `{}` has {} columns",
+                row.len(),
+                entry.info.name,
+                columns.len()
+            )));
+        }
+        for (c, column) in columns.iter().enumerate() {
+            let value = row.get(c).unwrap_or(&crate::store::Value::Null);
+            codec::check(value, column.column_type, c == 0 && entry.info.row_key).map_err(
+                |why| StoreError::Invalid(format!("row {r}, column `{}`: {why}", column.name)),
+            )?;
+        }
+    }
+    // With a row key a put replaces the whole row, as GridDB's does.
+    let verb = if entry.info.row_key {
+        "INSERT OR REPLACE"
+    } else {
+        "INSERT"
+    };
+    let names: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
+    let slots = vec!["?"; columns.len()].join(", ");
+    let sql = format!(
+        "{verb} INTO {} ({}) VALUES ({slots})",
+        entry.table(),
+        names.join(", ")
+    );
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let null = crate::store::Value::Null;
+    for row in rows {
+        let cells = (0..columns.len()).map(|i| codec::to_sql(row.get(i).unwrap_or(&null)));
+        stmt.execute(params_from_iter(cells))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+    }
+    Ok(rows.len() as u64)
+}

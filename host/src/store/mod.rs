@@ -1,0 +1,28 @@
+//! Storage: the `Backend` trait every store implements, the embedded SQLite
+//! backend, the TQL parser they share, and the host side of `cromflag:iot/store`.
+//!
+//! Boundary: backends see containers, rows and TQL, never HTTP or components;
+//! `bindings` is the only place that knows the WIT-generated types.
+
+pub mod bindings;
+pub mod embedded;
+pub mod tql;
+
+use async_trait::async_trait;
+pub use cromflag_logic::model::{
+    Column, ColumnType, ContainerInfo, ContainerKind, QueryResult, Row, StoreError, Value,
+};
+
+/// A GridDB-style key-container store (see `wit/store.wit` for the contract).
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Creates the container, or checks it against `info` and appends the
+    /// columns it lacks; returns the container as stored.
+    async fn put_container(&self, info: ContainerInfo) -> Result<ContainerInfo, StoreError>;
+    async fn get_container(&self, name: &str) -> Result<Option<ContainerInfo>, StoreError>;
+    /// All container names, sorted.
+    async fn list_containers(&self) -> Result<Vec<String>, StoreError>;
+    /// Writes all rows or none; returns once they are durable.
+    async fn put_rows(&self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError>;
+    async fn query(&self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
+}
