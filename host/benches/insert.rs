@@ -1,0 +1,264 @@
+//! Insert throughput: the Wasm path against the same logic compiled natively.
+//!
+//! Both servers run in this process on loopback, each over its own embedded
+//! store, and get the same load: `c` keep-alive connections, each posting the
+//! sample payload (with timestamps shifted, so every request appends six rows)
+//! as fast as answers come, for a fixed time. The native baseline calls
+//! `cromflag_logic::api::handle_insert` directly from hyper; the Wasm path is the
+//! real `cromflag` HTTP trigger with the insert component. Both commit through
+//! the same group-commit writer, so the ratio isolates what Wasm costs.
+//!
+//! Run: `cargo bench -p cromflag --bench insert` (components must be built:
+//! `cargo build --release` does it). `BENCH_SECONDS` sets the time per case.
+
+use bytes::Bytes;
+use cromflag::app::{self, UpOptions};
+use cromflag::runtime::{Runtime, RuntimeLimits};
+use cromflag::store::embedded::EmbeddedStore;
+use cromflag::store::{Backend, ContainerInfo, QueryResult, Row, StoreError};
+use cromflag_logic::api;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use serde_json::Value;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+const ROWS_PER_REQUEST: u64 = 6;
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(Duration::from_secs(seconds)))
+}
+
+async fn run(duration: Duration) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let tmp = tempfile::TempDir::new()?;
+    let wasm = app::start(&UpOptions {
+        manifest: root.join("spin.toml"),
+        data_dir: tmp.path().join("wasm"),
+        cache_dir: tmp.path().join("cache"),
+        listen: "127.0.0.1:0".parse()?,
+        max_body_bytes: 1 << 20,
+        limits: RuntimeLimits::default(),
+    })
+    .await?;
+    std::fs::create_dir_all(tmp.path().join("native"))?;
+    let native_store: Arc<dyn Backend> = Arc::new(Arc::new(EmbeddedStore::open(
+        &tmp.path().join("native/cromflag.db"),
+    )?));
+    let native_addr = serve_native(native_store).await?;
+
+    let sample: Value = serde_json::from_slice(&std::fs::read(
+        root.join("tests/fixtures/sample-insert.json"),
+    )?)?;
+    let sequence = Arc::new(AtomicU64::new(0));
+
+    println!(
+        "insert throughput, {}s per case, {} rows per request",
+        duration.as_secs(),
+        ROWS_PER_REQUEST
+    );
+    println!(
+        "{:>5} | {:>12} {:>12} | {:>12} {:>12} | {:>10}",
+        "conc", "wasm req/s", "wasm rows/s", "native req/s", "native rows/s", "wasm/native"
+    );
+    for concurrency in CONCURRENCY {
+        // Native first, then Wasm, on stores that grew the same way.
+        let native = load(native_addr, concurrency, duration, &sample, &sequence).await?;
+        let wasm_rate = load(wasm.http_addr, concurrency, duration, &sample, &sequence).await?;
+        println!(
+            "{concurrency:>5} | {wasm_rate:>12.0} {:>12.0} | {native:>12.0} {:>12.0} | {:>10.2}",
+            wasm_rate * ROWS_PER_REQUEST as f64,
+            native * ROWS_PER_REQUEST as f64,
+            wasm_rate / native,
+        );
+    }
+
+    let (instantiate, baseline) = instantiation_time(&root, tmp.path()).await?;
+    println!(
+        "instantiation of the insert component: mean {:.1} µs per request ({:.1}x a bare Store::new at {:.2} µs)",
+        instantiate.as_secs_f64() * 1e6,
+        instantiate.as_secs_f64() / baseline.as_secs_f64(),
+        baseline.as_secs_f64() * 1e6,
+    );
+    Ok(())
+}
+
+/// Posts from `concurrency` connections for `duration`; returns requests per second.
+async fn load(
+    addr: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    sample: &Value,
+    sequence: &Arc<AtomicU64>,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..concurrency {
+        let (sample, sequence) = (sample.clone(), sequence.clone());
+        clients.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let body = shifted(&sample, sequence.fetch_add(1, Ordering::Relaxed));
+                let request = http::Request::post("/insert/sample")
+                    .header("host", "bench")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let body = response.into_body().collect().await?.to_bytes();
+                anyhow::ensure!(
+                    status == 200 && &body[..] == b"True",
+                    "insert failed: {status} {body:?}"
+                );
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for client in clients {
+        total += client.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The sample with every timestamp moved by `n` minutes, so each request adds new rows.
+fn shifted(sample: &Value, n: u64) -> Vec<u8> {
+    let mut doc = sample.clone();
+    for row in doc["tsdata"].as_array_mut().unwrap() {
+        let ts = row["timestamp"].as_i64().unwrap() + n as i64 * 60_000;
+        row["timestamp"] = ts.into();
+    }
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// The baseline server: hyper straight into the insert logic, no Wasm.
+async fn serve_native(backend: Arc<dyn Backend>) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let backend = backend.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let handle = Handle::current();
+                            // The logic is synchronous, as it is inside the component.
+                            let response = tokio::task::spawn_blocking(move || {
+                                let path = parts
+                                    .uri
+                                    .path_and_query()
+                                    .map_or("/", |p| p.as_str())
+                                    .to_owned();
+                                let content_type = parts
+                                    .headers
+                                    .get("content-type")
+                                    .and_then(|v| v.to_str().ok());
+                                let request = api::Request {
+                                    method: parts.method.as_str(),
+                                    path_with_query: &path,
+                                    content_type,
+                                    body: &body,
+                                };
+                                api::handle_insert(&mut BlockingStore { backend, handle }, &request)
+                            })
+                            .await
+                            .expect("insert task");
+                            let response = http::Response::builder()
+                                .status(response.status)
+                                .header("content-type", response.content_type)
+                                .body(Full::new(Bytes::from(response.body)))
+                                .expect("valid response");
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// `cromflag_logic::Store` over a backend, blocking on each call as a component does.
+struct BlockingStore {
+    backend: Arc<dyn Backend>,
+    handle: Handle,
+}
+
+impl cromflag_logic::Store for BlockingStore {
+    fn put_container(&mut self, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
+        self.handle.block_on(self.backend.put_container(info))
+    }
+    fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
+        self.handle.block_on(self.backend.get_container(name))
+    }
+    fn list_containers(&mut self) -> Result<Vec<String>, StoreError> {
+        self.handle.block_on(self.backend.list_containers())
+    }
+    fn put_rows(&mut self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
+        self.handle.block_on(self.backend.put_rows(container, rows))
+    }
+    fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError> {
+        self.handle.block_on(self.backend.query(container, tql))
+    }
+}
+
+/// Mean time to instantiate the insert component from its `InstancePre` into a
+/// fresh store, against the time to make the store alone.
+async fn instantiation_time(root: &Path, tmp: &Path) -> anyhow::Result<(Duration, Duration)> {
+    const N: u32 = 2000;
+    std::fs::create_dir_all(tmp.join("inst"))?;
+    let backend: Arc<dyn Backend> = Arc::new(Arc::new(EmbeddedStore::open(
+        &tmp.join("inst/cromflag.db"),
+    )?));
+    let runtime = Runtime::new(backend, &tmp.join("cache"), RuntimeLimits::default())?;
+    let component =
+        runtime.load(&root.join("target/components/wasm32-wasip2/component/insert.wasm"))?;
+    let pre = ProxyPre::new(runtime.linker().instantiate_pre(&component)?)?;
+
+    let started = Instant::now();
+    for _ in 0..N {
+        drop(runtime.new_store(&[]));
+    }
+    let store_only = started.elapsed() / N;
+    let started = Instant::now();
+    for _ in 0..N {
+        let mut store = runtime.new_store(&[]);
+        pre.instantiate_async(&mut store).await?;
+    }
+    Ok((started.elapsed() / N, store_only))
+}

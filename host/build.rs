@@ -1,0 +1,81 @@
+//! Builds every component in `components/` for `wasm32-wasip2`, so that one
+//! `cargo build` at the root yields the host *and* the `.wasm` files `spin.toml`
+//! points at (`target/components/wasm32-wasip2/component/*.wasm`).
+//!
+//! The components get their own target directory: a nested cargo cannot share
+//! the outer build's directory lock. A missing `wasm32-wasip2` target is added
+//! with rustup, so a fresh machine needs nothing but rustup.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The wasm32-wasip2 crates, by package name (see `components/*/Cargo.toml`).
+const COMPONENTS: &[&str] = &["insert", "fetch", "fault"];
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap())
+        .parent()
+        .expect("host/ lives in the workspace root")
+        .to_path_buf();
+    for watched in ["components", "wit", "Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    ensure_target();
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(&root)
+        .args([
+            "build",
+            "--profile",
+            "component",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
+        .arg(root.join("target").join("components"));
+    for package in COMPONENTS {
+        build.args(["-p", package]);
+    }
+    // Flags meant for the host build must not leak into the wasm build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        build.env_remove(var);
+    }
+    let output = build
+        .output()
+        .expect("could not run cargo for the components");
+    if !output.status.success() {
+        panic!(
+            "building the components for {TARGET} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Adds the wasm32-wasip2 standard library with rustup when it is missing.
+fn ensure_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let libdir = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if libdir.as_deref().is_some_and(|dir| Path::new(dir).exists()) {
+        return;
+    }
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        panic!("the {TARGET} target is missing and `rustup target add {TARGET}` failed");
+    }
+}

@@ -1,0 +1,13 @@
+//! cromflag's host: a thin wasmtime embedding that binds WebAssembly components
+//! to triggers declared in `spin.toml`, over a GridDB-model store.
+//!
+//! Map: `manifest` reads `spin.toml`; `runtime` owns the engine, the per-instance
+//! state and the compile cache; `triggers` turn outside events into component
+//! calls; `store` holds the backends and the host side of `cromflag:iot/store`;
+//! `app` wires them together for `cromflag up`.
+
+pub mod app;
+pub mod manifest;
+pub mod runtime;
+pub mod store;
+pub mod triggers;

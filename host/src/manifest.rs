@@ -1,0 +1,329 @@
+//! `spin.toml` (Spin manifest v2) → a typed description of the application.
+//!
+//! The manifest is cromflag's only configuration surface, and the same file runs
+//! under Spin, so this reads Spin's format: `[application]`, `[variables]`,
+//! `[[trigger.<type>]]` and `[component.<id>]`. Paths are resolved against the
+//! manifest's directory; variables are resolved once, at load, with Spin's
+//! environment overrides (`SPIN_VARIABLE_<NAME>`).
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The application as the host runs it.
+#[derive(Debug)]
+pub struct App {
+    pub name: String,
+    /// Prefix of every HTTP route (`[application.trigger.http] base`), `/` by default.
+    pub http_base: String,
+    pub http_triggers: Vec<HttpTrigger>,
+    pub components: BTreeMap<String, ComponentSpec>,
+    pub variables: Variables,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTrigger {
+    pub route: String,
+    pub component: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ComponentSpec {
+    pub id: String,
+    /// Absolute path of the `.wasm` file.
+    pub source: PathBuf,
+    /// The component's WASI environment (`environment = { KEY = "value" }`).
+    pub environment: Vec<(String, String)>,
+    /// Component variables with their templates expanded.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// Application variables, each with its resolved value (if any).
+#[derive(Clone, Debug, Default)]
+pub struct Variables(BTreeMap<String, Option<String>>);
+
+impl Variables {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.as_deref())
+    }
+
+    /// Expands `{{ name }}` references in `template` (Spin's template syntax).
+    pub fn expand(&self, template: &str) -> Result<String> {
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..]
+                .find("}}")
+                .ok_or_else(|| anyhow!("unclosed `{{{{` in `{template}`"))?;
+            let name = rest[start + 2..start + end].trim();
+            let value = match self.0.get(name) {
+                None => bail!("`{template}` refers to undefined variable `{name}`"),
+                Some(None) => bail!(
+                    "variable `{name}` has no value: set SPIN_VARIABLE_{}",
+                    name.to_uppercase()
+                ),
+                Some(Some(value)) => value,
+            };
+            out.push_str(value);
+            rest = &rest[start + end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    spin_manifest_version: u32,
+    application: RawApplication,
+    #[serde(default)]
+    variables: BTreeMap<String, RawVariable>,
+    #[serde(default)]
+    trigger: BTreeMap<String, Vec<toml::Table>>,
+    #[serde(default)]
+    component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize)]
+struct RawApplication {
+    name: String,
+    #[serde(default)]
+    trigger: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariable {
+    default: Option<String>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "accepted for Spin compatibility; values are never logged anyway"
+    )]
+    secret: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpTrigger {
+    route: String,
+    component: String,
+    #[allow(dead_code, reason = "Spin's optional trigger id")]
+    id: Option<String>,
+}
+
+/// Spin allows many more component keys (files, key-value stores, ...); the ones
+/// not listed here are accepted and ignored, as they grant nothing in this host.
+#[derive(Deserialize)]
+struct RawComponent {
+    source: toml::Value,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+}
+
+/// Reads and checks the manifest at `path`.
+pub fn load(path: &Path) -> Result<App> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    parse(&text, dir, |name| std::env::var(name).ok())
+        .with_context(|| format!("in {}", path.display()))
+}
+
+/// Parses manifest text; `dir` anchors relative paths and `env` looks up overrides.
+pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<App> {
+    let raw: RawManifest = toml::from_str(text)?;
+    if raw.spin_manifest_version != 2 {
+        bail!(
+            "spin_manifest_version must be 2, not {}",
+            raw.spin_manifest_version
+        );
+    }
+
+    let mut variables = BTreeMap::new();
+    for (name, var) in raw.variables {
+        check_variable_name(&name)?;
+        if var.required && var.default.is_some() {
+            bail!("variable `{name}` cannot be both required and have a default");
+        }
+        let value = env(&format!("SPIN_VARIABLE_{}", name.to_uppercase())).or(var.default);
+        if var.required && value.is_none() {
+            bail!(
+                "variable `{name}` is required: set SPIN_VARIABLE_{}",
+                name.to_uppercase()
+            );
+        }
+        variables.insert(name, value);
+    }
+    let variables = Variables(variables);
+
+    let mut components = BTreeMap::new();
+    for (id, raw) in raw.component {
+        let source = match &raw.source {
+            toml::Value::String(path) => dir.join(path),
+            _ => bail!("component `{id}`: only a local `source` path is supported"),
+        };
+        if !raw.allowed_outbound_hosts.is_empty() {
+            tracing::warn!(component = %id, "allowed_outbound_hosts is not supported yet: outbound HTTP stays denied");
+        }
+        let component_variables = raw
+            .variables
+            .iter()
+            .map(|(name, template)| {
+                check_variable_name(name)?;
+                Ok((
+                    name.clone(),
+                    variables
+                        .expand(template)
+                        .with_context(|| format!("component `{id}`"))?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let spec = ComponentSpec {
+            id: id.clone(),
+            source,
+            environment: raw.environment.into_iter().collect(),
+            variables: component_variables,
+        };
+        components.insert(id, spec);
+    }
+
+    let mut http_triggers = Vec::new();
+    for (kind, triggers) in raw.trigger {
+        if kind != "http" {
+            tracing::warn!(trigger = %kind, count = triggers.len(), "trigger type not served by this host yet");
+            continue;
+        }
+        for table in triggers {
+            let trigger: RawHttpTrigger = toml::Value::Table(table)
+                .try_into()
+                .context("in [[trigger.http]]")?;
+            if !components.contains_key(&trigger.component) {
+                bail!(
+                    "route `{}` names undefined component `{}`",
+                    trigger.route,
+                    trigger.component
+                );
+            }
+            http_triggers.push(HttpTrigger {
+                route: trigger.route,
+                component: trigger.component,
+            });
+        }
+    }
+
+    let http_base = match raw
+        .application
+        .trigger
+        .get("http")
+        .and_then(|t| t.get("base"))
+    {
+        None => "/".to_owned(),
+        Some(toml::Value::String(base)) if base.starts_with('/') => base.clone(),
+        Some(other) => {
+            bail!("[application.trigger.http] base must be a path starting with `/`, not {other:?}")
+        }
+    };
+
+    Ok(App {
+        name: raw.application.name,
+        http_base,
+        http_triggers,
+        components,
+        variables,
+    })
+}
+
+/// Spin's rule: lower-case ASCII letters, digits and `_`, starting with a letter.
+fn check_variable_name(name: &str) -> Result<()> {
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        bail!("invalid variable name `{name}`: use lower-case letters, digits and `_`, starting with a letter")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+spin_manifest_version = 2
+
+[application]
+name = "demo"
+
+[variables]
+region = { default = "eu" }
+token = { required = true }
+
+[[trigger.http]]
+route = "/insert/..."
+component = "insert"
+
+[component.insert]
+source = "wasm/insert.wasm"
+environment = { LEVEL = "debug" }
+variables = { where = "in {{ region }} with {{token}}" }
+
+[component.insert.build]
+command = "cargo build"
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "SPIN_VARIABLE_TOKEN").then(|| "t0k".to_owned())
+    }
+
+    #[test]
+    fn reads_triggers_components_and_variables() {
+        let app = parse(MANIFEST, Path::new("/app"), env).unwrap();
+        assert_eq!(app.name, "demo");
+        assert_eq!(app.http_base, "/");
+        assert_eq!(
+            app.http_triggers,
+            [HttpTrigger {
+                route: "/insert/...".into(),
+                component: "insert".into()
+            }]
+        );
+        let insert = &app.components["insert"];
+        assert_eq!(insert.source, Path::new("/app/wasm/insert.wasm"));
+        assert_eq!(
+            insert.environment,
+            [("LEVEL".to_owned(), "debug".to_owned())]
+        );
+        assert_eq!(insert.variables["where"], "in eu with t0k");
+        assert_eq!(app.variables.get("region"), Some("eu"));
+    }
+
+    #[test]
+    fn rejects_what_spin_rejects() {
+        assert!(parse(MANIFEST, Path::new("/app"), |_| None)
+            .unwrap_err()
+            .to_string()
+            .contains("token"));
+        let undefined = MANIFEST.replace("component = \"insert\"", "component = \"nope\"");
+        assert!(parse(&undefined, Path::new("/"), env).is_err());
+        let version = MANIFEST.replace("= 2", "= 1");
+        assert!(parse(&version, Path::new("/"), env).is_err());
+        let bad_template = MANIFEST.replace("{{ region }}", "{{ nowhere }}");
+        assert!(format!(
+            "{:#}",
+            parse(&bad_template, Path::new("/"), env).unwrap_err()
+        )
+        .contains("nowhere"));
+    }
+}

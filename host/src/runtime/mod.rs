@@ -1,0 +1,190 @@
+//! The Wasm runtime: one `Engine`, the per-instance `HostState`, the linker
+//! every component is linked against, and compiled-code caching.
+//!
+//! Instances follow Spin's model: each component is compiled once and
+//! pre-instantiated (`InstancePre`); every event gets a fresh instance from the
+//! pooling allocator, so no state leaks between requests.
+
+mod cache;
+
+use crate::store::bindings::{self, StoreHost};
+use crate::store::Backend;
+use anyhow::{Context, Result};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// How often the epoch ticks; an instance's deadline is counted in ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits of the runtime, settable from the command line.
+#[derive(Clone, Debug)]
+pub struct RuntimeLimits {
+    /// Component instances alive at once (the pooling allocator's slots).
+    pub max_instances: u32,
+    /// Largest linear memory one instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Wall-clock time one event may run before its instance is trapped.
+    pub event_timeout: Duration,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        RuntimeLimits {
+            max_instances: 1000,
+            max_memory_bytes: 128 << 20,
+            event_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The `T` of every `Store<T>`: everything one instance may reach.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: DenyOutbound,
+    table: ResourceTable,
+    store: StoreHost,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Components get no outbound HTTP (Spin's default for an empty
+/// `allowed_outbound_hosts`): `wasi:http/outgoing-handler` answers "denied".
+struct DenyOutbound;
+
+impl wasmtime_wasi_http::WasiHttpHooks for DenyOutbound {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                )>,
+            > + Send,
+    > {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    backend: Arc<dyn Backend>,
+    cache_dir: PathBuf,
+    limits: RuntimeLimits,
+}
+
+impl Runtime {
+    /// Builds the engine and linker; compiled components are cached in `cache_dir`.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        cache_dir: &Path,
+        limits: RuntimeLimits,
+    ) -> Result<Runtime> {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(limits.max_instances);
+        // A Rust component is a few core instances (its module plus adapter
+        // shims) with one memory and a couple of tables.
+        pool.total_core_instances(limits.max_instances * 4);
+        pool.total_memories(limits.max_instances);
+        pool.total_tables(limits.max_instances * 2);
+        pool.max_memory_size(limits.max_memory_bytes);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        spawn_epoch_ticker(&engine);
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::add_to_linker(&mut linker, |state: &mut HostState| &mut state.store)?;
+
+        std::fs::create_dir_all(cache_dir)
+            .with_context(|| format!("creating the compile cache {}", cache_dir.display()))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            backend,
+            cache_dir: cache_dir.to_owned(),
+            limits,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+
+    /// Compiles the component at `path`, or loads its cached machine code.
+    pub fn load(&self, path: &Path) -> Result<Component> {
+        cache::load(&self.engine, path, &self.cache_dir)
+    }
+
+    /// A fresh store for one event, with `env` as the component's environment.
+    pub fn new_store(&self, env: &[(String, String)]) -> Store<HostState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr().envs(env);
+        let state = HostState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: DenyOutbound,
+            table: ResourceTable::new(),
+            store: StoreHost::new(self.backend.clone()),
+        };
+        let mut store = Store::new(&self.engine, state);
+        let ticks = self.limits.event_timeout.as_millis() / EPOCH_TICK.as_millis();
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+        // A component that runs past its deadline (a loop that never ends) traps.
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+/// Advances the engine's epoch every `EPOCH_TICK` for as long as the engine lives.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker");
+}

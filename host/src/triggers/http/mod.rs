@@ -1,0 +1,273 @@
+//! The HTTP trigger: hyper serves the routes of `[[trigger.http]]`, each request
+//! handled by a fresh instance of its component through `wasi:http/incoming-handler`.
+//!
+//! Per request: match the route → bound the body → new `Store` → instantiate
+//! from the component's `ProxyPre` → `handle` in a task of its own → relay the
+//! response the component sets. A component that traps, or never answers, costs
+//! that one request a 500; the server goes on.
+
+mod routes;
+
+use crate::manifest::App;
+use crate::runtime::{HostState, Runtime};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use cromflag_logic::ApiError;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use routes::Router;
+use serde_json::json;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+/// One component, ready to be instantiated for each request.
+pub struct HttpComponent {
+    id: String,
+    pre: ProxyPre<HostState>,
+    env: Vec<(String, String)>,
+}
+
+pub struct HttpTrigger {
+    runtime: Arc<Runtime>,
+    router: Router<Arc<HttpComponent>>,
+    base: String,
+    max_body_bytes: usize,
+}
+
+impl HttpTrigger {
+    /// Compiles (or loads from cache) and pre-instantiates every component an
+    /// HTTP route names; fails if one cannot be linked.
+    pub fn new(app: &App, runtime: Arc<Runtime>, max_body_bytes: usize) -> Result<HttpTrigger> {
+        let mut loaded: HashMap<&str, Arc<HttpComponent>> = HashMap::new();
+        let mut routes = Vec::new();
+        for trigger in &app.http_triggers {
+            let spec = &app.components[&trigger.component];
+            let component = match loaded.get(spec.id.as_str()) {
+                Some(component) => component.clone(),
+                None => {
+                    let compiled = runtime.load(&spec.source)?;
+                    let pre = runtime
+                        .linker()
+                        .instantiate_pre(&compiled)
+                        .and_then(ProxyPre::new)
+                        .map_err(anyhow::Error::from)
+                        .with_context(|| {
+                            format!(
+                                "component `{}` is not a wasi:http component this host can link",
+                                spec.id
+                            )
+                        })?;
+                    let component = Arc::new(HttpComponent {
+                        id: spec.id.clone(),
+                        pre,
+                        env: spec.environment.clone(),
+                    });
+                    loaded.insert(&spec.id, component.clone());
+                    component
+                }
+            };
+            routes.push((trigger.route.clone(), component));
+        }
+        Ok(HttpTrigger {
+            runtime,
+            router: Router::new(&app.http_base, routes)?,
+            base: app.http_base.clone(),
+            max_body_bytes,
+        })
+    }
+
+    /// Accepts connections on `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
+        loop {
+            let (stream, client) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let trigger = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let trigger = trigger.clone();
+                    async move { Ok::<_, Infallible>(trigger.handle(req, client).await) }
+                });
+                if let Err(e) = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%client, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let started = std::time::Instant::now();
+        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        let response = self.dispatch(req, client).await;
+        tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed = ?started.elapsed(), "request");
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let Some(matched) = self.router.route(req.uri().path()) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no such route",
+                json!({ "path": req.uri().path() }),
+            );
+        };
+        // wasi:http hands the component an authority; HTTP/1.1 always has one.
+        if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
+            return error(StatusCode::BAD_REQUEST, "missing Host header", json!(null));
+        }
+        let component = matched.target.clone();
+        let spin_headers = [
+            ("spin-matched-route", matched.route.to_owned()),
+            (
+                "spin-component-route",
+                matched.route.trim_end_matches("/...").to_owned(),
+            ),
+            ("spin-path-info", matched.path_info),
+            ("spin-base-path", self.base.clone()),
+            ("spin-client-addr", client.to_string()),
+        ];
+        let req = match self.buffer_body(req).await {
+            Ok(req) => req,
+            Err(response) => return response,
+        };
+        let (mut parts, body) = req.into_parts();
+        for (name, value) in spin_headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                parts.headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+        match self
+            .call(&component, Request::from_parts(parts, body))
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(component = %component.id, error = ?e, "component failed");
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "component failed",
+                    json!({ "component": component.id }),
+                )
+            }
+        }
+    }
+
+    /// Reads the whole body, up to the limit: an over-long body is refused before
+    /// any component runs, and a component never sees a truncated one.
+    async fn buffer_body(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Request<Full<Bytes>>, Response<HyperOutgoingBody>> {
+        let too_large = || {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+                json!({ "limit_bytes": self.max_body_bytes }),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+            return Err(too_large());
+        }
+        let (parts, body) = req.into_parts();
+        match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(collected) => Ok(Request::from_parts(parts, Full::new(collected.to_bytes()))),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(e) => Err(error(
+                StatusCode::BAD_REQUEST,
+                "request body could not be read",
+                json!(e.to_string()),
+            )),
+        }
+    }
+
+    /// Runs `component` on one request, in a task of its own so that it can go on
+    /// streaming the body after it has set the response.
+    async fn call(
+        &self,
+        component: &HttpComponent,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<HyperOutgoingBody>> {
+        let mut store = self.runtime.new_store(&component.env);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = req.map(|body| {
+            body.map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} })
+        });
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow::anyhow!(
+                "the component answered with error code {code:?}"
+            )),
+            // The outparam was dropped unset: the task tells why.
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow::anyhow!(
+                    "the component returned without setting a response"
+                )),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
+
+/// A JSON error response in the components' shape, `{"error": ..., "detail": ...}`.
+fn error(
+    status: StatusCode,
+    message: &str,
+    detail: serde_json::Value,
+) -> Response<HyperOutgoingBody> {
+    let body = ApiError::new(status.as_u16(), message, detail).body();
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("a static status and header are valid")
+}
