@@ -1,0 +1,217 @@
+//! What the integration tests share: starting the real `cromflag` binary on an
+//! ephemeral port with its own data directory, and plain HTTP calls to it.
+//!
+//! The binary is the one `cargo build` put beside the test executable
+//! (`target/<profile>/cromflag`); `.ci/run` builds it before the tests run.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The sample payload of the original stack.
+pub fn sample_payload() -> Vec<u8> {
+    std::fs::read(repo_root().join("tests/fixtures/sample-insert.json")).unwrap()
+}
+
+/// A component built by host/build.rs.
+pub fn component(name: &str) -> PathBuf {
+    repo_root().join(format!(
+        "target/components/wasm32-wasip2/component/{name}.wasm"
+    ))
+}
+
+fn cromflag_bin() -> PathBuf {
+    // target/<profile>/deps/<test> → target/<profile>/cromflag
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("cromflag");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build` first (.ci/run does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `cromflag up`; killed when dropped.
+pub struct Host {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Host {
+    /// Starts the repository's `spin.toml` on `data_dir`.
+    pub fn start(data_dir: &Path) -> Host {
+        Host::start_with(&repo_root().join("spin.toml"), data_dir, &[])
+    }
+
+    pub fn start_with(manifest: &Path, data_dir: &Path, extra: &[&str]) -> Host {
+        let mut child = Command::new(cromflag_bin())
+            .arg("up")
+            .arg("--manifest")
+            .arg(manifest)
+            .arg("--data-dir")
+            .arg(data_dir)
+            // Compiled code is shared between tests: each compiles nothing twice.
+            .arg("--cache-dir")
+            .arg(repo_root().join("target/test-compile-cache"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting cromflag");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        // Keep draining stderr for the host's whole life, so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let addr = addr
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = addr_tx.send(addr.parse::<SocketAddr>().ok());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(180))
+            .ok()
+            .flatten();
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cromflag did not start:\n{}", log.lock().unwrap());
+        };
+        Host { child, addr, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// What the host has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Kills the host and waits until it is gone.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP answer: status, content type and body.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text()))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build()
+}
+
+fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = response.status();
+    let content_type = response
+        .header("content-type")
+        .unwrap_or_default()
+        .to_owned();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).unwrap();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+pub fn post(url: &str, content_type: &str, body: &[u8]) -> Answer {
+    answer(
+        agent()
+            .post(url)
+            .set("Content-Type", content_type)
+            .send_bytes(body),
+    )
+}
+
+pub fn get(url: &str) -> Answer {
+    answer(agent().get(url).call())
+}
+
+pub fn request(method: &str, url: &str) -> Answer {
+    answer(agent().request(method, url).call())
+}
+
+/// The rows `GET /fetch/<device>` returns, or `None` when the device is unknown (404).
+pub fn fetch_rows(host: &Host, device: &str) -> Option<Vec<serde_json::Value>> {
+    let answer = get(&host.url(&format!("/fetch/{device}")));
+    match answer.status {
+        404 => None,
+        200 => Some(
+            answer
+                .json()
+                .as_array()
+                .cloned()
+                .expect("fetch answers an array"),
+        ),
+        other => panic!("fetch {device}: {other} {}", answer.text()),
+    }
+}
+
+use std::io::Read as _;
