@@ -1,6 +1,8 @@
 //! The HTTP API of the original stack, against the real binary and its real store.
 
-use cromflag_tests::{component, fetch_rows, get, post, repo_root, request, sample_payload, Host};
+use cromflag_tests::{
+    component, fetch_rows, get, insert_sample, post, repo_root, request, sample_payload, Host,
+};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -24,11 +26,7 @@ fn the_sample_round_trips_verbatim() {
     let dir = TempDir::new().unwrap();
     let host = Host::start(dir.path());
 
-    let answer = post(
-        &host.url("/insert/sample"),
-        "application/json",
-        &sample_payload(),
-    );
+    let answer = insert_sample(&host);
     assert_eq!((answer.status, answer.text().as_str()), (200, "True"));
 
     let answer = get(&host.url(SAMPLE_RANGE));
@@ -52,11 +50,7 @@ fn the_sample_round_trips_verbatim() {
     );
 
     // Posting the same batch again upserts on the timestamp: still six rows.
-    let answer = post(
-        &host.url("/insert/sample"),
-        "application/json",
-        &sample_payload(),
-    );
+    let answer = insert_sample(&host);
     assert_eq!(answer.status, 200);
     assert_eq!(fetch_rows(&host, "sample").unwrap().len(), 6);
 }
@@ -78,15 +72,7 @@ fn messagepack_is_the_same_document() {
 fn rows_survive_a_restart() {
     let dir = TempDir::new().unwrap();
     let host = Host::start(dir.path());
-    assert_eq!(
-        post(
-            &host.url("/insert/sample"),
-            "application/json",
-            &sample_payload()
-        )
-        .status,
-        200
-    );
+    assert_eq!(insert_sample(&host).status, 200);
     // Killed, not shut down: an acknowledged batch must already be on disk.
     host.stop();
 
@@ -108,15 +94,7 @@ fn bad_input_is_refused_and_writes_nothing() {
         dir.path(),
         &["--max-body-bytes", "65536"],
     );
-    assert_eq!(
-        post(
-            &host.url("/insert/sample"),
-            "application/json",
-            &sample_payload()
-        )
-        .status,
-        200
-    );
+    assert_eq!(insert_sample(&host).status, 200);
     let stored = || {
         (
             fetch_rows(&host, "sample").unwrap(),
@@ -336,11 +314,7 @@ source = "{}"
         assert_eq!(answer.json()["detail"]["component"], "fault");
     }
     assert!(host.is_alive());
-    let answer = post(
-        &host.url("/insert/sample"),
-        "application/json",
-        &sample_payload(),
-    );
+    let answer = insert_sample(&host);
     assert_eq!((answer.status, answer.text().as_str()), (200, "True"));
     assert!(
         host.log().contains("component failed"),

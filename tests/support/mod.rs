@@ -198,6 +198,15 @@ pub fn request(method: &str, url: &str) -> Answer {
     answer(agent().request(method, url).call())
 }
 
+/// Posts the sample payload to `/insert/sample`, as the original article's curl does.
+pub fn insert_sample(host: &Host) -> Answer {
+    post(
+        &host.url("/insert/sample"),
+        "application/json",
+        &sample_payload(),
+    )
+}
+
 /// The rows `GET /fetch/<device>` returns, or `None` when the device is unknown (404).
 pub fn fetch_rows(host: &Host, device: &str) -> Option<Vec<serde_json::Value>> {
     let answer = get(&host.url(&format!("/fetch/{device}")));

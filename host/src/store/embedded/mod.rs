@@ -158,3 +158,149 @@ impl Backend for Arc<EmbeddedStore> {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Column, ColumnType, ContainerKind, Value};
+
+    fn series(name: &str, columns: &[(&str, ColumnType)]) -> ContainerInfo {
+        ContainerInfo {
+            name: name.into(),
+            kind: ContainerKind::TimeSeries,
+            columns: columns.iter().map(|(n, t)| Column::new(*n, *t)).collect(),
+            row_key: true,
+        }
+    }
+
+    fn open(dir: &tempfile::TempDir) -> Arc<EmbeddedStore> {
+        Arc::new(EmbeddedStore::open(&dir.path().join("db")).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn schemas_evolve_and_survive_reopening() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = open(&dir);
+        let base = series(
+            "Dev",
+            &[("ts", ColumnType::Timestamp), ("t", ColumnType::Float)],
+        );
+        store.put_container(base.clone()).await.unwrap();
+        // Same columns in any case: nothing changes; a new column is appended.
+        let grown = series(
+            "dev",
+            &[("TS", ColumnType::Timestamp), ("n", ColumnType::Long)],
+        );
+        let stored = store.put_container(grown).await.unwrap();
+        assert_eq!(stored.name, "Dev");
+        let names: Vec<&str> = stored.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["ts", "t", "n"]);
+        // A type change is a conflict and changes nothing.
+        let conflict = series("dev", &[("t", ColumnType::Long)]);
+        assert!(matches!(
+            store.put_container(conflict).await,
+            Err(StoreError::SchemaConflict(_))
+        ));
+
+        // Rows written before the new column still read back, padded with null.
+        let rows = vec![
+            vec![Value::Timestamp(2), Value::Float(0.5)],
+            vec![Value::Timestamp(1), Value::Float(1.5), Value::Long(7)],
+        ];
+        assert_eq!(store.put_rows("DEV", rows).await.unwrap(), 2);
+        drop(store);
+
+        let store = open(&dir);
+        assert_eq!(store.list_containers().await.unwrap(), ["Dev"]);
+        let result = store.query("dev", "select * order by ts").await.unwrap();
+        assert_eq!(result.columns.len(), 3);
+        assert_eq!(
+            result.rows,
+            [
+                vec![Value::Timestamp(1), Value::Float(1.5), Value::Long(7)],
+                vec![Value::Timestamp(2), Value::Float(0.5), Value::Null],
+            ]
+        );
+    }
+
+    /// Jobs committed in one group each stand or fall alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_batch_in_a_group_fails_alone() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = open(&dir);
+        store
+            .put_container(series(
+                "d",
+                &[("ts", ColumnType::Timestamp), ("v", ColumnType::Long)],
+            ))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for batch in 0..64i64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut rows: Vec<Row> = (0..10)
+                    .map(|i| vec![Value::Timestamp(batch * 10 + i), Value::Long(i)])
+                    .collect();
+                if batch % 8 == 0 {
+                    // The last row of every eighth batch does not fit: the whole batch must go.
+                    rows[9][1] = Value::String("bad".into());
+                }
+                store.put_rows("d", rows).await
+            }));
+        }
+        for (batch, task) in tasks.into_iter().enumerate() {
+            let result = task.await.unwrap();
+            assert_eq!(result.is_err(), batch % 8 == 0, "batch {batch}: {result:?}");
+        }
+        let result = store.query("d", "select *").await.unwrap();
+        assert_eq!(result.rows.len(), 56 * 10);
+        assert!(result
+            .rows
+            .iter()
+            .all(|row| matches!(row[0], Value::Timestamp(ts) if (ts / 10) % 8 != 0)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn missing_containers_and_bad_values_are_named() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = open(&dir);
+        assert!(matches!(
+            store.put_rows("nope", vec![]).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.query("nope", "select *").await,
+            Err(StoreError::NotFound(_))
+        ));
+        store
+            .put_container(series(
+                "d",
+                &[("ts", ColumnType::Timestamp), ("v", ColumnType::Double)],
+            ))
+            .await
+            .unwrap();
+        let err = store
+            .put_rows("d", vec![vec![Value::Null]])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("row key"), "{err}");
+        let err = store
+            .put_rows(
+                "d",
+                vec![vec![Value::Timestamp(1), Value::Double(f64::NAN)]],
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("NaN"), "{err}");
+        let bad_name = ContainerInfo {
+            name: "1st".into(),
+            ..series("x", &[("ts", ColumnType::Timestamp)])
+        };
+        assert!(matches!(
+            store.put_container(bad_name).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(store.get_container("d").await.unwrap().is_some());
+    }
+}
