@@ -14,7 +14,8 @@ wasmtime::component::bindgen!({
     imports: { default: async },
 });
 
-use cromflag::iot::store as wit;
+// `self::`: the generated module shares its name with this crate.
+use self::cromflag::iot::store as wit;
 
 /// What a component instance's store import talks to.
 pub struct StoreHost {
