@@ -181,7 +181,7 @@ fn bad_input_is_refused_and_writes_nothing() {
         (
             "a body over the limit",
             "application/json",
-            huge,
+            huge.clone(),
             413,
             "limit_bytes",
         ),
@@ -202,6 +202,15 @@ fn bad_input_is_refused_and_writes_nothing() {
         );
         assert_eq!(stored(), before, "{what} changed the store");
     }
+
+    // Without a Content-Length the limit holds all the same.
+    let answer = cromflag_tests::post_chunked(
+        &host.url("/insert/sample"),
+        "application/json",
+        huge.as_bytes(),
+    );
+    assert_eq!(answer.status, 413, "{}", answer.text());
+    assert_eq!(stored(), before);
 
     // The original's injection hole: from/to are numbers or a 400.
     let answer = get(&host.url("/fetch/sample?from=0)%20OR%20(1=1"));
@@ -227,6 +236,15 @@ fn bad_input_is_refused_and_writes_nothing() {
     assert_eq!(request("DELETE", &host.url("/insert/sample")).status, 405);
     assert_eq!(get(&host.url("/fetch/never_seen")).status, 404);
     assert_eq!(stored(), before);
+
+    // A chunked body under the limit is stored as any other.
+    let answer = cromflag_tests::post_chunked(
+        &host.url("/insert/chunked"),
+        "application/json",
+        sample.replace("\"sample\"", "\"chunked\"").as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(fetch_rows(&host, "chunked").unwrap().len(), 6);
 }
 
 /// 32 clients post distinct batches at once, some bringing new columns; every

@@ -190,6 +190,16 @@ pub fn post(url: &str, content_type: &str, body: &[u8]) -> Answer {
     )
 }
 
+/// Posts `body` with chunked transfer encoding: no Content-Length up front.
+pub fn post_chunked(url: &str, content_type: &str, body: &[u8]) -> Answer {
+    answer(
+        agent()
+            .post(url)
+            .set("Content-Type", content_type)
+            .send(std::io::Cursor::new(body.to_vec())),
+    )
+}
+
 pub fn get(url: &str) -> Answer {
     answer(agent().get(url).call())
 }
