@@ -7,7 +7,7 @@
 use crate::document::Format;
 use crate::error::ApiError;
 use crate::fetch::{fetch, TimeRange};
-use crate::insert::insert;
+use crate::insert::{insert, DeviceId};
 use crate::model::Store;
 use serde_json::json;
 
@@ -49,6 +49,7 @@ pub fn handle_insert(store: &mut impl Store, req: &Request) -> Response {
             device,
             req.body,
             Format::from_content_type(req.content_type),
+            DeviceId::Required,
         )
     })();
     match result {
@@ -101,4 +102,29 @@ fn device_of<'a>(req: &Request<'a>, prefix: &str) -> Result<&'a str, ApiError> {
             json!({ "path": path }),
         )),
     }
+}
+
+/// MQTT telemetry: topic `devices/<device>/telemetry`, payload the insert
+/// document in JSON or MessagePack. Returns the number of rows written.
+pub fn handle_message(
+    store: &mut impl Store,
+    topic: &str,
+    payload: &[u8],
+) -> Result<u64, ApiError> {
+    let device = match topic.split('/').collect::<Vec<_>>()[..] {
+        ["devices", device, "telemetry"] if !device.is_empty() => device,
+        _ => {
+            return Err(ApiError::bad_request(
+                "unexpected topic",
+                json!({ "topic": topic, "expected": "devices/<device>/telemetry" }),
+            ))
+        }
+    };
+    insert(
+        store,
+        device,
+        payload,
+        Format::sniff(payload),
+        DeviceId::Optional,
+    )
 }

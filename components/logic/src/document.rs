@@ -78,6 +78,17 @@ impl Format {
     }
 }
 
+impl Format {
+    /// Tells the format from the bytes, for transports without a content type
+    /// (MQTT): a JSON document starts with `{`, a MessagePack map never does.
+    pub fn sniff(payload: &[u8]) -> Format {
+        match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Format::Json,
+            _ => Format::MessagePack,
+        }
+    }
+}
+
 impl InsertDocument {
     pub fn decode(body: &[u8], format: Format) -> Result<InsertDocument, ApiError> {
         match format {

@@ -31,6 +31,12 @@ impl ApiError {
         ApiError::new(404, error, detail)
     }
 
+    /// The error with its status, as one JSON text: what an MQTT handler reports,
+    /// where there is no response status to carry it.
+    pub fn to_message(&self) -> String {
+        json!({ "status": self.status, "error": self.error, "detail": self.detail }).to_string()
+    }
+
     /// The JSON body of the error response.
     pub fn body(&self) -> Vec<u8> {
         let body = json!({ "error": self.error, "detail": self.detail });

@@ -51,17 +51,31 @@ pub fn check_device_name(device: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether `deviceinfo.deviceid` must be in the document (HTTP, where the original
+/// required it) or may be left out because the device is named elsewhere (an
+/// MQTT topic). When it is given, it must match either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceId {
+    Required,
+    Optional,
+}
+
 /// Stores one insert document for `device`; returns the number of `tsdata` rows written.
 pub fn insert(
     store: &mut impl Store,
     device: &str,
     body: &[u8],
     format: Format,
+    device_id: DeviceId,
 ) -> Result<u64, ApiError> {
     check_device_name(device)?;
-    let doc = InsertDocument::decode(body, format)?;
+    let mut doc = InsertDocument::decode(body, format)?;
     match doc.deviceinfo.get(DEVICE_ID_FIELD) {
         Some(Field::String(id)) if id == device => {}
+        None if device_id == DeviceId::Optional => {
+            let id = (DEVICE_ID_FIELD.to_owned(), Field::String(device.to_owned()));
+            doc.deviceinfo.0.insert(0, id);
+        }
         other => {
             return Err(ApiError::bad_request(
                 "deviceinfo.deviceid does not match the device",
