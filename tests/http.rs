@@ -1,7 +1,7 @@
 //! The HTTP API of the original stack, against the real binary and its real store.
 
 use cromflag_tests::{
-    component, fetch_rows, get, insert_sample, post, repo_root, request, sample_payload, Host,
+    fetch_rows, get, insert_sample, post, repo_root, request, sample_payload, write_manifest, Host,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -300,30 +300,15 @@ fn concurrent_clients_lose_nothing() {
 #[test]
 fn a_trapping_component_is_a_500_and_the_host_goes_on() {
     let dir = TempDir::new().unwrap();
-    let manifest = dir.path().join("spin.toml");
-    let source = |name: &str| component(name).display().to_string();
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "faulty"
+    let triggers = r#"
 [[trigger.http]]
 route = "/insert/..."
 component = "insert"
 [[trigger.http]]
 route = "/fault/..."
 component = "fault"
-[component.insert]
-source = "{}"
-[component.fault]
-source = "{}"
-"#,
-            source("insert"),
-            source("fault"),
-        ),
-    )
-    .unwrap();
+"#;
+    let manifest = write_manifest(dir.path(), "faulty", triggers, &["insert", "fault"]);
     let mut host = Host::start_with(&manifest, &dir.path().join("data"), &[]);
 
     for _ in 0..3 {

@@ -5,6 +5,7 @@ use crate::runtime::{Runtime, RuntimeLimits};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::Backend;
 use crate::triggers::http::HttpTrigger;
+use crate::triggers::mqtt::MqttTrigger;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub struct UpOptions {
     pub cache_dir: PathBuf,
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// The MQTT client id (the broker session) [default: `cromflag-<app name>`].
+    pub mqtt_client_id: Option<String>,
     pub limits: RuntimeLimits,
 }
 
@@ -29,6 +32,8 @@ pub struct Running {
     /// The address the HTTP trigger listens on (the real port when 0 was asked).
     pub http_addr: SocketAddr,
     pub http: JoinHandle<Result<()>>,
+    /// The MQTT trigger's connection, if the application has MQTT triggers.
+    pub mqtt: Option<JoinHandle<()>>,
 }
 
 /// Starts every trigger of the application and returns once they listen.
@@ -39,11 +44,17 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     let store = EmbeddedStore::open(&options.data_dir.join("cromflag.db"))?;
     let backend: Arc<dyn Backend> = Arc::new(Arc::new(store));
     let runtime = Arc::new(Runtime::new(
-        backend,
+        backend.clone(),
         &options.cache_dir,
         options.limits.clone(),
     )?);
 
+    let mqtt = MqttTrigger::new(
+        &app,
+        runtime.clone(),
+        backend,
+        options.mqtt_client_id.as_deref(),
+    )?;
     let http = Arc::new(HttpTrigger::new(&app, runtime, options.max_body_bytes)?);
     let listener = TcpListener::bind(options.listen)
         .await
@@ -53,6 +64,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     Ok(Running {
         http_addr,
         http: tokio::spawn(http.serve(listener)),
+        mqtt: mqtt.map(|mqtt| tokio::spawn(Arc::new(mqtt).run())),
     })
 }
 

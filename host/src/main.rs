@@ -38,6 +38,10 @@ enum Command {
         /// Largest request body accepted, in bytes; larger ones get 413.
         #[arg(long, env = "CROMFLAG_MAX_BODY_BYTES", default_value_t = 1 << 20)]
         max_body_bytes: usize,
+        /// MQTT client id: this host's session at the broker [default: cromflag-<app>].
+        /// Keep it stable across restarts; give each host of a shared subscription its own.
+        #[arg(long, env = "CROMFLAG_MQTT_CLIENT_ID")]
+        mqtt_client_id: Option<String>,
         /// Component instances alive at once.
         #[arg(long, env = "CROMFLAG_MAX_INSTANCES", default_value_t = RuntimeLimits::default().max_instances)]
         max_instances: u32,
@@ -64,6 +68,7 @@ async fn main() -> Result<()> {
             cache_dir,
             listen,
             max_body_bytes,
+            mqtt_client_id,
             max_instances,
             event_timeout_secs,
         } => {
@@ -79,6 +84,7 @@ async fn main() -> Result<()> {
                 cache_dir,
                 listen,
                 max_body_bytes,
+                mqtt_client_id,
                 limits,
             })
             .await

@@ -18,6 +18,9 @@ pub struct App {
     /// Prefix of every HTTP route (`[application.trigger.http] base`), `/` by default.
     pub http_base: String,
     pub http_triggers: Vec<HttpTrigger>,
+    /// The broker connection (`[application.trigger.mqtt]`), if any MQTT trigger exists.
+    pub mqtt: Option<MqttSettings>,
+    pub mqtt_triggers: Vec<MqttTrigger>,
     pub components: BTreeMap<String, ComponentSpec>,
     pub variables: Variables,
 }
@@ -25,6 +28,25 @@ pub struct App {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpTrigger {
     pub route: String,
+    pub component: String,
+}
+
+/// `[application.trigger.mqtt]`, with variables expanded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttSettings {
+    /// `mqtt://host:port`.
+    pub address: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub keep_alive_secs: u64,
+}
+
+/// `[[trigger.mqtt]]`: a topic filter bound to a component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttTrigger {
+    pub topic: String,
+    /// 0, 1 or 2.
+    pub qos: u8,
     pub component: String,
 }
 
@@ -106,6 +128,26 @@ struct RawVariable {
         reason = "accepted for Spin compatibility; values are never logged anyway"
     )]
     secret: bool,
+}
+
+/// Spin's MQTT trigger writes every setting as a string.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqttSettings {
+    address: String,
+    username: Option<String>,
+    password: Option<String>,
+    keep_alive_interval: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqttTrigger {
+    component: String,
+    topic: String,
+    qos: Option<String>,
+    #[allow(dead_code, reason = "Spin's optional trigger id")]
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -198,7 +240,38 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
     }
 
     let mut http_triggers = Vec::new();
+    let mut mqtt_triggers = Vec::new();
     for (kind, triggers) in raw.trigger {
+        if kind == "mqtt" {
+            for table in triggers {
+                let trigger: RawMqttTrigger = toml::Value::Table(table)
+                    .try_into()
+                    .context("in [[trigger.mqtt]]")?;
+                if !components.contains_key(&trigger.component) {
+                    bail!(
+                        "topic `{}` names undefined component `{}`",
+                        trigger.topic,
+                        trigger.component
+                    );
+                }
+                let qos = match trigger.qos.as_deref().unwrap_or("0") {
+                    "0" => 0,
+                    "1" => 1,
+                    "2" => 2,
+                    other => bail!(
+                        "topic `{}`: qos must be \"0\", \"1\" or \"2\", not {other:?}",
+                        trigger.topic
+                    ),
+                };
+                let topic = variables.expand(&trigger.topic)?;
+                mqtt_triggers.push(MqttTrigger {
+                    topic,
+                    qos,
+                    component: trigger.component,
+                });
+            }
+            continue;
+        }
         if kind != "http" {
             tracing::warn!(trigger = %kind, count = triggers.len(), "trigger type not served by this host yet");
             continue;
@@ -234,10 +307,34 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
         }
     };
 
+    let mqtt = match raw.application.trigger.get("mqtt") {
+        None if mqtt_triggers.is_empty() => None,
+        None => {
+            bail!("[[trigger.mqtt]] needs a broker: set `address` in [application.trigger.mqtt]")
+        }
+        Some(table) => {
+            let raw: RawMqttSettings = toml::Value::Table(table.clone())
+                .try_into()
+                .context("in [application.trigger.mqtt]")?;
+            let expand = |v: Option<String>| v.map(|v| variables.expand(&v)).transpose();
+            let keep_alive = expand(raw.keep_alive_interval)?.unwrap_or_else(|| "30".into());
+            Some(MqttSettings {
+                address: variables.expand(&raw.address)?,
+                username: expand(raw.username)?,
+                password: expand(raw.password)?,
+                keep_alive_secs: keep_alive.parse().with_context(|| {
+                    format!("keep_alive_interval must be whole seconds, not {keep_alive:?}")
+                })?,
+            })
+        }
+    };
+
     Ok(App {
         name: raw.application.name,
         http_base,
         http_triggers,
+        mqtt,
+        mqtt_triggers,
         components,
         variables,
     })

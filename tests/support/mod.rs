@@ -1,8 +1,12 @@
 //! What the integration tests share: starting the real `cromflag` binary on an
-//! ephemeral port with its own data directory, and plain HTTP calls to it.
+//! ephemeral port with its own data directory, plain HTTP calls to it, and a
+//! real MQTT broker and publisher.
 //!
 //! The binary is the one `cargo build` put beside the test executable
 //! (`target/<profile>/cromflag`); `.ci/run` builds it before the tests run.
+
+pub mod mosquitto;
+pub mod mqtt;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -23,6 +27,22 @@ pub fn repo_root() -> PathBuf {
 /// The sample payload of the original stack.
 pub fn sample_payload() -> Vec<u8> {
     std::fs::read(repo_root().join("tests/fixtures/sample-insert.json")).unwrap()
+}
+
+/// Writes `dir/spin.toml`: an application named `name` with `triggers` (TOML
+/// text) and a `[component.<name>]` for each of `components`, built by host/build.rs.
+pub fn write_manifest(dir: &Path, name: &str, triggers: &str, components: &[&str]) -> PathBuf {
+    let mut text =
+        format!("spin_manifest_version = 2\n[application]\nname = \"{name}\"\n{triggers}\n");
+    for id in components {
+        text.push_str(&format!(
+            "[component.{id}]\nsource = \"{}\"\n",
+            component(id).display()
+        ));
+    }
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// A component built by host/build.rs.
@@ -69,7 +89,10 @@ impl Host {
             .arg(repo_root().join("target/test-compile-cache"))
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("CROMFLAG_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -113,6 +136,19 @@ impl Host {
     /// What the host has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `needle` at least `count` times.
+    pub fn wait_for_log(&self, needle: &str, count: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.log().matches(needle).count() < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {count}× `{needle}` in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether the process is still running.
@@ -230,6 +266,24 @@ pub fn fetch_rows(host: &Host, device: &str) -> Option<Vec<serde_json::Value>> {
                 .expect("fetch answers an array"),
         ),
         other => panic!("fetch {device}: {other} {}", answer.text()),
+    }
+}
+
+/// Polls `GET /fetch/<device>` until it has at least `count` rows (60 s at most).
+pub fn wait_for_rows(host: &Host, device: &str, count: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = fetch_rows(host, device).unwrap_or_default();
+        if rows.len() >= count {
+            return rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{device} has {} of {count} rows; host log:\n{}",
+            rows.len(),
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -152,6 +152,13 @@ impl Runtime {
     /// Compiles the component at `path`, or loads its cached machine code.
     pub fn load(&self, path: &Path) -> Result<Component> {
         cache::load(&self.engine, path, &self.cache_dir)
+    }
+
+    /// Loads the component at `path` and links it against the host's imports,
+    /// ready to instantiate once per event.
+    pub fn pre_instantiate(&self, path: &Path) -> Result<InstancePre<HostState>> {
+        let component = self.load(path)?;
+        Ok(self.linker.instantiate_pre(&component)?)
     }
 
     /// A fresh store for one event, with `env` as the component's environment.

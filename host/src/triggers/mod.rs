@@ -2,3 +2,4 @@
 //! own module and owns its protocol; the runtime and the store know nothing of them.
 
 pub mod http;
+pub mod mqtt;

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use cromflag_logic::ApiError;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use routes::Router;
@@ -55,11 +55,9 @@ impl HttpTrigger {
             let component = match loaded.get(spec.id.as_str()) {
                 Some(component) => component.clone(),
                 None => {
-                    let compiled = runtime.load(&spec.source)?;
                     let pre = runtime
-                        .linker()
-                        .instantiate_pre(&compiled)
-                        .and_then(ProxyPre::new)
+                        .pre_instantiate(&spec.source)
+                        .and_then(|pre| Ok(ProxyPre::new(pre)?))
                         .map_err(anyhow::Error::from)
                         .with_context(|| {
                             format!(
@@ -182,10 +180,15 @@ impl HttpTrigger {
 
     /// Reads the whole body, up to the limit: an over-long body is refused before
     /// any component runs, and a component never sees a truncated one.
+    ///
+    /// A refused body is still read (and dropped) up to four times the limit,
+    /// so that the client, still sending, gets its 413 rather than a broken pipe.
     async fn buffer_body(
         &self,
         req: Request<Incoming>,
     ) -> Result<Request<Full<Bytes>>, Response<HyperOutgoingBody>> {
+        let limit = self.max_body_bytes as u64;
+        let drain_limit = limit.saturating_mul(4);
         let too_large = || {
             error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -197,19 +200,36 @@ impl HttpTrigger {
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+        if declared.is_some_and(|len| len > drain_limit) {
             return Err(too_large());
         }
-        let (parts, body) = req.into_parts();
-        match Limited::new(body, self.max_body_bytes).collect().await {
-            Ok(collected) => Ok(Request::from_parts(parts, Full::new(collected.to_bytes()))),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Err(e) => Err(error(
-                StatusCode::BAD_REQUEST,
-                "request body could not be read",
-                json!(e.to_string()),
-            )),
+        let (parts, mut body) = req.into_parts();
+        let mut kept = bytes::BytesMut::new();
+        let mut seen: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "request body could not be read",
+                    json!(e.to_string()),
+                )
+            })?;
+            // Trailers carry no data; a component gets none.
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen += data.len() as u64;
+            if seen > drain_limit {
+                break;
+            }
+            if seen <= limit {
+                kept.extend_from_slice(&data);
+            }
         }
+        if seen > limit || declared.is_some_and(|len| len > limit) {
+            return Err(too_large());
+        }
+        Ok(Request::from_parts(parts, Full::new(kept.freeze())))
     }
 
     /// Runs `component` on one request, in a task of its own so that it can go on
