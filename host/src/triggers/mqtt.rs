@@ -100,7 +100,6 @@ impl MqttTrigger {
             let pre = runtime
                 .pre_instantiate(&spec.source)
                 .and_then(|pre| Ok(MqttComponentPre::new(pre)?))
-                .map_err(anyhow::Error::from)
                 .with_context(|| {
                     format!("component `{}` does not export the MQTT handler", spec.id)
                 })?;

@@ -58,7 +58,6 @@ impl HttpTrigger {
                     let pre = runtime
                         .pre_instantiate(&spec.source)
                         .and_then(|pre| Ok(ProxyPre::new(pre)?))
-                        .map_err(anyhow::Error::from)
                         .with_context(|| {
                             format!(
                                 "component `{}` is not a wasi:http component this host can link",
