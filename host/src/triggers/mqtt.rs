@@ -40,6 +40,8 @@ pub const REJECTED: &str = "_rejected";
 /// Messages handled at once; past this the connection stops reading (backpressure).
 const MAX_IN_FLIGHT: usize = 64;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often the counters are logged (when they changed).
+const COUNTERS_INTERVAL: Duration = Duration::from_secs(60);
 /// How often a store failure is retried before the message is left unacked.
 const STORE_RETRIES: u32 = 5;
 
@@ -55,7 +57,7 @@ struct MqttHandler {
     env: Vec<(String, String)>,
 }
 
-/// Counts of what the trigger did, logged as they change.
+/// Counts of what the trigger did, logged every `COUNTERS_INTERVAL` when they change.
 #[derive(Default)]
 struct Counters {
     received: AtomicU64,
@@ -137,6 +139,7 @@ impl MqttTrigger {
         let (client, mut eventloop) = AsyncClient::new(self.options.clone(), MAX_IN_FLIGHT);
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut backoff = Duration::from_millis(100);
+        tokio::spawn(report_counters(Arc::downgrade(&self), COUNTERS_INTERVAL));
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -300,6 +303,33 @@ impl MqttTrigger {
             })
             .expect("the update always succeeds");
         now.max(previous + 1)
+    }
+}
+
+/// Logs the trigger's counters every `interval` in which they changed, for as
+/// long as the trigger lives.
+async fn report_counters(trigger: std::sync::Weak<MqttTrigger>, interval: Duration) {
+    let mut last = (0, 0, 0);
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(trigger) = trigger.upgrade() else {
+            return;
+        };
+        let c = &trigger.counters;
+        let now = (
+            c.received.load(Ordering::Relaxed),
+            c.stored.load(Ordering::Relaxed),
+            c.rejected.load(Ordering::Relaxed),
+        );
+        if now != last {
+            tracing::info!(
+                received = now.0,
+                stored = now.1,
+                rejected = now.2,
+                "MQTT messages"
+            );
+            last = now;
+        }
     }
 }
 
