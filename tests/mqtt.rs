@@ -43,22 +43,47 @@ fn assert_sample_rows(host: &Host, device: &str) {
     }
 }
 
-#[test]
-fn the_sample_is_stored_at_every_qos() {
-    let dir = TempDir::new().unwrap();
-    let broker = Mosquitto::start(dir.path());
-    let host = start_host(&dir, &broker, TELEMETRY, "qos-host");
-    let mut publisher = Publisher::connect(broker.port, "qos-publisher");
+/// Publishes the sample for devices `q0`, `q1`, `q2` at QoS 0, 1, 2 through the
+/// broker on `port`, and checks that `host` stored each, and a bad message too.
+fn every_qos_and_a_bad_message(host: &Host, port: u16) {
+    let mut publisher = Publisher::connect(port, "qos-publisher");
     for qos in 0..=2u8 {
         let device = format!("q{qos}");
         let topic = format!("devices/{device}/telemetry");
         publisher.publish(&topic, qos, sample_for(&device).to_string().into_bytes());
     }
+    publisher.publish("devices/q1/telemetry", 1, b"\xc1 not a document".to_vec());
     for qos in 0..=2u8 {
-        assert_sample_rows(&host, &format!("q{qos}"));
+        assert_sample_rows(host, &format!("q{qos}"));
     }
     // The device row commits after the telemetry rows: wait for it too.
-    assert_eq!(wait_for_rows(&host, "devices", 3).len(), 3);
+    assert_eq!(wait_for_rows(host, "devices", 3).len(), 3);
+    let rejected = wait_for_rows(host, "_rejected", 1);
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("MessagePack"),
+        "{rejected:#?}"
+    );
+}
+
+#[test]
+fn the_sample_is_stored_at_every_qos_through_mosquitto() {
+    let dir = TempDir::new().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let host = start_host(&dir, &broker, TELEMETRY, "qos-host");
+    every_qos_and_a_bad_message(&host, broker.port);
+}
+
+/// `cromflag up` with the repository's `spin.toml` and nothing else: its own
+/// broker takes the publishes.
+#[test]
+fn the_sample_is_stored_at_every_qos_through_the_embedded_broker() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    host.wait_for_log("MQTT subscribed", 1);
+    every_qos_and_a_bad_message(&host, host.mqtt_port);
 }
 
 /// MessagePack is told apart from JSON by its bytes; a bad message lands in

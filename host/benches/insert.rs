@@ -57,6 +57,7 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
         cache_dir: tmp.path().join("cache"),
         listen: "127.0.0.1:0".parse()?,
         max_body_bytes: 1 << 20,
+        mqtt_broker: None,
         mqtt_client_id: None,
         limits: RuntimeLimits::default(),
     })

@@ -22,6 +22,8 @@ pub struct UpOptions {
     pub cache_dir: PathBuf,
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// Where the embedded MQTT broker listens; `None` runs none.
+    pub mqtt_broker: Option<SocketAddr>,
     /// The MQTT client id (the broker session) [default: `cromflag-<app name>`].
     pub mqtt_client_id: Option<String>,
     pub limits: RuntimeLimits,
@@ -49,6 +51,9 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         options.limits.clone(),
     )?);
 
+    if let Some(listen) = options.mqtt_broker {
+        crate::broker::start(listen)?;
+    }
     let mqtt = MqttTrigger::new(
         &app,
         runtime.clone(),

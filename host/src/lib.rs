@@ -4,9 +4,10 @@
 //! Map: `manifest` reads `spin.toml`; `runtime` owns the engine, the per-instance
 //! state and the compile cache; `triggers` turn outside events into component
 //! calls; `store` holds the backends and the host side of `cromflag:iot/store`;
-//! `app` wires them together for `cromflag up`.
+//! `broker` is the embedded MQTT broker; `app` wires them together for `cromflag up`.
 
 pub mod app;
+pub mod broker;
 pub mod manifest;
 pub mod runtime;
 pub mod store;

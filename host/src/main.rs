@@ -38,6 +38,10 @@ enum Command {
         /// Largest request body accepted, in bytes; larger ones get 413.
         #[arg(long, env = "CROMFLAG_MAX_BODY_BYTES", default_value_t = 1 << 20)]
         max_body_bytes: usize,
+        /// Where the embedded MQTT broker listens, or `off` to run none (when
+        /// `[application.trigger.mqtt] address` names another broker).
+        #[arg(long, env = "CROMFLAG_MQTT_BROKER", default_value = "127.0.0.1:1883", value_parser = parse_broker)]
+        mqtt_broker: Broker,
         /// MQTT client id: this host's session at the broker [default: cromflag-<app>].
         /// Keep it stable across restarts; give each host of a shared subscription its own.
         #[arg(long, env = "CROMFLAG_MQTT_CLIENT_ID")]
@@ -49,6 +53,20 @@ enum Command {
         #[arg(long, env = "CROMFLAG_EVENT_TIMEOUT", default_value_t = 60)]
         event_timeout_secs: u64,
     },
+}
+
+/// `--mqtt-broker`: an address, or `off`.
+#[derive(Clone, Debug)]
+struct Broker(Option<SocketAddr>);
+
+fn parse_broker(value: &str) -> Result<Broker, String> {
+    match value {
+        "off" => Ok(Broker(None)),
+        addr => addr
+            .parse()
+            .map(|a| Broker(Some(a)))
+            .map_err(|e| format!("{e}: give host:port or `off`")),
+    }
 }
 
 #[tokio::main]
@@ -68,6 +86,7 @@ async fn main() -> Result<()> {
             cache_dir,
             listen,
             max_body_bytes,
+            mqtt_broker,
             mqtt_client_id,
             max_instances,
             event_timeout_secs,
@@ -84,6 +103,7 @@ async fn main() -> Result<()> {
                 cache_dir,
                 listen,
                 max_body_bytes,
+                mqtt_broker: mqtt_broker.0,
                 mqtt_client_id,
                 limits,
             })

@@ -45,6 +45,15 @@ pub fn write_manifest(dir: &Path, name: &str, triggers: &str, components: &[&str
     path
 }
 
+/// A port nobody listens on now (the kernel's pick).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A component built by host/build.rs.
 pub fn component(name: &str) -> PathBuf {
     repo_root().join(format!(
@@ -68,6 +77,9 @@ fn cromflag_bin() -> PathBuf {
 pub struct Host {
     child: Child,
     pub addr: SocketAddr,
+    /// The port of this host's own embedded MQTT broker, which the repository's
+    /// `spin.toml` subscribes to (through `SPIN_VARIABLE_MQTT_ADDRESS`).
+    pub mqtt_port: u16,
     log: Arc<Mutex<String>>,
 }
 
@@ -78,6 +90,8 @@ impl Host {
     }
 
     pub fn start_with(manifest: &Path, data_dir: &Path, extra: &[&str]) -> Host {
+        // Hosts run side by side: each gets its broker on a port of its own.
+        let mqtt_port = free_port();
         let mut child = Command::new(cromflag_bin())
             .arg("up")
             .arg("--manifest")
@@ -88,6 +102,12 @@ impl Host {
             .arg("--cache-dir")
             .arg(repo_root().join("target/test-compile-cache"))
             .args(["--listen", "127.0.0.1:0"])
+            .arg("--mqtt-broker")
+            .arg(format!("127.0.0.1:{mqtt_port}"))
+            .env(
+                "SPIN_VARIABLE_MQTT_ADDRESS",
+                format!("mqtt://127.0.0.1:{mqtt_port}"),
+            )
             .args(extra)
             .env(
                 "RUST_LOG",
@@ -126,7 +146,12 @@ impl Host {
             let _ = child.wait();
             panic!("cromflag did not start:\n{}", log.lock().unwrap());
         };
-        Host { child, addr, log }
+        Host {
+            child,
+            addr,
+            mqtt_port,
+            log,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -2,7 +2,7 @@
 //! configuration of its own, stopped when dropped. `scripts/test` installs the
 //! Debian package when it is missing.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,11 +29,7 @@ impl Mosquitto {
     /// Starts a broker whose files live in `dir`.
     pub fn start(dir: &Path) -> Mosquitto {
         // The port is picked by the kernel, then handed to the broker.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let config = dir.join("mosquitto.conf");
         std::fs::write(
             &config,
