@@ -10,7 +10,7 @@
 use anyhow::{bail, Context, Result};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Largest publish the broker accepts, as the HTTP body limit's default.
@@ -64,8 +64,10 @@ pub fn start(listen: SocketAddr) -> Result<()> {
                 tracing::error!(error = %e, "the embedded MQTT broker stopped");
             }
         })?;
+    // Ready once the port is taken; a probe connection would make the broker
+    // log a failed handshake.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(listen).is_err() {
+    while std::net::TcpListener::bind(listen).is_ok() {
         if Instant::now() > deadline {
             bail!("the embedded MQTT broker did not start on {listen}");
         }
