@@ -44,13 +44,18 @@ fn assert_sample_rows(host: &Host, device: &str) {
 }
 
 /// Publishes the sample for devices `q0`, `q1`, `q2` at QoS 0, 1, 2 through the
-/// broker on `port`, and checks that `host` stored each, and a bad message too.
+/// broker on `port` (`q2` as MessagePack), and checks that `host` stored each,
+/// and dead-lettered a bad message.
 fn every_qos_and_a_bad_message(host: &Host, port: u16) {
     let mut publisher = Publisher::connect(port, "qos-publisher");
     for qos in 0..=2u8 {
         let device = format!("q{qos}");
         let topic = format!("devices/{device}/telemetry");
-        publisher.publish(&topic, qos, sample_for(&device).to_string().into_bytes());
+        let payload = match qos {
+            2 => rmp_serde::to_vec_named(&sample_for(&device)).unwrap(),
+            _ => sample_for(&device).to_string().into_bytes(),
+        };
+        publisher.publish(&topic, qos, payload);
     }
     publisher.publish("devices/q1/telemetry", 1, b"\xc1 not a document".to_vec());
     for qos in 0..=2u8 {
@@ -101,6 +106,8 @@ fn messagepack_and_bad_messages() {
         rmp_serde::to_vec_named(&sample_for("packed")).unwrap(),
     );
     publisher.publish("devices/mixed/telemetry", 1, b"{ not json".to_vec());
+    // Over the host's 1 MiB limit: rejected unread, its first bytes kept.
+    publisher.publish("devices/mixed/telemetry", 1, vec![b' '; 2 << 20]);
     publisher.publish(
         "devices/mixed/telemetry",
         1,
@@ -120,8 +127,8 @@ fn messagepack_and_bad_messages() {
 
     assert_sample_rows(&host, "packed");
     assert_sample_rows(&host, "mixed");
-    let rejected = wait_for_rows(&host, "_rejected", 2);
-    assert_eq!(rejected.len(), 2, "{rejected:#?}");
+    let rejected = wait_for_rows(&host, "_rejected", 3);
+    assert_eq!(rejected.len(), 3, "{rejected:#?}");
     assert!(rejected
         .iter()
         .all(|r| r["topic"] == "devices/mixed/telemetry"));
@@ -134,6 +141,10 @@ fn messagepack_and_bad_messages() {
     };
     // The payload is kept as it came (BLOB, base64 over JSON).
     assert_eq!(reason("malformed JSON")["payload"], "eyBub3QganNvbg==");
+    assert!(reason("over the limit")["error"]
+        .as_str()
+        .unwrap()
+        .contains("2097152 bytes"));
     assert!(reason("deviceid")["error"]
         .as_str()
         .unwrap()

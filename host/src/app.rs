@@ -21,6 +21,7 @@ pub struct UpOptions {
     /// Holds compiled components; may be shared between data directories.
     pub cache_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Largest HTTP body or MQTT payload accepted, in bytes.
     pub max_body_bytes: usize,
     /// Where the embedded MQTT broker listens; `None` runs none.
     pub mqtt_broker: Option<SocketAddr>,
@@ -59,6 +60,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         runtime.clone(),
         backend,
         options.mqtt_client_id.as_deref(),
+        options.max_body_bytes,
     )?;
     let http = Arc::new(HttpTrigger::new(&app, runtime, options.max_body_bytes)?);
     let listener = TcpListener::bind(options.listen)

@@ -35,7 +35,7 @@ enum Command {
         /// Address of the HTTP trigger.
         #[arg(long, env = "CROMFLAG_LISTEN", default_value = "0.0.0.0:8000")]
         listen: SocketAddr,
-        /// Largest request body accepted, in bytes; larger ones get 413.
+        /// Largest HTTP body (larger: 413) or MQTT payload (larger: `_rejected`), in bytes.
         #[arg(long, env = "CROMFLAG_MAX_BODY_BYTES", default_value_t = 1 << 20)]
         max_body_bytes: usize,
         /// Where the embedded MQTT broker listens, or `off` to run none (when

@@ -17,7 +17,7 @@ impl Publisher {
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options
             .set_keep_alive(Duration::from_secs(10))
-            .set_max_packet_size(1 << 20, 1 << 20);
+            .set_max_packet_size(8 << 20, 8 << 20);
         let (client, mut connection) = Client::new(options, 64);
         let (tx, done) = mpsc::channel();
         std::thread::spawn(move || {

@@ -37,6 +37,10 @@ use bindings::MqttComponentPre;
 
 /// The dead-letter container: every rejected message, with why.
 pub const REJECTED: &str = "_rejected";
+/// The largest MQTT packet the client reads (MQTT's own maximum). Larger than any
+/// payload limit, so that an oversize message reaches `deliver` and is
+/// dead-lettered, instead of breaking the connection and coming back forever.
+const MAX_PACKET: usize = 256 << 20;
 /// Messages handled at once; past this the connection stops reading (backpressure).
 const MAX_IN_FLIGHT: usize = 64;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -71,6 +75,8 @@ pub struct MqttTrigger {
     options: MqttOptions,
     subscriptions: Vec<Subscription>,
     counters: Counters,
+    /// Payloads above this many bytes are rejected unread.
+    max_payload: usize,
     /// Dead letters are keyed by receive time; this keeps the keys distinct.
     last_rejected_ms: AtomicI64,
 }
@@ -92,6 +98,7 @@ impl MqttTrigger {
         runtime: Arc<Runtime>,
         backend: Arc<dyn Backend>,
         client_id: Option<&str>,
+        max_payload: usize,
     ) -> Result<Option<MqttTrigger>> {
         let Some(settings) = &app.mqtt else {
             return Ok(None);
@@ -130,6 +137,7 @@ impl MqttTrigger {
             )?,
             subscriptions,
             counters: Counters::default(),
+            max_payload,
             last_rejected_ms: AtomicI64::new(0),
         }))
     }
@@ -199,7 +207,18 @@ impl MqttTrigger {
     async fn deliver(&self, publish: &Publish) -> bool {
         self.counters.received.fetch_add(1, Ordering::Relaxed);
         let topic = publish.topic.clone();
-        let payload = publish.payload.to_vec();
+        let payload = &publish.payload;
+        if payload.len() > self.max_payload {
+            let reason = format!(
+                "payload of {} bytes is over the limit of {} bytes (its first bytes are kept)",
+                payload.len(),
+                self.max_payload
+            );
+            return self
+                .reject(&topic, &payload[..self.max_payload], &reason)
+                .await;
+        }
+        let payload = payload.to_vec();
         let mut outcome = self.handle(&topic, &payload).await;
         let mut retries = 0;
         while let Err(Failure::Transient(reason)) = &outcome {
@@ -217,15 +236,20 @@ impl MqttTrigger {
                 self.counters.stored.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%topic, pkid = publish.pkid, "MQTT message stored");
             }
-            Err(Failure::Rejected(reason)) => {
-                let rejected = self.counters.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(%topic, %reason, rejected, "MQTT message rejected");
-                if let Err(e) = self.dead_letter(&topic, &payload, &reason).await {
-                    tracing::error!(%topic, error = %e, "could not store a rejected message: left unacked");
-                    return false;
-                }
-            }
+            Err(Failure::Rejected(reason)) => return self.reject(&topic, &payload, &reason).await,
             Err(Failure::Transient(_)) => unreachable!("retried above"),
+        }
+        true
+    }
+
+    /// Logs, counts and dead-letters a rejected message; says whether to ack it
+    /// (only once it is safely in `_rejected`).
+    async fn reject(&self, topic: &str, payload: &[u8], reason: &str) -> bool {
+        let rejected = self.counters.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(%topic, %reason, rejected, "MQTT message rejected");
+        if let Err(e) = self.dead_letter(topic, payload, reason).await {
+            tracing::error!(%topic, error = %e, "could not store a rejected message: left unacked");
+            return false;
         }
         true
     }
@@ -376,7 +400,7 @@ fn client_options(client_id: String, settings: &MqttSettings) -> Result<MqttOpti
         .set_keep_alive(Duration::from_secs(settings.keep_alive_secs.max(5)))
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_max_packet_size(1 << 20, 1 << 20);
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
     if let Some(username) = &settings.username {
         options.set_credentials(username, settings.password.as_deref().unwrap_or(""));
     }
