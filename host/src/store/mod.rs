@@ -26,3 +26,10 @@ pub trait Backend: Send + Sync + 'static {
     async fn put_rows(&self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError>;
     async fn query(&self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
 }
+
+/// The current time as a TIMESTAMP value: milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -317,9 +317,7 @@ impl MqttTrigger {
 
     /// Now in epoch ms, or one past the last key used if that is later.
     fn next_rejected_key(&self) -> i64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now = crate::store::now_ms();
         let previous = self
             .last_rejected_ms
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {

@@ -127,10 +127,7 @@ impl Backend for Arc<EmbeddedStore> {
             StoreError::NotFound(format!("container `{container}` does not exist"))
         })?;
         let statement = tql::parse(text)?;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let query = sql::translate(&statement, &entry.info, &entry.table(), now_ms)?;
+        let query = sql::translate(&statement, &entry.info, &entry.table(), super::now_ms())?;
         self.read(move |conn| {
             let db_err = |e: rusqlite::Error| StoreError::Backend(e.to_string());
             let columns: Vec<_> = query
