@@ -241,56 +241,55 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
 
     let mut http_triggers = Vec::new();
     let mut mqtt_triggers = Vec::new();
+    let known = |component: &str, bound_to: &str| {
+        if components.contains_key(component) {
+            Ok(())
+        } else {
+            Err(anyhow!(
+                "{bound_to} names undefined component `{component}`"
+            ))
+        }
+    };
     for (kind, triggers) in raw.trigger {
-        if kind == "mqtt" {
-            for table in triggers {
-                let trigger: RawMqttTrigger = toml::Value::Table(table)
-                    .try_into()
-                    .context("in [[trigger.mqtt]]")?;
-                if !components.contains_key(&trigger.component) {
-                    bail!(
-                        "topic `{}` names undefined component `{}`",
-                        trigger.topic,
-                        trigger.component
-                    );
+        match kind.as_str() {
+            "http" => {
+                for table in triggers {
+                    let trigger: RawHttpTrigger = toml::Value::Table(table)
+                        .try_into()
+                        .context("in [[trigger.http]]")?;
+                    known(&trigger.component, &format!("route `{}`", trigger.route))?;
+                    http_triggers.push(HttpTrigger {
+                        route: trigger.route,
+                        component: trigger.component,
+                    });
                 }
-                let qos = match trigger.qos.as_deref().unwrap_or("0") {
-                    "0" => 0,
-                    "1" => 1,
-                    "2" => 2,
-                    other => bail!(
-                        "topic `{}`: qos must be \"0\", \"1\" or \"2\", not {other:?}",
-                        trigger.topic
-                    ),
-                };
-                let topic = variables.expand(&trigger.topic)?;
-                mqtt_triggers.push(MqttTrigger {
-                    topic,
-                    qos,
-                    component: trigger.component,
-                });
             }
-            continue;
-        }
-        if kind != "http" {
-            tracing::warn!(trigger = %kind, count = triggers.len(), "trigger type not served by this host yet");
-            continue;
-        }
-        for table in triggers {
-            let trigger: RawHttpTrigger = toml::Value::Table(table)
-                .try_into()
-                .context("in [[trigger.http]]")?;
-            if !components.contains_key(&trigger.component) {
-                bail!(
-                    "route `{}` names undefined component `{}`",
-                    trigger.route,
-                    trigger.component
-                );
+            "mqtt" => {
+                for table in triggers {
+                    let trigger: RawMqttTrigger = toml::Value::Table(table)
+                        .try_into()
+                        .context("in [[trigger.mqtt]]")?;
+                    known(&trigger.component, &format!("topic `{}`", trigger.topic))?;
+                    let qos = match trigger.qos.as_deref().unwrap_or("0") {
+                        "0" => 0,
+                        "1" => 1,
+                        "2" => 2,
+                        other => bail!(
+                            "topic `{}`: qos must be \"0\", \"1\" or \"2\", not {other:?}",
+                            trigger.topic
+                        ),
+                    };
+                    let topic = variables.expand(&trigger.topic)?;
+                    mqtt_triggers.push(MqttTrigger {
+                        topic,
+                        qos,
+                        component: trigger.component,
+                    });
+                }
             }
-            http_triggers.push(HttpTrigger {
-                route: trigger.route,
-                component: trigger.component,
-            });
+            _ => {
+                tracing::warn!(trigger = %kind, count = triggers.len(), "trigger type not served by this host yet")
+            }
         }
     }
 
