@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The wasm32-wasip2 crates, by package name (see `components/*/Cargo.toml`).
-const COMPONENTS: &[&str] = &["insert", "fetch", "fault"];
+const COMPONENTS: &[&str] = &["insert", "fetch", "report", "fault"];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {

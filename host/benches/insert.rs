@@ -12,6 +12,9 @@
 //! `cargo build --release` does it). `BENCH_SECONDS` sets the time per case.
 
 use bytes::Bytes;
+
+/// Keeps the native baseline's message ids distinct, as the guest's random nonce does.
+static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 use cromflag::app::{self, UpOptions};
 use cromflag::runtime::{Runtime, RuntimeLimits};
 use cromflag::store::embedded::EmbeddedStore;
@@ -192,9 +195,19 @@ async fn serve_native(backend: Arc<dyn Backend>) -> anyhow::Result<SocketAddr> {
                                     method: parts.method.as_str(),
                                     path_with_query: &path,
                                     content_type,
+                                    accept: None,
                                     body: &body,
                                 };
-                                api::handle_insert(&mut BlockingStore { backend, handle }, &request)
+                                let receipt = cromflag_logic::insert::Receipt {
+                                    received_ms: cromflag::store::now_ms(),
+                                    transport: "http",
+                                    nonce: NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                                };
+                                api::handle_insert(
+                                    &mut BlockingStore { backend, handle },
+                                    &request,
+                                    receipt,
+                                )
                             })
                             .await
                             .expect("insert task");
@@ -254,12 +267,12 @@ async fn instantiation_time(root: &Path, tmp: &Path) -> anyhow::Result<(Duration
 
     let started = Instant::now();
     for _ in 0..N {
-        drop(runtime.new_store(&[]));
+        drop(runtime.new_store(&Default::default()));
     }
     let store_only = started.elapsed() / N;
     let started = Instant::now();
     for _ in 0..N {
-        let mut store = runtime.new_store(&[]);
+        let mut store = runtime.new_store(&Default::default());
         pre.instantiate_async(&mut store).await?;
     }
     Ok((started.elapsed() / N, store_only))

@@ -1,15 +1,21 @@
-//! `cromflag up`: load the manifest, open the store, start the triggers.
+//! The commands' wiring: `cromflag up` loads the manifest, opens the store and
+//! starts the triggers; `cromflag cron run|runs` open the same store to run one
+//! tick or list the run records.
 
 use crate::manifest;
 use crate::runtime::{Runtime, RuntimeLimits};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::Backend;
+use crate::triggers::cron::{self, CronTrigger, RunRecord};
 use crate::triggers::http::HttpTrigger;
 use crate::triggers::mqtt::MqttTrigger;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -28,6 +34,8 @@ pub struct UpOptions {
     /// The MQTT client id (the broker session) [default: `cromflag-<app name>`].
     pub mqtt_client_id: Option<String>,
     pub limits: RuntimeLimits,
+    /// How long one cron run may take.
+    pub cron_timeout: Duration,
 }
 
 /// A started application.
@@ -37,15 +45,47 @@ pub struct Running {
     pub http: JoinHandle<Result<()>>,
     /// The MQTT trigger's connection, if the application has MQTT triggers.
     pub mqtt: Option<JoinHandle<()>>,
+    /// The cron scheduler, if the application has cron triggers.
+    pub cron: Option<JoinHandle<()>>,
+    /// Held while the application runs: no other process opens its data directory.
+    _lock: DataDirLock,
+}
+
+/// The exclusive lock on a data directory. The embedded store keeps its catalog
+/// in memory, so two processes writing one database would each miss the other's
+/// schema changes: one process owns a data directory at a time.
+pub struct DataDirLock(#[allow(dead_code, reason = "held for its lock")] File);
+
+/// Opens the embedded store in `data_dir` (created if missing), locking the directory.
+pub fn open_store(data_dir: &Path) -> Result<(Arc<dyn Backend>, DataDirLock)> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let lock_path = data_dir.join("cromflag.lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    if let Err(e) = lock.try_lock() {
+        match e {
+            std::fs::TryLockError::WouldBlock => bail!(
+                "the data directory {} is in use by another cromflag process: stop it first",
+                data_dir.display()
+            ),
+            std::fs::TryLockError::Error(e) => {
+                return Err(e).with_context(|| format!("locking {}", lock_path.display()))
+            }
+        }
+    }
+    let store = EmbeddedStore::open(&data_dir.join("cromflag.db"))?;
+    Ok((Arc::new(Arc::new(store)), DataDirLock(lock)))
 }
 
 /// Starts every trigger of the application and returns once they listen.
 pub async fn start(options: &UpOptions) -> Result<Running> {
     let app = manifest::load(&options.manifest)?;
-    std::fs::create_dir_all(&options.data_dir)
-        .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
-    let store = EmbeddedStore::open(&options.data_dir.join("cromflag.db"))?;
-    let backend: Arc<dyn Backend> = Arc::new(Arc::new(store));
+    let (backend, lock) = open_store(&options.data_dir)?;
     let runtime = Arc::new(Runtime::new(
         backend.clone(),
         &options.cache_dir,
@@ -55,6 +95,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     if let Some(listen) = options.mqtt_broker {
         crate::broker::start(listen)?;
     }
+    let cron = CronTrigger::new(&app, runtime.clone(), backend.clone(), options.cron_timeout)?;
     let mqtt = MqttTrigger::new(
         &app,
         runtime.clone(),
@@ -72,7 +113,41 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         http_addr,
         http: tokio::spawn(http.serve(listener)),
         mqtt: mqtt.map(|mqtt| tokio::spawn(Arc::new(mqtt).run())),
+        cron: cron.map(|cron| tokio::spawn(cron.run())),
+        _lock: lock,
     })
+}
+
+/// What `cromflag cron run` and `cromflag cron runs` need.
+#[derive(Clone, Debug)]
+pub struct CronOptions {
+    pub manifest: PathBuf,
+    pub data_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub timeout: Duration,
+}
+
+/// Runs one tick of `component` as if at `at` (backfill, tests); the run is
+/// recorded as manual and does not count for catch-up.
+pub async fn cron_run(
+    options: &CronOptions,
+    component: &str,
+    at: DateTime<Utc>,
+) -> Result<RunRecord> {
+    let app = manifest::load(&options.manifest)?;
+    let (backend, _lock) = open_store(&options.data_dir)?;
+    let runtime = Arc::new(Runtime::new(
+        backend.clone(),
+        &options.cache_dir,
+        RuntimeLimits::default(),
+    )?);
+    cron::run_once(&app, component, at, runtime, backend, options.timeout).await
+}
+
+/// The run records in `data_dir`, oldest tick first.
+pub async fn cron_runs(data_dir: &Path, trigger: Option<&str>) -> Result<Vec<RunRecord>> {
+    let (backend, _lock) = open_store(data_dir)?;
+    cron::list_runs(backend.as_ref(), trigger).await
 }
 
 /// Runs the application until Ctrl-C or SIGTERM. Every acknowledged write is

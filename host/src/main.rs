@@ -1,8 +1,8 @@
 //! The `cromflag` command line.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-use cromflag::app::{self, UpOptions};
+use clap::{Args, Parser, Subcommand};
+use cromflag::app::{self, CronOptions, UpOptions};
 use cromflag::runtime::RuntimeLimits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,19 +19,37 @@ struct Cli {
     command: Command,
 }
 
+/// Where the application and its data are: shared by every command.
+#[derive(Args)]
+struct AppArgs {
+    /// The Spin manifest (v2) to run.
+    #[arg(long, env = "CROMFLAG_MANIFEST", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Where the embedded store and the compile cache live.
+    #[arg(long, env = "CROMFLAG_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Where compiled components are cached [default: <data-dir>/cache].
+    #[arg(long, env = "CROMFLAG_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Seconds one cron run may take before its instance is stopped.
+    #[arg(long, env = "CROMFLAG_CRON_TIMEOUT", default_value_t = 600)]
+    cron_timeout_secs: u64,
+}
+
+impl AppArgs {
+    fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the application described by a Spin manifest.
     Up {
-        /// The Spin manifest (v2) to run.
-        #[arg(long, env = "CROMFLAG_MANIFEST", default_value = "spin.toml")]
-        manifest: PathBuf,
-        /// Where the embedded store and the compile cache live.
-        #[arg(long, env = "CROMFLAG_DATA_DIR", default_value = "data")]
-        data_dir: PathBuf,
-        /// Where compiled components are cached [default: <data-dir>/cache].
-        #[arg(long, env = "CROMFLAG_CACHE_DIR")]
-        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        app: AppArgs,
         /// Address of the HTTP trigger.
         #[arg(long, env = "CROMFLAG_LISTEN", default_value = "0.0.0.0:8000")]
         listen: SocketAddr,
@@ -52,6 +70,34 @@ enum Command {
         /// Seconds one request may run before its instance is stopped.
         #[arg(long, env = "CROMFLAG_EVENT_TIMEOUT", default_value_t = 60)]
         event_timeout_secs: u64,
+    },
+    /// Cron runs: one tick on demand, or the record of past runs.
+    Cron {
+        #[command(subcommand)]
+        command: CronCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CronCommand {
+    /// Run one tick of a component as if at a given time (backfill). The data
+    /// directory must not be in use by `cromflag up`.
+    Run {
+        /// The component, as named in the manifest.
+        component: String,
+        /// The tick's time, RFC 3339 (e.g. 2020-02-19T00:05:00Z).
+        #[arg(long)]
+        at: chrono::DateTime<chrono::FixedOffset>,
+        #[command(flatten)]
+        app: AppArgs,
+    },
+    /// Print the run records, oldest tick first, one JSON object per line.
+    Runs {
+        /// Only this trigger's runs.
+        #[arg(long)]
+        trigger: Option<String>,
+        #[command(flatten)]
+        app: AppArgs,
     },
 }
 
@@ -81,9 +127,7 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Up {
-            manifest,
-            data_dir,
-            cache_dir,
+            app,
             listen,
             max_body_bytes,
             mqtt_broker,
@@ -96,18 +140,42 @@ async fn main() -> Result<()> {
                 event_timeout: Duration::from_secs(event_timeout_secs),
                 ..RuntimeLimits::default()
             };
-            let cache_dir = cache_dir.unwrap_or_else(|| data_dir.join("cache"));
             app::up(&UpOptions {
-                manifest,
-                data_dir,
-                cache_dir,
+                cache_dir: app.cache_dir(),
+                manifest: app.manifest,
+                data_dir: app.data_dir,
                 listen,
                 max_body_bytes,
                 mqtt_broker: mqtt_broker.0,
                 mqtt_client_id,
                 limits,
+                cron_timeout: Duration::from_secs(app.cron_timeout_secs),
             })
             .await
+        }
+        Command::Cron {
+            command: CronCommand::Run { component, at, app },
+        } => {
+            let options = CronOptions {
+                cache_dir: app.cache_dir(),
+                manifest: app.manifest,
+                data_dir: app.data_dir,
+                timeout: Duration::from_secs(app.cron_timeout_secs),
+            };
+            let record = app::cron_run(&options, &component, at.to_utc()).await?;
+            println!("{}", serde_json::to_string(&record)?);
+            match record.error {
+                None => Ok(()),
+                Some(error) => anyhow::bail!("the run failed: {error}"),
+            }
+        }
+        Command::Cron {
+            command: CronCommand::Runs { trigger, app },
+        } => {
+            for record in app::cron_runs(&app.data_dir, trigger.as_deref()).await? {
+                println!("{}", serde_json::to_string(&record)?);
+            }
+            Ok(())
         }
     }
 }

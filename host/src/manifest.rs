@@ -21,6 +21,7 @@ pub struct App {
     /// The broker connection (`[application.trigger.mqtt]`), if any MQTT trigger exists.
     pub mqtt: Option<MqttSettings>,
     pub mqtt_triggers: Vec<MqttTrigger>,
+    pub cron_triggers: Vec<CronTrigger>,
     pub components: BTreeMap<String, ComponentSpec>,
     pub variables: Variables,
 }
@@ -50,6 +51,51 @@ pub struct MqttTrigger {
     pub component: String,
 }
 
+/// `[[trigger.cron]]`: a schedule bound to a component.
+#[derive(Clone, Debug)]
+pub struct CronTrigger {
+    /// The trigger's `id`, or its component's id: the key of its run records.
+    pub name: String,
+    pub component: String,
+    /// The expression as written, e.g. `0 5 0 * * *`.
+    pub expression: String,
+    pub schedule: croner::Cron,
+    /// What to do, at start-up, with the ticks missed while the host was down.
+    pub catch_up: CatchUp,
+}
+
+/// The catch-up policy of a component's cron triggers, set (as Spin ignores
+/// tool tables) in `[component.<id>.tool.cromflag] cron_catch_up = "..."`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Run no missed tick.
+    Skip,
+    /// Run the most recent missed tick only (the default).
+    #[default]
+    Latest,
+    /// Run every missed tick, oldest first (at most `triggers::cron::MAX_CATCH_UP`).
+    All,
+}
+
+/// Parses a cron expression as the Spin cron trigger reads it: six or seven
+/// fields, seconds first (`sec min hour day-of-month month day-of-week [year]`),
+/// weekdays 1–7 from Sunday or by name, `a/b` meaning "from a, every b".
+pub fn parse_cron(expression: &str) -> std::result::Result<croner::Cron, String> {
+    if !matches!(expression.split_whitespace().count(), 6 | 7) {
+        return Err(
+            "a cron expression has 6 or 7 fields, seconds first (e.g. \"0 5 0 * * *\")".into(),
+        );
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .year(croner::parser::Year::Optional)
+        .alternative_weekdays(true)
+        .sloppy_ranges(true)
+        .build()
+        .parse(expression)
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Clone, Debug)]
 pub struct ComponentSpec {
     pub id: String,
@@ -59,6 +105,8 @@ pub struct ComponentSpec {
     pub environment: Vec<(String, String)>,
     /// Component variables with their templates expanded.
     pub variables: BTreeMap<String, String>,
+    /// The catch-up policy of the component's cron triggers.
+    pub cron_catch_up: CatchUp,
 }
 
 /// Application variables, each with its resolved value (if any).
@@ -152,6 +200,21 @@ struct RawMqttTrigger {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawCronTrigger {
+    component: String,
+    cron_expression: String,
+    id: Option<String>,
+}
+
+/// `[component.<id>.tool.cromflag]`: settings of this host that Spin ignores.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawToolSettings {
+    cron_catch_up: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawHttpTrigger {
     route: String,
     component: String,
@@ -170,6 +233,9 @@ struct RawComponent {
     variables: BTreeMap<String, String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
+    /// Tool tables (`[component.<id>.tool.<name>]`): Spin ignores them; cromflag reads its own.
+    #[serde(default)]
+    tool: BTreeMap<String, toml::Table>,
 }
 
 /// Reads and checks the manifest at `path`.
@@ -230,17 +296,34 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                 ))
             })
             .collect::<Result<_>>()?;
+        let tool: RawToolSettings = match raw.tool.get("cromflag") {
+            None => RawToolSettings::default(),
+            Some(table) => toml::Value::Table(table.clone())
+                .try_into()
+                .with_context(|| format!("in [component.{id}.tool.cromflag]"))?,
+        };
+        let cron_catch_up = match tool.cron_catch_up.as_deref() {
+            None => CatchUp::default(),
+            Some("skip") => CatchUp::Skip,
+            Some("latest") => CatchUp::Latest,
+            Some("all") => CatchUp::All,
+            Some(other) => bail!(
+                "component `{id}`: cron_catch_up must be \"skip\", \"latest\" or \"all\", not {other:?}"
+            ),
+        };
         let spec = ComponentSpec {
             id: id.clone(),
             source,
             environment: raw.environment.into_iter().collect(),
             variables: component_variables,
+            cron_catch_up,
         };
         components.insert(id, spec);
     }
 
     let mut http_triggers = Vec::new();
     let mut mqtt_triggers = Vec::new();
+    let mut cron_triggers: Vec<CronTrigger> = Vec::new();
     let known = |component: &str, bound_to: &str| {
         if components.contains_key(component) {
             Ok(())
@@ -284,6 +367,32 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                         topic,
                         qos,
                         component: trigger.component,
+                    });
+                }
+            }
+            "cron" => {
+                for table in triggers {
+                    let trigger: RawCronTrigger = toml::Value::Table(table)
+                        .try_into()
+                        .context("in [[trigger.cron]]")?;
+                    let name = trigger.id.unwrap_or_else(|| trigger.component.clone());
+                    let what = format!("cron trigger `{name}`");
+                    known(&trigger.component, &what)?;
+                    if cron_triggers.iter().any(|t| t.name == name) {
+                        bail!("{what} is declared twice: give each trigger of a component its own `id`");
+                    }
+                    let schedule = parse_cron(&trigger.cron_expression).map_err(|e| {
+                        anyhow!(
+                            "{what}: invalid cron_expression {:?}: {e}",
+                            trigger.cron_expression
+                        )
+                    })?;
+                    cron_triggers.push(CronTrigger {
+                        catch_up: components[&trigger.component].cron_catch_up,
+                        name,
+                        component: trigger.component,
+                        expression: trigger.cron_expression,
+                        schedule,
                     });
                 }
             }
@@ -334,18 +443,23 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
         http_triggers,
         mqtt,
         mqtt_triggers,
+        cron_triggers,
         components,
         variables,
     })
 }
 
-/// Spin's rule: lower-case ASCII letters, digits and `_`, starting with a letter.
-fn check_variable_name(name: &str) -> Result<()> {
-    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+/// Spin's rule for variable names: lower-case ASCII letters, digits and `_`,
+/// starting with a letter.
+pub fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn check_variable_name(name: &str) -> Result<()> {
+    if is_variable_name(name) {
         Ok(())
     } else {
         bail!("invalid variable name `{name}`: use lower-case letters, digits and `_`, starting with a letter")
@@ -403,6 +517,101 @@ command = "cargo build"
         );
         assert_eq!(insert.variables["where"], "in eu with t0k");
         assert_eq!(app.variables.get("region"), Some("eu"));
+    }
+
+    const CRON: &str = r#"
+spin_manifest_version = 2
+
+[application]
+name = "reports"
+
+[[trigger.cron]]
+component = "report"
+cron_expression = "0 5 0 * * *"
+
+[[trigger.cron]]
+id = "every-2s"
+component = "report"
+cron_expression = "1/2 * * * * *"
+
+[component.report]
+source = "report.wasm"
+
+[component.report.tool.cromflag]
+cron_catch_up = "all"
+"#;
+
+    #[test]
+    fn reads_cron_triggers_as_spin_does() {
+        let app = parse(CRON, Path::new("/app"), |_| None).unwrap();
+        let [daily, every_2s] = &app.cron_triggers[..] else {
+            panic!("two triggers expected, got {:?}", app.cron_triggers)
+        };
+        assert_eq!(
+            (daily.name.as_str(), daily.catch_up),
+            ("report", CatchUp::All)
+        );
+        assert_eq!(every_2s.name, "every-2s");
+        let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let next = |trigger: &CronTrigger, after: &str| {
+            trigger
+                .schedule
+                .find_next_occurrence(&at(after), false)
+                .unwrap()
+                .to_rfc3339()
+        };
+        assert_eq!(
+            next(daily, "2020-02-18T12:00:00Z"),
+            "2020-02-19T00:05:00+00:00"
+        );
+        // "1/2": from second 1, every 2 seconds.
+        assert_eq!(
+            next(every_2s, "2020-02-18T12:00:00Z"),
+            "2020-02-18T12:00:01+00:00"
+        );
+        assert_eq!(
+            next(every_2s, "2020-02-18T12:00:01Z"),
+            "2020-02-18T12:00:03+00:00"
+        );
+    }
+
+    #[test]
+    fn cron_weekdays_count_from_sunday_like_spins_scheduler() {
+        let monday = parse_cron("0 0 0 * * 2").unwrap();
+        let sunday_noon = chrono::DateTime::parse_from_rfc3339("2020-02-16T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let next = monday.find_next_occurrence(&sunday_noon, false).unwrap();
+        assert_eq!(next.to_rfc3339(), "2020-02-17T00:00:00+00:00");
+        let by_name = parse_cron("0 0 0 * * MON").unwrap();
+        assert_eq!(
+            by_name.find_next_occurrence(&sunday_noon, false).unwrap(),
+            next
+        );
+    }
+
+    #[test]
+    fn a_malformed_cron_expression_names_its_trigger() {
+        for bad in ["0 5 0 * *", "0 61 0 * * *", "every day", "0 5 0 * * * * *"] {
+            let manifest = CRON.replace("1/2 * * * * *", bad);
+            let err = format!(
+                "{:#}",
+                parse(&manifest, Path::new("/"), |_| None).unwrap_err()
+            );
+            assert!(
+                err.contains("every-2s") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
+        let policy = CRON.replace("\"all\"", "\"sometimes\"");
+        let err = format!(
+            "{:#}",
+            parse(&policy, Path::new("/"), |_| None).unwrap_err()
+        );
+        assert!(err.contains("cron_catch_up"), "{err}");
+        let twice = CRON.replace("id = \"every-2s\"\n", "");
+        let err = format!("{:#}", parse(&twice, Path::new("/"), |_| None).unwrap_err());
+        assert!(err.contains("declared twice"), "{err}");
     }
 
     #[test]

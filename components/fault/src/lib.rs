@@ -1,9 +1,16 @@
-//! A wasi:http component that traps on purpose, before answering.
+//! A component that traps on purpose, on every trigger it serves: before
+//! answering an HTTP request, and on a cron tick.
 //!
-//! The host's tests route a path to it to show that a trapping component costs
-//! one 500 response and nothing else: the host keeps serving.
+//! The host's tests bind it to show that a trapping component costs one 500
+//! response (or one failed cron run) and nothing else: the host keeps serving.
 
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    inline: "package cromflag:fault; world fault { include fermyon:spin-cron/spin-cron@2.0.0; }",
+    generate_all,
+});
 
 struct Fault;
 
@@ -14,4 +21,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Fault {
     }
 }
 
+impl Guest for Fault {
+    fn handle_cron_event(_metadata: Metadata) -> Result<(), Error> {
+        std::process::abort();
+    }
+}
+
 wasip2::http::proxy::export!(Fault);
+export!(Fault);

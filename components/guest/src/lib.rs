@@ -5,6 +5,8 @@
 //!   logic crate's model (the only place those conversions live on the guest side).
 //! - `serve` turns a wasi:http request into a `cromflag_logic::api::Request`,
 //!   runs a handler, and writes its `Response` back.
+//! - `receipt`, `now_ms` and `variable` give the logic what only the host knows:
+//!   the time, randomness, and the component's variables.
 
 use cromflag_logic::api;
 use cromflag_logic::model as m;
@@ -16,9 +18,32 @@ use wasip2::http::types::{
 wit_bindgen::generate!({
     path: "../../wit",
     world: "host-services",
+    generate_all,
 });
 
 use cromflag::iot::store as wit;
+use fermyon::spin::variables;
+
+/// The wall clock, in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    let now = wasip2::clocks::wall_clock::now();
+    now.seconds as i64 * 1000 + i64::from(now.nanoseconds / 1_000_000)
+}
+
+/// The receipt of a document arriving now over `transport`.
+pub fn receipt(transport: &'static str) -> cromflag_logic::insert::Receipt {
+    cromflag_logic::insert::Receipt {
+        received_ms: now_ms(),
+        transport,
+        nonce: wasip2::random::random::get_random_u64(),
+    }
+}
+
+/// The component variable `name` (`[component.<id>.variables]`), or `None` when
+/// the manifest does not set it.
+pub fn variable(name: &str) -> Option<String> {
+    variables::get(name).ok()
+}
 
 /// The host's store, through the component's `cromflag:iot/store` import.
 pub struct HostStore;
@@ -175,18 +200,25 @@ pub fn serve(
     handler: impl FnOnce(&api::Request) -> api::Response,
 ) {
     let response = match read_request(&request) {
-        Ok((method, path_with_query, content_type, body)) => handler(&api::Request {
-            method: &method,
-            path_with_query: &path_with_query,
-            content_type: content_type.as_deref(),
-            body: &body,
+        Ok(parts) => handler(&api::Request {
+            method: &parts.method,
+            path_with_query: &parts.path_with_query,
+            content_type: parts.content_type.as_deref(),
+            accept: parts.accept.as_deref(),
+            body: &parts.body,
         }),
         Err(err) => err.into(),
     };
     write_response(out, response);
 }
 
-type RequestParts = (String, String, Option<String>, Vec<u8>);
+struct RequestParts {
+    method: String,
+    path_with_query: String,
+    content_type: Option<String>,
+    accept: Option<String>,
+    body: Vec<u8>,
+}
 
 fn read_request(request: &IncomingRequest) -> Result<RequestParts, cromflag_logic::ApiError> {
     let method = match request.method() {
@@ -202,12 +234,16 @@ fn read_request(request: &IncomingRequest) -> Result<RequestParts, cromflag_logi
         Method::Other(other) => other,
     };
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-    let content_type = request
-        .headers()
-        .get("content-type")
-        .into_iter()
-        .next()
-        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let headers = request.headers();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .into_iter()
+            .next()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    };
+    let content_type = header("content-type");
+    let accept = header("accept");
     let unreadable = |reason: String| {
         cromflag_logic::ApiError::bad_request("request body could not be read", reason.into())
     };
@@ -224,7 +260,13 @@ fn read_request(request: &IncomingRequest) -> Result<RequestParts, cromflag_logi
             .map_err(|e| unreadable(e.to_string()))?;
     }
     drop(wasip2::http::types::IncomingBody::finish(incoming));
-    Ok((method, path_with_query, content_type, body))
+    Ok(RequestParts {
+        method,
+        path_with_query,
+        content_type,
+        accept,
+        body,
+    })
 }
 
 fn write_response(out: ResponseOutparam, response: api::Response) {

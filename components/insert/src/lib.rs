@@ -3,14 +3,17 @@
 //! Spin MQTT trigger's `handle-message`. All logic is in `cromflag_logic::api`;
 //! this crate only binds it.
 
-use cromflag_guest::{serve, HostStore};
+use cromflag_guest::{receipt, serve, HostStore};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({
     path: "../../wit",
     world: "mqtt-component",
-    // The store import is the one cromflag-guest already binds.
-    with: { "cromflag:iot/store@0.1.0": cromflag_guest::cromflag::iot::store },
+    // The imports are the ones cromflag-guest already binds.
+    with: {
+        "cromflag:iot/store@0.1.0": cromflag_guest::cromflag::iot::store,
+        "fermyon:spin/variables@2.0.0": cromflag_guest::fermyon::spin::variables,
+    },
     generate_all,
 });
 
@@ -19,7 +22,7 @@ struct Insert;
 impl wasip2::exports::http::incoming_handler::Guest for Insert {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         serve(request, out, |req| {
-            cromflag_logic::api::handle_insert(&mut HostStore, req)
+            cromflag_logic::api::handle_insert(&mut HostStore, req, receipt("http"))
         });
     }
 }
@@ -28,9 +31,14 @@ impl Guest for Insert {
     /// A rejected message reports its `ApiError` (status included) as JSON, so
     /// the host can tell bad input (4xx) from a store failure (5xx).
     fn handle_message(message: Payload, metadata: Metadata) -> Result<(), Error> {
-        cromflag_logic::api::handle_message(&mut HostStore, &metadata.topic, &message)
-            .map(|_rows| ())
-            .map_err(|e| Error::Other(e.to_message()))
+        cromflag_logic::api::handle_message(
+            &mut HostStore,
+            &metadata.topic,
+            &message,
+            receipt("mqtt"),
+        )
+        .map(|_rows| ())
+        .map_err(|e| Error::Other(e.to_message()))
     }
 }
 

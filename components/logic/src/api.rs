@@ -7,7 +7,7 @@
 use crate::document::Format;
 use crate::error::ApiError;
 use crate::fetch::{fetch, TimeRange};
-use crate::insert::{insert, DeviceId};
+use crate::insert::{insert, DeviceId, Receipt};
 use crate::model::Store;
 use serde_json::json;
 
@@ -16,6 +16,8 @@ pub struct Request<'a> {
     /// The path and query as received, e.g. `/fetch/sample?from=1`.
     pub path_with_query: &'a str,
     pub content_type: Option<&'a str>,
+    /// The `Accept` header, for endpoints with more than one representation.
+    pub accept: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -40,7 +42,7 @@ const JSON: &str = "application/json";
 
 /// `POST /insert/<device>`: 200 with the body `True` once the rows are committed,
 /// as the original Flask collector answered.
-pub fn handle_insert(store: &mut impl Store, req: &Request) -> Response {
+pub fn handle_insert(store: &mut impl Store, req: &Request, receipt: Receipt) -> Response {
     let result = (|| {
         let device = device_of(req, "/insert/")?;
         require_method(req, "POST")?;
@@ -50,6 +52,7 @@ pub fn handle_insert(store: &mut impl Store, req: &Request) -> Response {
             req.body,
             Format::from_content_type(req.content_type),
             DeviceId::Required,
+            receipt,
         )
     })();
     match result {
@@ -78,6 +81,12 @@ pub fn handle_fetch(store: &mut impl Store, req: &Request) -> Response {
         },
         Err(err) => err.into(),
     }
+}
+
+/// `GET /reports` (filters `kind`, `device`, `from`, `to`, `limit`, `offset`) and
+/// `GET /reports/<id>` as JSON, `.csv` or `.html` (or by `Accept`).
+pub fn handle_reports(store: &mut impl Store, req: &Request) -> Response {
+    crate::report::serve::handle(store, req).unwrap_or_else(Response::from)
 }
 
 fn require_method(req: &Request, method: &str) -> Result<(), ApiError> {
@@ -110,6 +119,7 @@ pub fn handle_message(
     store: &mut impl Store,
     topic: &str,
     payload: &[u8],
+    receipt: Receipt,
 ) -> Result<u64, ApiError> {
     let device = match topic.split('/').collect::<Vec<_>>()[..] {
         ["devices", device, "telemetry"] if !device.is_empty() => device,
@@ -126,5 +136,6 @@ pub fn handle_message(
         payload,
         Format::sniff(payload),
         DeviceId::Optional,
+        receipt,
     )
 }

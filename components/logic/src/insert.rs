@@ -4,18 +4,21 @@
 //! Everything is decoded, typed and checked before the first write, so a bad
 //! document writes nothing. Writes are ordered so that the batch (the data a
 //! client cares about) lands in one all-or-nothing `put-rows`, then the device's
-//! metadata row is upserted.
+//! metadata row is upserted, then the document is logged in `messages` (what
+//! invoices bill, and where reports find the battery level at a given time).
 
 use crate::document::{Field, Format, InsertDocument, Record};
 use crate::error::ApiError;
 use crate::model::{
-    is_valid_container_name, Column, ColumnType, ContainerInfo, ContainerKind, Store,
+    is_valid_container_name, Column, ColumnType, ContainerInfo, ContainerKind, Store, Value,
 };
 use crate::schema::{needs_put, plan_container, to_row};
 use serde_json::json;
 
 /// The collection that holds one row of metadata per device.
 pub const DEVICES: &str = "devices";
+/// The collection that logs every accepted insert document, one row each.
+pub const MESSAGES: &str = "messages";
 /// The field of a `tsdata` record that carries the row key, epoch milliseconds.
 pub const TIMESTAMP_FIELD: &str = "timestamp";
 /// The field of `deviceinfo` that names the device.
@@ -29,6 +32,40 @@ pub fn devices_columns() -> Vec<Column> {
         Column::new("batt_lvl", ColumnType::Integer),
         Column::new("fw_ver", ColumnType::String),
     ]
+}
+
+/// The `messages` collection: one row per accepted document. `first_ts`/`last_ts`
+/// bound the rows it carried; `deviceinfo` is its metadata as JSON, so a report
+/// can tell what a device reported at the time of its data.
+pub fn messages_container() -> ContainerInfo {
+    let column = Column::new;
+    ContainerInfo {
+        name: MESSAGES.to_owned(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            column("id", ColumnType::String),
+            column("device", ColumnType::String),
+            column("received", ColumnType::Timestamp),
+            column("transport", ColumnType::String),
+            column("rows", ColumnType::Long),
+            column("bytes", ColumnType::Long),
+            column("first_ts", ColumnType::Timestamp),
+            column("last_ts", ColumnType::Timestamp),
+            column("deviceinfo", ColumnType::String),
+        ],
+        row_key: true,
+    }
+}
+
+/// How a document arrived: stamped by the component that received it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// When it was received, epoch milliseconds.
+    pub received_ms: i64,
+    /// `http` or `mqtt`.
+    pub transport: &'static str,
+    /// A random number that keeps message ids distinct within one millisecond.
+    pub nonce: u64,
 }
 
 /// Checks a device name taken from a URL path or MQTT topic.
@@ -67,6 +104,7 @@ pub fn insert(
     body: &[u8],
     format: Format,
     device_id: DeviceId,
+    receipt: Receipt,
 ) -> Result<u64, ApiError> {
     check_device_name(device)?;
     let mut doc = InsertDocument::decode(body, format)?;
@@ -109,6 +147,10 @@ pub fn insert(
     )?;
     let dev_rows = rows_for(dev_info, &dev_plan, "deviceinfo")?;
 
+    let log = messages_container();
+    let log_existing = store.get_container(MESSAGES)?;
+    let log_row = message_row(device, body.len(), &doc, &ts_rows, receipt);
+
     // A batch with no rows creates no container: there is nothing to type it by.
     let mut written = 0;
     if !ts_rows.is_empty() {
@@ -123,7 +165,58 @@ pub fn insert(
         true => rows_for(dev_info, &put(store, dev_plan)?, "deviceinfo")?,
     };
     store.put_rows(DEVICES, dev_rows)?;
+    if needs_put(log_existing.as_ref(), &log) {
+        put(store, log)?;
+    }
+    store.put_rows(MESSAGES, vec![log_row])?;
     Ok(written)
+}
+
+/// The `messages` row of one document; `ts_rows` are its rows, key first.
+fn message_row(
+    device: &str,
+    bytes: usize,
+    doc: &InsertDocument,
+    ts_rows: &[crate::model::Row],
+    receipt: Receipt,
+) -> crate::model::Row {
+    let key = |row: &crate::model::Row| match row.first() {
+        Some(Value::Timestamp(ms)) => Some(*ms),
+        _ => None,
+    };
+    let first = ts_rows.iter().filter_map(key).min();
+    let last = ts_rows.iter().filter_map(key).max();
+    let deviceinfo: serde_json::Map<String, serde_json::Value> = doc
+        .deviceinfo
+        .0
+        .iter()
+        .map(|(name, field)| (name.clone(), field_value(field)))
+        .collect();
+    vec![
+        Value::String(format!(
+            "{device}-{}-{:016x}",
+            receipt.received_ms, receipt.nonce
+        )),
+        Value::String(device.to_owned()),
+        Value::Timestamp(receipt.received_ms),
+        Value::String(receipt.transport.to_owned()),
+        Value::Long(ts_rows.len() as i64),
+        Value::Long(bytes as i64),
+        first.map_or(Value::Null, Value::Timestamp),
+        last.map_or(Value::Null, Value::Timestamp),
+        Value::String(serde_json::Value::Object(deviceinfo).to_string()),
+    ]
+}
+
+fn field_value(field: &Field) -> serde_json::Value {
+    match field {
+        Field::Null | Field::Unsupported(_) => serde_json::Value::Null,
+        Field::Bool(b) => json!(b),
+        Field::Int(i) => json!(i),
+        Field::BigInt(u) => json!(u),
+        Field::Float(f) => json!(f),
+        Field::String(s) => json!(s),
+    }
 }
 
 /// `put-container`, returning the schema as stored: another request may have

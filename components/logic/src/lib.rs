@@ -4,7 +4,8 @@
 //! `components/*` wrap this crate behind their WIT exports, and the host links it
 //! natively for benchmarks. Read it top to bottom as: the store `model`, the insert
 //! `document` and its `schema` inference, then the two operations `insert` and
-//! `fetch`, which answer with an `ApiError` when the input is wrong.
+//! `fetch`, which answer with an `ApiError` when the input is wrong; `report`
+//! holds the cron-made reports and their `/reports` endpoints.
 
 pub mod api;
 pub mod document;
@@ -13,6 +14,7 @@ pub mod fetch;
 pub mod insert;
 pub mod json;
 pub mod model;
+pub mod report;
 pub mod schema;
 
 pub use error::ApiError;

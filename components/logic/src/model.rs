@@ -227,3 +227,8 @@ pub fn is_valid_container_name(name: &str) -> bool {
         && !name.as_bytes()[0].is_ascii_digit()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
+
+/// `text` as a TQL string literal (single quotes, inner quotes doubled).
+pub fn tql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}

@@ -6,6 +6,9 @@
 //! pooling allocator, so no state leaks between requests.
 
 mod cache;
+mod variables;
+
+pub use variables::ComponentConfig;
 
 use crate::store::bindings::{self, StoreHost};
 use crate::store::Backend;
@@ -13,9 +16,11 @@ use anyhow::{Context, Result};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -50,6 +55,7 @@ pub struct HostState {
     hooks: DenyOutbound,
     table: ResourceTable,
     store: StoreHost,
+    variables: variables::VariablesHost,
 }
 
 impl WasiView for HostState {
@@ -129,6 +135,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::add_to_linker(&mut linker, |state: &mut HostState| &mut state.store)?;
+        variables::add_to_linker(&mut linker, |state: &mut HostState| &mut state.variables)?;
 
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating the compile cache {}", cache_dir.display()))?;
@@ -161,22 +168,46 @@ impl Runtime {
         Ok(self.linker.instantiate_pre(&component)?)
     }
 
-    /// A fresh store for one event, with `env` as the component's environment.
-    pub fn new_store(&self, env: &[(String, String)]) -> Store<HostState> {
+    /// A fresh store for one event of a component configured by `config`,
+    /// which may run for the runtime's event timeout.
+    pub fn new_store(&self, config: &ComponentConfig) -> Store<HostState> {
+        self.new_store_with_timeout(config, self.limits.event_timeout)
+    }
+
+    /// A fresh store for one event that may run for `timeout`.
+    ///
+    /// Every epoch tick the instance yields to the executor, so a long
+    /// computation (a report over a large period) shares the threads with
+    /// ingest instead of holding one; past `timeout` it traps.
+    pub fn new_store_with_timeout(
+        &self,
+        config: &ComponentConfig,
+        timeout: Duration,
+    ) -> Store<HostState> {
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout().inherit_stderr().envs(env);
+        wasi.inherit_stdout().inherit_stderr().envs(&config.env);
         let state = HostState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: DenyOutbound,
             table: ResourceTable::new(),
             store: StoreHost::new(self.backend.clone()),
+            variables: variables::VariablesHost::new(config.variables.clone()),
         };
         let mut store = Store::new(&self.engine, state);
-        let ticks = self.limits.event_timeout.as_millis() / EPOCH_TICK.as_millis();
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
-        // A component that runs past its deadline (a loop that never ends) traps.
-        store.epoch_deadline_trap();
+        let started = Instant::now();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() >= timeout {
+                // A component that runs past its deadline (a loop that never ends) traps.
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
         store
     }
 }

@@ -13,7 +13,7 @@
 //! keeps the subscriptions and redelivers what was not acked.
 
 use crate::manifest::{App, MqttSettings};
-use crate::runtime::{HostState, Runtime};
+use crate::runtime::{ComponentConfig, HostState, Runtime};
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use anyhow::{bail, Context, Result};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
@@ -28,7 +28,10 @@ mod bindings {
         world: "mqtt-component",
         imports: { default: async },
         exports: { default: async },
-        with: { "cromflag:iot/store": crate::store::bindings::cromflag::iot::store },
+        with: {
+            "cromflag:iot/store": crate::store::bindings::cromflag::iot::store,
+            "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
+        },
     });
 }
 
@@ -58,7 +61,7 @@ struct Subscription {
 struct MqttHandler {
     id: String,
     pre: MqttComponentPre<HostState>,
-    env: Vec<(String, String)>,
+    config: ComponentConfig,
 }
 
 /// Counts of what the trigger did, logged every `COUNTERS_INTERVAL` when they change.
@@ -115,7 +118,7 @@ impl MqttTrigger {
             let handler = Arc::new(MqttHandler {
                 id: spec.id.clone(),
                 pre,
-                env: spec.environment.clone(),
+                config: spec.into(),
             });
             let qos = match trigger.qos {
                 0 => QoS::AtMostOnce,
@@ -268,7 +271,7 @@ impl MqttTrigger {
                 "no [[trigger.mqtt]] topic matches `{topic}`"
             )));
         };
-        let mut store = self.runtime.new_store(&sub.handler.env);
+        let mut store = self.runtime.new_store(&sub.handler.config);
         let called = async {
             let instance = sub.handler.pre.instantiate_async(&mut store).await?;
             let metadata = Metadata {

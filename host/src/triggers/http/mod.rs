@@ -9,7 +9,7 @@
 mod routes;
 
 use crate::manifest::App;
-use crate::runtime::{HostState, Runtime};
+use crate::runtime::{ComponentConfig, HostState, Runtime};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use cromflag_logic::ApiError;
@@ -34,7 +34,7 @@ use wasmtime_wasi_http::WasiHttpView;
 pub struct HttpComponent {
     id: String,
     pre: ProxyPre<HostState>,
-    env: Vec<(String, String)>,
+    config: ComponentConfig,
 }
 
 pub struct HttpTrigger {
@@ -67,7 +67,7 @@ impl HttpTrigger {
                     let component = Arc::new(HttpComponent {
                         id: spec.id.clone(),
                         pre,
-                        env: spec.environment.clone(),
+                        config: spec.into(),
                     });
                     loaded.insert(&spec.id, component.clone());
                     component
@@ -238,7 +238,7 @@ impl HttpTrigger {
         component: &HttpComponent,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<HyperOutgoingBody>> {
-        let mut store = self.runtime.new_store(&component.env);
+        let mut store = self.runtime.new_store(&component.config);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = req.map(|body| {
             body.map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} })

@@ -1,0 +1,257 @@
+//! Reading what reports are made of, a page at a time: a device's rows over a
+//! period, the `messages` log, and the device list. Nothing here holds more than
+//! one page of rows, whatever the period's size.
+
+use crate::insert::{DEVICES, DEVICE_ID_FIELD, MESSAGES};
+use crate::model::{tql_string, ColumnType, ContainerInfo, Store, StoreError, Value};
+use std::collections::BTreeMap;
+
+/// Rows read per query.
+pub const PAGE: usize = 1000;
+
+/// Running statistics of one numeric column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Accumulator {
+    pub count: u64,
+    /// The sum, for an exact mean of integer-valued data.
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Welford's running mean and sum of squared deviations, for the variance.
+    mean: f64,
+    m2: f64,
+}
+
+impl Accumulator {
+    pub fn add(&mut self, x: f64) {
+        if self.count == 0 {
+            self.min = x;
+            self.max = x;
+        }
+        self.count += 1;
+        self.sum += x;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        let delta = x - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (x - self.mean);
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// The population standard deviation.
+    pub fn stddev(&self) -> Option<f64> {
+        (self.count > 0).then(|| (self.m2 / self.count as f64).max(0.0).sqrt())
+    }
+}
+
+/// What one pass over a device's rows in `[start, end)` found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceScan {
+    pub rows: u64,
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    /// `(from, to)` row timestamps around each gap longer than the threshold.
+    pub gaps: Vec<(i64, i64)>,
+    /// Every numeric column in schema order, with its type name.
+    pub columns: Vec<(String, ColumnType, Accumulator)>,
+    pub motion_events: u64,
+}
+
+/// Scans `device`'s rows with `start_ms <= timestamp < end_ms`, oldest first,
+/// paging on the row key.
+pub fn scan_device(
+    store: &mut impl Store,
+    info: &ContainerInfo,
+    start_ms: i64,
+    end_ms: i64,
+    gap_threshold_ms: f64,
+    motion_column: &str,
+) -> Result<DeviceScan, StoreError> {
+    let key = quote_name(&info.columns[0].name);
+    let numeric: Vec<usize> = (1..info.columns.len())
+        .filter(|&i| info.columns[i].column_type.is_numeric())
+        .collect();
+    let motion = info
+        .column_index(motion_column)
+        .filter(|&i| info.columns[i].column_type == ColumnType::Bool);
+    let mut scan = DeviceScan {
+        columns: numeric
+            .iter()
+            .map(|&i| {
+                (
+                    info.columns[i].name.clone(),
+                    info.columns[i].column_type,
+                    Accumulator::default(),
+                )
+            })
+            .collect(),
+        ..DeviceScan::default()
+    };
+
+    let mut after: Option<i64> = None;
+    loop {
+        let lower = match after {
+            None => format!("{key} >= TO_TIMESTAMP_MS({start_ms})"),
+            Some(ms) => format!("{key} > TO_TIMESTAMP_MS({ms})"),
+        };
+        let tql = format!(
+            "SELECT * WHERE {lower} AND {key} < TO_TIMESTAMP_MS({end_ms}) ORDER BY {key} ASC LIMIT {PAGE}"
+        );
+        let page = store.query(&info.name, &tql)?;
+        for row in &page.rows {
+            let Some(Value::Timestamp(ts)) = row.first() else {
+                return Err(StoreError::Backend(format!(
+                    "`{}`: a row without its timestamp",
+                    info.name
+                )));
+            };
+            let ts = *ts;
+            if let Some(previous) = scan.last {
+                if (ts - previous) as f64 > gap_threshold_ms {
+                    scan.gaps.push((previous, ts));
+                }
+            }
+            scan.first.get_or_insert(ts);
+            scan.last = Some(ts);
+            scan.rows += 1;
+            for (slot, &i) in numeric.iter().enumerate() {
+                if let Some(x) = row.get(i).and_then(number) {
+                    scan.columns[slot].2.add(x);
+                }
+            }
+            if let Some(Value::Bool(true)) = motion.and_then(|i| row.get(i)) {
+                scan.motion_events += 1;
+            }
+        }
+        if page.rows.len() < PAGE {
+            return Ok(scan);
+        }
+        after = scan.last;
+    }
+}
+
+/// A numeric cell as f64. FLOAT goes through its shortest decimal form, so that
+/// a stored `0.1f32` counts as 0.1 and not 0.10000000149.
+fn number(value: &Value) -> Option<f64> {
+    Some(match *value {
+        Value::Byte(v) => f64::from(v),
+        Value::Short(v) => f64::from(v),
+        Value::Integer(v) => f64::from(v),
+        Value::Long(v) => v as f64,
+        Value::Float(v) => v.to_string().parse().ok()?,
+        Value::Double(v) => v,
+        _ => return None,
+    })
+}
+
+/// A name as a TQL double-quoted identifier, matched exactly.
+pub fn quote_name(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Every device in the `devices` collection, in name order.
+pub fn devices(store: &mut impl Store) -> Result<Vec<String>, StoreError> {
+    if store.get_container(DEVICES)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for offset in (0..).step_by(PAGE) {
+        let tql = format!(
+            "SELECT {DEVICE_ID_FIELD} ORDER BY {DEVICE_ID_FIELD} ASC LIMIT {PAGE} OFFSET {offset}"
+        );
+        let page = store.query(DEVICES, &tql)?;
+        names.extend(page.rows.iter().filter_map(|row| match row.first() {
+            Some(Value::String(name)) => Some(name.clone()),
+            _ => None,
+        }));
+        if page.rows.len() < PAGE {
+            break;
+        }
+    }
+    Ok(names)
+}
+
+/// Messages and rows received per device with `start_ms <= received < end_ms`.
+pub fn usage(
+    store: &mut impl Store,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<BTreeMap<String, (u64, u64)>, StoreError> {
+    let mut usage: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    if store.get_container(MESSAGES)?.is_none() {
+        return Ok(usage);
+    }
+    for offset in (0..).step_by(PAGE) {
+        let tql = format!(
+            "SELECT device, rows WHERE received >= TO_TIMESTAMP_MS({start_ms}) \
+             AND received < TO_TIMESTAMP_MS({end_ms}) ORDER BY id ASC LIMIT {PAGE} OFFSET {offset}"
+        );
+        let page = store.query(MESSAGES, &tql)?;
+        for row in &page.rows {
+            if let [Value::String(device), rows] = &row[..] {
+                let entry = usage.entry(device.clone()).or_default();
+                entry.0 += 1;
+                entry.1 += match rows {
+                    Value::Long(n) => u64::try_from(*n).unwrap_or(0),
+                    _ => 0,
+                };
+            }
+        }
+        if page.rows.len() < PAGE {
+            break;
+        }
+    }
+    Ok(usage)
+}
+
+/// The `deviceinfo` of the message that carried `device`'s latest data before
+/// `end_ms`, with when it was received: the device's state as of that data.
+pub fn last_deviceinfo(
+    store: &mut impl Store,
+    device: &str,
+    end_ms: i64,
+) -> Result<Option<(i64, serde_json::Map<String, serde_json::Value>)>, StoreError> {
+    if store.get_container(MESSAGES)?.is_none() {
+        return Ok(None);
+    }
+    let tql = format!(
+        "SELECT received, deviceinfo WHERE device = {} AND last_ts < TO_TIMESTAMP_MS({end_ms}) \
+         ORDER BY last_ts DESC, received DESC LIMIT 1",
+        tql_string(device)
+    );
+    let page = store.query(MESSAGES, &tql)?;
+    Ok(match page.rows.first().map(|row| &row[..]) {
+        Some([Value::Timestamp(received), Value::String(info)]) => serde_json::from_str(info)
+            .ok()
+            .map(|info| (*received, info)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accumulator_matches_the_textbook_figures() {
+        let mut acc = Accumulator::default();
+        for x in [78.0, 82.0, 81.0, 80.0, 79.0, 77.0] {
+            acc.add(x);
+        }
+        assert_eq!((acc.count, acc.min, acc.max), (6, 77.0, 82.0));
+        assert_eq!(acc.mean(), Some(79.5));
+        // Σ(x − 79.5)² = 17.5; population variance 17.5 / 6.
+        assert!((acc.stddev().unwrap() - (17.5f64 / 6.0).sqrt()).abs() < 1e-12);
+        assert_eq!(Accumulator::default().mean(), None);
+    }
+
+    #[test]
+    fn float_cells_count_as_their_decimal_text() {
+        assert_eq!(number(&Value::Float(0.1)), Some(0.1));
+        assert_eq!(number(&Value::Long(-3)), Some(-3.0));
+        assert_eq!(number(&Value::Bool(true)), None);
+    }
+}

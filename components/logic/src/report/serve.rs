@@ -1,0 +1,292 @@
+//! `GET /reports` and `GET /reports/<id>[.json|.csv|.html]`: stored reports
+//! for people and programs. The representation comes from the extension, else
+//! from `Accept` (`text/csv`, `text/html`), else JSON.
+
+use super::body::ReportKind;
+use super::render;
+use super::stored::{self, Filter};
+use crate::api::{Request, Response};
+use crate::error::ApiError;
+use crate::model::{is_valid_container_name, Store, TIMESTAMP_RANGE};
+use serde_json::json;
+
+/// Reports listed per request unless `limit` says otherwise, and the most.
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Representation {
+    Json,
+    Csv,
+    Html,
+}
+
+pub fn handle(store: &mut impl Store, req: &Request) -> Result<Response, ApiError> {
+    let (path, query) = req
+        .path_with_query
+        .split_once('?')
+        .unwrap_or((req.path_with_query, ""));
+    if !req.method.eq_ignore_ascii_case("GET") {
+        return Err(ApiError::new(
+            405,
+            "method not allowed",
+            json!({ "method": req.method, "allowed": ["GET"] }),
+        ));
+    }
+    match path.strip_prefix("/reports") {
+        Some("" | "/") => list(store, query),
+        Some(rest) => match rest.strip_prefix('/') {
+            Some(name) if !name.contains('/') => one(store, name, query, req.accept),
+            _ => Err(no_route(path)),
+        },
+        None => Err(no_route(path)),
+    }
+}
+
+fn no_route(path: &str) -> ApiError {
+    ApiError::not_found("no such route", json!({ "path": path }))
+}
+
+fn list(store: &mut impl Store, query: &str) -> Result<Response, ApiError> {
+    let filter = parse_filter(query)?;
+    let reports = stored::list(store, &filter)?;
+    let items: Vec<_> = reports
+        .into_iter()
+        .map(|r| {
+            let links = json!({
+                "json": format!("/reports/{}", r.id),
+                "csv": format!("/reports/{}.csv", r.id),
+                "html": format!("/reports/{}.html", r.id),
+            });
+            let mut item = serde_json::to_value(r).expect("listed reports serialize");
+            item["links"] = links;
+            item
+        })
+        .collect();
+    let body = json!({ "count": items.len(), "limit": filter.limit, "offset": filter.offset, "reports": items });
+    Ok(Response {
+        status: 200,
+        content_type: "application/json",
+        body: serde_json::to_vec(&body).expect("JSON serializes"),
+    })
+}
+
+/// Parses `kind`, `device`, `from`, `to` (epoch ms or RFC 3339), `limit` and `offset`.
+fn parse_filter(query: &str) -> Result<Filter, ApiError> {
+    const ALLOWED: [&str; 6] = ["kind", "device", "from", "to", "limit", "offset"];
+    let mut filter = Filter {
+        limit: DEFAULT_LIMIT,
+        ..Filter::default()
+    };
+    let mut seen = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        if !ALLOWED.contains(&key) {
+            return Err(ApiError::bad_request(
+                "unknown query parameter",
+                json!({ "parameter": key, "allowed": ALLOWED }),
+            ));
+        }
+        if seen.contains(&key) {
+            return Err(ApiError::bad_request(
+                "query parameter given twice",
+                json!({ "parameter": key }),
+            ));
+        }
+        seen.push(key);
+        let invalid = |expected: &str| {
+            ApiError::bad_request(
+                "invalid query parameter",
+                json!({ "parameter": key, "got": value, "expected": expected }),
+            )
+        };
+        match key {
+            "kind" => {
+                filter.kind = Some(
+                    ReportKind::from_name(&value)
+                        .ok_or_else(|| invalid("daily, weekly or invoice"))?,
+                )
+            }
+            "device" if is_valid_container_name(&value) => filter.device = Some(value.clone()),
+            "device" => return Err(invalid("a device name")),
+            "from" | "to" => {
+                let ms = parse_instant(&value)
+                    .ok_or_else(|| invalid("epoch milliseconds or an RFC 3339 time"))?;
+                *(if key == "from" {
+                    &mut filter.from
+                } else {
+                    &mut filter.to
+                }) = Some(ms);
+            }
+            "limit" => {
+                filter.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| invalid("an integer from 1 to 1000"))?
+            }
+            _ => {
+                filter.offset = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= i64::MAX as u64)
+                    .ok_or_else(|| invalid("a non-negative integer"))?
+            }
+        }
+    }
+    Ok(filter)
+}
+
+fn parse_instant(text: &str) -> Option<i64> {
+    let ms = match text.parse::<i64>() {
+        Ok(ms) => ms,
+        Err(_) => chrono::DateTime::parse_from_rfc3339(text)
+            .ok()?
+            .timestamp_millis(),
+    };
+    TIMESTAMP_RANGE.contains(&ms).then_some(ms)
+}
+
+/// Decodes `%XX` escapes (and `+` as a space), as forms and browsers send them.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn one(
+    store: &mut impl Store,
+    name: &str,
+    query: &str,
+    accept: Option<&str>,
+) -> Result<Response, ApiError> {
+    if !query.is_empty() {
+        return Err(ApiError::bad_request(
+            "unknown query parameter",
+            json!({ "parameter": query.split(['=', '&']).next(), "allowed": [] }),
+        ));
+    }
+    let (id, representation) = match name.rsplit_once('.') {
+        Some((id, "json")) => (id, Representation::Json),
+        Some((id, "csv")) => (id, Representation::Csv),
+        Some((id, "html")) => (id, Representation::Html),
+        Some((_, other)) => {
+            return Err(ApiError::not_found(
+                "unknown report format",
+                json!({ "extension": other, "allowed": ["json", "csv", "html"] }),
+            ))
+        }
+        None => (name, from_accept(accept)),
+    };
+    let report = stored::get(store, id)?
+        .ok_or_else(|| ApiError::not_found("no such report", json!({ "id": id })))?;
+    Ok(match representation {
+        Representation::Json => Response {
+            status: 200,
+            content_type: "application/json",
+            body: serde_json::to_vec(&report).expect("reports serialize"),
+        },
+        Representation::Csv => Response {
+            status: 200,
+            content_type: "text/csv; charset=utf-8",
+            body: render::csv(&report).into_bytes(),
+        },
+        Representation::Html => Response {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: render::html(&report).into_bytes(),
+        },
+    })
+}
+
+/// The representation `Accept` prefers among ours; JSON when it names none.
+fn from_accept(accept: Option<&str>) -> Representation {
+    let mut best = (0.0f32, Representation::Json);
+    for item in accept.unwrap_or("").split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let quality = parts
+            .find_map(|p| p.strip_prefix("q="))
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let representation = match media.as_str() {
+            "application/json" => Representation::Json,
+            "text/csv" => Representation::Csv,
+            "text/html" => Representation::Html,
+            _ => continue,
+        };
+        if quality > best.0 {
+            best = (quality, representation);
+        }
+    }
+    best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_picks_the_preferred_representation() {
+        assert_eq!(from_accept(None), Representation::Json);
+        assert_eq!(from_accept(Some("text/csv")), Representation::Csv);
+        assert_eq!(
+            from_accept(Some("text/html,application/xhtml+xml,*/*;q=0.8")),
+            Representation::Html
+        );
+        assert_eq!(
+            from_accept(Some("text/csv;q=0.5, application/json")),
+            Representation::Json
+        );
+        assert_eq!(from_accept(Some("image/png")), Representation::Json);
+    }
+
+    #[test]
+    fn filters_parse_strictly() {
+        let filter =
+            parse_filter("kind=daily&from=2020-02-18T00:00:00Z&to=1582070400000&device=sample")
+                .unwrap();
+        assert_eq!(filter.kind, Some(ReportKind::Daily));
+        assert_eq!(filter.from, Some(1_581_984_000_000));
+        assert_eq!(filter.to, Some(1_582_070_400_000));
+        assert_eq!(filter.device.as_deref(), Some("sample"));
+        assert_eq!(filter.limit, DEFAULT_LIMIT);
+        for bad in [
+            "kind=hourly",
+            "from=yesterday",
+            "limit=0",
+            "limit=5000",
+            "nope=1",
+            "kind=daily&kind=weekly",
+            "device=a-b",
+        ] {
+            assert_eq!(parse_filter(bad).unwrap_err().status, 400, "{bad}");
+        }
+        assert_eq!(
+            parse_filter("from=2020-02-18T00%3A00%3A00%2B01%3A00")
+                .unwrap()
+                .from,
+            Some(1_581_980_400_000)
+        );
+    }
+}

@@ -1,0 +1,43 @@
+//! The report writer: on each cron tick (Spin's `handle-cron-event`), the daily
+//! and weekly device reports and the monthly invoices of the periods that have
+//! just ended, stored in the `reports` collection. Settings come from the
+//! component's variables; all logic is in `cromflag_logic::report`.
+
+use cromflag_guest::{now_ms, variable, HostStore};
+use cromflag_logic::report::{self, settings::Settings};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "cron-component",
+    // The imports are the ones cromflag-guest already binds.
+    with: {
+        "cromflag:iot/store@0.1.0": cromflag_guest::cromflag::iot::store,
+        "fermyon:spin/variables@2.0.0": cromflag_guest::fermyon::spin::variables,
+    },
+    generate_all,
+});
+
+struct Report;
+
+impl Guest for Report {
+    /// Writes the reports due at the tick's time. An error names what failed:
+    /// the host records it as a failed run and the next tick runs as usual.
+    fn handle_cron_event(metadata: Metadata) -> Result<(), Error> {
+        let settings = Settings::read(variable).map_err(|e| Error::Other(e.to_string()))?;
+        let at = i64::try_from(metadata.timestamp)
+            .ok()
+            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+            .ok_or_else(|| {
+                Error::Other(format!("tick time {} is out of range", metadata.timestamp))
+            })?;
+        let outcome = report::run_tick(&mut HostStore, at, &settings, now_ms())
+            .map_err(|e| Error::Other(format!("writing reports: {e}")))?;
+        eprintln!(
+            "report: {} reports written for the tick at {at}",
+            outcome.written.len()
+        );
+        Ok(())
+    }
+}
+
+export!(Report);

@@ -1,0 +1,492 @@
+//! The cron trigger: `[[trigger.cron]]` schedules (Spin's syntax, six or seven
+//! fields with seconds first, UTC) that call a component's `handle-cron-event`
+//! (package `fermyon:spin-cron@2.0.0`, as the Spin cron trigger does).
+//!
+//! What Spin's trigger lacks and this one adds:
+//! - every run is recorded in the `_cron_runs` collection (tick, start, end,
+//!   status, error), so the last successful run of each trigger is known;
+//! - at start-up, ticks missed since then are caught up or skipped, by the
+//!   policy of the trigger's component (`CatchUp`);
+//! - runs of one trigger never overlap: a tick that fires while the previous run
+//!   is still going is recorded as skipped;
+//! - `run_once` runs a tick as if at a given time (`cromflag cron run --at`).
+//!
+//! Each run is a task of its own; the instance yields to the executor every
+//! epoch tick (see `Runtime::new_store_with_timeout`), so a long report shares
+//! the threads with ingest rather than holding one.
+//!
+//! The metadata passed to the component is the tick's *scheduled* time (Spin
+//! passes the time it fired, a few milliseconds later): a report made from it is
+//! the same whenever the run actually starts.
+
+use crate::manifest::{App, CatchUp, ComponentSpec};
+use crate::runtime::{ComponentConfig, HostState, Runtime};
+use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use cromflag_logic::tql_string;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "cron-component",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "cromflag:iot/store": crate::store::bindings::cromflag::iot::store,
+            "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
+        },
+    });
+}
+
+use bindings::fermyon::spin_cron::cron_types::{Error as HandlerError, Metadata};
+use bindings::CronComponentPre;
+
+/// The collection of run records.
+pub const RUNS: &str = "_cron_runs";
+/// The most missed ticks one trigger catches up at start-up (the most recent ones).
+pub const MAX_CATCH_UP: usize = 1000;
+/// Run records read per query.
+const PAGE: usize = 1000;
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Started and not finished: the host stopped during the run.
+    Running,
+    Ok,
+    Failed,
+    /// The previous run of the trigger was still going.
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// One row of `_cron_runs`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RunRecord {
+    /// `<trigger>@<tick ms>`, or `manual:<component>@<tick ms>`: a run of the
+    /// same tick replaces the record of the previous one.
+    pub id: String,
+    /// The trigger's name; `None` for a manual run (`cromflag cron run`).
+    pub trigger: Option<String>,
+    pub component: String,
+    /// The tick's scheduled time, epoch ms.
+    pub tick: i64,
+    pub started: i64,
+    pub finished: Option<i64>,
+    pub status: String,
+    pub error: Option<String>,
+    pub manual: bool,
+}
+
+fn runs_container() -> ContainerInfo {
+    let column = Column::new;
+    ContainerInfo {
+        name: RUNS.to_owned(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            column("id", ColumnType::String),
+            column("trigger", ColumnType::String),
+            column("component", ColumnType::String),
+            column("tick", ColumnType::Timestamp),
+            column("started", ColumnType::Timestamp),
+            column("finished", ColumnType::Timestamp),
+            column("status", ColumnType::String),
+            column("error", ColumnType::String),
+            column("manual", ColumnType::Bool),
+        ],
+        row_key: true,
+    }
+}
+
+/// A component that can take cron ticks, ready to instantiate.
+#[derive(Clone)]
+struct CronHandler {
+    component: String,
+    pre: CronComponentPre<HostState>,
+    config: ComponentConfig,
+}
+
+impl CronHandler {
+    fn load(runtime: &Runtime, spec: &ComponentSpec) -> Result<CronHandler> {
+        let pre = runtime
+            .pre_instantiate(&spec.source)
+            .and_then(|pre| Ok(CronComponentPre::new(pre)?))
+            .with_context(|| format!("component `{}` does not export the cron handler", spec.id))?;
+        Ok(CronHandler {
+            component: spec.id.clone(),
+            pre,
+            config: spec.into(),
+        })
+    }
+}
+
+/// One `[[trigger.cron]]`.
+struct Job {
+    name: String,
+    expression: String,
+    schedule: croner::Cron,
+    catch_up: CatchUp,
+    handler: CronHandler,
+    /// Set while a run (or the start-up catch-up) is going.
+    running: AtomicBool,
+}
+
+/// Runs records and component calls shared by scheduled and manual runs.
+struct Runner {
+    runtime: Arc<Runtime>,
+    backend: Arc<dyn Backend>,
+    /// How long one run may take before its instance is stopped.
+    timeout: Duration,
+}
+
+pub struct CronTrigger {
+    runner: Arc<Runner>,
+    jobs: Vec<Arc<Job>>,
+}
+
+impl CronTrigger {
+    /// Loads the components of the application's cron triggers; `None` if it has none.
+    pub fn new(
+        app: &App,
+        runtime: Arc<Runtime>,
+        backend: Arc<dyn Backend>,
+        timeout: Duration,
+    ) -> Result<Option<CronTrigger>> {
+        if app.cron_triggers.is_empty() {
+            return Ok(None);
+        }
+        let mut jobs = Vec::new();
+        for trigger in &app.cron_triggers {
+            let handler = CronHandler::load(&runtime, &app.components[&trigger.component])?;
+            jobs.push(Arc::new(Job {
+                name: trigger.name.clone(),
+                expression: trigger.expression.clone(),
+                schedule: trigger.schedule.clone(),
+                catch_up: trigger.catch_up,
+                handler,
+                running: AtomicBool::new(false),
+            }));
+        }
+        Ok(Some(CronTrigger {
+            runner: Arc::new(Runner {
+                runtime,
+                backend,
+                timeout,
+            }),
+            jobs,
+        }))
+    }
+
+    /// Schedules every trigger, forever. Each catches up first (in a task of its
+    /// own, counted as a run, so a tick due meanwhile is skipped, not stacked).
+    pub async fn run(self) {
+        for job in &self.jobs {
+            tracing::info!(trigger = %job.name, component = %job.handler.component, schedule = %job.expression, catch_up = ?job.catch_up, "cron trigger scheduled");
+        }
+        let mut schedules = tokio::task::JoinSet::new();
+        for job in self.jobs {
+            let runner = self.runner.clone();
+            schedules.spawn(async move {
+                job.running.store(true, Ordering::SeqCst);
+                let started_at = Utc::now();
+                tokio::spawn(runner.clone().catch_up(job.clone(), started_at));
+                runner.schedule(job, started_at).await;
+            });
+        }
+        while schedules.join_next().await.is_some() {}
+    }
+}
+
+impl Runner {
+    /// Fires `job` at each of its ticks after `after`, each run in its own task.
+    async fn schedule(self: Arc<Self>, job: Arc<Job>, after: DateTime<Utc>) {
+        // The last tick fired: a clock that steps back must not fire it twice.
+        let mut last = after;
+        loop {
+            let from = last.max(Utc::now());
+            let next = match job.schedule.find_next_occurrence(&from, false) {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(trigger = %job.name, "no next tick: {e}; the trigger stops");
+                    return;
+                }
+            };
+            let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::sleep(wait).await;
+            last = next;
+            if job.running.swap(true, Ordering::SeqCst) {
+                tracing::warn!(trigger = %job.name, tick = %next, "tick skipped: the previous run is still going");
+                let record = self.record_for(
+                    Some(&job.name),
+                    &job.handler.component,
+                    next,
+                    RunStatus::Skipped,
+                );
+                let error = "the previous run was still going".to_owned();
+                self.save(&RunRecord {
+                    error: Some(error),
+                    finished: Some(record.started),
+                    ..record
+                })
+                .await;
+                continue;
+            }
+            let (runner, job) = (self.clone(), job.clone());
+            tokio::spawn(async move {
+                runner.run(Some(&job.name), &job.handler, next).await;
+                job.running.store(false, Ordering::SeqCst);
+            });
+        }
+    }
+
+    /// Runs the ticks `job` missed before `now`, by its policy, then releases it.
+    async fn catch_up(self: Arc<Self>, job: Arc<Job>, now: DateTime<Utc>) {
+        match self.missed_ticks(&job, now).await {
+            Ok(missed) if missed.is_empty() => {}
+            Ok(missed) => {
+                let chosen: Vec<_> = match job.catch_up {
+                    CatchUp::Skip => Vec::new(),
+                    CatchUp::Latest => missed.last().copied().into_iter().collect(),
+                    CatchUp::All => missed.clone(),
+                };
+                tracing::info!(trigger = %job.name, missed = missed.len(), running = chosen.len(), policy = ?job.catch_up, "catching up missed ticks");
+                for tick in chosen {
+                    self.run(Some(&job.name), &job.handler, tick).await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(trigger = %job.name, "cannot tell which ticks were missed: {e:#}")
+            }
+        }
+        job.running.store(false, Ordering::SeqCst);
+    }
+
+    /// The ticks of `job` after its last successful run and at or before `now`,
+    /// oldest first, at most `MAX_CATCH_UP` (the most recent). A trigger that has
+    /// never run missed nothing; one whose runs all failed counts from its first.
+    async fn missed_ticks(&self, job: &Job, now: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>> {
+        let Some(anchor) = self.anchor(&job.name).await? else {
+            return Ok(Vec::new());
+        };
+        let mut missed = Vec::new();
+        let mut cursor = now;
+        let mut inclusive = true;
+        while missed.len() < MAX_CATCH_UP {
+            match job.schedule.find_previous_occurrence(&cursor, inclusive) {
+                Ok(tick) if tick.timestamp_millis() > anchor => {
+                    missed.push(tick);
+                    cursor = tick;
+                    inclusive = false;
+                }
+                _ => break,
+            }
+        }
+        missed.reverse();
+        Ok(missed)
+    }
+
+    /// The tick (ms) after which runs count as missed: the last successful one,
+    /// or just before the first recorded one; `None` if there is no record.
+    async fn anchor(&self, trigger: &str) -> Result<Option<i64>> {
+        if self.backend.get_container(RUNS).await?.is_none() {
+            return Ok(None);
+        }
+        let name = tql_string(trigger);
+        let ok = format!(
+            "SELECT tick WHERE trigger = {name} AND status = 'ok' ORDER BY tick DESC LIMIT 1"
+        );
+        if let Some(tick) = self.first_tick(&ok).await? {
+            return Ok(Some(tick));
+        }
+        let first = format!("SELECT tick WHERE trigger = {name} ORDER BY tick ASC LIMIT 1");
+        Ok(self.first_tick(&first).await?.map(|tick| tick - 1))
+    }
+
+    async fn first_tick(&self, tql: &str) -> Result<Option<i64>> {
+        let result = self.backend.query(RUNS, tql).await?;
+        Ok(match result.rows.first().and_then(|row| row.first()) {
+            Some(Value::Timestamp(ms)) => Some(*ms),
+            _ => None,
+        })
+    }
+
+    /// Runs one tick of `handler` and records it; returns the final record.
+    async fn run(
+        &self,
+        trigger: Option<&str>,
+        handler: &CronHandler,
+        tick: DateTime<Utc>,
+    ) -> RunRecord {
+        let mut record = self.record_for(trigger, &handler.component, tick, RunStatus::Running);
+        self.save(&record).await;
+        let outcome = self.call(handler, tick).await;
+        record.finished = Some(crate::store::now_ms());
+        match outcome {
+            Ok(()) => {
+                record.status = RunStatus::Ok.name().to_owned();
+                tracing::info!(trigger = trigger.unwrap_or("(manual)"), component = %handler.component, %tick, "cron run ok");
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                tracing::error!(trigger = trigger.unwrap_or("(manual)"), component = %handler.component, %tick, "cron run failed: {message}");
+                record.status = RunStatus::Failed.name().to_owned();
+                record.error = Some(message);
+            }
+        }
+        self.save(&record).await;
+        record
+    }
+
+    async fn call(&self, handler: &CronHandler, tick: DateTime<Utc>) -> Result<()> {
+        let mut store = self
+            .runtime
+            .new_store_with_timeout(&handler.config, self.timeout);
+        let instance = handler.pre.instantiate_async(&mut store).await?;
+        let metadata = Metadata {
+            timestamp: u64::try_from(tick.timestamp()).context("a tick before 1970")?,
+        };
+        match instance.call_handle_cron_event(&mut store, metadata).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(HandlerError::Other(message))) => Err(anyhow::anyhow!("{message}")),
+            Err(trap) => Err(anyhow::anyhow!("the component trapped: {trap:#}")),
+        }
+    }
+
+    fn record_for(
+        &self,
+        trigger: Option<&str>,
+        component: &str,
+        tick: DateTime<Utc>,
+        status: RunStatus,
+    ) -> RunRecord {
+        let tick = tick.timestamp_millis();
+        RunRecord {
+            id: match trigger {
+                Some(trigger) => format!("{trigger}@{tick}"),
+                None => format!("manual:{component}@{tick}"),
+            },
+            trigger: trigger.map(str::to_owned),
+            component: component.to_owned(),
+            tick,
+            started: crate::store::now_ms(),
+            finished: None,
+            status: status.name().to_owned(),
+            error: None,
+            manual: trigger.is_none(),
+        }
+    }
+
+    /// Writes a run record. A store failure is logged, not raised: the run itself
+    /// happened (or not) either way.
+    async fn save(&self, record: &RunRecord) {
+        if let Err(e) = save_record(self.backend.as_ref(), record).await {
+            tracing::error!(run = %record.id, "could not record the cron run: {e}");
+        }
+    }
+}
+
+async fn save_record(
+    backend: &dyn Backend,
+    record: &RunRecord,
+) -> Result<(), crate::store::StoreError> {
+    let wanted = runs_container();
+    if backend.get_container(RUNS).await?.as_ref() != Some(&wanted) {
+        backend.put_container(wanted).await?;
+    }
+    let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::String);
+    let row = vec![
+        Value::String(record.id.clone()),
+        text(&record.trigger),
+        Value::String(record.component.clone()),
+        Value::Timestamp(record.tick),
+        Value::Timestamp(record.started),
+        record.finished.map_or(Value::Null, Value::Timestamp),
+        Value::String(record.status.clone()),
+        text(&record.error),
+        Value::Bool(record.manual),
+    ];
+    backend.put_rows(RUNS, vec![row]).await?;
+    Ok(())
+}
+
+/// Runs one tick of `component` as if at `at`, records it as a manual run, and
+/// returns the record (`cromflag cron run`).
+pub async fn run_once(
+    app: &App,
+    component: &str,
+    at: DateTime<Utc>,
+    runtime: Arc<Runtime>,
+    backend: Arc<dyn Backend>,
+    timeout: Duration,
+) -> Result<RunRecord> {
+    let spec = app.components.get(component).with_context(|| {
+        let known: Vec<_> = app.components.keys().collect();
+        format!("no component `{component}` in the manifest (it has {known:?})")
+    })?;
+    let handler = CronHandler::load(&runtime, spec)?;
+    let runner = Runner {
+        runtime,
+        backend,
+        timeout,
+    };
+    Ok(runner.run(None, &handler, at).await)
+}
+
+/// Every run record, oldest tick first; only `trigger`'s when given.
+pub async fn list_runs(backend: &dyn Backend, trigger: Option<&str>) -> Result<Vec<RunRecord>> {
+    if backend.get_container(RUNS).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let filter = trigger.map_or(String::new(), |t| {
+        format!(" WHERE trigger = {}", tql_string(t))
+    });
+    let mut records = Vec::new();
+    for offset in (0..).step_by(PAGE) {
+        let tql =
+            format!("SELECT *{filter} ORDER BY tick ASC, started ASC LIMIT {PAGE} OFFSET {offset}");
+        let page = backend.query(RUNS, &tql).await?;
+        for row in &page.rows {
+            records.push(record_from_row(row).context("an unreadable run record")?);
+        }
+        if page.rows.len() < PAGE {
+            break;
+        }
+    }
+    Ok(records)
+}
+
+fn record_from_row(row: &[Value]) -> Option<RunRecord> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    };
+    let time = |v: &Value| match v {
+        Value::Timestamp(ms) => Some(*ms),
+        _ => None,
+    };
+    Some(RunRecord {
+        id: text(row.first()?)?,
+        trigger: text(row.get(1)?),
+        component: text(row.get(2)?)?,
+        tick: time(row.get(3)?)?,
+        started: time(row.get(4)?)?,
+        finished: time(row.get(5)?),
+        status: text(row.get(6)?)?,
+        error: text(row.get(7)?),
+        manual: matches!(row.get(8)?, Value::Bool(true)),
+    })
+}
