@@ -5,6 +5,7 @@
 //! The binary is the one `cargo build` put beside the test executable
 //! (`target/<profile>/cromflag`); `.ci/run` builds it before the tests run.
 
+pub mod cron;
 pub mod mosquitto;
 pub mod mqtt;
 
@@ -61,7 +62,7 @@ pub fn component(name: &str) -> PathBuf {
     ))
 }
 
-fn cromflag_bin() -> PathBuf {
+pub(crate) fn cromflag_bin() -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/cromflag
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("cromflag");
@@ -263,6 +264,26 @@ pub fn post_chunked(url: &str, content_type: &str, body: &[u8]) -> Answer {
 
 pub fn get(url: &str) -> Answer {
     answer(agent().get(url).call())
+}
+
+/// GETs `url` with an `Accept` header.
+pub fn get_accepting(url: &str, accept: &str) -> Answer {
+    answer(agent().get(url).set("Accept", accept).call())
+}
+
+/// Polls `check` every 50 ms until it returns `Some` (60 s at most).
+pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 pub fn request(method: &str, url: &str) -> Answer {

@@ -342,7 +342,7 @@ impl Runner {
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                tracing::error!(trigger = trigger.unwrap_or("(manual)"), component = %handler.component, %tick, "cron run failed: {message}");
+                tracing::error!(trigger = trigger.unwrap_or("(manual)"), component = %handler.component, %tick, error = %message, "cron run failed");
                 record.status = RunStatus::Failed.name().to_owned();
                 record.error = Some(message);
             }

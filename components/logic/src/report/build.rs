@@ -118,7 +118,7 @@ pub fn invoice(device: &str, period: &LocalPeriod, usage: Usage, billing: &Billi
                 description,
                 quantity: quantity_text(quantity, per),
                 unit: unit.to_owned(),
-                unit_price: price.to_text(),
+                unit_price: price.to_text_min(currency.minor_digits),
                 amount: currency.format(amount),
             });
         };

@@ -35,6 +35,19 @@ impl Decimal {
         self.0 == 0
     }
 
+    /// The decimal text with at least `digits` fraction digits, as prices are
+    /// printed: `0.50`, `2.00` for two, `0.000125` whatever the minimum.
+    pub fn to_text_min(self, digits: u32) -> String {
+        let text = self.to_text();
+        let fraction = text.split_once('.').map_or(0, |(_, f)| f.len());
+        match (fraction, digits as usize) {
+            (_, 0) => text,
+            (0, d) => format!("{text}.{}", "0".repeat(d)),
+            (f, d) if f < d => format!("{text}{}", "0".repeat(d - f)),
+            _ => text,
+        }
+    }
+
     /// The decimal text with trailing fraction zeros trimmed: `0.5`, `12`.
     pub fn to_text(self) -> String {
         let whole = self.0 / SCALE;
@@ -137,6 +150,13 @@ mod tests {
         assert_eq!(Decimal::parse("12"), Some(Decimal(12_000_000)));
         assert_eq!(Decimal::parse("0.000125").unwrap().to_text(), "0.000125");
         assert_eq!(Decimal::parse("8.5").unwrap().to_text(), "8.5");
+        assert_eq!(Decimal::parse("0.5").unwrap().to_text_min(2), "0.50");
+        assert_eq!(Decimal::parse("2").unwrap().to_text_min(2), "2.00");
+        assert_eq!(
+            Decimal::parse("0.000125").unwrap().to_text_min(2),
+            "0.000125"
+        );
+        assert_eq!(Decimal::parse("150").unwrap().to_text_min(0), "150");
         for bad in ["", "-1", "1e3", "0.0000001", "1.2.3", ".5", "abc"] {
             assert_eq!(Decimal::parse(bad), None, "{bad}");
         }

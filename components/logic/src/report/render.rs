@@ -551,10 +551,13 @@ fn invoice_html(invoice: &Invoice) -> String {
     ));
     body.push_str(&line_items(&invoice.lines, &invoice.currency));
     body.push_str(&totals(invoice));
+    let counted = |n: u64, one: &str, many: &str| {
+        format!("{} {}", grouped(n), if n == 1 { one } else { many })
+    };
     body.push_str(&format!(
-        "<h2>Usage</h2>\n<p>{} messages received, {} rows stored.</p>\n",
-        grouped(invoice.usage.messages),
-        grouped(invoice.usage.rows)
+        "<h2>Usage</h2>\n<p>{} received, {} stored.</p>\n",
+        counted(invoice.usage.messages, "message", "messages"),
+        counted(invoice.usage.rows, "row", "rows")
     ));
     if !invoice.notes.trim().is_empty() {
         body.push_str(&format!(
