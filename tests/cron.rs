@@ -292,14 +292,17 @@ fn daily_weekly_and_invoice_figures_match_the_hand_computed_ones() {
             ("2020-02-25T12:00:00Z", 50, false),
         ],
     );
-    // d2 has data only long before.
-    insert(
-        &host,
-        "d2",
-        80,
-        "2.0",
-        &[("2020-01-01T00:00:00Z", 1, false)],
-    );
+    // d2 has data only long before. Its document arrives twice (a client retry,
+    // an MQTT redelivery): it is one message, billed once.
+    for _ in 0..2 {
+        insert(
+            &host,
+            "d2",
+            80,
+            "2.0",
+            &[("2020-01-01T00:00:00Z", 1, false)],
+        );
+    }
     host.stop();
     let month = Utc::now().date_naive().with_day(1).unwrap();
     assert_eq!(
@@ -420,6 +423,7 @@ fn daily_weekly_and_invoice_figures_match_the_hand_computed_ones() {
         (next_month + chrono::Days::new(30)).to_string()
     );
     let d2 = &report(&host, &format!("invoice-d2-{label}"))["body"];
+    assert_eq!(d2["usage"], json!({ "messages": 1, "rows": 1 }));
     assert_eq!(
         (
             d2["subtotal"].as_str(),

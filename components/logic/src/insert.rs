@@ -64,7 +64,8 @@ pub struct Receipt {
     pub received_ms: i64,
     /// `http` or `mqtt`.
     pub transport: &'static str,
-    /// A random number that keeps message ids distinct within one millisecond.
+    /// A random number that keeps the ids of row-less documents distinct
+    /// within one millisecond.
     pub nonce: u64,
 }
 
@@ -149,7 +150,7 @@ pub fn insert(
 
     let log = messages_container();
     let log_existing = store.get_container(MESSAGES)?;
-    let log_row = message_row(device, body.len(), &doc, &ts_rows, receipt);
+    let log_row = message_row(device, body, &doc, &ts_rows, receipt);
 
     // A batch with no rows creates no container: there is nothing to type it by.
     let mut written = 0;
@@ -175,7 +176,7 @@ pub fn insert(
 /// The `messages` row of one document; `ts_rows` are its rows, key first.
 fn message_row(
     device: &str,
-    bytes: usize,
+    bytes: &[u8],
     doc: &InsertDocument,
     ts_rows: &[crate::model::Row],
     receipt: Receipt,
@@ -193,19 +194,30 @@ fn message_row(
         .map(|(name, field)| (name.clone(), field_value(field)))
         .collect();
     vec![
-        Value::String(format!(
-            "{device}-{}-{:016x}",
-            receipt.received_ms, receipt.nonce
-        )),
+        Value::String(message_id(device, bytes, ts_rows.is_empty(), receipt)),
         Value::String(device.to_owned()),
         Value::Timestamp(receipt.received_ms),
         Value::String(receipt.transport.to_owned()),
         Value::Long(ts_rows.len() as i64),
-        Value::Long(bytes as i64),
+        Value::Long(bytes.len() as i64),
         first.map_or(Value::Null, Value::Timestamp),
         last.map_or(Value::Null, Value::Timestamp),
         Value::String(serde_json::Value::Object(deviceinfo).to_string()),
     ]
+}
+
+/// The `messages` key of a document. A document with rows is keyed by its
+/// content, so that a redelivered MQTT message or a retried request (whose rows
+/// upsert anyway) is logged, and billed, once. One without rows (a heartbeat,
+/// often byte-identical) is keyed by its arrival.
+fn message_id(device: &str, body: &[u8], no_rows: bool, receipt: Receipt) -> String {
+    use sha2::Digest;
+    if no_rows {
+        return format!("{device}-{}-{:016x}", receipt.received_ms, receipt.nonce);
+    }
+    let digest = sha2::Sha256::digest(body);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{device}-{hex}")
 }
 
 fn field_value(field: &Field) -> serde_json::Value {
