@@ -11,10 +11,9 @@
 //! Run: `cargo bench -p cromflag --bench insert` (components must be built:
 //! `cargo build --release` does it). `BENCH_SECONDS` sets the time per case.
 
-use bytes::Bytes;
+mod support;
 
-/// Keeps the native baseline's message ids distinct, as the guest's random nonce does.
-static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+use bytes::Bytes;
 use cromflag::app::{self, UpOptions};
 use cromflag::runtime::{Runtime, RuntimeLimits};
 use cromflag::store::embedded::EmbeddedStore;
@@ -22,19 +21,21 @@ use cromflag::store::{Backend, ContainerInfo, QueryResult, Row, StoreError};
 use cromflag_logic::api;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
-use serde_json::Value;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-const ROWS_PER_REQUEST: u64 = 6;
+use support::{load, ROWS_PER_REQUEST};
+
+/// Keeps the native baseline's message ids distinct, as the guest's random nonce does.
+static NONCE: AtomicU64 = AtomicU64::new(0);
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +64,7 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
         mqtt_broker: None,
         mqtt_client_id: None,
         limits: RuntimeLimits::default(),
+        cron_timeout: Duration::from_secs(600),
     })
     .await?;
     std::fs::create_dir_all(tmp.path().join("native"))?;
@@ -71,9 +73,7 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
     )?));
     let native_addr = serve_native(native_store).await?;
 
-    let sample: Value = serde_json::from_slice(&std::fs::read(
-        root.join("tests/fixtures/sample-insert.json"),
-    )?)?;
+    let sample = support::sample(&root)?;
     let sequence = Arc::new(AtomicU64::new(0));
 
     println!(
@@ -105,60 +105,6 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
         baseline.as_secs_f64() * 1e6,
     );
     Ok(())
-}
-
-/// Posts from `concurrency` connections for `duration`; returns requests per second.
-async fn load(
-    addr: SocketAddr,
-    concurrency: usize,
-    duration: Duration,
-    sample: &Value,
-    sequence: &Arc<AtomicU64>,
-) -> anyhow::Result<f64> {
-    let deadline = Instant::now() + duration;
-    let started = Instant::now();
-    let mut clients = Vec::new();
-    for _ in 0..concurrency {
-        let (sample, sequence) = (sample.clone(), sequence.clone());
-        clients.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
-            let mut done = 0u64;
-            while Instant::now() < deadline {
-                let body = shifted(&sample, sequence.fetch_add(1, Ordering::Relaxed));
-                let request = http::Request::post("/insert/sample")
-                    .header("host", "bench")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))?;
-                let response = sender.send_request(request).await?;
-                let status = response.status();
-                let body = response.into_body().collect().await?.to_bytes();
-                anyhow::ensure!(
-                    status == 200 && &body[..] == b"True",
-                    "insert failed: {status} {body:?}"
-                );
-                done += 1;
-            }
-            anyhow::Ok(done)
-        }));
-    }
-    let mut total = 0;
-    for client in clients {
-        total += client.await??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
-}
-
-/// The sample with every timestamp moved by `n` minutes, so each request adds new rows.
-fn shifted(sample: &Value, n: u64) -> Vec<u8> {
-    let mut doc = sample.clone();
-    for row in doc["tsdata"].as_array_mut().unwrap() {
-        let ts = row["timestamp"].as_i64().unwrap() + n as i64 * 60_000;
-        row["timestamp"] = ts.into();
-    }
-    serde_json::to_vec(&doc).unwrap()
 }
 
 /// The baseline server: hyper straight into the insert logic, no Wasm.
@@ -201,7 +147,7 @@ async fn serve_native(backend: Arc<dyn Backend>) -> anyhow::Result<SocketAddr> {
                                 let receipt = cromflag_logic::insert::Receipt {
                                     received_ms: cromflag::store::now_ms(),
                                     transport: "http",
-                                    nonce: NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                                    nonce: NONCE.fetch_add(1, Ordering::Relaxed),
                                 };
                                 api::handle_insert(
                                     &mut BlockingStore { backend, handle },

@@ -223,6 +223,7 @@ footer { margin-top: 2.5em; padding-top: 0.6em; border-top: 1px solid #ccc; font
 .bill-to { margin-top: 2.2em; }
 .label { font-size: 0.8em; text-transform: uppercase; letter-spacing: 0.08em; color: #555; margin-bottom: 0.2em; }
 .lines { margin-top: 1.5em; }
+.lines td:nth-child(3) { white-space: nowrap; }
 .totals { width: auto; margin: 1em 0 0 auto; min-width: 45%; }
 .totals td { border-bottom: none; }
 .totals .total td { font-weight: 700; border-top: 1.5px solid #111; border-bottom: 3px double #111; }

@@ -1,0 +1,76 @@
+//! What the benchmarks share: the HTTP load generator and its payload.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
+
+/// Rows in the sample payload: what each request appends.
+pub const ROWS_PER_REQUEST: u64 = 6;
+
+/// Posts the sample to `/insert/sample` from `concurrency` keep-alive
+/// connections for `duration`; returns requests per second.
+pub async fn load(
+    addr: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    sample: &Value,
+    sequence: &Arc<AtomicU64>,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..concurrency {
+        let (sample, sequence) = (sample.clone(), sequence.clone());
+        clients.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let body = shifted(&sample, sequence.fetch_add(1, Ordering::Relaxed));
+                let request = http::Request::post("/insert/sample")
+                    .header("host", "bench")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let body = response.into_body().collect().await?.to_bytes();
+                anyhow::ensure!(
+                    status == 200 && &body[..] == b"True",
+                    "insert failed: {status} {body:?}"
+                );
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for client in clients {
+        total += client.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The sample with every timestamp moved by `n` minutes, so each request adds new rows.
+pub fn shifted(sample: &Value, n: u64) -> Vec<u8> {
+    let mut doc = sample.clone();
+    for row in doc["tsdata"].as_array_mut().unwrap() {
+        let ts = row["timestamp"].as_i64().unwrap() + n as i64 * 60_000;
+        row["timestamp"] = ts.into();
+    }
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// The original sample payload.
+pub fn sample(root: &std::path::Path) -> anyhow::Result<Value> {
+    Ok(serde_json::from_slice(&std::fs::read(
+        root.join("tests/fixtures/sample-insert.json"),
+    )?)?)
+}
