@@ -193,6 +193,9 @@ impl cromflag_logic::Store for BlockingStore {
     fn put_rows(&mut self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
         self.handle.block_on(self.backend.put_rows(container, rows))
     }
+    fn multi_put(&mut self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
+        self.handle.block_on(self.backend.multi_put(batches))
+    }
     fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError> {
         self.handle.block_on(self.backend.query(container, tql))
     }

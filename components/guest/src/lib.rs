@@ -73,6 +73,20 @@ impl m::Store for HostStore {
         wit::put_rows(container, &rows).map_err(error_from_wit)
     }
 
+    fn multi_put(&mut self, batches: Vec<(String, Vec<m::Row>)>) -> Result<u64, m::StoreError> {
+        let batches: Vec<wit::ContainerRows> = batches
+            .into_iter()
+            .map(|(container, rows)| wit::ContainerRows {
+                container,
+                rows: rows
+                    .into_iter()
+                    .map(|row| row.into_iter().map(value_to_wit).collect())
+                    .collect(),
+            })
+            .collect();
+        wit::multi_put(&batches).map_err(error_from_wit)
+    }
+
     fn query(&mut self, container: &str, tql: &str) -> Result<m::QueryResult, m::StoreError> {
         let result = wit::query(container, tql).map_err(error_from_wit)?;
         Ok(m::QueryResult {

@@ -210,6 +210,8 @@ pub trait Store {
     fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError>;
     fn list_containers(&mut self) -> Result<Vec<String>, StoreError>;
     fn put_rows(&mut self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError>;
+    /// Rows into several containers in one write (`multi-put`).
+    fn multi_put(&mut self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError>;
     fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
 }
 

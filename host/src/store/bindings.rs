@@ -67,11 +67,18 @@ impl wit::Host for StoreHost {
         container: String,
         rows: Vec<wit::Row>,
     ) -> Result<u64, wit::Error> {
-        let rows = rows
+        Ok(self
+            .backend
+            .put_rows(&container, rows_from_wit(rows))
+            .await?)
+    }
+
+    async fn multi_put(&mut self, batches: Vec<wit::ContainerRows>) -> Result<u64, wit::Error> {
+        let batches = batches
             .into_iter()
-            .map(|row| row.into_iter().map(value_from_wit).collect())
+            .map(|batch| (batch.container, rows_from_wit(batch.rows)))
             .collect();
-        Ok(self.backend.put_rows(&container, rows).await?)
+        Ok(self.backend.multi_put(batches).await?)
     }
 
     async fn query(
@@ -89,6 +96,12 @@ impl wit::Host for StoreHost {
                 .collect(),
         })
     }
+}
+
+fn rows_from_wit(rows: Vec<wit::Row>) -> Vec<super::Row> {
+    rows.into_iter()
+        .map(|row| row.into_iter().map(value_from_wit).collect())
+        .collect()
 }
 
 impl From<StoreError> for wit::Error {

@@ -24,6 +24,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn list_containers(&self) -> Result<Vec<String>, StoreError>;
     /// Writes all rows or none; returns once they are durable.
     async fn put_rows(&self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError>;
+    /// Writes rows into several containers; see `multi-put` in `wit/store.wit`
+    /// for how much of it is atomic.
+    async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError>;
     async fn query(&self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
 }
 

@@ -113,13 +113,13 @@ impl Backend for Arc<EmbeddedStore> {
     }
 
     async fn put_rows(&self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
-        let container = container.to_owned();
-        self.write(|reply| writer::Job::PutRows {
-            container,
-            rows,
-            reply,
-        })
-        .await?
+        self.multi_put(vec![(container.to_owned(), rows)]).await
+    }
+
+    /// All containers' rows in one savepoint of one group commit: all or none.
+    async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
+        self.write(|reply| writer::Job::PutRows { batches, reply })
+            .await?
     }
 
     async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {
@@ -256,6 +256,47 @@ mod tests {
             .rows
             .iter()
             .all(|row| matches!(row[0], Value::Timestamp(ts) if (ts / 10) % 8 != 0)));
+    }
+
+    /// A multi-put is one job: a bad row in its last container undoes the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_multi_put_stands_or_falls_whole() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = open(&dir);
+        for name in ["a", "b"] {
+            let info = series(
+                name,
+                &[("ts", ColumnType::Timestamp), ("v", ColumnType::Long)],
+            );
+            store.put_container(info).await.unwrap();
+        }
+        let row = |ts: i64, v: Value| vec![Value::Timestamp(ts), v];
+        let good = vec![
+            (
+                "a".to_owned(),
+                vec![row(1, Value::Long(1)), row(2, Value::Long(2))],
+            ),
+            ("b".to_owned(), vec![row(1, Value::Long(3))]),
+        ];
+        assert_eq!(store.multi_put(good).await.unwrap(), 3);
+        let bad = vec![
+            ("a".to_owned(), vec![row(3, Value::Long(4))]),
+            ("b".to_owned(), vec![row(2, Value::String("bad".into()))]),
+        ];
+        assert!(matches!(
+            store.multi_put(bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+        let missing = vec![
+            ("a".to_owned(), vec![row(4, Value::Long(5))]),
+            ("zz".to_owned(), vec![]),
+        ];
+        assert!(matches!(
+            store.multi_put(missing).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(store.query("a", "select *").await.unwrap().rows.len(), 2);
+        assert_eq!(store.query("b", "select *").await.unwrap().rows.len(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

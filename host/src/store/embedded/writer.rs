@@ -22,9 +22,9 @@ pub enum Job {
         info: ContainerInfo,
         reply: oneshot::Sender<Result<ContainerInfo, StoreError>>,
     },
+    /// Rows for one or more containers, written in one savepoint.
     PutRows {
-        container: String,
-        rows: Vec<Row>,
+        batches: Vec<(String, Vec<Row>)>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
 }
@@ -132,19 +132,15 @@ fn run_job(
                 working.get_or_insert_with(|| shared.read().expect("catalog lock").clone());
             Done::Container(reply, catalog.put(conn, info))
         }
-        Job::PutRows {
-            container,
-            rows,
-            reply,
-        } => {
+        Job::PutRows { batches, reply } => {
+            let put_all = |catalog: &Catalog| {
+                batches.iter().try_fold(0, |written, (container, rows)| {
+                    Ok(written + put_rows(conn, catalog, container, rows)?)
+                })
+            };
             let result = match working {
-                Some(catalog) => put_rows(conn, catalog, &container, &rows),
-                None => put_rows(
-                    conn,
-                    &shared.read().expect("catalog lock"),
-                    &container,
-                    &rows,
-                ),
+                Some(catalog) => put_all(catalog),
+                None => put_all(&shared.read().expect("catalog lock")),
             };
             Done::Rows(reply, result)
         }
