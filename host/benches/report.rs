@@ -14,22 +14,19 @@
 
 mod support;
 
-use bytes::Bytes;
 use chrono::{Days, Utc};
 use cromflag::app;
 use cromflag::manifest;
 use cromflag::runtime::{Runtime, RuntimeLimits};
 use cromflag::triggers::cron;
 use cromflag::triggers::http::HttpTrigger;
-use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{load, ROWS_PER_REQUEST};
-use tokio::net::{TcpListener, TcpStream};
-use wasmtime_wasi_http::io::TokioIo;
+use tokio::net::TcpListener;
 
 const CONCURRENCY: usize = 16;
 const PRELOAD_BATCH: usize = 2000;
@@ -97,6 +94,7 @@ async fn run(duration: Duration, rows: u64) -> anyhow::Result<()> {
         .timestamp_millis();
     let step = 86_400_000 / rows as i64;
     let preload = Instant::now();
+    let mut sender = support::connect(addr).await?;
     let mut next = 0;
     while next < rows {
         let batch: Vec<_> = (next..rows.min(next + PRELOAD_BATCH as u64))
@@ -111,7 +109,7 @@ async fn run(duration: Duration, rows: u64) -> anyhow::Result<()> {
             .collect();
         next += batch.len() as u64;
         let doc = json!({ "deviceinfo": { "deviceid": "big", "batt_lvl": 50, "fw_ver": "1" }, "tsdata": batch });
-        post(addr, "/insert/big", serde_json::to_vec(&doc)?).await?;
+        support::insert(&mut sender, "/insert/big", serde_json::to_vec(&doc)?).await?;
     }
     println!(
         "preloaded {rows} rows of one device in {:.1}s; {}s per phase, {CONCURRENCY} insert connections",
@@ -219,21 +217,4 @@ async fn reports_until(
         runs += 1;
     }
     Ok(started.elapsed().as_secs_f64() / f64::from(runs))
-}
-
-/// One POST on a fresh connection; fails unless the answer is 200.
-async fn post(addr: std::net::SocketAddr, path: &str, body: Vec<u8>) -> anyhow::Result<()> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let request = http::Request::post(path)
-        .header("host", "bench")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    anyhow::ensure!(status == 200, "insert failed: {status} {body:?}");
-    Ok(())
 }

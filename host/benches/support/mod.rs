@@ -28,24 +28,11 @@ pub async fn load(
     for _ in 0..concurrency {
         let (sample, sequence) = (sample.clone(), sequence.clone());
         clients.push(tokio::spawn(async move {
-            let stream = TcpStream::connect(addr).await?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
+            let mut sender = connect(addr).await?;
             let mut done = 0u64;
             while Instant::now() < deadline {
                 let body = shifted(&sample, sequence.fetch_add(1, Ordering::Relaxed));
-                let request = http::Request::post("/insert/sample")
-                    .header("host", "bench")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))?;
-                let response = sender.send_request(request).await?;
-                let status = response.status();
-                let body = response.into_body().collect().await?.to_bytes();
-                anyhow::ensure!(
-                    status == 200 && &body[..] == b"True",
-                    "insert failed: {status} {body:?}"
-                );
+                insert(&mut sender, "/insert/sample", body).await?;
                 done += 1;
             }
             anyhow::Ok(done)
@@ -56,6 +43,34 @@ pub async fn load(
         total += client.await??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A keep-alive HTTP/1 connection to `addr`.
+pub async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
+    let stream = TcpStream::connect(addr).await?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// POSTs an insert document to `path`; fails unless the answer is `200 True`.
+pub async fn insert(sender: &mut Sender, path: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    let request = http::Request::post(path)
+        .header("host", "bench")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))?;
+    // The connection takes the next request once it has finished the last one.
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    anyhow::ensure!(
+        status == 200 && &body[..] == b"True",
+        "insert failed: {status} {body:?}"
+    );
+    Ok(())
 }
 
 /// The sample with every timestamp moved by `n` minutes, so each request adds new rows.
