@@ -2,17 +2,25 @@
 //!
 //! This module owns the *syntax* of the subset this stack supports and nothing
 //! else: it does not know containers, column types or SQLite. Name resolution,
-//! type checking and SQL generation live in `sql.rs`, so another backend could
-//! reuse the AST as is.
+//! type checking and SQL generation live in `embedded/sql.rs`, so another
+//! backend could reuse the AST as is. The one piece of semantics kept here is
+//! the UTC calendar arithmetic of TIMESTAMPADD/TIMESTAMPDIFF
+//! ([`timestamp_add`], [`timestamp_diff`]), because it is pure and every
+//! backend needs the same answer.
 //!
-//! The two deterministic functions, `TO_TIMESTAMP_MS(n)` and `TIMESTAMP('…')`,
-//! are folded into timestamp literals while parsing, because their value depends
-//! only on their text. `NOW()` stays symbolic ([`Expr::Now`]): its value belongs
-//! to the moment the query is translated.
+//! The selection is `*`, a column list (our extension), one or more
+//! aggregations (several, comma-separated, is our extension), or one GridDB
+//! row-selection function (MAX_ROWS, TIME_NEXT, TIME_SAMPLING, …).
+//!
+//! The two functions that depend only on their text, `TO_TIMESTAMP_MS(n)` and
+//! `TIMESTAMP('…')`, are folded into timestamp literals while parsing. `NOW()`
+//! stays symbolic ([`Expr::Now`]): its value belongs to the moment the query
+//! is translated, which is also where TIMESTAMPADD, TIMESTAMPDIFF and
+//! TO_EPOCH_MS of constants are folded.
 //!
 //! Every error is a `StoreError::Query` whose message starts with `TQL: ` and
-//! either names the unsupported construct or says where parsing stopped and what
-//! was expected there.
+//! either names the unsupported construct or says where parsing stopped (as a
+//! byte offset into the query) and what was expected there.
 
 use cromflag_logic::{StoreError, TIMESTAMP_RANGE};
 use std::fmt;
@@ -40,6 +48,245 @@ pub enum Selection {
     All,
     /// A column list (our extension to TQL), in result order; never empty.
     Columns(Vec<Name>),
+    /// One aggregation (GridDB), or several separated by commas (our
+    /// extension); never empty.
+    Aggregates(Vec<Aggregate>),
+    /// A row-selection or interpolation function (GridDB), alone.
+    Function(SelectFunction),
+}
+
+/// An aggregation in the selection, such as `AVG(temperature)` or `COUNT(*)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregate {
+    pub function: AggregateFn,
+    /// The argument; `None` for `*` (COUNT only).
+    pub column: Option<Name>,
+    /// Byte offset of the function name in the query text.
+    pub offset: usize,
+}
+
+impl Aggregate {
+    /// The result column's name: the function in upper case with its argument
+    /// as written, e.g. `AVG(temperature)` or `COUNT(*)`.
+    pub fn label(&self) -> String {
+        match &self.column {
+            Some(column) => format!("{}({column})", self.function.name()),
+            None => format!("{}(*)", self.function.name()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateFn {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    /// Sample variance (divides by n − 1).
+    Variance,
+    /// Sample standard deviation.
+    Stddev,
+}
+
+impl AggregateFn {
+    const ALL: [AggregateFn; 7] = [
+        AggregateFn::Count,
+        AggregateFn::Sum,
+        AggregateFn::Avg,
+        AggregateFn::Min,
+        AggregateFn::Max,
+        AggregateFn::Variance,
+        AggregateFn::Stddev,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AggregateFn::Count => "COUNT",
+            AggregateFn::Sum => "SUM",
+            AggregateFn::Avg => "AVG",
+            AggregateFn::Min => "MIN",
+            AggregateFn::Max => "MAX",
+            AggregateFn::Variance => "VARIANCE",
+            AggregateFn::Stddev => "STDDEV",
+        }
+    }
+
+    fn from_name(upper: &str) -> Option<AggregateFn> {
+        AggregateFn::ALL.into_iter().find(|f| f.name() == upper)
+    }
+}
+
+/// A row-selection or interpolation function in the selection (§4.5).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelectFunction {
+    pub kind: SelectKind,
+    /// Byte offset of the function name in the query text.
+    pub offset: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SelectKind {
+    /// `MAX_ROWS(col)` / `MIN_ROWS(col)`: every row holding the extreme value.
+    ExtremeRows { column: Name, max: bool },
+    /// `TIME_NEXT[_ONLY](*, t)` (`next`) or `TIME_PREV[_ONLY](*, t)`; `only`
+    /// excludes a row exactly at `t`.
+    TimeNeighbour { time: Expr, next: bool, only: bool },
+    /// `TIME_INTERPOLATED(col, t)`.
+    TimeInterpolated { column: Name, time: Expr },
+    /// `TIME_SAMPLING(col | *, start, end, interval, unit)`; `column` is
+    /// `None` for `*`.
+    TimeSampling {
+        column: Option<Name>,
+        start: Expr,
+        end: Expr,
+        interval: Expr,
+        unit: TimeUnit,
+    },
+}
+
+impl SelectFunction {
+    /// The function's name as GridDB spells it, for error messages.
+    pub fn name(&self) -> &'static str {
+        match &self.kind {
+            SelectKind::ExtremeRows { max: true, .. } => "MAX_ROWS",
+            SelectKind::ExtremeRows { max: false, .. } => "MIN_ROWS",
+            SelectKind::TimeNeighbour {
+                next: true,
+                only: false,
+                ..
+            } => "TIME_NEXT",
+            SelectKind::TimeNeighbour {
+                next: true,
+                only: true,
+                ..
+            } => "TIME_NEXT_ONLY",
+            SelectKind::TimeNeighbour {
+                next: false,
+                only: false,
+                ..
+            } => "TIME_PREV",
+            SelectKind::TimeNeighbour {
+                next: false,
+                only: true,
+                ..
+            } => "TIME_PREV_ONLY",
+            SelectKind::TimeInterpolated { .. } => "TIME_INTERPOLATED",
+            SelectKind::TimeSampling { .. } => "TIME_SAMPLING",
+        }
+    }
+}
+
+/// A unit of TIMESTAMPADD, TIMESTAMPDIFF and TIME_SAMPLING.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeUnit {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Millisecond,
+}
+
+impl TimeUnit {
+    const ALL: [TimeUnit; 7] = [
+        TimeUnit::Year,
+        TimeUnit::Month,
+        TimeUnit::Day,
+        TimeUnit::Hour,
+        TimeUnit::Minute,
+        TimeUnit::Second,
+        TimeUnit::Millisecond,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Year => "YEAR",
+            TimeUnit::Month => "MONTH",
+            TimeUnit::Day => "DAY",
+            TimeUnit::Hour => "HOUR",
+            TimeUnit::Minute => "MINUTE",
+            TimeUnit::Second => "SECOND",
+            TimeUnit::Millisecond => "MILLISECOND",
+        }
+    }
+
+    /// The unit's length in ms; `None` for the calendar units YEAR and MONTH,
+    /// whose length varies. (UTC has no daylight saving, so a DAY is fixed.)
+    pub fn fixed_ms(self) -> Option<i64> {
+        match self {
+            TimeUnit::Year | TimeUnit::Month => None,
+            TimeUnit::Day => Some(86_400_000),
+            TimeUnit::Hour => Some(3_600_000),
+            TimeUnit::Minute => Some(60_000),
+            TimeUnit::Second => Some(1_000),
+            TimeUnit::Millisecond => Some(1),
+        }
+    }
+
+    /// Months per unit for the calendar units.
+    fn months(self) -> Option<i64> {
+        match self {
+            TimeUnit::Year => Some(12),
+            TimeUnit::Month => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TimeUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `ms + amount × unit` (TIMESTAMPADD), with UTC calendar arithmetic for YEAR
+/// and MONTH: the day of month is clamped to the target month's length, so
+/// Jan 31 + 1 MONTH is Feb 28 (or 29). `None` when the result leaves the
+/// TIMESTAMP range.
+pub fn timestamp_add(unit: TimeUnit, ms: i64, amount: i64) -> Option<i64> {
+    let result = match unit.months() {
+        None => ms.checked_add(amount.checked_mul(unit.fixed_ms()?)?)?,
+        Some(per_unit) => {
+            let months = amount.checked_mul(per_unit)?;
+            let start = chrono::DateTime::from_timestamp_millis(ms)?;
+            let magnitude = chrono::Months::new(u32::try_from(months.unsigned_abs()).ok()?);
+            let moved = if months >= 0 {
+                start.checked_add_months(magnitude)?
+            } else {
+                start.checked_sub_months(magnitude)?
+            };
+            moved.timestamp_millis()
+        }
+    };
+    TIMESTAMP_RANGE.contains(&result).then_some(result)
+}
+
+/// `left − right` in whole `unit`s, truncated toward zero (TIMESTAMPDIFF).
+/// For YEAR and MONTH it is the largest whole number of units that can be
+/// added to `right` (with [`timestamp_add`]) without passing `left`, so the
+/// two functions agree: Jan 31 → Feb 29 is one MONTH.
+pub fn timestamp_diff(unit: TimeUnit, left: i64, right: i64) -> i64 {
+    let Some(per_unit) = unit.months() else {
+        // Both are in TIMESTAMP_RANGE, so the difference cannot overflow.
+        return (left - right) / unit.fixed_ms().unwrap_or(1);
+    };
+    let month_index = |ms: i64| {
+        use chrono::Datelike;
+        let date = chrono::DateTime::from_timestamp_millis(ms).expect("in range");
+        i64::from(date.year()) * 12 + i64::from(date.month0())
+    };
+    let mut months = month_index(left) - month_index(right);
+    // The calendar difference can overshoot by one when the day or time of
+    // `left` is earlier in its month than `right`'s.
+    let lands = |m: i64| timestamp_add(TimeUnit::Month, right, m);
+    if months > 0 && lands(months).is_none_or(|t| t > left) {
+        months -= 1;
+    } else if months < 0 && lands(months).is_none_or(|t| t < left) {
+        months += 1;
+    }
+    months / per_unit
 }
 
 /// A column or container name as written.
@@ -160,6 +407,27 @@ pub enum Expr {
         /// `IS NOT NULL`.
         negated: bool,
     },
+    /// `expr [NOT] LIKE pattern [ESCAPE escape]`.
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<Box<Expr>>,
+        negated: bool,
+    },
+    /// `TIMESTAMPADD(unit, ts, amount)`, alias `TIMESTAMP_ADD`.
+    TimestampAdd {
+        unit: TimeUnit,
+        ts: Box<Expr>,
+        amount: Box<Expr>,
+    },
+    /// `TIMESTAMPDIFF(unit, left, right)`, alias `TIMESTAMP_DIFF`: left − right.
+    TimestampDiff {
+        unit: TimeUnit,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    /// `TO_EPOCH_MS(ts)`.
+    ToEpochMs(Box<Expr>),
 }
 
 // ---------------------------------------------------------------------------
@@ -188,12 +456,6 @@ const MAX_NESTING: usize = 64;
 /// (translation, `Drop`) walks recursively, and SQLite refuses expression trees
 /// deeper than 1000.
 const MAX_OPERATORS: usize = 400;
-
-/// Aggregations GridDB allows in the selection; named specially in errors so
-/// the user learns the construct exists but is not supported here.
-const AGGREGATIONS: [&str; 8] = [
-    "COUNT", "SUM", "AVG", "MIN", "MAX", "VARIANCE", "STDDEV", "TIME_AVG",
-];
 
 /// Unquoted words that are never column names; quote such a column ("limit").
 const RESERVED: [&str; 14] = [
@@ -443,6 +705,22 @@ impl Parser {
         }
     }
 
+    fn offset(&self) -> usize {
+        self.tokens[self.pos].offset
+    }
+
+    fn is_punct(&self, punct: &str) -> bool {
+        matches!(self.peek(), Tok::Punct(p) if *p == punct)
+    }
+
+    fn expect_punct(&mut self, punct: &str) -> Result<(), StoreError> {
+        if self.eat_punct(punct) {
+            Ok(())
+        } else {
+            Err(self.expected(&format!("'{punct}'")))
+        }
+    }
+
     fn eat_punct(&mut self, punct: &str) -> bool {
         let found = matches!(self.peek(), Tok::Punct(p) if *p == punct);
         if found {
@@ -548,29 +826,164 @@ impl Parser {
         })
     }
 
+    /// `*`, a column list, aggregations, or one selection function. Plain
+    /// columns and aggregations cannot be mixed (there is no GROUP BY), and a
+    /// selection function stands alone, as in GridDB.
     fn selection(&mut self) -> Result<Selection, StoreError> {
         if self.eat_punct("*") {
             return Ok(Selection::All);
         }
         let mut columns = Vec::new();
+        let mut aggregates = Vec::new();
         loop {
-            // GridDB's selection may be an aggregation or a selection function
-            // (TIME_SAMPLING, MAX_ROWS, …); name it rather than report a syntax error.
+            let offset = self.offset();
             if let (Tok::Word(w), Tok::Punct("(")) = (self.peek(), self.peek_next()) {
                 if is_reserved(w) {
                     return Err(self.expected("'*' or a column name"));
                 }
                 let function = w.to_uppercase();
-                return Err(if AGGREGATIONS.contains(&function.as_str()) {
-                    unsupported(format_args!("aggregation {function}(...) in the selection"))
+                self.advance();
+                self.advance();
+                if let Some(f) = AggregateFn::from_name(&function) {
+                    aggregates.push(self.aggregate(f, offset)?);
+                } else if function == "TIME_AVG" {
+                    return Err(unsupported("aggregation TIME_AVG"));
                 } else {
-                    unsupported(format_args!("function {function}"))
-                });
+                    let call = self.select_function(&function, offset)?;
+                    if columns.is_empty() && aggregates.is_empty() && !self.is_punct(",") {
+                        return Ok(Selection::Function(call));
+                    }
+                    return Err(error(format_args!(
+                        "selection function {function} at byte {offset} cannot be combined \
+                         with other columns or functions"
+                    )));
+                }
+            } else {
+                columns.push(self.name("'*' or a column name")?);
             }
-            columns.push(self.name("'*' or a column name")?);
+            if !columns.is_empty() && !aggregates.is_empty() {
+                return Err(error(format_args!(
+                    "at byte {offset}: aggregations cannot be mixed with plain columns"
+                )));
+            }
             if !self.eat_punct(",") {
-                return Ok(Selection::Columns(columns));
+                break;
             }
+        }
+        Ok(if aggregates.is_empty() {
+            Selection::Columns(columns)
+        } else {
+            Selection::Aggregates(aggregates)
+        })
+    }
+
+    /// The rest of an aggregation whose name and `(` have been read.
+    fn aggregate(&mut self, function: AggregateFn, offset: usize) -> Result<Aggregate, StoreError> {
+        let column = self.star_or_name()?;
+        if column.is_none() && function != AggregateFn::Count {
+            return Err(error(format_args!(
+                "{}(*) at byte {offset}: only COUNT accepts '*'",
+                function.name()
+            )));
+        }
+        self.expect_punct(")")?;
+        Ok(Aggregate {
+            function,
+            column,
+            offset,
+        })
+    }
+
+    /// The rest of a row-selection function whose name and `(` have been read.
+    fn select_function(
+        &mut self,
+        function: &str,
+        offset: usize,
+    ) -> Result<SelectFunction, StoreError> {
+        let kind = match function {
+            "MAX_ROWS" | "MIN_ROWS" => SelectKind::ExtremeRows {
+                column: self.name("a column name")?,
+                max: function == "MAX_ROWS",
+            },
+            "TIME_NEXT" | "TIME_NEXT_ONLY" | "TIME_PREV" | "TIME_PREV_ONLY" => {
+                self.expect_punct("*")?;
+                self.expect_punct(",")?;
+                SelectKind::TimeNeighbour {
+                    time: self.argument()?,
+                    next: function.starts_with("TIME_NEXT"),
+                    only: function.ends_with("_ONLY"),
+                }
+            }
+            "TIME_INTERPOLATED" => {
+                let column = self.name("a column name")?;
+                self.expect_punct(",")?;
+                SelectKind::TimeInterpolated {
+                    column,
+                    time: self.argument()?,
+                }
+            }
+            "TIME_SAMPLING" => {
+                let column = self.star_or_name()?;
+                self.expect_punct(",")?;
+                let start = self.argument()?;
+                self.expect_punct(",")?;
+                let end = self.argument()?;
+                self.expect_punct(",")?;
+                let interval = self.argument()?;
+                self.expect_punct(",")?;
+                let unit = self.unit()?;
+                if unit.months().is_some() {
+                    return Err(error(format_args!(
+                        "TIME_SAMPLING at byte {offset} does not accept the unit {unit} \
+                         (use DAY, HOUR, MINUTE, SECOND or MILLISECOND)"
+                    )));
+                }
+                SelectKind::TimeSampling {
+                    column,
+                    start,
+                    end,
+                    interval,
+                    unit,
+                }
+            }
+            _ => return Err(unsupported(format_args!("function {function}"))),
+        };
+        self.expect_punct(")")?;
+        Ok(SelectFunction { kind, offset })
+    }
+
+    /// `*` (as `None`) or a column name.
+    fn star_or_name(&mut self) -> Result<Option<Name>, StoreError> {
+        if self.eat_punct("*") {
+            Ok(None)
+        } else {
+            self.name("'*' or a column name").map(Some)
+        }
+    }
+
+    /// One function argument: a full expression, counted as one nesting level.
+    fn argument(&mut self) -> Result<Expr, StoreError> {
+        self.enter()?;
+        let arg = self.expr();
+        self.leave();
+        arg
+    }
+
+    /// A time unit keyword (unquoted, case-insensitive).
+    fn unit(&mut self) -> Result<TimeUnit, StoreError> {
+        let unit = match self.peek() {
+            Tok::Word(w) => TimeUnit::ALL
+                .into_iter()
+                .find(|u| u.name().eq_ignore_ascii_case(w)),
+            _ => None,
+        };
+        match unit {
+            Some(unit) => {
+                self.advance();
+                Ok(unit)
+            }
+            None => Err(self
+                .expected("a time unit (YEAR, MONTH, DAY, HOUR, MINUTE, SECOND or MILLISECOND)")),
         }
     }
 
@@ -657,6 +1070,25 @@ impl Parser {
                     left: Box::new(left),
                     right: Box::new(right),
                 };
+            } else if self.is_keyword("LIKE")
+                || (self.is_keyword("NOT")
+                    && matches!(self.peek_next(), Tok::Word(w) if w.eq_ignore_ascii_case("LIKE")))
+            {
+                let negated = self.eat_keyword("NOT");
+                self.advance();
+                let pattern = self.unary()?;
+                let escape = if self.eat_keyword("ESCAPE") {
+                    Some(Box::new(self.unary()?))
+                } else {
+                    None
+                };
+                self.count_operator()?;
+                left = Expr::Like {
+                    expr: Box::new(left),
+                    pattern: Box::new(pattern),
+                    escape,
+                    negated,
+                };
             } else if self.eat_keyword("IS") {
                 let negated = self.eat_keyword("NOT");
                 self.expect_keyword("NULL")?;
@@ -688,8 +1120,8 @@ impl Parser {
                     _ => String::new(),
                 };
                 match (word.as_str(), next.as_str()) {
-                    ("LIKE" | "BETWEEN" | "IN" | "XOR", _) => Err(unsupported(word)),
-                    ("NOT", "LIKE" | "BETWEEN" | "IN") => Err(unsupported(format!("NOT {next}"))),
+                    ("BETWEEN" | "IN" | "XOR", _) => Err(unsupported(word)),
+                    ("NOT", "BETWEEN" | "IN") => Err(unsupported(format!("NOT {next}"))),
                     _ => Ok(()),
                 }
             }
@@ -785,8 +1217,12 @@ impl Parser {
 
     /// A function call whose name and `(` have been read.
     fn call(&mut self, function: &str, offset: usize) -> Result<Expr, StoreError> {
-        if !matches!(function, "TO_TIMESTAMP_MS" | "TIMESTAMP" | "NOW") {
-            return Err(unsupported(format_args!("function {function}")));
+        match function {
+            "TIMESTAMPADD" | "TIMESTAMP_ADD" | "TIMESTAMPDIFF" | "TIMESTAMP_DIFF" => {
+                return self.unit_call(function)
+            }
+            "TO_TIMESTAMP_MS" | "TIMESTAMP" | "NOW" | "TO_EPOCH_MS" => {}
+            _ => return Err(unsupported(format_args!("function {function}"))),
         }
         let mut args = Vec::new();
         if !self.eat_punct(")") {
@@ -807,6 +1243,12 @@ impl Parser {
                 "function {function} at byte {offset} expects {expects}"
             ))
         };
+        if function == "TO_EPOCH_MS" {
+            return match args.pop() {
+                Some(ts) if args.is_empty() => Ok(Expr::ToEpochMs(Box::new(ts))),
+                _ => Err(wrong_arguments("one TIMESTAMP argument")),
+            };
+        }
         match (function, args.as_slice()) {
             ("NOW", []) => Ok(Expr::Now),
             ("NOW", _) => Err(wrong_arguments("no arguments")),
@@ -832,6 +1274,32 @@ impl Parser {
             }
             _ => Err(wrong_arguments("one string literal")),
         }
+    }
+
+    /// `TIMESTAMPADD(unit, ts, n)` or `TIMESTAMPDIFF(unit, ts1, ts2)` (and their
+    /// underscore aliases) after the name and `(`.
+    fn unit_call(&mut self, function: &str) -> Result<Expr, StoreError> {
+        let unit = self.unit()?;
+        self.expect_punct(",")?;
+        let first = Box::new(self.argument()?);
+        self.expect_punct(",")?;
+        let second = Box::new(self.argument()?);
+        if !self.eat_punct(")") {
+            return Err(self.expected("')'"));
+        }
+        Ok(if function.contains("ADD") {
+            Expr::TimestampAdd {
+                unit,
+                ts: first,
+                amount: second,
+            }
+        } else {
+            Expr::TimestampDiff {
+                unit,
+                left: first,
+                right: second,
+            }
+        })
     }
 }
 
@@ -1010,6 +1478,238 @@ pub(crate) mod tests {
                 count: 10,
                 offset: Some(5)
             })
+        );
+    }
+
+    fn agg(function: AggregateFn, column: Option<&str>, offset: usize) -> Aggregate {
+        Aggregate {
+            function,
+            column: column.map(|c| Name {
+                text: c.into(),
+                quoted: false,
+            }),
+            offset,
+        }
+    }
+
+    #[test]
+    fn aggregations() {
+        let stmt =
+            parse("select COUNT(*), avg(temperature), Max(\"h\") where a > 1 limit 5").unwrap();
+        let Selection::Aggregates(aggs) = &stmt.selection else {
+            panic!("{stmt:?}")
+        };
+        assert_eq!(aggs[0], agg(AggregateFn::Count, None, 7));
+        assert_eq!(aggs[1], agg(AggregateFn::Avg, Some("temperature"), 17));
+        assert_eq!(aggs[2].function, AggregateFn::Max);
+        let labels: Vec<String> = aggs.iter().map(Aggregate::label).collect();
+        assert_eq!(labels, ["COUNT(*)", "AVG(temperature)", "MAX(\"h\")"]);
+        for (f, name) in [
+            (AggregateFn::Sum, "sum"),
+            (AggregateFn::Min, "MIN"),
+            (AggregateFn::Variance, "variance"),
+            (AggregateFn::Stddev, "StdDev"),
+            (AggregateFn::Count, "count"),
+        ] {
+            let stmt = parse(&format!("select {name}(x)")).unwrap();
+            assert_eq!(
+                stmt.selection,
+                Selection::Aggregates(vec![agg(f, Some("x"), 7)])
+            );
+        }
+        fails("select avg(*)", "AVG(*) at byte 7: only COUNT accepts '*'");
+        fails(
+            "select a, count(*)",
+            "at byte 10: aggregations cannot be mixed with plain columns",
+        );
+        fails(
+            "select count(*), a",
+            "at byte 17: aggregations cannot be mixed with plain columns",
+        );
+        fails("select sum(a + 1)", "at byte 13: expected ')', found '+'");
+        fails("select sum()", "at byte 11: expected '*' or a column name");
+    }
+
+    #[test]
+    fn selection_functions() {
+        let kind = |text: &str| match parse(text).unwrap().selection {
+            Selection::Function(f) => f.kind,
+            other => panic!("{other:?}"),
+        };
+        let ts = |ms| Expr::Literal(Literal::Timestamp(ms));
+        assert_eq!(
+            kind("select max_rows(t)"),
+            SelectKind::ExtremeRows {
+                column: Name {
+                    text: "t".into(),
+                    quoted: false
+                },
+                max: true
+            }
+        );
+        assert_eq!(
+            kind("select TIME_PREV_ONLY(*, to_timestamp_ms(5))"),
+            SelectKind::TimeNeighbour {
+                time: ts(5),
+                next: false,
+                only: true
+            }
+        );
+        assert_eq!(
+            kind("select time_next(*, now())"),
+            SelectKind::TimeNeighbour {
+                time: Expr::Now,
+                next: true,
+                only: false
+            }
+        );
+        assert_eq!(
+            kind("select time_sampling(*, to_timestamp_ms(1), to_timestamp_ms(9), 2, second)"),
+            SelectKind::TimeSampling {
+                column: None,
+                start: ts(1),
+                end: ts(9),
+                interval: Expr::Literal(Literal::Integer(2)),
+                unit: TimeUnit::Second
+            }
+        );
+        fails(
+            "select time_sampling(a, now(), now(), 1, MONTH)",
+            "TIME_SAMPLING at byte 7 does not accept the unit MONTH",
+        );
+        fails(
+            "select time_sampling(a, now(), now(), 1, WEEK)",
+            "at byte 41: expected a time unit",
+        );
+        fails(
+            "select time_next(a, now())",
+            "at byte 17: expected '*', found 'a'",
+        );
+        fails(
+            "select max_rows(a), b",
+            "selection function MAX_ROWS at byte 7 cannot be combined",
+        );
+        fails(
+            "select count(*), max_rows(a)",
+            "selection function MAX_ROWS at byte 17 cannot be combined",
+        );
+        fails("select time_interpolated(a)", "at byte 26: expected ','");
+    }
+
+    #[test]
+    fn like_and_time_functions() {
+        assert_eq!(
+            filter("a not like 'x\\_%' escape '\\'"),
+            Expr::Like {
+                expr: col("a"),
+                pattern: Box::new(Expr::Literal(Literal::String("x\\_%".into()))),
+                escape: Some(Box::new(Expr::Literal(Literal::String("\\".into())))),
+                negated: true
+            }
+        );
+        // LIKE binds tighter than AND and NOT.
+        assert_eq!(
+            filter("not a like 'x' and b"),
+            Expr::And(
+                Box::new(Expr::Not(Box::new(Expr::Like {
+                    expr: col("a"),
+                    pattern: Box::new(Expr::Literal(Literal::String("x".into()))),
+                    escape: None,
+                    negated: false
+                }))),
+                col("b")
+            )
+        );
+        assert_eq!(
+            filter("timestamp_add(day, ts, -1)"),
+            Expr::TimestampAdd {
+                unit: TimeUnit::Day,
+                ts: col("ts"),
+                amount: int(-1)
+            }
+        );
+        assert_eq!(
+            filter("TIMESTAMPDIFF(Month, a, now())"),
+            Expr::TimestampDiff {
+                unit: TimeUnit::Month,
+                left: col("a"),
+                right: Box::new(Expr::Now)
+            }
+        );
+        assert_eq!(filter("to_epoch_ms(a)"), Expr::ToEpochMs(col("a")));
+        fails(
+            "select * where timestampadd(week, a, 1) > a",
+            "at byte 28: expected a time unit",
+        );
+        fails(
+            "select * where to_epoch_ms(a, b) > 1",
+            "TO_EPOCH_MS at byte 15 expects one TIMESTAMP argument",
+        );
+        fails(
+            "select * where timestampadd(day, a) > a",
+            "at byte 34: expected ','",
+        );
+    }
+
+    #[test]
+    fn calendar_arithmetic() {
+        let ms = |text: &str| parse_timestamp(text).unwrap();
+        let jan31 = ms("2024-01-31T10:00:00.250Z");
+        // Clamped to the end of the shorter month (2024 is a leap year).
+        assert_eq!(
+            timestamp_add(TimeUnit::Month, jan31, 1),
+            Some(ms("2024-02-29T10:00:00.250Z"))
+        );
+        assert_eq!(
+            timestamp_add(TimeUnit::Month, jan31, 13),
+            Some(ms("2025-02-28T10:00:00.250Z"))
+        );
+        assert_eq!(
+            timestamp_add(TimeUnit::Month, ms("2024-03-31T00:00:00Z"), -1),
+            Some(ms("2024-02-29T00:00:00Z"))
+        );
+        assert_eq!(
+            timestamp_add(TimeUnit::Year, ms("2024-02-29T00:00:00Z"), 1),
+            Some(ms("2025-02-28T00:00:00Z"))
+        );
+        assert_eq!(timestamp_add(TimeUnit::Hour, 0, 2), Some(7_200_000));
+        assert_eq!(timestamp_add(TimeUnit::Day, 0, -1), None);
+        assert_eq!(timestamp_add(TimeUnit::Year, 0, 10_000), None);
+        assert_eq!(timestamp_add(TimeUnit::Millisecond, 5, i64::MAX), None);
+
+        // ts1 − ts2, truncated toward zero.
+        assert_eq!(timestamp_diff(TimeUnit::Hour, 7_199_999, 0), 1);
+        assert_eq!(timestamp_diff(TimeUnit::Hour, 0, 7_199_999), -1);
+        assert_eq!(timestamp_diff(TimeUnit::Second, 1_500, 0), 1);
+        // Jan 31 + 1 month = Feb 29, so that is one whole month; Feb 28 is not.
+        assert_eq!(
+            timestamp_diff(TimeUnit::Month, ms("2024-02-29T10:00:00.250Z"), jan31),
+            1
+        );
+        assert_eq!(
+            timestamp_diff(TimeUnit::Month, ms("2024-02-28T10:00:00Z"), jan31),
+            0
+        );
+        assert_eq!(
+            timestamp_diff(TimeUnit::Month, jan31, ms("2024-03-31T10:00:00.250Z")),
+            -2
+        );
+        assert_eq!(
+            timestamp_diff(TimeUnit::Month, jan31, ms("2024-03-31T10:00:00.251Z")),
+            -2
+        );
+        // Mar 31 10:00:00.249 − 2 months is Jan 31 10:00:00.249, before jan31 (.250).
+        assert_eq!(
+            timestamp_diff(TimeUnit::Month, jan31, ms("2024-03-31T10:00:00.249Z")),
+            -1
+        );
+        assert_eq!(
+            timestamp_diff(TimeUnit::Year, ms("2025-01-31T10:00:00.249Z"), jan31),
+            0
+        );
+        assert_eq!(
+            timestamp_diff(TimeUnit::Year, ms("2026-01-31T10:00:00.250Z"), jan31),
+            2
         );
     }
 
@@ -1260,27 +1960,18 @@ pub(crate) mod tests {
             ("explain select *", "EXPLAIN is not supported"),
             ("EXPLAIN ANALYZE select *", "EXPLAIN is not supported"),
             (
-                "select count(*)",
-                "aggregation COUNT(...) in the selection is not supported",
+                "select time_avg(a)",
+                "aggregation TIME_AVG is not supported",
             ),
             (
-                "select max(a)",
-                "aggregation MAX(...) in the selection is not supported",
-            ),
-            (
-                "select time_sampling(a, 1, 2, 3, DAY)",
-                "function TIME_SAMPLING is not supported",
+                "select time_window_agg(a)",
+                "function TIME_WINDOW_AGG is not supported",
             ),
             (
                 "select * where count(*) > 1",
                 "function COUNT is not supported",
             ),
             ("select * where abs(a) > 1", "function ABS is not supported"),
-            ("select * where a like 'x%'", "LIKE is not supported"),
-            (
-                "select * where a not like 'x%'",
-                "NOT LIKE is not supported",
-            ),
             (
                 "select * where a between 1 and 2",
                 "BETWEEN is not supported",
@@ -1417,7 +2108,19 @@ pub(crate) mod tests {
 
     /// Random text built from TQL fragments and raw characters, for no-panic tests.
     pub(crate) fn garbage(rng: &mut XorShift) -> String {
-        const PIECES: [&str; 48] = [
+        const PIECES: [&str; 60] = [
+            "like",
+            "escape",
+            "'%'",
+            "'a_'",
+            "timestampadd(",
+            "timestampdiff(",
+            "to_epoch_ms(",
+            "day",
+            "month",
+            "count(",
+            "max_rows(",
+            "time_sampling(",
             "select",
             "*",
             "from",

@@ -2,17 +2,19 @@
 //!
 //! Writes go to the group-commit `writer` thread; reads run on a small pool of
 //! read-only connections in blocking tasks, and see only committed data. The
-//! `catalog` answers schema questions from memory.
+//! `catalog` answers schema questions from memory. A query is parsed (`tql`),
+//! translated into a plan (`sql`) and run on a read connection (`execute`).
 
 mod catalog;
 mod codec;
+mod execute;
 mod sql;
 mod writer;
 
 use super::{tql, Backend, ContainerInfo, QueryResult, Row, StoreError};
 use async_trait::async_trait;
 use catalog::Catalog;
-use rusqlite::{params_from_iter, Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
@@ -127,32 +129,9 @@ impl Backend for Arc<EmbeddedStore> {
             StoreError::NotFound(format!("container `{container}` does not exist"))
         })?;
         let statement = tql::parse(text)?;
-        let query = sql::translate(&statement, &entry.info, &entry.table(), super::now_ms())?;
-        self.read(move |conn| {
-            let db_err = |e: rusqlite::Error| StoreError::Backend(e.to_string());
-            let columns: Vec<_> = query
-                .columns
-                .iter()
-                .map(|&i| entry.info.columns[i].clone())
-                .collect();
-            let mut stmt = conn.prepare_cached(&query.sql).map_err(db_err)?;
-            let mut cursor = stmt
-                .query(params_from_iter(query.params.iter()))
-                .map_err(db_err)?;
-            let mut rows = Vec::new();
-            while let Some(row) = cursor.next().map_err(db_err)? {
-                let values = columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| {
-                        codec::from_sql(row.get_ref(i).map_err(db_err)?, column.column_type)
-                    })
-                    .collect::<Result<Row, StoreError>>()?;
-                rows.push(values);
-            }
-            Ok(QueryResult { columns, rows })
-        })
-        .await
+        let plan = sql::translate(&statement, &entry.info, &entry.table(), super::now_ms())?;
+        self.read(move |conn| execute::run(conn, &entry.info, &plan))
+            .await
     }
 }
 
@@ -340,5 +319,1007 @@ mod tests {
             Err(StoreError::Invalid(_))
         ));
         assert!(store.get_container("d").await.unwrap().is_some());
+    }
+}
+
+/// TQL features over a real store: aggregations, predicates, time functions
+/// and row-selection functions. Expected values are worked out by hand in the
+/// comments from the fixed rows of [`sensor`].
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+    use crate::store::{Column, ColumnType, ContainerKind, Value};
+
+    /// 2024-01-01T00:00:00Z.
+    const BASE: i64 = 1_704_067_200_000;
+    const SECOND: i64 = 1_000;
+
+    fn at(seconds: i64) -> Value {
+        Value::Timestamp(BASE + seconds * SECOND)
+    }
+
+    fn ms(seconds: i64) -> i64 {
+        BASE + seconds * SECOND
+    }
+
+    /// One `sensor` row: (ts, temperature DOUBLE, humidity FLOAT, n INTEGER, label STRING).
+    fn row(s: i64, t: Option<f64>, h: Option<f32>, n: i32, label: Option<&str>) -> Row {
+        vec![
+            at(s),
+            t.map_or(Value::Null, Value::Double),
+            h.map_or(Value::Null, Value::Float),
+            Value::Integer(n),
+            label.map_or(Value::Null, |l| Value::String(l.into())),
+        ]
+    }
+
+    /// The five rows every test reads, keyed by seconds after BASE:
+    ///
+    /// | s  | temperature | humidity | n  | label  |
+    /// |----|-------------|----------|----|--------|
+    /// | 0  | 10.0        | 40.0     | 10 | Dev_1  |
+    /// | 10 | 20.0        | NULL     | 20 | dev_2  |
+    /// | 20 | NULL        | 50.0     | 25 | dev%3  |
+    /// | 40 | 40.0        | 60.0     | 40 | NULL   |
+    /// | 50 | 40.0        | 45.0     | 45 | x*y    |
+    fn rows() -> Vec<Row> {
+        vec![
+            row(0, Some(10.0), Some(40.0), 10, Some("Dev_1")),
+            row(10, Some(20.0), None, 20, Some("dev_2")),
+            row(20, None, Some(50.0), 25, Some("dev%3")),
+            row(40, Some(40.0), Some(60.0), 40, None),
+            row(50, Some(40.0), Some(45.0), 45, Some("x*y")),
+        ]
+    }
+
+    async fn sensor(dir: &tempfile::TempDir) -> Arc<EmbeddedStore> {
+        let store = Arc::new(EmbeddedStore::open(&dir.path().join("db")).unwrap());
+        let columns = [
+            ("ts", ColumnType::Timestamp),
+            ("temperature", ColumnType::Double),
+            ("humidity", ColumnType::Float),
+            ("n", ColumnType::Integer),
+            ("label", ColumnType::String),
+        ];
+        let info = ContainerInfo {
+            name: "sensor".into(),
+            kind: ContainerKind::TimeSeries,
+            columns: columns.iter().map(|(n, t)| Column::new(*n, *t)).collect(),
+            row_key: true,
+        };
+        store.put_container(info).await.unwrap();
+        // Out of order on purpose: results must follow the key, not insertion.
+        let mut data = rows();
+        data.reverse();
+        store.put_rows("sensor", data).await.unwrap();
+        store
+    }
+
+    async fn query(store: &Arc<EmbeddedStore>, tql: &str) -> QueryResult {
+        store
+            .query("sensor", tql)
+            .await
+            .unwrap_or_else(|e| panic!("{tql}: {e}"))
+    }
+
+    /// The keys (seconds after BASE) of the rows `tql` returns, in order.
+    async fn keys(store: &Arc<EmbeddedStore>, tql: &str) -> Vec<i64> {
+        query(store, tql)
+            .await
+            .rows
+            .iter()
+            .map(|row| match row[0] {
+                Value::Timestamp(t) => (t - BASE) / SECOND,
+                ref other => panic!("{tql}: key {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Asserts that `tql` fails with a `TQL: ` query error containing `needle`.
+    async fn fails(store: &Arc<EmbeddedStore>, tql: &str, needle: &str) {
+        match store.query("sensor", tql).await {
+            Err(StoreError::Query(m)) => assert!(
+                m.starts_with("TQL: ") && m.contains(needle),
+                "{tql}: {m:?} lacks {needle:?}"
+            ),
+            other => panic!("{tql}: expected a query error, got {other:?}"),
+        }
+    }
+
+    /// The single value of a one-row, one-column result.
+    async fn scalar(store: &Arc<EmbeddedStore>, tql: &str) -> Value {
+        let result = query(store, tql).await;
+        assert_eq!(result.rows.len(), 1, "{tql}: {result:?}");
+        assert_eq!(result.rows[0].len(), 1, "{tql}: {result:?}");
+        result.rows[0][0].clone()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_aggregates() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        // Counts: 5 rows; 4 non-NULL temperatures; 4 non-NULL labels.
+        assert_eq!(scalar(&store, "select count(*)").await, Value::Long(5));
+        assert_eq!(
+            scalar(&store, "select COUNT(temperature)").await,
+            Value::Long(4)
+        );
+        assert_eq!(scalar(&store, "select count(label)").await, Value::Long(4));
+        // SUM: 10 + 20 + 40 + 40 = 110 (DOUBLE); n: 10 + 20 + 25 + 40 + 45 = 140 (LONG).
+        assert_eq!(
+            scalar(&store, "select sum(temperature)").await,
+            Value::Double(110.0)
+        );
+        assert_eq!(scalar(&store, "select sum(n)").await, Value::Long(140));
+        // AVG skips NULL: 110 / 4 = 27.5; humidity (40 + 50 + 60 + 45) / 4 = 48.75.
+        assert_eq!(
+            scalar(&store, "select avg(temperature)").await,
+            Value::Double(27.5)
+        );
+        assert_eq!(
+            scalar(&store, "select avg(humidity)").await,
+            Value::Double(48.75)
+        );
+        assert_eq!(scalar(&store, "select avg(n)").await, Value::Double(28.0));
+        // MIN/MAX keep the column's type.
+        assert_eq!(
+            scalar(&store, "select min(temperature)").await,
+            Value::Double(10.0)
+        );
+        assert_eq!(
+            scalar(&store, "select max(humidity)").await,
+            Value::Float(60.0)
+        );
+        assert_eq!(scalar(&store, "select max(n)").await, Value::Integer(45));
+        assert_eq!(scalar(&store, "select min(ts)").await, at(0));
+        assert_eq!(scalar(&store, "select max(ts)").await, at(50));
+        // Sample variance of 10, 20, 40, 40: mean 27.5, squared deviations
+        // 306.25 + 56.25 + 156.25 + 156.25 = 675, / (4 − 1) = 225; stddev 15.
+        assert_eq!(
+            scalar(&store, "select variance(temperature)").await,
+            Value::Double(225.0)
+        );
+        assert_eq!(
+            scalar(&store, "select stddev(temperature)").await,
+            Value::Double(15.0)
+        );
+        // n: mean 28, squared deviations 324 + 64 + 9 + 144 + 289 = 830, / 4 = 207.5.
+        assert_eq!(
+            scalar(&store, "select variance(n)").await,
+            Value::Double(207.5)
+        );
+        // One value: 0.0, not a division by zero.
+        let one = format!("where ts = TO_TIMESTAMP_MS({})", ms(0));
+        assert_eq!(
+            scalar(&store, &format!("select variance(temperature) {one}")).await,
+            Value::Double(0.0)
+        );
+        assert_eq!(
+            scalar(&store, &format!("select stddev(n) {one}")).await,
+            Value::Double(0.0)
+        );
+        // WHERE applies: temperatures of rows 10 and 40 (20 < n < 45): 20 and 40.
+        assert_eq!(
+            scalar(&store, "select avg(temperature) where n > 10 and n < 45").await,
+            Value::Double(30.0)
+        );
+
+        // The result column is named after the call as written.
+        let result = query(&store, "select AVG(temperature)").await;
+        assert_eq!(
+            result.columns,
+            [Column::new("AVG(temperature)", ColumnType::Double)]
+        );
+        let result = query(&store, "select count(*)").await;
+        assert_eq!(result.columns, [Column::new("COUNT(*)", ColumnType::Long)]);
+        let result = query(&store, "select Max(\"humidity\")").await;
+        assert_eq!(
+            result.columns,
+            [Column::new("MAX(\"humidity\")", ColumnType::Float)]
+        );
+
+        // No input value: no row at all, except COUNT, which gives 0.
+        for tql in [
+            "select avg(temperature) where n > 100",
+            "select sum(n) where n > 100",
+            "select max(ts) where n > 100",
+            "select variance(n) where n > 100",
+            // Row 20 is the only one, and its temperature is NULL.
+            "select min(temperature) where n = 25",
+        ] {
+            assert!(query(&store, tql).await.rows.is_empty(), "{tql}");
+        }
+        assert_eq!(
+            scalar(&store, "select count(*) where n > 100").await,
+            Value::Long(0)
+        );
+        assert_eq!(
+            scalar(&store, "select count(temperature) where n = 25").await,
+            Value::Long(0)
+        );
+
+        // LIMIT/OFFSET apply to the one row (the WebAPI appends a LIMIT to every statement).
+        assert_eq!(
+            scalar(&store, "select count(*) limit 1000000").await,
+            Value::Long(5)
+        );
+        assert!(query(&store, "select count(*) limit 0")
+            .await
+            .rows
+            .is_empty());
+        assert!(query(&store, "select count(*) limit 1 offset 1")
+            .await
+            .rows
+            .is_empty());
+    }
+
+    /// A sum of squares minus a squared sum would lose every digit here.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn variance_is_numerically_sound() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        let far: Vec<Row> = [1.0, 2.0, 3.0, 4.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| row(100 + i as i64, Some(1e9 + v), None, 0, None))
+            .collect();
+        store.put_rows("sensor", far).await.unwrap();
+        // 1e9 + {1, 2, 3, 4}: mean 1e9 + 2.5, squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5, / 3.
+        let variance = scalar(&store, "select variance(temperature) where n = 0").await;
+        assert_eq!(variance, Value::Double(5.0 / 3.0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn several_aggregates_give_one_row() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        // Rows 10, 20, 40: count 3; temperatures 20, NULL, 40 → 30; humidity NULL, 50, 60 → 60.
+        let result = query(
+            &store,
+            &format!(
+                "SELECT COUNT(*), AVG(temperature), MAX(humidity) WHERE \"ts\" >= TO_TIMESTAMP_MS({}) AND \"ts\" < TO_TIMESTAMP_MS({})",
+                ms(10),
+                ms(50)
+            ),
+        )
+        .await;
+        assert_eq!(
+            result.columns,
+            [
+                Column::new("COUNT(*)", ColumnType::Long),
+                Column::new("AVG(temperature)", ColumnType::Double),
+                Column::new("MAX(humidity)", ColumnType::Float),
+            ]
+        );
+        assert_eq!(
+            result.rows,
+            [vec![
+                Value::Long(3),
+                Value::Double(30.0),
+                Value::Float(60.0)
+            ]]
+        );
+        // No input: still exactly one row, COUNT 0 and NULL for the rest.
+        let result = query(
+            &store,
+            "select count(*), avg(temperature), max(humidity), stddev(n) where n > 100",
+        )
+        .await;
+        assert_eq!(
+            result.rows,
+            [vec![Value::Long(0), Value::Null, Value::Null, Value::Null]]
+        );
+        // Only row 20: its temperature is NULL, its humidity 50.
+        let result = query(
+            &store,
+            "select sum(temperature), min(humidity), count(temperature) where n = 25",
+        )
+        .await;
+        assert_eq!(
+            result.rows,
+            [vec![Value::Null, Value::Float(50.0), Value::Long(0)]]
+        );
+        let result = query(
+            &store,
+            "select stddev(temperature), variance(temperature), sum(n)",
+        )
+        .await;
+        assert_eq!(
+            result.rows,
+            [vec![
+                Value::Double(15.0),
+                Value::Double(225.0),
+                Value::Long(140)
+            ]]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aggregate_errors() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        fails(
+            &store,
+            "select avg(label)",
+            "AVG(label) at byte 7: AVG is not defined for column label of type STRING",
+        )
+        .await;
+        fails(
+            &store,
+            "select min(label)",
+            "MIN is not defined for column label of type STRING",
+        )
+        .await;
+        fails(
+            &store,
+            "select sum(ts)",
+            "SUM is not defined for column ts of type TIMESTAMP",
+        )
+        .await;
+        fails(
+            &store,
+            "select count(*), stddev(ts)",
+            "STDDEV(ts) at byte 17",
+        )
+        .await;
+        fails(
+            &store,
+            "select count(*), n",
+            "aggregations cannot be mixed with plain columns",
+        )
+        .await;
+        fails(&store, "select avg(pressure)", "unknown column pressure").await;
+        fails(
+            &store,
+            "select count(*) order by n",
+            "ORDER BY n cannot be used with aggregations",
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn like_and_null_predicates() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        // Labels: 0 Dev_1, 10 dev_2, 20 dev%3, 40 NULL, 50 x*y.
+        for (condition, expected) in [
+            // Case-sensitive: Dev_1 does not match 'dev%'.
+            ("label like 'dev%'", vec![10, 20]),
+            ("label LIKE 'Dev%'", vec![0]),
+            ("label like '_ev_%'", vec![0, 10, 20]),
+            ("label like 'dev_2'", vec![10]),
+            // Whole-string: no implicit wildcards.
+            ("label like 'dev'", vec![]),
+            ("label like '%3'", vec![20]),
+            // ESCAPE makes % and _ literal.
+            ("label like 'dev\\%%' escape '\\'", vec![20]),
+            ("label like 'dev!_%' ESCAPE '!'", vec![10]),
+            ("label like '%!%%' escape '!'", vec![20]),
+            // GLOB's metacharacters are plain characters in LIKE.
+            ("label like 'x*y'", vec![50]),
+            ("label like 'x?y'", vec![]),
+            ("label like 'x_y'", vec![50]),
+            ("label like '[xd]%'", vec![]),
+            // The empty pattern never matches; NULL labels are neither LIKE nor NOT LIKE.
+            ("label like ''", vec![]),
+            ("label not like ''", vec![0, 10, 20, 50]),
+            ("label not like 'dev%'", vec![0, 50]),
+            ("not label like 'dev%'", vec![0, 50]),
+            ("label like null", vec![]),
+            // IS [NOT] NULL and string equality.
+            ("label is null", vec![40]),
+            ("temperature is not null", vec![0, 10, 40, 50]),
+            ("humidity is null or temperature is null", vec![10, 20]),
+            ("label = 'dev_2'", vec![10]),
+            ("label <> 'dev_2'", vec![0, 20, 50]),
+            ("label != 'DEV_2' and label like 'dev%'", vec![10, 20]),
+        ] {
+            assert_eq!(
+                keys(&store, &format!("select * where {condition}")).await,
+                expected,
+                "{condition}"
+            );
+        }
+        fails(
+            &store,
+            "select * where n like '1%'",
+            "LIKE is not defined for column n of type INTEGER",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where label like label",
+            "LIKE expects a string literal pattern, not column label",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where label like 'a' escape 'ab'",
+            "ESCAPE expects a one-character string literal",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where label like 'a!' escape '!'",
+            "LIKE pattern 'a!' ends with its ESCAPE character",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where label > 'a'",
+            "binary operation '>' is not defined for STRING and STRING",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where label like",
+            "at byte 25: expected an expression, found end of query",
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn time_functions() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        for (condition, expected) in [
+            // Constant arguments are folded.
+            (format!("ts = TIMESTAMPADD(SECOND, TO_TIMESTAMP_MS({}), 10)", ms(0)), vec![10]),
+            (format!("ts = timestamp_add(millisecond, TO_TIMESTAMP_MS({}), -10000)", ms(50)), vec![40]),
+            ("ts = TIMESTAMPADD(MONTH, TIMESTAMP('2023-12-01T00:00:00Z'), 1)".to_string(), vec![0]),
+            (format!("TO_EPOCH_MS(ts) = {}", ms(20)), vec![20]),
+            (format!("TO_EPOCH_MS(TO_TIMESTAMP_MS({})) = TO_EPOCH_MS(ts)", ms(40)), vec![40]),
+            // Over a column: ts + 1 minute > 100 s, i.e. ts > 40 s.
+            (format!("TIMESTAMPADD(MINUTE, ts, 1) > TO_TIMESTAMP_MS({})", ms(100)), vec![50]),
+            // ts − BASE in whole seconds.
+            (format!("TIMESTAMPDIFF(SECOND, ts, TO_TIMESTAMP_MS({})) >= 40", ms(0)), vec![40, 50]),
+            (format!("timestamp_diff(MINUTE, TO_TIMESTAMP_MS({}), ts) = 1", ms(100)), vec![0, 10, 20, 40]),
+            // Constant calendar differences: Jan 31 → Mar 31 is 2 months; 2024 → 2025 one year less 1 ms is 0.
+            (
+                "TIMESTAMPDIFF(MONTH, TIMESTAMP('2024-03-31T00:00:00Z'), TIMESTAMP('2024-01-31T00:00:00Z')) = 2 and n = 10".to_string(),
+                vec![0],
+            ),
+            (
+                "TIMESTAMPDIFF(YEAR, TIMESTAMP('2024-12-31T23:59:59.999Z'), TIMESTAMP('2024-01-01T00:00:00Z')) = 0 and n = 10".to_string(),
+                vec![0],
+            ),
+        ] {
+            assert_eq!(keys(&store, &format!("select * where {condition}")).await, expected, "{condition}");
+        }
+        fails(
+            &store,
+            "select * where TIMESTAMPADD(DAY, n, 1) > ts",
+            "TIMESTAMPADD is not defined for column n of type INTEGER",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where TIMESTAMPADD(DAY, ts, 1.5) > ts",
+            "TIMESTAMPADD is not defined for the literal of type DOUBLE",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where TO_EPOCH_MS(n) > 1",
+            "TO_EPOCH_MS is not defined for column n of type INTEGER",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where TIMESTAMPADD(YEAR, TO_TIMESTAMP_MS(0), -1) < ts",
+            "is outside the TIMESTAMP range",
+        )
+        .await;
+
+        fails(
+            &store,
+            "select * where TIMESTAMPADD(DAY, ts, 1) > 5",
+            "'>' is not defined for TIMESTAMP and LONG",
+        )
+        .await;
+        fails(
+            &store,
+            "select * where TIMESTAMPADD(FORTNIGHT, ts, 1) > ts",
+            "at byte 28: expected a time unit",
+        )
+        .await;
+    }
+
+    /// YEAR and MONTH on a column go through SQLite's calendar, which must
+    /// clamp the day of month exactly like the constant folding does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calendar_units_on_columns() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        let jan31 = 1_706_695_200_250; // 2024-01-31T10:00:00.250Z
+        let mar15 = 1_710_460_800_000; // 2024-03-15T00:00:00Z
+        store
+            .put_rows(
+                "sensor",
+                vec![
+                    row((jan31 - BASE) / SECOND, None, None, 1, None),
+                    row((mar15 - BASE) / SECOND, None, None, 2, None),
+                ],
+            )
+            .await
+            .unwrap();
+        // Seconds granularity in `row`: re-put the exact milliseconds.
+        store
+            .put_rows(
+                "sensor",
+                vec![vec![
+                    Value::Timestamp(jan31),
+                    Value::Null,
+                    Value::Null,
+                    Value::Integer(3),
+                ]],
+            )
+            .await
+            .unwrap();
+        let n = |tql: &'static str| {
+            let store = store.clone();
+            async move {
+                query(&store, tql)
+                    .await
+                    .rows
+                    .iter()
+                    .map(|r| r[3].clone())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            n("select * where TIMESTAMPADD(MONTH, ts, 1) = TIMESTAMP('2024-02-29T10:00:00.250Z')")
+                .await,
+            [Value::Integer(3)]
+        );
+        assert_eq!(n("select * where TIMESTAMPADD(MONTH, ts, -1) = TIMESTAMP('2023-12-31T10:00:00.250Z')").await, [Value::Integer(3)]);
+        assert_eq!(
+            n("select * where TIMESTAMPADD(YEAR, ts, -1) = TIMESTAMP('2023-03-15T00:00:00Z')")
+                .await,
+            [Value::Integer(2)]
+        );
+        assert_eq!(
+            n("select * where TIMESTAMPADD(month, ts, 13) = TIMESTAMP('2025-04-15T00:00:00Z')")
+                .await,
+            [Value::Integer(2)]
+        );
+        // TIMESTAMPDIFF in calendar units over a column: from 2024-01-31T10:00:00.250
+        // to 2024-03-31T10:00:00.249 is one month (two would land 1 ms later).
+        assert_eq!(
+            n("select * where TIMESTAMPDIFF(MONTH, TIMESTAMP('2024-03-31T10:00:00.249Z'), ts) = 1").await,
+            [Value::Integer(3)]
+        );
+        // From 2024-03-15 back to 2023-03-14: −12 months, so −1 YEAR;
+        // 2023-03-16 is only −11 months, 0 years.
+        assert_eq!(
+            n("select * where TIMESTAMPDIFF(YEAR, TIMESTAMP('2023-03-14T00:00:00Z'), ts) = -1")
+                .await,
+            [Value::Integer(2)]
+        );
+        assert_eq!(
+            n("select * where TIMESTAMPDIFF(year, TIMESTAMP('2023-03-16T00:00:00Z'), ts) = 0 and n = 2").await,
+            [Value::Integer(2)]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn extreme_rows() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        // Temperature 40 at 40 s and 50 s: both rows.
+        assert_eq!(keys(&store, "select MAX_ROWS(temperature)").await, [40, 50]);
+        assert_eq!(
+            keys(&store, "select max_rows(temperature) order by ts desc").await,
+            [50, 40]
+        );
+        assert_eq!(
+            keys(&store, "select max_rows(temperature) limit 1 offset 1").await,
+            [50]
+        );
+        assert_eq!(keys(&store, "select min_rows(n)").await, [0]);
+        assert_eq!(keys(&store, "select min_rows(humidity)").await, [0]);
+        assert_eq!(keys(&store, "select max_rows(ts)").await, [50]);
+        // Over the rows passing WHERE only.
+        assert_eq!(
+            keys(&store, "select max_rows(temperature) where n < 45").await,
+            [40]
+        );
+        assert_eq!(
+            keys(&store, "select max_rows(temperature) where n > 100").await,
+            Vec::<i64>::new()
+        );
+        let result = query(&store, "select max_rows(n)").await;
+        assert_eq!(result.columns.len(), 5);
+        assert_eq!(result.rows, [rows()[4].clone()]);
+        fails(
+            &store,
+            "select max_rows(label)",
+            "MAX_ROWS is not defined for column label of type STRING",
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn time_neighbours() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        for (call, seconds, expected) in [
+            ("TIME_NEXT", 10, vec![10]),
+            ("TIME_NEXT_ONLY", 10, vec![20]),
+            ("time_next", 30, vec![40]),
+            ("TIME_NEXT", 51, vec![]),
+            ("TIME_PREV", 30, vec![20]),
+            ("TIME_PREV", 40, vec![40]),
+            ("TIME_PREV_ONLY", 40, vec![20]),
+            ("TIME_PREV", -1, vec![]),
+            ("TIME_PREV_ONLY", 0, vec![]),
+        ] {
+            let tql = format!("select {call}(*, TO_TIMESTAMP_MS({}))", ms(seconds));
+            assert_eq!(keys(&store, &tql).await, expected, "{tql}");
+        }
+        // WHERE first: the next row at or after 10 s that is warmer than 25.
+        assert_eq!(
+            keys(
+                &store,
+                &format!(
+                    "select time_next(*, TO_TIMESTAMP_MS({})) where temperature > 25",
+                    ms(10)
+                )
+            )
+            .await,
+            [40]
+        );
+        assert_eq!(
+            keys(
+                &store,
+                "select time_prev(*, TIMESTAMPADD(SECOND, TIMESTAMP('2024-01-01T00:00:00Z'), 15))"
+            )
+            .await,
+            [10]
+        );
+        assert_eq!(keys(&store, "select time_prev(*, now())").await, [50]);
+        assert_eq!(
+            keys(&store, "select time_next(*, null)").await,
+            Vec::<i64>::new()
+        );
+        let result = query(
+            &store,
+            &format!("select time_next(*, TO_TIMESTAMP_MS({}))", ms(1)),
+        )
+        .await;
+        assert_eq!(result.rows, [rows()[1].clone()]);
+        fails(
+            &store,
+            "select time_next(*, ts)",
+            "TIME_NEXT expects a constant TIMESTAMP",
+        )
+        .await;
+        fails(
+            &store,
+            "select time_next(*, 5)",
+            "TIME_NEXT expects a TIMESTAMP, but the literal is LONG",
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn time_interpolated() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        let call = |column: &str, seconds: i64| {
+            format!(
+                "select TIME_INTERPOLATED({column}, TO_TIMESTAMP_MS({}))",
+                ms(seconds)
+            )
+        };
+        // 30 s is halfway between 20 s (n 25) and 40 s (n 40): 32.5, truncated
+        // to the INTEGER 32; the other columns are copied from 20 s.
+        assert_eq!(
+            query(&store, &call("n", 30)).await.rows,
+            [vec![
+                at(30),
+                Value::Null,
+                Value::Float(50.0),
+                Value::Integer(32),
+                Value::String("dev%3".into())
+            ]]
+        );
+        // 45 s between 40 s (humidity 60) and 50 s (45): 52.5.
+        assert_eq!(
+            query(&store, &call("humidity", 45)).await.rows,
+            [vec![
+                at(45),
+                Value::Double(40.0),
+                Value::Float(52.5),
+                Value::Integer(40),
+                Value::Null
+            ]]
+        );
+        // NULL on one side (temperature at 20 s) gives NULL.
+        assert_eq!(
+            query(&store, &call("temperature", 30)).await.rows[0][1],
+            Value::Null
+        );
+        assert_eq!(
+            query(&store, &call("temperature", 15)).await.rows[0][1],
+            Value::Null
+        );
+        // An exact hit is that row; no extrapolation past either end.
+        assert_eq!(
+            query(&store, &call("n", 10)).await.rows,
+            [rows()[1].clone()]
+        );
+        assert!(query(&store, &call("n", 55)).await.rows.is_empty());
+        assert!(query(&store, &call("n", -5)).await.rows.is_empty());
+        fails(
+            &store,
+            &call("label", 30),
+            "TIME_INTERPOLATED is not defined for column label of type STRING",
+        )
+        .await;
+        fails(
+            &store,
+            &call("ts", 30),
+            "TIME_INTERPOLATED is not defined for column ts of type TIMESTAMP",
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn time_sampling() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        let sampling = |column: &str, from: i64, to: i64, every: &str| {
+            format!(
+                "select TIME_SAMPLING({column}, TO_TIMESTAMP_MS({}), TO_TIMESTAMP_MS({}), {every})",
+                ms(from),
+                ms(to)
+            )
+        };
+        // Instants −15, 0, 15, 30, 45, 60 s. −15 s is before the first row and
+        // 60 s after the last: skipped. 0 s is an exact hit. n is interpolated
+        // and truncated: 15 s → 20 + 5·0.5 = 22.5 → 22; 30 s → 25 + 15·0.5 =
+        // 32.5 → 32; 45 s → 40 + 5·0.5 = 42.5 → 42. Other columns come from
+        // the previous row (10 s, 20 s, 40 s).
+        let result = query(&store, &sampling("n", -15, 60, "15, SECOND")).await;
+        assert_eq!(
+            result.rows,
+            [
+                rows()[0].clone(),
+                vec![
+                    at(15),
+                    Value::Double(20.0),
+                    Value::Null,
+                    Value::Integer(22),
+                    Value::String("dev_2".into())
+                ],
+                vec![
+                    at(30),
+                    Value::Null,
+                    Value::Float(50.0),
+                    Value::Integer(32),
+                    Value::String("dev%3".into())
+                ],
+                vec![
+                    at(45),
+                    Value::Double(40.0),
+                    Value::Float(60.0),
+                    Value::Integer(42),
+                    Value::Null
+                ],
+            ]
+        );
+        // `*`: nothing is interpolated, every column is the previous row's.
+        let result = query(&store, &sampling("*", -15, 60, "15, second")).await;
+        let mut expected: Vec<Row> = [0, 1, 2, 3].iter().map(|&i| rows()[i].clone()).collect();
+        for (row, s) in expected.iter_mut().zip([0, 15, 30, 45]) {
+            row[0] = at(s);
+        }
+        assert_eq!(result.rows, expected);
+        // A DOUBLE column with a NULL neighbour: 15 s and 30 s touch the NULL at 20 s.
+        let temperatures: Vec<Value> = query(&store, &sampling("temperature", 0, 60, "15, SECOND"))
+            .await
+            .rows
+            .iter()
+            .map(|r| r[1].clone())
+            .collect();
+        assert_eq!(
+            temperatures,
+            [
+                Value::Double(10.0),
+                Value::Null,
+                Value::Null,
+                Value::Double(40.0)
+            ]
+        );
+        // The range 15–35 s has only the 20 s row inside it: 15 s needs the
+        // row before the range (10 s), 25 s and 35 s the one after it (40 s).
+        // 25 s → 25 + 15·(5/20) = 28.75 → 28; 35 s → 25 + 15·(15/20) = 36.25 → 36.
+        let ns: Vec<Value> = query(&store, &sampling("n", 15, 35, "10, SECOND"))
+            .await
+            .rows
+            .iter()
+            .map(|r| r[3].clone())
+            .collect();
+        assert_eq!(
+            ns,
+            [Value::Integer(22), Value::Integer(28), Value::Integer(36)]
+        );
+        // WHERE drops the 40 s row (its label is NULL): 30 s lies between 20 s
+        // (25) and 50 s (45): 25 + 20·(10/30) = 31.67 → 31; 45 s: 25 + 20·(25/30) = 41.67 → 41.
+        let tql = format!(
+            "{} where label is not null",
+            sampling("n", 0, 50, "15, SECOND")
+        );
+        let ns: Vec<Value> = query(&store, &tql)
+            .await
+            .rows
+            .iter()
+            .map(|r| r[3].clone())
+            .collect();
+        assert_eq!(
+            ns,
+            [
+                Value::Integer(10),
+                Value::Integer(22),
+                Value::Integer(31),
+                Value::Integer(41)
+            ]
+        );
+        // ORDER BY and LIMIT apply after sampling: n is 10, 22, 32, 42.
+        let tql = format!(
+            "{} order by n desc limit 2",
+            sampling("n", -15, 60, "15, SECOND")
+        );
+        assert_eq!(keys(&store, &tql).await, [45, 30]);
+        let tql = format!(
+            "{} limit 2 offset 1",
+            sampling("n", -15, 60, "15000, MILLISECOND")
+        );
+        assert_eq!(keys(&store, &tql).await, [15, 30]);
+        // One instant per minute from 0 s: 0 s only (60 s is past the last row).
+        assert_eq!(
+            keys(&store, &sampling("n", 0, 3600, "1, MINUTE")).await,
+            [0]
+        );
+        assert_eq!(
+            keys(&store, &sampling("n", 50, 10, "1, SECOND")).await,
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            keys(
+                &store,
+                &format!(
+                    "select time_sampling(n, null, TO_TIMESTAMP_MS({}), 1, SECOND)",
+                    ms(9)
+                )
+            )
+            .await,
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            keys(&store, &sampling("n", 0, 50, "null, SECOND")).await,
+            Vec::<i64>::new()
+        );
+
+        fails(
+            &store,
+            &sampling("label", 0, 50, "1, SECOND"),
+            "TIME_SAMPLING is not defined for column label of type STRING",
+        )
+        .await;
+        fails(
+            &store,
+            &sampling("n", 0, 50, "0, SECOND"),
+            "TIME_SAMPLING expects a positive integer interval",
+        )
+        .await;
+        fails(
+            &store,
+            &sampling("n", 0, 50, "1.5, SECOND"),
+            "TIME_SAMPLING expects a positive integer interval",
+        )
+        .await;
+        fails(
+            &store,
+            &sampling("n", 0, 50, "1, MONTH"),
+            "does not accept the unit MONTH",
+        )
+        .await;
+        // Every millisecond of the 50 s: 50 001 rows, the last one the 50 s row.
+        let result = query(&store, &sampling("n", 0, 50, "1, MILLISECOND")).await;
+        assert_eq!(result.rows.len(), 50_001);
+        assert_eq!(result.rows[50_000], rows()[4]);
+        fails(
+            &store,
+            "select time_sampling(n, ts, ts, 1, SECOND)",
+            "TIME_SAMPLING expects a constant TIMESTAMP",
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn time_functions_need_a_time_series() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        let info = ContainerInfo {
+            name: "people".into(),
+            kind: ContainerKind::Collection,
+            columns: vec![
+                Column::new("name", ColumnType::String),
+                Column::new("age", ColumnType::Integer),
+            ],
+            row_key: true,
+        };
+        store.put_container(info).await.unwrap();
+        let people = vec![
+            vec![Value::String("carol".into()), Value::Integer(30)],
+            vec![Value::String("alice".into()), Value::Integer(25)],
+            vec![Value::String("bob".into()), Value::Integer(30)],
+        ];
+        store.put_rows("people", people).await.unwrap();
+        // MAX_ROWS works on collections, in insertion order.
+        let result = store.query("people", "select max_rows(age)").await.unwrap();
+        let names: Vec<&Value> = result.rows.iter().map(|r| &r[0]).collect();
+        assert_eq!(
+            names,
+            [&Value::String("carol".into()), &Value::String("bob".into())]
+        );
+        let result = store
+            .query("people", "select max_rows(age) order by name")
+            .await
+            .unwrap();
+        assert_eq!(result.rows[0][0], Value::String("bob".into()));
+        assert_eq!(
+            store
+                .query("people", "select count(*), avg(age)")
+                .await
+                .unwrap()
+                .rows,
+            [vec![Value::Long(3), Value::Double(85.0 / 3.0)]]
+        );
+        for tql in [
+            "select time_next(*, now())",
+            "select time_interpolated(age, now())",
+            "select time_sampling(*, now(), now(), 1, SECOND)",
+        ] {
+            match store.query("people", tql).await {
+                Err(StoreError::Query(m)) => assert!(
+                    m.contains(
+                        "is only defined for TIME_SERIES containers, but 'people' is a COLLECTION"
+                    ),
+                    "{m}"
+                ),
+                other => panic!("{tql}: {other:?}"),
+            }
+        }
+    }
+
+    /// Random selections and conditions end in a result or a `TQL: ` error:
+    /// never a panic, and never SQL that SQLite rejects (a Backend error).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garbage_fails_cleanly() {
+        use crate::store::tql::tests::{garbage, XorShift};
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = sensor(&dir).await;
+        let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+        let prefixes = [
+            "select ",
+            "select * where ",
+            "select count(*), avg(n) where ",
+            "select max_rows(n) where ",
+            "select time_sampling(n, to_timestamp_ms(1704067200000), now(), 7, second) where ",
+            "select * where label like ",
+        ];
+        let mut answered = 0;
+        for i in 0..6_000 {
+            let text = format!("{}{}", prefixes[i % prefixes.len()], garbage(&mut rng));
+            match store.query("sensor", &text).await {
+                Ok(_) => answered += 1,
+                Err(StoreError::Query(m)) => assert!(m.starts_with("TQL: "), "{text:?}: {m}"),
+                Err(other) => panic!("{text:?}: {other:?}"),
+            }
+        }
+        assert!(answered > 0, "the generator never produced a valid query");
     }
 }
