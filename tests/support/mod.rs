@@ -203,6 +203,8 @@ impl Drop for Host {
 pub struct Answer {
     pub status: u16,
     pub content_type: String,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -234,11 +236,20 @@ fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
         .header("content-type")
         .unwrap_or_default()
         .to_owned();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .filter_map(|name| {
+            let value = response.header(&name)?.to_owned();
+            Some((name.to_ascii_lowercase(), value))
+        })
+        .collect();
     let mut body = Vec::new();
     response.into_reader().read_to_end(&mut body).unwrap();
     Answer {
         status,
         content_type,
+        headers,
         body,
     }
 }

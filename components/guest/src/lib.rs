@@ -284,7 +284,7 @@ fn read_request(request: &IncomingRequest) -> Result<RequestParts, cromflag_logi
 }
 
 fn write_response(out: ResponseOutparam, response: api::Response) {
-    let headers = Fields::from_list(&[
+    let mut fields = vec![
         (
             "content-type".to_owned(),
             response.content_type.as_bytes().to_vec(),
@@ -293,8 +293,14 @@ fn write_response(out: ResponseOutparam, response: api::Response) {
             "content-length".to_owned(),
             response.body.len().to_string().into_bytes(),
         ),
-    ])
-    .expect("static header names are valid");
+    ];
+    fields.extend(
+        response
+            .headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec())),
+    );
+    let headers = Fields::from_list(&fields).expect("handlers only set valid headers");
     let outgoing = OutgoingResponse::new(headers);
     outgoing
         .set_status_code(response.status)

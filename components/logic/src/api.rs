@@ -6,7 +6,7 @@
 
 use crate::document::Format;
 use crate::error::ApiError;
-use crate::fetch::{fetch, TimeRange};
+use crate::fetch;
 use crate::insert::{insert, DeviceId, Receipt};
 use crate::model::Store;
 use serde_json::json;
@@ -25,12 +25,26 @@ pub struct Request<'a> {
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
+    /// Headers besides the content type (e.g. the next page's `link`).
+    pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+}
+
+impl From<crate::fetch::Output> for Response {
+    fn from(output: crate::fetch::Output) -> Response {
+        Response {
+            status: 200,
+            content_type: output.format.content_type(),
+            headers: output.headers,
+            body: output.body,
+        }
+    }
 }
 
 impl From<ApiError> for Response {
     fn from(err: ApiError) -> Response {
         Response {
+            headers: Vec::new(),
             status: err.status,
             content_type: JSON,
             body: err.body(),
@@ -57,6 +71,7 @@ pub fn handle_insert(store: &mut impl Store, req: &Request, receipt: Receipt) ->
     })();
     match result {
         Ok(_) => Response {
+            headers: Vec::new(),
             status: 200,
             content_type: "text/html; charset=utf-8",
             body: b"True".to_vec(),
@@ -65,22 +80,39 @@ pub fn handle_insert(store: &mut impl Store, req: &Request, receipt: Receipt) ->
     }
 }
 
-/// `GET /fetch/<device>?from=<ms>&to=<ms>` and `GET /fetch/devices`.
-pub fn handle_fetch(store: &mut impl Store, req: &Request) -> Response {
+/// `GET /fetch/<device>` (see `fetch::FetchQuery` for its parameters) and
+/// `GET /fetch/devices`; `max_limit` caps `limit` and the number of buckets.
+pub fn handle_fetch(store: &mut impl Store, req: &Request, max_limit: u64) -> Response {
     let result = (|| {
         let device = device_of(req, "/fetch/")?;
         require_method(req, "GET")?;
-        let range = TimeRange::parse(req.path_with_query.split_once('?').map(|(_, q)| q))?;
-        fetch(store, device, range)
+        fetch::fetch(store, device, req.path_with_query, req.accept, max_limit)
     })();
-    match result {
-        Ok(body) => Response {
-            status: 200,
-            content_type: JSON,
-            body,
-        },
-        Err(err) => err.into(),
-    }
+    result.map_or_else(Response::from, Response::from)
+}
+
+/// `GET /devices/<device>/latest` (the newest row) and `GET /devices/<device>/schema`.
+pub fn handle_devices(store: &mut impl Store, req: &Request) -> Response {
+    let result = (|| {
+        require_method(req, "GET")?;
+        let path = req.path_with_query.split('?').next().unwrap_or_default();
+        if let Some((_, query)) = req.path_with_query.split_once('?') {
+            crate::query::parse(Some(query), &[])?;
+        }
+        match path
+            .strip_prefix("/devices/")
+            .map(|rest| rest.split('/').collect::<Vec<_>>())
+            .as_deref()
+        {
+            Some([device, "latest"]) => fetch::latest(store, device, req.accept),
+            Some([device, "schema"]) => fetch::schema(store, device),
+            _ => Err(ApiError::not_found(
+                "no such route",
+                json!({ "path": path }),
+            )),
+        }
+    })();
+    result.map_or_else(Response::from, Response::from)
 }
 
 /// `GET /reports` (filters `kind`, `device`, `from`, `to`, `limit`, `offset`) and

@@ -1,132 +1,905 @@
-//! The fetch operation: a device's rows in a time range, or the `devices` list.
+//! The read API for third-party apps: `GET /fetch/<device>` (rows in a time
+//! range, paged with a cursor, or aggregated into time buckets), `GET
+//! /fetch/devices`, `GET /devices/<device>/latest` and `/schema`.
 //!
-//! The original sample pasted `from`/`to` into TQL text, which allowed injection;
-//! here they are parsed as integers first and only numbers reach the query.
+//! Every parameter is parsed before anything is read, and only numbers and
+//! checked column names reach the TQL (the original sample pasted `from`/`to`
+//! into its query text, which allowed injection).
 
+use crate::encode::{self, Format};
 use crate::error::ApiError;
 use crate::insert::DEVICES;
-use crate::json::RowObjects;
-use crate::model::{is_valid_container_name, Store, TIMESTAMP_RANGE};
+use crate::model::{
+    is_valid_container_name, Column, ColumnType, ContainerInfo, ContainerKind, Row, Store, Value,
+    TIMESTAMP_RANGE,
+};
+use crate::query;
+use crate::report::period::{Granularity, LocalPeriod};
+use crate::report::scan::quote_name;
+use chrono::DateTime;
+use chrono_tz::Tz;
 use serde_json::json;
 
-/// The time range of `GET /fetch/<device>?from=<ms>&to=<ms>`: `from` inclusive,
-/// `to` exclusive, both optional.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TimeRange {
+/// Rows per response unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: u64 = 10_000;
+/// The largest `limit` (and number of buckets) unless the component's
+/// `fetch_max_limit` variable says otherwise.
+pub const DEFAULT_MAX_LIMIT: u64 = 100_000;
+
+const PARAMETERS: [&str; 11] = [
+    "from", "to", "limit", "cursor", "order", "columns", "agg", "interval", "fill", "tz", "format",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agg {
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    Stddev,
+}
+
+impl Agg {
+    fn tql(self) -> &'static str {
+        match self {
+            Agg::Avg => "AVG",
+            Agg::Min => "MIN",
+            Agg::Max => "MAX",
+            Agg::Sum => "SUM",
+            Agg::Count => "COUNT",
+            Agg::Stddev => "STDDEV",
+        }
+    }
+}
+
+/// A bucket width: `n` fixed units, or one calendar day, week or month.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interval {
+    Millis(i64),
+    Calendar(Granularity),
+}
+
+/// What fills a bucket without rows (without `fill`, it is left out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    Omit,
+    Null,
+    Previous,
+    Linear,
+}
+
+/// The parsed query of `GET /fetch/<device>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FetchQuery {
+    /// `from` inclusive, `to` exclusive, epoch ms.
     pub from: Option<i64>,
     pub to: Option<i64>,
+    pub limit: Option<u64>,
+    /// The row key after which (in `order`) the page starts.
+    pub cursor: Option<i64>,
+    pub order: Order,
+    pub columns: Option<Vec<String>>,
+    pub agg: Option<(Agg, Interval)>,
+    pub fill: Fill,
+    pub tz: Tz,
+    pub format: Option<Format>,
 }
 
-impl TimeRange {
-    /// Parses a query string strictly: only `from` and `to`, each at most once,
-    /// each an integer number of epoch milliseconds.
-    pub fn parse(query: Option<&str>) -> Result<TimeRange, ApiError> {
-        let mut range = TimeRange::default();
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let slot = match key {
-                "from" => &mut range.from,
-                "to" => &mut range.to,
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "unknown query parameter",
-                        json!({ "parameter": key, "allowed": ["from", "to"] }),
-                    ))
+impl Default for FetchQuery {
+    fn default() -> Self {
+        FetchQuery {
+            from: None,
+            to: None,
+            limit: None,
+            cursor: None,
+            order: Order::Asc,
+            columns: None,
+            agg: None,
+            fill: Fill::Omit,
+            tz: Tz::UTC,
+            format: None,
+        }
+    }
+}
+
+impl FetchQuery {
+    /// Parses a query string strictly: each parameter at most once, each value checked.
+    pub fn parse(text: Option<&str>, max_limit: u64) -> Result<FetchQuery, ApiError> {
+        let mut q = FetchQuery::default();
+        let (mut agg, mut interval, mut cursor) = (None, None, None);
+        let mut fill_given = false;
+        for (key, value) in query::parse(text, &PARAMETERS)? {
+            let invalid = |expected: &str| query::invalid(&key, &value, expected);
+            match key.as_str() {
+                "from" | "to" => {
+                    let ms = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|ms| TIMESTAMP_RANGE.contains(ms))
+                        .ok_or_else(|| invalid("an integer number of epoch milliseconds"))?;
+                    *(if key == "from" {
+                        &mut q.from
+                    } else {
+                        &mut q.to
+                    }) = Some(ms);
                 }
-            };
-            if slot.is_some() {
+                "limit" => {
+                    let expected = format!("an integer from 1 to {max_limit}");
+                    q.limit = Some(
+                        value
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|n| (1..=max_limit).contains(n))
+                            .ok_or_else(|| invalid(&expected))?,
+                    );
+                }
+                "cursor" => cursor = Some(value.clone()),
+                "order" => {
+                    q.order = match value.as_str() {
+                        "asc" => Order::Asc,
+                        "desc" => Order::Desc,
+                        _ => return Err(invalid("asc or desc")),
+                    }
+                }
+                "columns" => {
+                    let names: Vec<String> =
+                        value.split(',').map(|c| c.trim().to_owned()).collect();
+                    if names.iter().any(|n| n.is_empty()) {
+                        return Err(invalid("column names separated by commas"));
+                    }
+                    q.columns = Some(names);
+                }
+                "agg" => {
+                    agg = Some(match value.as_str() {
+                        "avg" => Agg::Avg,
+                        "min" => Agg::Min,
+                        "max" => Agg::Max,
+                        "sum" => Agg::Sum,
+                        "count" => Agg::Count,
+                        "stddev" => Agg::Stddev,
+                        _ => return Err(invalid("avg, min, max, sum, count or stddev")),
+                    })
+                }
+                "interval" => {
+                    interval = Some(parse_interval(&value).ok_or_else(|| {
+                        invalid(
+                            "a whole number and a unit: ms, s, m, h, or 1d, 1w, 1M (e.g. 10s, 1h)",
+                        )
+                    })?)
+                }
+                "fill" => {
+                    fill_given = true;
+                    q.fill = match value.as_str() {
+                        "null" => Fill::Null,
+                        "previous" => Fill::Previous,
+                        "linear" => Fill::Linear,
+                        _ => return Err(invalid("null, previous or linear")),
+                    }
+                }
+                "tz" => {
+                    q.tz = value
+                        .parse()
+                        .map_err(|_| invalid("an IANA time zone such as Europe/Berlin"))?
+                }
+                _ => {
+                    q.format = Some(match value.as_str() {
+                        "json" => Format::Json,
+                        "msgpack" => Format::MsgPack,
+                        "csv" => Format::Csv,
+                        _ => return Err(invalid("json, msgpack or csv")),
+                    })
+                }
+            }
+        }
+        let needs = |parameter: &str, other: &str| {
+            ApiError::bad_request(
+                format!("`{parameter}` needs `{other}`"),
+                json!({ "parameter": parameter }),
+            )
+        };
+        q.agg = match (agg, interval) {
+            (Some(agg), Some(interval)) => Some((agg, interval)),
+            (None, None) => None,
+            (Some(_), None) => return Err(needs("agg", "interval")),
+            (None, Some(_)) => return Err(needs("interval", "agg")),
+        };
+        if fill_given && q.agg.is_none() {
+            return Err(needs("fill", "agg"));
+        }
+        if let Some(text) = cursor {
+            if q.agg.is_some() {
                 return Err(ApiError::bad_request(
-                    "query parameter given twice",
-                    json!({ "parameter": key }),
+                    "`cursor` pages rows, not buckets",
+                    json!({ "parameter": "cursor" }),
                 ));
             }
-            let ms = value
-                .parse::<i64>()
-                .ok()
-                .filter(|ms| TIMESTAMP_RANGE.contains(ms))
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid query parameter",
-                        json!({
-                            "parameter": key,
-                            "got": value,
-                            "expected": "an integer number of epoch milliseconds",
-                        }),
-                    )
-                })?;
-            *slot = Some(ms);
+            q.cursor = Some(parse_cursor(&text, q.order)?);
         }
-        Ok(range)
+        if let (Some(from), Some(to)) = (q.from, q.to) {
+            if from > to {
+                return Err(ApiError::bad_request(
+                    "`from` is after `to`",
+                    json!({ "parameter": "from", "from": from, "to": to }),
+                ));
+            }
+        }
+        Ok(q)
     }
 
-    fn is_empty(&self) -> bool {
-        self.from.is_none() && self.to.is_none()
+    fn is_plain(&self) -> bool {
+        *self
+            == FetchQuery {
+                format: self.format,
+                ..FetchQuery::default()
+            }
     }
 }
 
-/// The JSON body for `GET /fetch/<device>`: an array of row objects.
-pub fn fetch(store: &mut impl Store, device: &str, range: TimeRange) -> Result<Vec<u8>, ApiError> {
+/// `10s`, `1m`, `250ms`, `1h`, or one calendar `1d`, `1w`, `1M`.
+fn parse_interval(text: &str) -> Option<Interval> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(split);
+    let n: i64 = digits.parse().ok().filter(|n| *n > 0)?;
+    let fixed = |unit_ms: i64| n.checked_mul(unit_ms).map(Interval::Millis);
+    match unit {
+        "ms" => fixed(1),
+        "s" => fixed(1000),
+        "m" => fixed(60_000),
+        "h" => fixed(3_600_000),
+        "d" if n == 1 => Some(Interval::Calendar(Granularity::Day)),
+        "w" if n == 1 => Some(Interval::Calendar(Granularity::Week)),
+        "M" if n == 1 => Some(Interval::Calendar(Granularity::Month)),
+        _ => None,
+    }
+}
+
+/// A cursor is the last row key of the previous page and the order it was read in.
+fn cursor_text(order: Order, key: i64) -> String {
+    match order {
+        Order::Asc => format!("a{key}"),
+        Order::Desc => format!("d{key}"),
+    }
+}
+
+fn parse_cursor(text: &str, order: Order) -> Result<i64, ApiError> {
+    let invalid = || {
+        query::invalid(
+            "cursor",
+            text,
+            "a cursor from a previous response's Link header",
+        )
+    };
+    let (direction, key) = text.split_at(text.len().min(1));
+    let key: i64 = key.parse().map_err(|_| invalid())?;
+    match (direction, order) {
+        ("a", Order::Asc) | ("d", Order::Desc) => Ok(key),
+        ("a", Order::Desc) | ("d", Order::Asc) => Err(ApiError::bad_request(
+            "the cursor belongs to the other order",
+            json!({ "parameter": "cursor", "order": if order == Order::Asc { "asc" } else { "desc" } }),
+        )),
+        _ => Err(invalid()),
+    }
+}
+
+/// A response body with its type and any extra headers.
+pub struct Output {
+    pub format: Format,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// `GET /fetch/<device>?...`; `path_with_query` rebuilds the next page's link.
+pub fn fetch(
+    store: &mut impl Store,
+    device: &str,
+    path_with_query: &str,
+    accept: Option<&str>,
+    max_limit: u64,
+) -> Result<Output, ApiError> {
+    let query_text = path_with_query.split_once('?').map(|(_, q)| q);
+    let q = FetchQuery::parse(query_text, max_limit)?;
+    let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
+    let info = container(store, device)?;
+    if info.name.eq_ignore_ascii_case(DEVICES) || info.kind == ContainerKind::Collection {
+        if !q.is_plain() {
+            return Err(ApiError::bad_request(
+                "a collection is listed whole: only `format` applies",
+                json!({ "container": info.name }),
+            ));
+        }
+        let result = store.query(&info.name, "select *")?;
+        return Ok(Output {
+            format,
+            body: encode::rows(format, &result.columns, &result.rows),
+            headers: Vec::new(),
+        });
+    }
+    let selected = select_columns(&info, q.columns.as_deref())?;
+    if let Some((agg, interval)) = q.agg {
+        let (columns, rows) = aggregate(store, &info, &selected, &q, agg, interval, max_limit)?;
+        return Ok(Output {
+            format,
+            body: encode::rows(format, &columns, &rows),
+            headers: Vec::new(),
+        });
+    }
+
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT.min(max_limit));
+    let key = quote_name(&info.columns[0].name);
+    let mut conditions = range_conditions(&key, q.from, q.to);
+    match (q.cursor, q.order) {
+        (Some(after), Order::Asc) => conditions.push(format!("{key} > TO_TIMESTAMP_MS({after})")),
+        (Some(after), Order::Desc) => conditions.push(format!("{key} < TO_TIMESTAMP_MS({after})")),
+        (None, _) => {}
+    }
+    let selection = match &q.columns {
+        None => "*".to_owned(),
+        Some(_) => selected
+            .iter()
+            .map(|&i| quote_name(&info.columns[i].name))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let direction = if q.order == Order::Asc { "ASC" } else { "DESC" };
+    // One row more than asked tells whether another page follows.
+    let tql = format!(
+        "SELECT {selection}{} ORDER BY {key} {direction} LIMIT {}",
+        where_clause(&conditions),
+        limit + 1
+    );
+    let mut result = store.query(&info.name, &tql)?;
+    let mut headers = Vec::new();
+    if result.rows.len() as u64 > limit {
+        result.rows.truncate(limit as usize);
+        if let Some(Value::Timestamp(last)) = result.rows.last().and_then(|row| row.first()) {
+            let cursor = cursor_text(q.order, *last);
+            headers.push((
+                "link",
+                format!("<{}>; rel=\"next\"", next_link(path_with_query, &cursor)),
+            ));
+            headers.push(("x-next-cursor", cursor));
+        }
+    }
+    Ok(Output {
+        format,
+        body: encode::rows(format, &result.columns, &result.rows),
+        headers,
+    })
+}
+
+/// The container of `device`, or a 404 naming it.
+fn container(store: &mut impl Store, device: &str) -> Result<ContainerInfo, ApiError> {
     let unknown = || ApiError::not_found("unknown device", json!({ "device": device }));
     if !is_valid_container_name(device) {
         return Err(unknown());
     }
-    let info = store.get_container(device)?.ok_or_else(unknown)?;
-    let is_devices = info.name.eq_ignore_ascii_case(DEVICES);
-    if is_devices && !range.is_empty() {
-        return Err(ApiError::bad_request(
-            "`from` and `to` do not apply to the devices list",
-            json!({ "parameter": if range.from.is_some() { "from" } else { "to" } }),
+    store.get_container(device)?.ok_or_else(unknown)
+}
+
+/// Indexes of the columns to return: the row key first, then those asked for
+/// (all when `names` is `None`). An unknown or repeated name is a 400.
+fn select_columns(info: &ContainerInfo, names: Option<&[String]>) -> Result<Vec<usize>, ApiError> {
+    let Some(names) = names else {
+        return Ok((0..info.columns.len()).collect());
+    };
+    let mut selected = vec![0];
+    for name in names {
+        let index = info.column_index(name).ok_or_else(|| {
+            let known: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
+            ApiError::bad_request(
+                "unknown column",
+                json!({ "parameter": "columns", "column": name, "columns": known }),
+            )
+        })?;
+        if index != 0 && selected.contains(&index) {
+            return Err(query::invalid("columns", name, "each column once"));
+        }
+        if index != 0 {
+            selected.push(index);
+        }
+    }
+    Ok(selected)
+}
+
+fn range_conditions(key: &str, from: Option<i64>, to: Option<i64>) -> Vec<String> {
+    let mut conditions = Vec::new();
+    if let Some(from) = from {
+        conditions.push(format!("{key} >= TO_TIMESTAMP_MS({from})"));
+    }
+    if let Some(to) = to {
+        conditions.push(format!("{key} < TO_TIMESTAMP_MS({to})"));
+    }
+    conditions
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    match conditions.is_empty() {
+        true => String::new(),
+        false => format!(" WHERE {}", conditions.join(" AND ")),
+    }
+}
+
+/// The request's path and query with `cursor` set to `cursor`.
+fn next_link(path_with_query: &str, cursor: &str) -> String {
+    let (path, query) = path_with_query
+        .split_once('?')
+        .unwrap_or((path_with_query, ""));
+    let mut pairs: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("cursor="))
+        .collect();
+    let cursor = format!("cursor={cursor}");
+    pairs.push(&cursor);
+    format!("{path}?{}", pairs.join("&"))
+}
+
+/// One row per bucket: the bucket's start, then `agg` of each selected column.
+/// Each bucket is one TQL aggregate query on the key range, so the store does
+/// the arithmetic.
+fn aggregate(
+    store: &mut impl Store,
+    info: &ContainerInfo,
+    selected: &[usize],
+    q: &FetchQuery,
+    agg: Agg,
+    interval: Interval,
+    max_buckets: u64,
+) -> Result<(Vec<Column>, Vec<Row>), ApiError> {
+    // Without `columns`, every numeric column; with it, only numeric ones make sense.
+    let value_columns: Vec<&Column> = match q.columns {
+        None => info.columns[1..]
+            .iter()
+            .filter(|c| c.column_type.is_numeric())
+            .collect(),
+        Some(_) => selected[1..].iter().map(|&i| &info.columns[i]).collect(),
+    };
+    for column in &value_columns {
+        if agg != Agg::Count && !column.column_type.is_numeric() {
+            return Err(ApiError::bad_request(
+                "only numeric columns can be aggregated",
+                json!({ "parameter": "columns", "column": column.name, "type": column.column_type.name() }),
+            ));
+        }
+    }
+    let key = quote_name(&info.columns[0].name);
+    let Some((from, to)) = agg_range(store, info, &key, q)? else {
+        return Ok((agg_columns(info, &value_columns, agg), Vec::new()));
+    };
+    let buckets = buckets(from, to, interval, q.tz, max_buckets)?;
+
+    let selection: Vec<String> = std::iter::once("COUNT(*)".to_owned())
+        .chain(
+            value_columns
+                .iter()
+                .map(|c| format!("{}({})", agg.tql(), quote_name(&c.name))),
+        )
+        .collect();
+    let mut rows: Vec<(i64, Option<Vec<Value>>)> = Vec::with_capacity(buckets.len());
+    for (start, end) in buckets {
+        let conditions = range_conditions(&key, Some(start), Some(end));
+        let tql = format!(
+            "SELECT {}{}",
+            selection.join(", "),
+            where_clause(&conditions)
+        );
+        let result = store.query(&info.name, &tql)?;
+        let row = result.rows.into_iter().next().unwrap_or_default();
+        let empty = matches!(row.first(), Some(Value::Long(0)) | None);
+        let values = (!empty).then(|| row.into_iter().skip(1).map(|v| as_output(agg, v)).collect());
+        rows.push((start, values));
+    }
+    let mut rows = fill(rows, q.fill, value_columns.len());
+    if q.order == Order::Desc {
+        rows.reverse();
+    }
+    Ok((agg_columns(info, &value_columns, agg), rows))
+}
+
+/// The result columns of an aggregation: the key, then one per value column
+/// (LONG for counts, DOUBLE for everything else).
+fn agg_columns(info: &ContainerInfo, value_columns: &[&Column], agg: Agg) -> Vec<Column> {
+    let value_type = if agg == Agg::Count {
+        ColumnType::Long
+    } else {
+        ColumnType::Double
+    };
+    std::iter::once(info.columns[0].clone())
+        .chain(
+            value_columns
+                .iter()
+                .map(|c| Column::new(c.name.clone(), value_type)),
+        )
+        .collect()
+}
+
+fn as_output(agg: Agg, value: Value) -> Value {
+    let number = match value {
+        Value::Byte(v) => f64::from(v),
+        Value::Short(v) => f64::from(v),
+        Value::Integer(v) => f64::from(v),
+        Value::Long(v) if agg == Agg::Count => return Value::Long(v),
+        Value::Long(v) => v as f64,
+        Value::Float(v) => v.to_string().parse().unwrap_or(f64::from(v)),
+        Value::Double(v) => v,
+        other => return other,
+    };
+    Value::Double(number)
+}
+
+/// The range to bucket: `from`/`to` as given, else the first row and just past the last.
+fn agg_range(
+    store: &mut impl Store,
+    info: &ContainerInfo,
+    key: &str,
+    q: &FetchQuery,
+) -> Result<Option<(i64, i64)>, ApiError> {
+    let mut edge = |direction: &str| -> Result<Option<i64>, ApiError> {
+        let tql = format!(
+            "SELECT {key}{} ORDER BY {key} {direction} LIMIT 1",
+            where_clause(&range_conditions(key, q.from, q.to))
+        );
+        let result = store.query(&info.name, &tql)?;
+        Ok(match result.rows.first().and_then(|r| r.first()) {
+            Some(Value::Timestamp(ms)) => Some(*ms),
+            _ => None,
+        })
+    };
+    let from = match q.from {
+        Some(from) => from,
+        None => match edge("ASC")? {
+            Some(first) => first,
+            None => return Ok(None),
+        },
+    };
+    let to = match q.to {
+        Some(to) => to,
+        None => match edge("DESC")? {
+            Some(last) => last + 1,
+            None => return Ok(None),
+        },
+    };
+    Ok((from < to).then_some((from, to)))
+}
+
+/// The buckets covering `[from, to)`: fixed widths count from `from`; days,
+/// weeks and months run from local midnight in `tz` (23 or 25 hours across DST).
+fn buckets(
+    from: i64,
+    to: i64,
+    interval: Interval,
+    tz: Tz,
+    max: u64,
+) -> Result<Vec<(i64, i64)>, ApiError> {
+    let too_many = || {
+        ApiError::bad_request(
+            "too many buckets: use a longer interval or a shorter range",
+            json!({ "parameter": "interval", "most": max }),
+        )
+    };
+    let mut buckets = Vec::new();
+    match interval {
+        Interval::Millis(width) => {
+            if ((to - from) as u64).div_ceil(width as u64) > max {
+                return Err(too_many());
+            }
+            let mut start = from;
+            while start < to {
+                buckets.push((start, start.saturating_add(width)));
+                start = start.saturating_add(width);
+            }
+        }
+        Interval::Calendar(granularity) => {
+            let local = |ms: i64| {
+                DateTime::from_timestamp_millis(ms)
+                    .expect("in range")
+                    .with_timezone(&tz)
+                    .date_naive()
+            };
+            let mut period = LocalPeriod::containing(granularity, tz, local(from));
+            while period.start().timestamp_millis() < to {
+                if buckets.len() as u64 >= max {
+                    return Err(too_many());
+                }
+                buckets.push((
+                    period.start().timestamp_millis(),
+                    period.end().timestamp_millis(),
+                ));
+                period = LocalPeriod::containing(granularity, tz, period.next);
+            }
+        }
+    }
+    Ok(buckets)
+}
+
+/// Applies `fill` to buckets without rows (`None` values).
+fn fill(buckets: Vec<(i64, Option<Vec<Value>>)>, fill: Fill, width: usize) -> Vec<Row> {
+    let nulls = || vec![Value::Null; width];
+    let row = |start: i64, values: Vec<Value>| {
+        let mut row = Vec::with_capacity(width + 1);
+        row.push(Value::Timestamp(start));
+        row.extend(values);
+        row
+    };
+    match fill {
+        Fill::Omit => buckets
+            .into_iter()
+            .filter_map(|(start, values)| values.map(|v| row(start, v)))
+            .collect(),
+        Fill::Null => buckets
+            .into_iter()
+            .map(|(start, values)| row(start, values.unwrap_or_else(nulls)))
+            .collect(),
+        Fill::Previous => {
+            let mut previous: Option<Vec<Value>> = None;
+            buckets
+                .into_iter()
+                .map(|(start, values)| {
+                    if values.is_some() {
+                        previous = values.clone();
+                    }
+                    row(
+                        start,
+                        values.or_else(|| previous.clone()).unwrap_or_else(nulls),
+                    )
+                })
+                .collect()
+        }
+        Fill::Linear => {
+            let known: Vec<usize> = (0..buckets.len())
+                .filter(|&i| buckets[i].1.is_some())
+                .collect();
+            (0..buckets.len())
+                .map(|i| {
+                    let (start, values) = &buckets[i];
+                    if let Some(values) = values {
+                        return row(*start, values.clone());
+                    }
+                    let before = known.iter().rev().find(|&&k| k < i);
+                    let after = known.iter().find(|&&k| k > i);
+                    let values = match (before, after) {
+                        (Some(&b), Some(&a)) => {
+                            let (t0, v0) = (buckets[b].0, buckets[b].1.as_ref().unwrap());
+                            let (t1, v1) = (buckets[a].0, buckets[a].1.as_ref().unwrap());
+                            let share = (*start - t0) as f64 / (t1 - t0) as f64;
+                            v0.iter()
+                                .zip(v1)
+                                .map(|(x, y)| interpolate(x, y, share))
+                                .collect()
+                        }
+                        _ => nulls(),
+                    };
+                    row(*start, values)
+                })
+                .collect()
+        }
+    }
+}
+
+fn interpolate(x: &Value, y: &Value, share: f64) -> Value {
+    let number = |v: &Value| match v {
+        Value::Double(d) => Some(*d),
+        Value::Long(l) => Some(*l as f64),
+        _ => None,
+    };
+    match (number(x), number(y)) {
+        (Some(a), Some(b)) => Value::Double(a + (b - a) * share),
+        _ => Value::Null,
+    }
+}
+
+/// `GET /devices/<device>/latest`: the newest row, as one object.
+pub fn latest(
+    store: &mut impl Store,
+    device: &str,
+    accept: Option<&str>,
+) -> Result<Output, ApiError> {
+    let info = time_series(store, device)?;
+    let key = quote_name(&info.columns[0].name);
+    let result = store.query(&info.name, &format!("SELECT * ORDER BY {key} DESC LIMIT 1"))?;
+    let Some(row) = result.rows.first() else {
+        return Err(ApiError::not_found(
+            "no rows yet",
+            json!({ "device": device }),
+        ));
+    };
+    let format = encode::negotiate(accept);
+    Ok(Output {
+        format,
+        body: encode::row(format, &result.columns, row),
+        headers: Vec::new(),
+    })
+}
+
+/// `GET /devices/<device>/schema`: the container's kind and typed columns.
+pub fn schema(store: &mut impl Store, device: &str) -> Result<Output, ApiError> {
+    let info = time_series(store, device)?;
+    let columns: Vec<_> = info
+        .columns
+        .iter()
+        .map(|c| json!({ "name": c.name, "type": c.column_type.name() }))
+        .collect();
+    let body = json!({
+        "name": info.name,
+        "type": info.kind.name(),
+        "row_key": info.row_key,
+        "columns": columns,
+    });
+    Ok(Output {
+        format: Format::Json,
+        body: serde_json::to_vec(&body).expect("JSON serializes"),
+        headers: Vec::new(),
+    })
+}
+
+fn time_series(store: &mut impl Store, device: &str) -> Result<ContainerInfo, ApiError> {
+    let info = container(store, device)?;
+    if info.kind != ContainerKind::TimeSeries {
+        return Err(ApiError::not_found(
+            "unknown device",
+            json!({ "device": device }),
         ));
     }
-    let mut tql = String::from("select *");
-    if !is_devices {
-        // The row key of a time series is its first column.
-        let key = info.columns[0].name.replace('"', "\"\"");
-        let mut conditions = Vec::new();
-        if let Some(from) = range.from {
-            conditions.push(format!("\"{key}\" >= TO_TIMESTAMP_MS({from})"));
-        }
-        if let Some(to) = range.to {
-            conditions.push(format!("\"{key}\" < TO_TIMESTAMP_MS({to})"));
-        }
-        if !conditions.is_empty() {
-            tql.push_str(" where ");
-            tql.push_str(&conditions.join(" and "));
-        }
-    }
-    let result = store.query(&info.name, &tql)?;
-    Ok(RowObjects {
-        columns: &result.columns,
-        rows: &result.rows,
-    }
-    .to_vec())
+    Ok(info)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<FetchQuery, ApiError> {
+        FetchQuery::parse(Some(text), DEFAULT_MAX_LIMIT)
+    }
+
     #[test]
-    fn parses_ranges_strictly() {
-        assert_eq!(TimeRange::parse(None).unwrap(), TimeRange::default());
-        assert_eq!(
-            TimeRange::parse(Some("from=1&to=2")).unwrap(),
-            TimeRange {
-                from: Some(1),
-                to: Some(2)
-            }
-        );
+    fn the_samples_range_still_parses_strictly() {
+        assert_eq!(FetchQuery::parse(None, 10).unwrap(), FetchQuery::default());
+        let q = parse("from=1&to=2").unwrap();
+        assert_eq!((q.from, q.to), (Some(1), Some(2)));
         for bad in [
             "from=1&from=2",
             "from=x",
             "from=1)%20or%20(1=1",
-            "limit=5",
             "to=",
             "from=-1",
             "to=1.5",
+            "from=3&to=2",
         ] {
-            let err = TimeRange::parse(Some(bad)).unwrap_err();
+            let err = parse(bad).unwrap_err();
             assert_eq!(err.status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn every_parameter_and_its_bad_values() {
+        let q = parse("limit=2&order=desc&columns=a,b&format=csv").unwrap();
+        assert_eq!(q.limit, Some(2));
+        assert_eq!(q.order, Order::Desc);
+        assert_eq!(q.columns, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(q.format, Some(Format::Csv));
+        let q = parse("agg=avg&interval=10s&fill=linear&tz=Europe%2FBerlin").unwrap();
+        assert_eq!(q.agg, Some((Agg::Avg, Interval::Millis(10_000))));
+        assert_eq!(q.fill, Fill::Linear);
+        assert_eq!(q.tz.name(), "Europe/Berlin");
+        assert_eq!(
+            parse("agg=max&interval=1M").unwrap().agg,
+            Some((Agg::Max, Interval::Calendar(Granularity::Month)))
+        );
+        assert_eq!(parse("cursor=d5&order=desc").unwrap().cursor, Some(5));
+        for (bad, parameter) in [
+            ("limit=0", "limit"),
+            ("limit=100001", "limit"),
+            ("order=up", "order"),
+            ("columns=a,,b", "columns"),
+            ("agg=median&interval=1m", "agg"),
+            ("agg=avg&interval=5x", "interval"),
+            ("agg=avg&interval=2d", "interval"),
+            ("agg=avg", "agg"),
+            ("interval=1m", "interval"),
+            ("fill=null", "fill"),
+            ("agg=avg&interval=1m&fill=zero", "fill"),
+            ("tz=Mars%2FOlympus", "tz"),
+            ("format=xml", "format"),
+            ("cursor=x1", "cursor"),
+            ("cursor=a1&order=desc", "cursor"),
+            ("cursor=a1&agg=avg&interval=1m", "cursor"),
+            ("nope=1", "nope"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(
+                (err.status, err.detail["parameter"].as_str()),
+                (400, Some(parameter)),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn buckets_follow_local_midnight_across_dst() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // 2021-03-27 00:00 CET to 2021-03-30 00:00 CEST: clocks went forward on the 28th.
+        let from = 1_616_799_600_000; // 2021-03-26T23:00:00Z
+        let to = 1_617_055_200_000; // 2021-03-29T22:00:00Z
+        let days = buckets(from, to, Interval::Calendar(Granularity::Day), berlin, 100).unwrap();
+        let hours: Vec<i64> = days.iter().map(|(s, e)| (e - s) / 3_600_000).collect();
+        assert_eq!(hours, [24, 23, 24]);
+        assert_eq!(days[1].0, 1_616_886_000_000); // 2021-03-27T23:00:00Z = 28th 00:00 CET
+        assert!(buckets(0, 10_000, Interval::Millis(1), Tz::UTC, 100).is_err());
+    }
+
+    #[test]
+    fn fills() {
+        let v = |x: f64| Some(vec![Value::Double(x)]);
+        let buckets = vec![
+            (0, None),
+            (10, v(1.0)),
+            (20, None),
+            (30, None),
+            (40, v(4.0)),
+            (50, None),
+        ];
+        let values = |rows: Vec<Row>| -> Vec<(i64, Value)> {
+            rows.into_iter()
+                .map(|r| {
+                    (
+                        match r[0] {
+                            Value::Timestamp(t) => t,
+                            _ => -1,
+                        },
+                        r[1].clone(),
+                    )
+                })
+                .collect()
+        };
+        let d = Value::Double;
+        assert_eq!(
+            values(fill(buckets.clone(), Fill::Omit, 1)),
+            [(10, d(1.0)), (40, d(4.0))]
+        );
+        assert_eq!(
+            values(fill(buckets.clone(), Fill::Null, 1))[0],
+            (0, Value::Null)
+        );
+        assert_eq!(
+            values(fill(buckets.clone(), Fill::Previous, 1)),
+            [
+                (0, Value::Null),
+                (10, d(1.0)),
+                (20, d(1.0)),
+                (30, d(1.0)),
+                (40, d(4.0)),
+                (50, d(4.0))
+            ]
+        );
+        assert_eq!(
+            values(fill(buckets, Fill::Linear, 1)),
+            [
+                (0, Value::Null),
+                (10, d(1.0)),
+                (20, d(2.0)),
+                (30, d(3.0)),
+                (40, d(4.0)),
+                (50, Value::Null)
+            ]
+        );
+    }
+
+    #[test]
+    fn next_links_replace_the_cursor() {
+        assert_eq!(
+            next_link("/fetch/s?limit=2", "a5"),
+            "/fetch/s?limit=2&cursor=a5"
+        );
+        assert_eq!(
+            next_link("/fetch/s?cursor=a1&limit=2", "a5"),
+            "/fetch/s?limit=2&cursor=a5"
+        );
+        assert_eq!(next_link("/fetch/s", "a5"), "/fetch/s?cursor=a5");
     }
 }

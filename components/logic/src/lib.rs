@@ -8,12 +8,15 @@
 //! holds the cron-made reports and their `/reports` endpoints.
 
 pub mod api;
+pub mod csv;
 pub mod document;
+pub mod encode;
 pub mod error;
 pub mod fetch;
 pub mod insert;
 pub mod json;
 pub mod model;
+pub mod query;
 pub mod report;
 pub mod schema;
 

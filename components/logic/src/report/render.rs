@@ -14,6 +14,7 @@ use super::body::{
     Battery, ColumnStats, DeviceReport, Gap, Invoice, InvoiceLine, Party, Period, ReportBody,
     ReportKind, StoredReport, WeekChange,
 };
+use crate::csv::Csv;
 use chrono::{DateTime, NaiveDate};
 
 // ---------------------------------------------------------------------------------------
@@ -30,86 +31,77 @@ pub fn csv(report: &StoredReport) -> String {
     table.out
 }
 
-/// Builds CSV text row by row.
-#[derive(Default)]
-struct Csv {
-    out: String,
-}
-
-impl Csv {
-    fn row(&mut self, fields: &[&str]) {
-        for (index, field) in fields.iter().enumerate() {
-            if index > 0 {
-                self.out.push(',');
-            }
-            self.out.push_str(&csv_field(field));
-        }
-        self.out.push_str("\r\n");
-    }
-
-    /// A row of the long device table.
-    fn metric(&mut self, metric: &str, column: &str, value: &str) {
-        self.row(&[metric, column, value]);
-    }
-}
-
-/// One field, quoted only when RFC 4180 requires it, so plain values stay readable.
-fn csv_field(field: &str) -> String {
-    if field.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
+/// A row of the long device table: `metric,column,value`.
+fn metric(table: &mut Csv, metric: &str, column: &str, value: &str) {
+    table.row(&[metric, column, value]);
 }
 
 fn device_csv(table: &mut Csv, id: &str, report: &DeviceReport) {
     table.row(&["metric", "column", "value"]);
-    table.metric("report_id", "", id);
-    table.metric("kind", "", report.kind.name());
-    table.metric("device", "", &report.device);
-    table.metric("period", "", &report.period.label);
-    table.metric("period_start", "", &report.period.start);
-    table.metric("period_end", "", &report.period.end);
-    table.metric("time_zone", "", &report.period.time_zone);
-    table.metric("rows", "", &report.rows.to_string());
-    table.metric("first", "", report.first.as_deref().unwrap_or(""));
-    table.metric("last", "", report.last.as_deref().unwrap_or(""));
-    table.metric(
+    metric(table, "report_id", "", id);
+    metric(table, "kind", "", report.kind.name());
+    metric(table, "device", "", &report.device);
+    metric(table, "period", "", &report.period.label);
+    metric(table, "period_start", "", &report.period.start);
+    metric(table, "period_end", "", &report.period.end);
+    metric(table, "time_zone", "", &report.period.time_zone);
+    metric(table, "rows", "", &report.rows.to_string());
+    metric(table, "first", "", report.first.as_deref().unwrap_or(""));
+    metric(table, "last", "", report.last.as_deref().unwrap_or(""));
+    metric(
+        table,
         "motion_events",
         &report.motion_column,
         &report.motion_events.to_string(),
     );
     let battery = report.battery.as_ref();
-    table.metric("battery_level", "", &number(battery.map(|b| b.level)));
-    table.metric(
+    metric(
+        table,
+        "battery_level",
+        "",
+        &number(battery.map(|b| b.level)),
+    );
+    metric(
+        table,
         "battery_low",
         "",
         &battery.map(|b| b.low.to_string()).unwrap_or_default(),
     );
-    table.metric("firmware", "", report.firmware.as_deref().unwrap_or(""));
+    metric(
+        table,
+        "firmware",
+        "",
+        report.firmware.as_deref().unwrap_or(""),
+    );
     for column in &report.columns {
         let name = column.name.as_str();
-        table.metric("count", name, &column.count.to_string());
-        table.metric("min", name, &number(column.min));
-        table.metric("max", name, &number(column.max));
-        table.metric("mean", name, &number(column.mean));
-        table.metric("stddev", name, &number(column.stddev));
+        metric(table, "count", name, &column.count.to_string());
+        metric(table, "min", name, &number(column.min));
+        metric(table, "max", name, &number(column.max));
+        metric(table, "mean", name, &number(column.mean));
+        metric(table, "stddev", name, &number(column.stddev));
     }
     for gap in &report.gaps {
         let between = format!("{}/{}", gap.from, gap.to);
-        table.metric("gap_seconds", &between, &gap.seconds.to_string());
+        metric(table, "gap_seconds", &between, &gap.seconds.to_string());
     }
     if let Some(change) = &report.change {
-        table.metric("previous_period", "", &change.previous);
-        table.metric("rows_change", "", &change.rows.to_string());
-        table.metric("rows_change_percent", "", &number(change.rows_percent));
-        table.metric(
+        metric(table, "previous_period", "", &change.previous);
+        metric(table, "rows_change", "", &change.rows.to_string());
+        metric(
+            table,
+            "rows_change_percent",
+            "",
+            &number(change.rows_percent),
+        );
+        metric(
+            table,
             "motion_events_change",
             "",
             &change.motion_events.to_string(),
         );
         for column in &change.columns {
-            table.metric("mean_change", &column.name, &number(column.delta));
+            metric(table, "mean_change", &column.name, &number(column.delta));
         }
     }
 }
@@ -909,9 +901,6 @@ mod tests {
 
     #[test]
     fn csv_quotes_commas_quotes_and_line_breaks() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a, \"b\""), "\"a, \"\"b\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
         let text = csv(&daily_report("north, \"barn\""));
         assert!(
             text.contains("\r\ndevice,,\"north, \"\"barn\"\"\"\r\n"),

@@ -8,6 +8,7 @@ use super::stored::{self, Filter};
 use crate::api::{Request, Response};
 use crate::error::ApiError;
 use crate::model::{is_valid_container_name, Store, TIMESTAMP_RANGE};
+use crate::query;
 use serde_json::json;
 
 /// Reports listed per request unless `limit` says otherwise, and the most.
@@ -65,6 +66,7 @@ fn list(store: &mut impl Store, query: &str) -> Result<Response, ApiError> {
         .collect();
     let body = json!({ "count": items.len(), "limit": filter.limit, "offset": filter.offset, "reports": items });
     Ok(Response {
+        headers: Vec::new(),
         status: 200,
         content_type: "application/json",
         body: serde_json::to_vec(&body).expect("JSON serializes"),
@@ -73,35 +75,14 @@ fn list(store: &mut impl Store, query: &str) -> Result<Response, ApiError> {
 
 /// Parses `kind`, `device`, `from`, `to` (epoch ms or RFC 3339), `limit` and `offset`.
 fn parse_filter(query: &str) -> Result<Filter, ApiError> {
-    const ALLOWED: [&str; 6] = ["kind", "device", "from", "to", "limit", "offset"];
     let mut filter = Filter {
         limit: DEFAULT_LIMIT,
         ..Filter::default()
     };
-    let mut seen = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value);
-        if !ALLOWED.contains(&key) {
-            return Err(ApiError::bad_request(
-                "unknown query parameter",
-                json!({ "parameter": key, "allowed": ALLOWED }),
-            ));
-        }
-        if seen.contains(&key) {
-            return Err(ApiError::bad_request(
-                "query parameter given twice",
-                json!({ "parameter": key }),
-            ));
-        }
-        seen.push(key);
-        let invalid = |expected: &str| {
-            ApiError::bad_request(
-                "invalid query parameter",
-                json!({ "parameter": key, "got": value, "expected": expected }),
-            )
-        };
-        match key {
+    let allowed = ["kind", "device", "from", "to", "limit", "offset"];
+    for (key, value) in query::parse(Some(query), &allowed)? {
+        let invalid = |expected: &str| query::invalid(&key, &value, expected);
+        match key.as_str() {
             "kind" => {
                 filter.kind = Some(
                     ReportKind::from_name(&value)
@@ -138,7 +119,8 @@ fn parse_filter(query: &str) -> Result<Filter, ApiError> {
     Ok(filter)
 }
 
-fn parse_instant(text: &str) -> Option<i64> {
+/// Epoch milliseconds or an RFC 3339 time, within GridDB's TIMESTAMP range.
+pub fn parse_instant(text: &str) -> Option<i64> {
     let ms = match text.parse::<i64>() {
         Ok(ms) => ms,
         Err(_) => chrono::DateTime::parse_from_rfc3339(text)
@@ -146,32 +128,6 @@ fn parse_instant(text: &str) -> Option<i64> {
             .timestamp_millis(),
     };
     TIMESTAMP_RANGE.contains(&ms).then_some(ms)
-}
-
-/// Decodes `%XX` escapes (and `+` as a space), as forms and browsers send them.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push((high * 16 + low) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn one(
@@ -202,16 +158,19 @@ fn one(
         .ok_or_else(|| ApiError::not_found("no such report", json!({ "id": id })))?;
     Ok(match representation {
         Representation::Json => Response {
+            headers: Vec::new(),
             status: 200,
             content_type: "application/json",
             body: serde_json::to_vec(&report).expect("reports serialize"),
         },
         Representation::Csv => Response {
+            headers: Vec::new(),
             status: 200,
             content_type: "text/csv; charset=utf-8",
             body: render::csv(&report).into_bytes(),
         },
         Representation::Html => Response {
+            headers: Vec::new(),
             status: 200,
             content_type: "text/html; charset=utf-8",
             body: render::html(&report).into_bytes(),
@@ -221,25 +180,12 @@ fn one(
 
 /// The representation `Accept` prefers among ours; JSON when it names none.
 fn from_accept(accept: Option<&str>) -> Representation {
-    let mut best = (0.0f32, Representation::Json);
-    for item in accept.unwrap_or("").split(',') {
-        let mut parts = item.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("").to_ascii_lowercase();
-        let quality = parts
-            .find_map(|p| p.strip_prefix("q="))
-            .and_then(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
-        let representation = match media.as_str() {
-            "application/json" => Representation::Json,
-            "text/csv" => Representation::Csv,
-            "text/html" => Representation::Html,
-            _ => continue,
-        };
-        if quality > best.0 {
-            best = (quality, representation);
-        }
-    }
-    best.1
+    let offered = [
+        ("application/json", Representation::Json),
+        ("text/csv", Representation::Csv),
+        ("text/html", Representation::Html),
+    ];
+    query::preferred(accept, &offered).unwrap_or(Representation::Json)
 }
 
 #[cfg(test)]

@@ -1,0 +1,232 @@
+//! Fetch latency on a large device, against raw SQL on the same SQLite file.
+//!
+//! One device holds `BENCH_FETCH_ROWS` rows (1,000,000 by default, one a second,
+//! about 11.6 days), written straight into the embedded store. Then, over HTTP
+//! through the fetch component as `cromflag up` serves it:
+//! - `GET /fetch/big?from=…&to=…` returning 10,000 rows, at random offsets:
+//!   p50 and p99 latency;
+//! - `GET /fetch/big?agg=avg&interval=1m&columns=temp&from=…&to=…` over one day
+//!   (1,440 buckets): p50 and p99;
+//! and the same two questions as raw SQL on the same file (rusqlite, no HTTP, no
+//! Wasm, no JSON): the floor. It prints both and their ratios.
+//!
+//! Run: `cargo bench -p cromflag --bench fetch` (after `cargo build --release`).
+
+mod support;
+
+use cromflag::app;
+use cromflag::manifest;
+use cromflag::runtime::{Runtime, RuntimeLimits};
+use cromflag::store::{Column, ColumnType, ContainerInfo, ContainerKind, Value};
+use cromflag::triggers::http::HttpTrigger;
+use http_body_util::BodyExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+const BASE: i64 = 1_600_000_000_000;
+const PAGE_ROWS: i64 = 10_000;
+const DAY_MS: i64 = 86_400_000;
+const SAMPLES: usize = 60;
+
+fn main() -> anyhow::Result<()> {
+    let rows = std::env::var("BENCH_FETCH_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000i64);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(rows))
+}
+
+async fn run(rows: i64) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let tmp = tempfile::TempDir::new()?;
+    let manifest_path = tmp.path().join("spin.toml");
+    std::fs::write(
+        &manifest_path,
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"bench\"\n\
+             [[trigger.http]]\nroute = \"/fetch/...\"\ncomponent = \"fetch\"\n\
+             [component.fetch]\nsource = {:?}\n",
+            root.join("target/components/wasm32-wasip2/component/fetch.wasm")
+                .display()
+                .to_string()
+        ),
+    )?;
+    let app = manifest::load(&manifest_path)?;
+    let data = tmp.path().join("data");
+    let (backend, _lock) = app::open_store(&data)?;
+
+    let preload = Instant::now();
+    backend
+        .put_container(ContainerInfo {
+            name: "big".into(),
+            kind: ContainerKind::TimeSeries,
+            columns: vec![
+                Column::new("timestamp", ColumnType::Timestamp),
+                Column::new("temp", ColumnType::Float),
+                Column::new("hum", ColumnType::Long),
+            ],
+            row_key: true,
+        })
+        .await?;
+    for chunk in (0..rows).collect::<Vec<_>>().chunks(20_000) {
+        let batch = chunk
+            .iter()
+            .map(|&i| {
+                vec![
+                    Value::Timestamp(BASE + i * 1000),
+                    Value::Float(20.0 + (i % 100) as f32 / 10.0),
+                    Value::Long(40 + i % 30),
+                ]
+            })
+            .collect();
+        backend.put_rows("big", batch).await?;
+    }
+    println!(
+        "{rows} rows of one device written in {:.1}s; {SAMPLES} samples per case",
+        preload.elapsed().as_secs_f64()
+    );
+
+    let runtime = Arc::new(Runtime::new(
+        backend.clone(),
+        &tmp.path().join("cache"),
+        RuntimeLimits::default(),
+    )?);
+    let http = Arc::new(HttpTrigger::new(&app, runtime, 1 << 20)?);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(http.serve(listener));
+    let mut sender = support::connect(addr).await?;
+
+    // Offsets spread over the data, the same for every case.
+    let span = rows * 1000;
+    let offsets: Vec<i64> = (0..SAMPLES as i64)
+        .map(|k| (k * 7919 % SAMPLES as i64) * (span - DAY_MS).max(1) / SAMPLES as i64)
+        .collect();
+
+    let mut page = Vec::new();
+    for &offset in &offsets {
+        let from = BASE + offset;
+        let path = format!("/fetch/big?from={from}&to={}", from + PAGE_ROWS * 1000);
+        let started = Instant::now();
+        let body = get(&mut sender, &path).await?;
+        page.push(started.elapsed());
+        anyhow::ensure!(
+            body.iter().filter(|&&b| b == b'{').count() as i64 == PAGE_ROWS,
+            "a page of {PAGE_ROWS} rows"
+        );
+    }
+    let mut downsample = Vec::new();
+    for &offset in offsets.iter().take(SAMPLES / 4) {
+        let from = BASE + offset;
+        let path = format!(
+            "/fetch/big?agg=avg&interval=1m&columns=temp&from={from}&to={}",
+            from + DAY_MS
+        );
+        let started = Instant::now();
+        let body = get(&mut sender, &path).await?;
+        downsample.push(started.elapsed());
+        anyhow::ensure!(
+            body.iter().filter(|&&b| b == b'{').count() == 1440,
+            "1,440 buckets"
+        );
+    }
+
+    // The floor: the same questions in SQL on the same file.
+    let conn = rusqlite::Connection::open_with_flags(
+        data.join("cromflag.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let id: i64 = conn.query_row(
+        "SELECT id FROM _cromflag_containers WHERE name = 'big'",
+        [],
+        |r| r.get(0),
+    )?;
+    let table = format!("\"t_{id}\"");
+    let mut raw_page = Vec::new();
+    let mut select = conn.prepare(&format!(
+        "SELECT c0, c1, c2 FROM {table} WHERE c0 >= ?1 AND c0 < ?2 ORDER BY c0"
+    ))?;
+    for &offset in &offsets {
+        let from = BASE + offset;
+        let started = Instant::now();
+        let got: Vec<(i64, f64, i64)> = select
+            .query_map([from, from + PAGE_ROWS * 1000], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        raw_page.push(started.elapsed());
+        anyhow::ensure!(got.len() as i64 == PAGE_ROWS);
+    }
+    let mut raw_downsample = Vec::new();
+    let mut buckets = conn.prepare(&format!(
+        "SELECT (c0 - ?1) / 60000 AS b, AVG(c1) FROM {table} WHERE c0 >= ?1 AND c0 < ?2 GROUP BY b ORDER BY b"
+    ))?;
+    for &offset in offsets.iter().take(SAMPLES / 4) {
+        let from = BASE + offset;
+        let started = Instant::now();
+        let got: Vec<(i64, f64)> = buckets
+            .query_map([from, from + DAY_MS], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        raw_downsample.push(started.elapsed());
+        anyhow::ensure!(got.len() == 1440);
+    }
+
+    println!(
+        "{:<34} | {:>9} {:>9} | {:>9} {:>9} | {:>7}",
+        "", "p50 ms", "p99 ms", "SQL p50", "SQL p99", "p50 ×"
+    );
+    for (name, api, sql) in [
+        (
+            "fetch 10,000 rows (JSON over HTTP)",
+            &mut page,
+            &mut raw_page,
+        ),
+        (
+            "1-minute averages over a day",
+            &mut downsample,
+            &mut raw_downsample,
+        ),
+    ] {
+        let (p50, p99) = percentiles(api);
+        let (s50, s99) = percentiles(sql);
+        println!(
+            "{name:<34} | {:>9.2} {:>9.2} | {:>9.2} {:>9.2} | {:>7.1}",
+            ms(p50),
+            ms(p99),
+            ms(s50),
+            ms(s99),
+            p50.as_secs_f64() / s50.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn get(sender: &mut support::Sender, path: &str) -> anyhow::Result<bytes::Bytes> {
+    sender.ready().await?;
+    let request = http::Request::get(path)
+        .header("host", "bench")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    anyhow::ensure!(status == 200, "GET {path}: {status} {body:?}");
+    Ok(body)
+}

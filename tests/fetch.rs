@@ -1,0 +1,298 @@
+//! The fetch API beyond the sample's range query: paging with a cursor, order,
+//! columns, aggregation into time buckets (with fills and time zones), output
+//! formats, and the device endpoints — against the real binary and store.
+
+use cromflag_tests::{get, get_accepting, insert_sample, post, sample_payload, Answer, Host};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+fn rows_of(answer: &Answer) -> Vec<Value> {
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json().as_array().cloned().expect("an array of rows")
+}
+
+fn sample_rows() -> Vec<Value> {
+    let doc: Value = serde_json::from_slice(&sample_payload()).unwrap();
+    doc["tsdata"].as_array().unwrap().clone()
+}
+
+/// Posts `rows` (objects with a `timestamp`) for `device`, in batches.
+fn insert_rows(host: &Host, device: &str, rows: &[Value]) {
+    for batch in rows.chunks(5000) {
+        let doc = json!({ "deviceinfo": { "deviceid": device }, "tsdata": batch });
+        let answer = post(
+            &host.url(&format!("/insert/{device}")),
+            "application/json",
+            doc.to_string().as_bytes(),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+}
+
+fn header(answer: &Answer, name: &str) -> Option<String> {
+    answer
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+#[test]
+fn the_sample_averages_to_79_5_in_one_minute_bucket() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    assert_eq!(insert_sample(&host).status, 200);
+    let rows = rows_of(&get(
+        &host.url("/fetch/sample?agg=avg&interval=1m&columns=temperature")
+    ));
+    // The six rows span 50 s from the first one: one bucket, (78+82+81+80+79+77)/6.
+    assert_eq!(
+        rows,
+        [json!({ "timestamp": 1582046738255i64, "temperature": 79.5 })]
+    );
+
+    // Every aggregate, by hand over temperature 78 82 81 80 79 77.
+    let one = |agg: &str| {
+        rows_of(&get(&host.url(&format!(
+            "/fetch/sample?agg={agg}&interval=1h&columns=temperature"
+        ))))[0]["temperature"]
+            .clone()
+    };
+    assert_eq!(one("min"), json!(77.0));
+    assert_eq!(one("max"), json!(82.0));
+    assert_eq!(one("sum"), json!(477.0));
+    assert_eq!(one("count"), json!(6));
+    // Sample standard deviation (GridDB's STDDEV): sqrt(17.5 / 5).
+    let stddev = one("stddev").as_f64().unwrap();
+    assert!((stddev - (17.5f64 / 5.0).sqrt()).abs() < 1e-12, "{stddev}");
+
+    // 10-second buckets: one row each. From 20 s before the first row, two
+    // buckets are empty: left out, or filled.
+    let tens = rows_of(&get(
+        &host.url("/fetch/sample?agg=avg&interval=10s&columns=temperature")
+    ));
+    let temps: Vec<f64> = tens
+        .iter()
+        .map(|r| r["temperature"].as_f64().unwrap())
+        .collect();
+    assert_eq!(temps, [78.0, 82.0, 81.0, 80.0, 79.0, 77.0]);
+    let url = "/fetch/sample?agg=avg&interval=10s&columns=temperature&from=1582046718255&to=1582046798255";
+    let omitted = rows_of(&get(&host.url(url)));
+    assert_eq!(omitted.len(), 6);
+    let nulls = rows_of(&get(&host.url(&format!("{url}&fill=null"))));
+    assert_eq!(nulls.len(), 8);
+    assert_eq!(
+        nulls[0],
+        json!({ "timestamp": 1582046718255i64, "temperature": null })
+    );
+    let previous = rows_of(&get(&host.url(&format!("{url}&fill=previous"))));
+    assert_eq!(previous[7]["temperature"], json!(77.0));
+    assert_eq!(previous[0]["temperature"], Value::Null);
+}
+
+#[test]
+fn a_cursor_pages_through_every_row_exactly_once() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    assert_eq!(insert_sample(&host).status, 200);
+
+    let first = get(&host.url("/fetch/sample?limit=2"));
+    let page = rows_of(&first);
+    assert_eq!(page, sample_rows()[..2]);
+    let cursor = header(&first, "x-next-cursor").expect("a cursor");
+    let link = header(&first, "link").expect("a link");
+    assert_eq!(
+        link,
+        format!("</fetch/sample?limit=2&cursor={cursor}>; rel=\"next\"")
+    );
+    // The rest, from the cursor.
+    let rest = get(&host.url(&format!("/fetch/sample?cursor={cursor}")));
+    assert_eq!(rows_of(&rest), sample_rows()[2..]);
+    assert_eq!(header(&rest, "link"), None);
+
+    // Descending, with a projection; the row key always comes first.
+    let desc = rows_of(&get(
+        &host.url("/fetch/sample?order=desc&limit=3&columns=humidity,motion")
+    ));
+    assert_eq!(
+        desc,
+        [
+            json!({ "timestamp": 1582046788255i64, "humidity": 66.0, "motion": false }),
+            json!({ "timestamp": 1582046778255i64, "humidity": 70.0, "motion": false }),
+            json!({ "timestamp": 1582046768255i64, "humidity": 77.0, "motion": true }),
+        ]
+    );
+
+    // 100,000 rows, walked by their links in both orders: each exactly once.
+    let base = 1_600_000_000_000i64;
+    let rows: Vec<Value> = (0..100_000i64)
+        .map(|i| json!({ "timestamp": base + i * 1000, "v": i }))
+        .collect();
+    insert_rows(&host, "many", &rows);
+    for order in ["asc", "desc"] {
+        let mut seen = Vec::with_capacity(100_000);
+        let mut next = Some(format!("/fetch/many?limit=7777&order={order}&columns=v"));
+        while let Some(path) = next {
+            let answer = get(&host.url(&path));
+            seen.extend(rows_of(&answer).iter().map(|r| r["v"].as_i64().unwrap()));
+            next = header(&answer, "link").map(|l| {
+                l.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            });
+        }
+        assert_eq!(seen.len(), 100_000, "{order}");
+        if order == "desc" {
+            seen.reverse();
+        }
+        assert!(
+            seen.iter().enumerate().all(|(i, v)| *v == i as i64),
+            "{order}: rows out of place"
+        );
+    }
+    // Without `limit`, a page holds 10,000 rows.
+    let page = get(&host.url("/fetch/many"));
+    assert_eq!(rows_of(&page).len(), 10_000);
+    assert!(header(&page, "link").is_some());
+}
+
+#[test]
+fn bad_parameters_are_400s_naming_them() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    assert_eq!(insert_sample(&host).status, 200);
+    for (query, parameter) in [
+        ("limit=0", "limit"),
+        ("limit=100001", "limit"),
+        ("cursor=zz", "cursor"),
+        ("order=sideways", "order"),
+        ("columns=nope", "columns"),
+        ("columns=temperature,temperature", "columns"),
+        ("agg=median&interval=1m", "agg"),
+        ("agg=avg&interval=1y", "interval"),
+        ("agg=avg", "agg"),
+        ("agg=avg&interval=1m&fill=zero", "fill"),
+        ("agg=avg&interval=1ms&from=0&to=1582046798255", "interval"),
+        ("agg=avg&interval=1d&tz=Atlantis", "tz"),
+        ("format=xml", "format"),
+        ("from=yesterday", "from"),
+        ("colour=red", "colour"),
+    ] {
+        let answer = get(&host.url(&format!("/fetch/sample?{query}")));
+        assert_eq!(answer.status, 400, "{query}: {}", answer.text());
+        assert_eq!(
+            answer.json()["detail"]["parameter"],
+            parameter,
+            "{query}: {}",
+            answer.text()
+        );
+    }
+}
+
+#[test]
+fn daily_buckets_follow_berlin_across_the_march_dst_change() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    // One row an hour from 2021-03-27 00:00 to 2021-03-29 23:00 Berlin time
+    // (23:00 UTC on the 26th to 21:00 UTC on the 29th): clocks skipped 02:00 on the 28th.
+    let start = 1_616_799_600_000i64; // 2021-03-26T23:00:00Z
+    let end = 1_617_051_600_000i64; // 2021-03-29T21:00:00Z
+    let rows: Vec<Value> = (0..)
+        .map(|h| start + h * 3_600_000)
+        .take_while(|ts| *ts <= end)
+        .map(|ts| json!({ "timestamp": ts, "v": 1 }))
+        .collect();
+    assert_eq!(rows.len(), 24 + 23 + 24);
+    insert_rows(&host, "berlin", &rows);
+    let days = rows_of(&get(
+        &host.url("/fetch/berlin?agg=count&interval=1d&tz=Europe%2FBerlin&columns=v")
+    ));
+    assert_eq!(
+        days,
+        [
+            json!({ "timestamp": 1_616_799_600_000i64, "v": 24 }), // 27th, from 00:00 CET
+            json!({ "timestamp": 1_616_886_000_000i64, "v": 23 }), // 28th, 23 hours
+            json!({ "timestamp": 1_616_968_800_000i64, "v": 24 }), // 29th, from 00:00 CEST
+        ]
+    );
+    // In UTC the same rows fall into four days.
+    let utc = rows_of(&get(
+        &host.url("/fetch/berlin?agg=count&interval=1d&columns=v")
+    ));
+    assert_eq!(
+        utc.iter()
+            .map(|d| d["v"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 24, 24, 22]
+    );
+}
+
+#[test]
+fn csv_and_messagepack_decode_to_the_same_rows() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    assert_eq!(insert_sample(&host).status, 200);
+    let json_rows = rows_of(&get(&host.url("/fetch/sample")));
+
+    let packed = get_accepting(&host.url("/fetch/sample"), "application/msgpack");
+    assert_eq!(packed.status, 200);
+    assert_eq!(packed.content_type, "application/msgpack");
+    let unpacked: Value = rmp_serde::from_slice(&packed.body).unwrap();
+    assert_eq!(unpacked.as_array().unwrap(), &json_rows);
+    assert_eq!(
+        get(&host.url("/fetch/sample?format=msgpack")).body,
+        packed.body
+    );
+
+    let csv = get(&host.url("/fetch/sample?format=csv"));
+    assert!(csv.content_type.starts_with("text/csv"));
+    let text = csv.text();
+    let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let decoded: Vec<Value> = lines
+        .map(|line| {
+            let object = header
+                .iter()
+                .zip(line.split(','))
+                .map(|(name, cell)| {
+                    (
+                        (*name).to_owned(),
+                        serde_json::from_str::<Value>(cell).unwrap(),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>();
+            Value::Object(object)
+        })
+        .collect();
+    assert_eq!(decoded, json_rows);
+    assert_eq!(
+        get_accepting(&host.url("/fetch/sample"), "text/csv").body,
+        csv.body
+    );
+}
+
+#[test]
+fn a_device_has_its_latest_row_and_its_schema() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    assert_eq!(insert_sample(&host).status, 200);
+    let latest = get(&host.url("/devices/sample/latest"));
+    assert_eq!(latest.status, 200, "{}", latest.text());
+    assert_eq!(latest.json(), sample_rows()[5]);
+    let schema = get(&host.url("/devices/sample/schema")).json();
+    assert_eq!(schema["name"], "sample");
+    assert_eq!(schema["type"], "TIME_SERIES");
+    assert_eq!(
+        schema["columns"][0],
+        json!({ "name": "timestamp", "type": "TIMESTAMP" })
+    );
+    assert!(schema["columns"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({ "name": "motion", "type": "BOOL" })));
+    assert_eq!(get(&host.url("/devices/nobody/latest")).status, 404);
+    assert_eq!(get(&host.url("/devices/sample/history")).status, 404);
+    assert_eq!(get(&host.url("/devices/sample/schema?x=1")).status, 400);
+}
