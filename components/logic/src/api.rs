@@ -115,6 +115,23 @@ pub fn handle_devices(store: &mut impl Store, req: &Request) -> Response {
     result.map_or_else(Response::from, Response::from)
 }
 
+/// The JSON-datasource protocol for Grafana under `/grafana` (see `grafana`).
+pub fn handle_grafana(store: &mut impl Store, req: &Request, max_limit: u64) -> Response {
+    let path = req.path_with_query.split('?').next().unwrap_or_default();
+    let Some(rest) = path.strip_prefix("/grafana") else {
+        return ApiError::not_found("no such route", json!({ "path": path })).into();
+    };
+    match crate::grafana::handle(store, req.method, rest, req.body, max_limit) {
+        Ok(body) => Response {
+            status: 200,
+            content_type: JSON,
+            headers: Vec::new(),
+            body: serde_json::to_vec(&body).expect("JSON serializes"),
+        },
+        Err(err) => err.into(),
+    }
+}
+
 /// `GET /reports` (filters `kind`, `device`, `from`, `to`, `limit`, `offset`) and
 /// `GET /reports/<id>` as JSON, `.csv` or `.html` (or by `Accept`).
 pub fn handle_reports(store: &mut impl Store, req: &Request) -> Response {

@@ -321,16 +321,45 @@ pub fn fetch(
             headers: Vec::new(),
         });
     }
-    let selected = select_columns(&info, q.columns.as_deref())?;
+    let selection = select(store, &info, &q, max_limit)?;
+    let mut headers = Vec::new();
+    if let Some(last) = selection.last_key {
+        let cursor = cursor_text(q.order, last);
+        let link = format!("<{}>; rel=\"next\"", next_link(path_with_query, &cursor));
+        headers.push(("link", link));
+        headers.push(("x-next-cursor", cursor));
+    }
+    Ok(Output {
+        format,
+        body: encode::rows(format, &selection.columns, &selection.rows),
+        headers,
+    })
+}
+
+/// What a fetch query selected from a time series.
+pub struct Selection {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Row>,
+    /// When more rows follow the page: the key of its last row.
+    pub last_key: Option<i64>,
+}
+
+/// The rows (a page of them) or the buckets `q` asks of the time series `info`.
+pub fn select(
+    store: &mut impl Store,
+    info: &ContainerInfo,
+    q: &FetchQuery,
+    max_limit: u64,
+) -> Result<Selection, ApiError> {
+    let selected = select_columns(info, q.columns.as_deref())?;
     if let Some((agg, interval)) = q.agg {
-        let (columns, rows) = aggregate(store, &info, &selected, &q, agg, interval, max_limit)?;
-        return Ok(Output {
-            format,
-            body: encode::rows(format, &columns, &rows),
-            headers: Vec::new(),
+        let (columns, rows) = aggregate(store, info, &selected, q, agg, interval, max_limit)?;
+        return Ok(Selection {
+            columns,
+            rows,
+            last_key: None,
         });
     }
-
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT.min(max_limit));
     let key = quote_name(&info.columns[0].name);
     let mut conditions = range_conditions(&key, q.from, q.to);
@@ -355,27 +384,22 @@ pub fn fetch(
         limit + 1
     );
     let mut result = store.query(&info.name, &tql)?;
-    let mut headers = Vec::new();
+    let mut last_key = None;
     if result.rows.len() as u64 > limit {
         result.rows.truncate(limit as usize);
         if let Some(Value::Timestamp(last)) = result.rows.last().and_then(|row| row.first()) {
-            let cursor = cursor_text(q.order, *last);
-            headers.push((
-                "link",
-                format!("<{}>; rel=\"next\"", next_link(path_with_query, &cursor)),
-            ));
-            headers.push(("x-next-cursor", cursor));
+            last_key = Some(*last);
         }
     }
-    Ok(Output {
-        format,
-        body: encode::rows(format, &result.columns, &result.rows),
-        headers,
+    Ok(Selection {
+        columns: result.columns,
+        rows: result.rows,
+        last_key,
     })
 }
 
 /// The container of `device`, or a 404 naming it.
-fn container(store: &mut impl Store, device: &str) -> Result<ContainerInfo, ApiError> {
+pub fn container(store: &mut impl Store, device: &str) -> Result<ContainerInfo, ApiError> {
     let unknown = || ApiError::not_found("unknown device", json!({ "device": device }));
     if !is_valid_container_name(device) {
         return Err(unknown());
@@ -738,7 +762,7 @@ pub fn schema(store: &mut impl Store, device: &str) -> Result<Output, ApiError> 
     })
 }
 
-fn time_series(store: &mut impl Store, device: &str) -> Result<ContainerInfo, ApiError> {
+pub fn time_series(store: &mut impl Store, device: &str) -> Result<ContainerInfo, ApiError> {
     let info = container(store, device)?;
     if info.kind != ContainerKind::TimeSeries {
         return Err(ApiError::not_found(

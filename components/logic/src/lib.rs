@@ -13,6 +13,7 @@ pub mod document;
 pub mod encode;
 pub mod error;
 pub mod fetch;
+pub mod grafana;
 pub mod insert;
 pub mod json;
 pub mod model;

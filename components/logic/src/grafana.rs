@@ -1,0 +1,444 @@
+//! The JSON-datasource protocol under `/grafana` (simPod's `simpod-json-datasource`,
+//! a superset of the older SimpleJSON), over the fetch API.
+//!
+//! A metric is `<device>.<column>` (device names never hold a `.`). Series come
+//! back as stored rows when the range holds at most `maxDataPoints` of them,
+//! and otherwise as buckets of the fetch API's aggregation, `intervalMs` wide
+//! or wider, so a panel never gets more points than it can draw.
+
+use crate::error::ApiError;
+use crate::fetch::{self, Agg, FetchQuery, Interval};
+use crate::insert::MESSAGES;
+use crate::model::{tql_string, ContainerInfo, Store, Value};
+use crate::report::scan::quote_name;
+use serde_json::{json, Value as Json};
+
+const AGGS: [&str; 6] = ["avg", "min", "max", "sum", "count", "stddev"];
+/// Battery levels below this are annotated (as the report's default threshold).
+const LOW_BATTERY: f64 = 20.0;
+
+/// Answers one `/grafana/...` request: `path` is what follows `/grafana`.
+pub fn handle(
+    store: &mut impl Store,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    max_limit: u64,
+) -> Result<Json, ApiError> {
+    if method.eq_ignore_ascii_case("GET") && matches!(path, "" | "/") {
+        return Ok(json!({ "status": "ok", "datasource": "cromflag" }));
+    }
+    if !method.eq_ignore_ascii_case("POST") {
+        return Err(ApiError::new(
+            405,
+            "method not allowed",
+            json!({ "method": method, "allowed": ["POST"] }),
+        ));
+    }
+    let request: Json = match body {
+        [] => json!({}),
+        _ => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request("the body is not JSON", json!({ "reason": e.to_string() }))
+        })?,
+    };
+    match path {
+        "/metrics" => metrics(store),
+        "/metric-payload-options" | "/options" => Ok(payload_options(&request)),
+        "/query" => query(store, &request, max_limit),
+        "/variable" => variable(store, &request),
+        "/tag-keys" => Ok(json!([{ "type": "string", "text": "device" }])),
+        "/tag-values" => tag_values(store, &request),
+        "/search" => search(store, &request),
+        "/annotations" => annotations(store, &request),
+        _ => Err(ApiError::not_found(
+            "no such route",
+            json!({ "path": format!("/grafana{path}") }),
+        )),
+    }
+}
+
+/// Every device, from the `devices` collection.
+fn devices(store: &mut impl Store) -> Result<Vec<String>, ApiError> {
+    Ok(crate::report::scan::devices(store)?)
+}
+
+/// `(device, numeric column names)` for every device with a time series.
+fn numeric_columns(store: &mut impl Store) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+    let mut out = Vec::new();
+    for device in devices(store)? {
+        if let Some(info) = store.get_container(&device)? {
+            let columns = info.columns[1..]
+                .iter()
+                .filter(|c| c.column_type.is_numeric())
+                .map(|c| c.name.clone())
+                .collect();
+            out.push((info.name, columns));
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /metrics`: each `<device>.<column>`, with the aggregate as a payload.
+fn metrics(store: &mut impl Store) -> Result<Json, ApiError> {
+    let mut metrics = Vec::new();
+    for (device, columns) in numeric_columns(store)? {
+        for column in columns {
+            metrics.push(json!({
+                "label": format!("{device} {column}"),
+                "value": format!("{device}.{column}"),
+                "payloads": [{
+                    "label": "Aggregate",
+                    "name": "agg",
+                    "type": "select",
+                    "placeholder": "avg, when points must be bucketed",
+                    "options": AGGS.map(|a| json!({ "label": a, "value": a })),
+                }],
+            }));
+        }
+    }
+    Ok(Json::Array(metrics))
+}
+
+/// `POST /metric-payload-options` (and `/options`, its older name).
+fn payload_options(request: &Json) -> Json {
+    match request["name"].as_str() {
+        Some("agg") => Json::Array(
+            AGGS.iter()
+                .map(|a| json!({ "label": a, "value": a }))
+                .collect(),
+        ),
+        _ => json!([]),
+    }
+}
+
+/// A `<device>.<column>` target, checked against the store.
+fn parse_target(
+    store: &mut impl Store,
+    target: &str,
+) -> Result<(ContainerInfo, Option<String>), ApiError> {
+    let (device, column) = match target.split_once('.') {
+        Some((device, column)) => (device, Some(column)),
+        None => (target, None),
+    };
+    let info = fetch::time_series(store, device)?;
+    match column {
+        Some(name) => {
+            let index = info.column_index(name).filter(|&i| i > 0).ok_or_else(|| {
+                ApiError::bad_request(
+                    "unknown column",
+                    json!({ "target": target, "column": name }),
+                )
+            })?;
+            let name = info.columns[index].name.clone();
+            Ok((info, Some(name)))
+        }
+        None => Ok((info, None)),
+    }
+}
+
+/// The request's range in epoch ms: `range.from`/`range.to` are ISO 8601.
+fn range(request: &Json) -> Result<(i64, i64), ApiError> {
+    let instant = |field: &str| {
+        let text = request["range"][field].as_str().unwrap_or_default();
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "range needs ISO 8601 `from` and `to`",
+                    json!({ "field": format!("range.{field}"), "got": text }),
+                )
+            })
+    };
+    let (from, to) = (instant("from")?, instant("to")?);
+    if from > to {
+        return Err(ApiError::bad_request(
+            "range.from is after range.to",
+            json!({ "from": from, "to": to }),
+        ));
+    }
+    Ok((from, to))
+}
+
+/// `POST /query`: a series per time-series target, a table per table target.
+fn query(store: &mut impl Store, request: &Json, max_limit: u64) -> Result<Json, ApiError> {
+    let (from, to) = range(request)?;
+    let max_points = request["maxDataPoints"]
+        .as_u64()
+        .filter(|n| *n > 0)
+        .unwrap_or(1000)
+        .min(max_limit);
+    let interval_ms = request["intervalMs"]
+        .as_i64()
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
+    let device_filter = adhoc_device(request);
+    let mut out = Vec::new();
+    for target in request["targets"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let Some(name) = target["target"].as_str().filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        if target["hide"].as_bool() == Some(true) {
+            continue;
+        }
+        let (info, column) = parse_target(store, name)?;
+        if device_filter
+            .as_ref()
+            .is_some_and(|d| !d.eq_ignore_ascii_case(&info.name))
+        {
+            continue;
+        }
+        let base = FetchQuery {
+            from: Some(from),
+            to: Some(to.saturating_add(1)),
+            ..FetchQuery::default()
+        };
+        if target["type"] == "table" || column.is_none() {
+            let q = FetchQuery {
+                limit: Some(max_points),
+                ..base
+            };
+            let selection = fetch::select(store, &info, &q, max_limit)?;
+            let columns: Vec<Json> = selection
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let kind = match c.column_type {
+                        _ if i == 0 => "time",
+                        t if t.is_numeric() => "number",
+                        crate::model::ColumnType::Bool => "boolean",
+                        _ => "string",
+                    };
+                    json!({ "text": if i == 0 { "Time".to_owned() } else { c.name.clone() }, "type": kind })
+                })
+                .collect();
+            let rows: Vec<Json> = selection
+                .rows
+                .iter()
+                .map(|r| Json::Array(r.iter().map(cell).collect()))
+                .collect();
+            out.push(json!({ "type": "table", "columns": columns, "rows": rows, "refId": target["refId"] }));
+            continue;
+        }
+        let column = column.expect("checked above");
+        let count = count_rows(store, &info, from, to)?;
+        let q = if count <= max_points {
+            FetchQuery {
+                columns: Some(vec![column.clone()]),
+                limit: Some(max_points),
+                ..base
+            }
+        } else {
+            let agg = match target["payload"]["agg"].as_str().unwrap_or("avg") {
+                "min" => Agg::Min,
+                "max" => Agg::Max,
+                "sum" => Agg::Sum,
+                "count" => Agg::Count,
+                "stddev" => Agg::Stddev,
+                _ => Agg::Avg,
+            };
+            let width = interval_ms.max((to - from) / max_points as i64 + 1);
+            FetchQuery {
+                columns: Some(vec![column.clone()]),
+                agg: Some((agg, Interval::Millis(width))),
+                ..base
+            }
+        };
+        let selection = fetch::select(store, &info, &q, max_limit)?;
+        let datapoints: Vec<Json> = selection
+            .rows
+            .iter()
+            .map(|row| json!([cell(&row[1]), cell(&row[0])]))
+            .collect();
+        out.push(json!({ "target": name, "refId": target["refId"], "datapoints": datapoints }));
+    }
+    Ok(Json::Array(out))
+}
+
+/// The device an ad hoc filter `device = x` picks, if any.
+fn adhoc_device(request: &Json) -> Option<String> {
+    let filters = request["adhocFilters"]
+        .as_array()
+        .or_else(|| request["filters"].as_array())?;
+    filters
+        .iter()
+        .find(|f| f["key"] == "device" && f["operator"] == "=")
+        .and_then(|f| f["value"].as_str().map(str::to_owned))
+}
+
+fn count_rows(
+    store: &mut impl Store,
+    info: &ContainerInfo,
+    from: i64,
+    to: i64,
+) -> Result<u64, ApiError> {
+    let key = quote_name(&info.columns[0].name);
+    let tql = format!(
+        "SELECT COUNT(*) WHERE {key} >= TO_TIMESTAMP_MS({from}) AND {key} <= TO_TIMESTAMP_MS({to})"
+    );
+    let result = store.query(&info.name, &tql)?;
+    Ok(match result.rows.first().and_then(|r| r.first()) {
+        Some(Value::Long(n)) => *n as u64,
+        _ => 0,
+    })
+}
+
+fn cell(value: &Value) -> Json {
+    match value {
+        Value::Float(f) => f
+            .to_string()
+            .parse::<f64>()
+            .map_or(Json::Null, |f| json!(f)),
+        other => serde_json::to_value(crate::json::JsonValue(other)).unwrap_or(Json::Null),
+    }
+}
+
+/// `POST /variable`: devices; or, for a target naming a device, its numeric columns.
+fn variable(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
+    let target = request["payload"]["target"]
+        .as_str()
+        .or_else(|| request["target"].as_str())
+        .unwrap_or("");
+    let values: Vec<String> = match target.trim() {
+        "" | "devices" => devices(store)?,
+        device => numeric_columns(store)?
+            .into_iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(device))
+            .map(|(_, columns)| columns)
+            .unwrap_or_default(),
+    };
+    Ok(Json::Array(
+        values
+            .into_iter()
+            .map(|v| json!({ "__text": v, "__value": v }))
+            .collect(),
+    ))
+}
+
+/// `POST /tag-values` for the one tag key, `device`.
+fn tag_values(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
+    match request["key"].as_str() {
+        Some("device") => Ok(Json::Array(
+            devices(store)?
+                .into_iter()
+                .map(|d| json!({ "text": d }))
+                .collect(),
+        )),
+        _ => Ok(json!([])),
+    }
+}
+
+/// Legacy `POST /search`: the metrics whose name contains `target`.
+fn search(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
+    let needle = request["target"]
+        .as_str()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut names = Vec::new();
+    for (device, columns) in numeric_columns(store)? {
+        for column in columns {
+            let name = format!("{device}.{column}");
+            if name.to_ascii_lowercase().contains(&needle) {
+                names.push(Json::String(name));
+            }
+        }
+    }
+    Ok(Json::Array(names))
+}
+
+/// Legacy `POST /annotations`: `annotation.query` is `[motion|battery] <device>`;
+/// motion events are rows whose `motion` is true, low battery is a document
+/// reporting `batt_lvl` under 20, at the time of its last row.
+fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
+    let (from, to) = range(request)?;
+    let annotation = &request["annotation"];
+    let words: Vec<&str> = annotation["query"]
+        .as_str()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let (kinds, device) = match words[..] {
+        ["motion", device] => (vec!["motion"], device),
+        ["battery", device] => (vec!["battery"], device),
+        [device] => (vec!["motion", "battery"], device),
+        _ => {
+            return Err(ApiError::bad_request(
+                "annotation.query is `[motion|battery] <device>`",
+                json!({ "got": annotation["query"] }),
+            ))
+        }
+    };
+    let info = fetch::time_series(store, device)?;
+    let mut out = Vec::new();
+    if kinds.contains(&"motion") {
+        if let Some(index) = info
+            .column_index("motion")
+            .filter(|&i| info.columns[i].column_type == crate::model::ColumnType::Bool)
+        {
+            let key = quote_name(&info.columns[0].name);
+            let tql = format!(
+                "SELECT {key} WHERE {} AND {key} >= TO_TIMESTAMP_MS({from}) AND {key} <= TO_TIMESTAMP_MS({to}) ORDER BY {key} LIMIT 10000",
+                quote_name(&info.columns[index].name)
+            );
+            for row in store.query(&info.name, &tql)?.rows {
+                if let Some(Value::Timestamp(ms)) = row.first() {
+                    out.push(json!({
+                        "annotation": annotation, "time": ms, "title": "Motion",
+                        "text": format!("{}: motion detected", info.name), "tags": ["motion", info.name],
+                    }));
+                }
+            }
+        }
+    }
+    if kinds.contains(&"battery") && store.get_container(MESSAGES)?.is_some() {
+        let tql = format!(
+            "SELECT last_ts, deviceinfo WHERE device = {} AND last_ts >= TO_TIMESTAMP_MS({from}) \
+             AND last_ts <= TO_TIMESTAMP_MS({to}) ORDER BY last_ts LIMIT 10000",
+            tql_string(&info.name)
+        );
+        for row in store.query(MESSAGES, &tql)?.rows {
+            let (Some(Value::Timestamp(ms)), Some(Value::String(text))) = (row.first(), row.get(1))
+            else {
+                continue;
+            };
+            let level = serde_json::from_str::<Json>(text)
+                .ok()
+                .and_then(|i| i["batt_lvl"].as_f64());
+            if let Some(level) = level.filter(|l| *l < LOW_BATTERY) {
+                out.push(json!({
+                    "annotation": annotation, "time": ms, "title": "Low battery",
+                    "text": format!("{}: battery {level} (below {LOW_BATTERY})", info.name), "tags": ["battery", info.name],
+                }));
+            }
+        }
+    }
+    out.sort_by_key(|a| a["time"].as_i64());
+    Ok(Json::Array(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_options_list_the_aggregates() {
+        let options = payload_options(
+            &json!({ "metric": "sample.temperature", "payload": {}, "name": "agg" }),
+        );
+        assert_eq!(options[0], json!({ "label": "avg", "value": "avg" }));
+        assert_eq!(options.as_array().unwrap().len(), 6);
+        assert_eq!(payload_options(&json!({ "name": "other" })), json!([]));
+    }
+
+    #[test]
+    fn adhoc_filters_pick_a_device() {
+        let request =
+            json!({ "adhocFilters": [{ "key": "device", "operator": "=", "value": "sample" }] });
+        assert_eq!(adhoc_device(&request).as_deref(), Some("sample"));
+        assert_eq!(adhoc_device(&json!({})), None);
+    }
+}
