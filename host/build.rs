@@ -4,7 +4,8 @@
 //!
 //! The components get their own target directory: a nested cargo cannot share
 //! the outer build's directory lock. A missing `wasm32-wasip2` target is added
-//! with rustup, so a fresh machine needs nothing but rustup.
+//! with rustup, so a fresh machine needs nothing but rustup (and Node.js with
+//! npm, which bundle the built-in page from `ui/`; see `build_ui`).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     ensure_target();
+    build_ui(&root);
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
@@ -77,5 +79,42 @@ fn ensure_target() {
         .status();
     if !status.is_ok_and(|s| s.success()) {
         panic!("the {TARGET} target is missing and `rustup target add {TARGET}` failed");
+    }
+}
+
+/// Bundles the built-in page (`ui/`: uPlot and the page's script, with esbuild)
+/// into `$OUT_DIR/ui`, where the HTTP trigger includes it from. Dependencies are
+/// installed with `npm ci` from the lock file when they are missing or stale.
+fn build_ui(root: &Path) {
+    let ui = root.join("ui");
+    for watched in ["src", "build.mjs", "package.json", "package-lock.json"] {
+        println!("cargo:rerun-if-changed={}", ui.join(watched).display());
+    }
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("ui");
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let installed = modified(&ui.join("node_modules/.package-lock.json"));
+    if installed.is_none() || installed < modified(&ui.join("package-lock.json")) {
+        npm(&ui, &["ci", "--no-audit", "--no-fund"], &out);
+    }
+    npm(&ui, &["run", "build"], &out);
+}
+
+fn npm(ui: &Path, args: &[&str], out: &Path) {
+    let output = Command::new("npm")
+        .args(args)
+        .current_dir(ui)
+        .env("UI_OUT_DIR", out)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("could not run npm (Node.js and npm build the built-in page): {e}")
+        });
+    if !output.status.success() {
+        panic!(
+            "`npm {}` in {} failed:\n{}{}",
+            args.join(" "),
+            ui.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }

@@ -306,6 +306,14 @@ pub fn fetch(
     let query_text = path_with_query.split_once('?').map(|(_, q)| q);
     let q = FetchQuery::parse(query_text, max_limit)?;
     let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
+    // Before the first insert the device list exists, empty.
+    if device.eq_ignore_ascii_case(DEVICES) && store.get_container(DEVICES)?.is_none() {
+        return Ok(Output {
+            format,
+            body: encode::rows(format, &[], &[]),
+            headers: Vec::new(),
+        });
+    }
     let info = container(store, device)?;
     if info.name.eq_ignore_ascii_case(DEVICES) || info.kind == ContainerKind::Collection {
         if !q.is_plain() {

@@ -148,6 +148,11 @@ impl Runtime {
         })
     }
 
+    /// The store every instance's `cromflag:iot/store` import reaches.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -13,6 +13,14 @@ pub use cromflag_logic::model::{
     Column, ColumnType, ContainerInfo, ContainerKind, QueryResult, Row, StoreError, Value,
 };
 
+/// Rows of one time series as they were just committed: what live streams carry.
+#[derive(Debug)]
+pub struct Committed {
+    pub container: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Row>,
+}
+
 /// A GridDB-style key-container store (see `wit/store.wit` for the contract).
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -28,6 +36,12 @@ pub trait Backend: Send + Sync + 'static {
     /// for how much of it is atomic.
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError>;
     async fn query(&self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
+
+    /// Time-series rows as they commit, if this backend can tell. The channel is
+    /// bounded: a receiver that falls behind gets `Lagged`, and writers never wait.
+    fn commits(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Committed>>> {
+        None
+    }
 }
 
 /// The current time as a TIMESTAMP value: milliseconds since the Unix epoch.

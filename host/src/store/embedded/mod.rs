@@ -11,13 +11,13 @@ mod execute;
 mod sql;
 mod writer;
 
-use super::{tql, Backend, ContainerInfo, QueryResult, Row, StoreError};
+use super::{tql, Backend, Committed, ContainerInfo, QueryResult, Row, StoreError};
 use async_trait::async_trait;
 use catalog::Catalog;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Jobs waiting for the writer; senders wait (asynchronously) when it is full.
 const WRITE_QUEUE: usize = 1024;
@@ -28,7 +28,12 @@ pub struct EmbeddedStore {
     writer: mpsc::Sender<writer::Job>,
     /// Idle read connections; a query takes one or opens a new one.
     readers: Mutex<Vec<Connection>>,
+    /// Time-series rows, published by the writer after each commit.
+    commits: broadcast::Sender<Arc<Committed>>,
 }
+
+/// Committed batches kept for live streams before a slow listener is dropped.
+const COMMITS_BUFFER: usize = 1024;
 
 impl EmbeddedStore {
     /// Opens (or creates) the database at `path` and starts its writer thread.
@@ -45,15 +50,18 @@ impl EmbeddedStore {
         let catalog = Arc::new(RwLock::new(Catalog::load(&conn)?));
         let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
         let writer_catalog = catalog.clone();
+        let (commits, _) = broadcast::channel(COMMITS_BUFFER);
+        let writer_commits = commits.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::run(conn, writer_catalog, jobs))
+            .spawn(move || writer::run(conn, writer_catalog, writer_commits, jobs))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(EmbeddedStore {
             path: path.to_owned(),
             catalog,
             writer,
             readers: Mutex::new(Vec::new()),
+            commits,
         })
     }
 
@@ -122,6 +130,10 @@ impl Backend for Arc<EmbeddedStore> {
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
         self.write(|reply| writer::Job::PutRows { batches, reply })
             .await?
+    }
+
+    fn commits(&self) -> Option<broadcast::Receiver<Arc<Committed>>> {
+        Some(self.commits.subscribe())
     }
 
     async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {

@@ -5,14 +5,15 @@
 //! a failing job rolls back alone, then commits them all with one transaction
 //! and one sync, and only then replies. So many small batches share the cost of
 //! a commit, each batch is still all-or-nothing, and a reply of `Ok` means the
-//! rows are durable (`synchronous = FULL`).
+//! rows are durable (`synchronous = FULL`). After the commit, the rows of time
+//! series go out on the `commits` broadcast, for live streams.
 
 use super::catalog::Catalog;
 use super::codec;
-use crate::store::{ContainerInfo, Row, StoreError};
+use crate::store::{Committed, ContainerInfo, ContainerKind, Row, StoreError};
 use rusqlite::{params_from_iter, Connection, TransactionBehavior};
 use std::sync::{Arc, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Most jobs committed together; bounds the latency one commit can add.
 const MAX_GROUP: usize = 256;
@@ -38,6 +39,8 @@ enum Done {
     Rows(
         oneshot::Sender<Result<u64, StoreError>>,
         Result<u64, StoreError>,
+        /// The rows written, kept to publish once committed.
+        Vec<(String, Vec<Row>)>,
     ),
 }
 
@@ -45,7 +48,7 @@ impl Done {
     fn is_ok(&self) -> bool {
         match self {
             Done::Container(_, r) => r.is_ok(),
-            Done::Rows(_, r) => r.is_ok(),
+            Done::Rows(_, r, _) => r.is_ok(),
         }
     }
 
@@ -54,13 +57,18 @@ impl Done {
         // A caller that went away no longer needs its answer.
         match self {
             Done::Container(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
-            Done::Rows(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
+            Done::Rows(tx, r, _) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
         }
     }
 }
 
 /// Runs the writer loop until every sender is dropped.
-pub fn run(mut conn: Connection, catalog: Arc<RwLock<Catalog>>, mut jobs: mpsc::Receiver<Job>) {
+pub fn run(
+    mut conn: Connection,
+    catalog: Arc<RwLock<Catalog>>,
+    commits: broadcast::Sender<Arc<Committed>>,
+    mut jobs: mpsc::Receiver<Job>,
+) {
     while let Some(first) = jobs.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -69,11 +77,16 @@ pub fn run(mut conn: Connection, catalog: Arc<RwLock<Catalog>>, mut jobs: mpsc::
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, &catalog, group);
+        commit_group(&mut conn, &catalog, &commits, group);
     }
 }
 
-fn commit_group(conn: &mut Connection, shared: &RwLock<Catalog>, group: Vec<Job>) {
+fn commit_group(
+    conn: &mut Connection,
+    shared: &RwLock<Catalog>,
+    commits: &broadcast::Sender<Arc<Committed>>,
+    group: Vec<Job>,
+) {
     let db_err = |e: rusqlite::Error| StoreError::Backend(e.to_string());
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -110,6 +123,10 @@ fn commit_group(conn: &mut Connection, shared: &RwLock<Catalog>, group: Vec<Job>
             if let Some(catalog) = working {
                 *shared.write().expect("catalog lock") = catalog;
             }
+            let mut done = done;
+            if commits.receiver_count() > 0 {
+                publish(&shared.read().expect("catalog lock"), commits, &mut done);
+            }
             done.into_iter().for_each(|d| d.reply(None));
         }
         Err(e) => {
@@ -142,7 +159,7 @@ fn run_job(
                 Some(catalog) => put_all(catalog),
                 None => put_all(&shared.read().expect("catalog lock")),
             };
-            Done::Rows(reply, result)
+            Done::Rows(reply, result, batches)
         }
     }
 }
@@ -151,7 +168,32 @@ fn run_job(
 fn failed(job: Job, failure: &StoreError) -> Done {
     match job {
         Job::PutContainer { reply, .. } => Done::Container(reply, Err(failure.clone())),
-        Job::PutRows { reply, .. } => Done::Rows(reply, Err(failure.clone())),
+        Job::PutRows { reply, .. } => Done::Rows(reply, Err(failure.clone()), Vec::new()),
+    }
+}
+
+/// Sends the committed rows of time series to live listeners. A send never
+/// waits: listeners that fall behind lag and are dropped by their readers.
+fn publish(catalog: &Catalog, commits: &broadcast::Sender<Arc<Committed>>, done: &mut [Done]) {
+    for outcome in done {
+        let Done::Rows(_, Ok(_), batches) = outcome else {
+            continue;
+        };
+        for (container, rows) in std::mem::take(batches) {
+            let Some(entry) = catalog.get(&container) else {
+                continue;
+            };
+            if entry.info.kind != ContainerKind::TimeSeries || rows.is_empty() {
+                continue;
+            }
+            let committed = Committed {
+                container: entry.info.name.clone(),
+                columns: entry.info.columns.clone(),
+                rows,
+            };
+            // No listener left is not an error.
+            let _ = commits.send(Arc::new(committed));
+        }
     }
 }
 

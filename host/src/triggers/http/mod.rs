@@ -6,10 +6,12 @@
 //! response the component sets. A component that traps, or never answers, costs
 //! that one request a 500; the server goes on.
 
+mod builtin;
 mod routes;
 
 use crate::manifest::App;
 use crate::runtime::{ComponentConfig, HostState, Runtime};
+use crate::store::Backend;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use cromflag_logic::ApiError;
@@ -39,6 +41,8 @@ pub struct HttpComponent {
 
 pub struct HttpTrigger {
     runtime: Arc<Runtime>,
+    /// For the built-in live streams.
+    backend: Arc<dyn Backend>,
     router: Router<Arc<HttpComponent>>,
     base: String,
     max_body_bytes: usize,
@@ -76,6 +80,7 @@ impl HttpTrigger {
             routes.push((trigger.route.clone(), component));
         }
         Ok(HttpTrigger {
+            backend: runtime.backend().clone(),
             runtime,
             router: Router::new(&app.http_base, routes)?,
             base: app.http_base.clone(),
@@ -130,6 +135,10 @@ impl HttpTrigger {
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
         let Some(matched) = self.router.route(req.uri().path()) else {
+            // What the manifest does not route may be one of the host's own pages.
+            if let Some(builtin) = builtin::route(req.method(), req.uri().path()) {
+                return builtin::serve(builtin, self.backend.as_ref());
+            }
             return error(
                 StatusCode::NOT_FOUND,
                 "no such route",

@@ -1,0 +1,199 @@
+//! The built-in page and live streams: `GET /` serves the page, `/stream/<device>`
+//! pushes rows committed after a client connected (from HTTP and MQTT), a slow
+//! client is dropped with an event, and the page works in a real browser.
+
+use cromflag_tests::mqtt::Publisher;
+use cromflag_tests::{get, insert_sample, post, repo_root, sample_payload, Host};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// An SSE client on a raw socket: the test controls how fast it reads.
+struct Stream {
+    reader: BufReader<TcpStream>,
+}
+
+impl Stream {
+    fn open(host: &Host, device: &str) -> Stream {
+        use std::io::Write;
+        let mut socket = TcpStream::connect(host.addr).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            socket,
+            "GET /stream/{device} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
+        let mut stream = Stream {
+            reader: BufReader::new(socket),
+        };
+        let status = stream.line();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        while !stream.line().is_empty() {}
+        assert_eq!(stream.next_event().0, "ready");
+        stream
+    }
+
+    /// One line of the (chunked) body, without its line end; chunk sizes skipped.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader
+            .read_line(&mut line)
+            .expect("the stream is open");
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    }
+
+    /// The next event: its name and its data. Keep-alive comments are skipped.
+    fn next_event(&mut self) -> (String, String) {
+        let (mut name, mut data) = (String::new(), String::new());
+        loop {
+            let line = self.line();
+            if let Some(value) = line.strip_prefix("event: ") {
+                name = value.to_owned();
+            } else if let Some(value) = line.strip_prefix("data: ") {
+                data = value.to_owned();
+            } else if line.is_empty() && !name.is_empty() {
+                return (name, data);
+            }
+        }
+    }
+}
+
+fn sample_rows() -> Vec<Value> {
+    let doc: Value = serde_json::from_slice(&sample_payload()).unwrap();
+    doc["tsdata"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_page_is_served_with_its_bundle() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    for path in ["/", "/ui"] {
+        let page = get(&host.url(path));
+        assert_eq!(page.status, 200);
+        assert!(page.content_type.starts_with("text/html"));
+        assert!(page.text().contains("/ui/app.js"), "{}", page.text());
+    }
+    // Before any insert the page's device list is empty, not missing.
+    let devices = get(&host.url("/fetch/devices"));
+    assert_eq!((devices.status, devices.text().as_str()), (200, "[]"));
+    let script = get(&host.url("/ui/app.js"));
+    assert_eq!(script.status, 200);
+    assert!(script.content_type.starts_with("text/javascript"));
+    // uPlot is in the bundle: nothing is fetched from elsewhere.
+    assert!(script.text().contains("uplot"), "no uPlot in the bundle");
+    assert!(
+        !script.text().contains("https://cdn"),
+        "the page must not need a CDN"
+    );
+    assert_eq!(get(&host.url("/ui/app.css")).status, 200);
+}
+
+#[test]
+fn a_stream_receives_rows_committed_after_it_connected() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let mut first = Stream::open(&host, "sample");
+    let mut second = Stream::open(&host, "sample");
+    let mut other = Stream::open(&host, "other");
+
+    assert_eq!(insert_sample(&host).status, 200);
+    for stream in [&mut first, &mut second] {
+        let (name, data) = stream.next_event();
+        assert_eq!(name, "rows");
+        let rows: Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(rows.as_array().unwrap(), &sample_rows());
+    }
+
+    // MQTT ingestion streams the same way.
+    let mut publisher = Publisher::connect(host.mqtt_port, "live-test");
+    let doc = json!({ "deviceinfo": {}, "tsdata": [{ "timestamp": 1600000000000i64, "temperature": 70.5 }] });
+    publisher.publish("devices/sample/telemetry", 1, doc.to_string().into_bytes());
+    let (name, data) = first.next_event();
+    assert_eq!(name, "rows");
+    let rows: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(rows[0]["timestamp"], json!(1600000000000i64));
+    assert_eq!(rows[0]["temperature"], json!(70.5));
+
+    // A stream hears only its own device.
+    let answer = post(
+        &host.url("/insert/other"),
+        "application/json",
+        json!({ "deviceinfo": { "deviceid": "other" }, "tsdata": [{ "timestamp": 5, "v": 1 }] })
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(answer.status, 200);
+    let (name, data) = other.next_event();
+    assert_eq!(
+        (name.as_str(), data.as_str()),
+        ("rows", r#"[{"timestamp":5,"v":1}]"#)
+    );
+}
+
+#[test]
+fn a_client_that_does_not_read_is_dropped_and_ingest_goes_on() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let mut stuck = Stream::open(&host, "busy");
+    // Thousands of commits while `stuck` reads nothing: its socket, its own
+    // buffer and then the shared one fill up, and it is dropped.
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let url = host.url("/insert/busy");
+            std::thread::spawn(move || {
+                for i in 0..1000i64 {
+                    let pad = "x".repeat(2000);
+                    let doc = json!({ "deviceinfo": { "deviceid": "busy" }, "tsdata": [{ "timestamp": w * 1_000_000 + i, "pad": pad }] });
+                    let answer = post(&url, "application/json", doc.to_string().as_bytes());
+                    assert_eq!(answer.status, 200, "ingest must not wait for a stream client");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    // Now read: the rows that were buffered, then the notice, then the end.
+    loop {
+        let (name, data) = stuck.next_event();
+        if name == "dropped" {
+            let reason: Value = serde_json::from_str(&data).unwrap();
+            assert!(reason["missed_batches"].as_u64().unwrap() > 0, "{reason}");
+            break;
+        }
+        assert_eq!(name, "rows");
+    }
+    let mut rest = Vec::new();
+    let _ = stuck.reader.read_to_end(&mut rest);
+    // The host is fine.
+    assert_eq!(get(&host.url("/fetch/busy?limit=1")).status, 200);
+}
+
+/// Headless Chromium (Debian's `chromium`) driven by Playwright from `ui/`:
+/// load the page, post the sample, and read the temperature chart's points
+/// from the page's state. The screenshot lands in `target/ui-screenshot.png`.
+#[test]
+fn the_page_charts_the_sample_in_a_browser() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let screenshot = repo_root().join("target/ui-screenshot.png");
+    let output = std::process::Command::new("node")
+        .arg(repo_root().join("tests/browser/ui-test.mjs"))
+        .arg(host.url(""))
+        .arg(&screenshot)
+        .current_dir(repo_root())
+        .output()
+        .expect("running node (./scripts/test installs what it needs)");
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{}\n{}\nhost log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        host.log()
+    );
+    assert!(screenshot.exists());
+}

@@ -1,0 +1,387 @@
+// cromflag built-in page: device picker, time-range picker, one uPlot chart per
+// numeric column, latest values + battery, live updates over SSE, CSV download.
+// Everything is same-origin and bundled at build time (no network beyond the host).
+import uPlot from 'uplot';
+
+const NUMERIC = new Set(['BYTE', 'SHORT', 'INTEGER', 'LONG', 'FLOAT', 'DOUBLE']);
+const PRESETS = { '15m': 9e5, '1h': 36e5, '24h': 864e5, '7d': 6048e5, '30d': 2592e6, all: null };
+const PAGE = 10000;      // rows per /fetch page
+const MAX_PAGES = 10;    // follow rel="next" at most this often, then aggregate
+const BUCKETS = 2000;    // target number of points when aggregating
+const CSV_LIMIT = 100000;
+const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  device: $('device'), range: $('range'), custom: $('custom'), from: $('from'), to: $('to'),
+  apply: $('apply'), csv: $('csv'), status: $('status'), latest: $('latest'), charts: $('charts'),
+};
+
+// Public state, read by tests/browser/ui-test.mjs.
+const state = (window.cromflagState = {
+  device: null, from: 0, to: Date.now(), series: {}, latest: null, ready: false,
+});
+
+let devices = [];      // last /fetch/devices answer
+let columns = [];      // numeric column names of the selected device
+let plots = {};        // column -> uPlot instance
+let loadGen = 0;       // bumps on every (re)load; stale responses are dropped
+let stream = null;     // current EventSource
+let streamOk = false;  // true while the SSE stream is open
+let retryTimer = null;
+let aggregatedTo = 0;  // when the load was aggregated: end of the averaged span (exclusive)
+
+// ---------- helpers ----------
+
+async function getJson(url) {
+  const res = await fetch(url, { headers: { accept: 'application/json' } });
+  if (res.status === 404) return { res, body: null };
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return { res, body: await res.json() };
+}
+
+// The rel="next" target of a Link header, as a same-origin path.
+function nextLink(res) {
+  const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') || '');
+  if (!m) return null;
+  const u = new URL(m[1], location.href);
+  return u.pathname + u.search;
+}
+
+function setStatus(text, warn = false) {
+  ui.status.textContent = text;
+  ui.status.className = warn ? 'warn' : '';
+}
+
+const enc = encodeURIComponent;
+const isLive = () => ui.range.value !== 'custom';
+
+// datetime-local <-> epoch ms (local time)
+function toLocalInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 6e4);
+  return d.toISOString().slice(0, 19);
+}
+const fromLocalInput = (s) => (s ? new Date(s).getTime() : NaN);
+
+// The [from, to] of the current range; live ranges end now.
+function currentRange() {
+  const key = ui.range.value;
+  if (key === 'custom') {
+    const f = fromLocalInput(ui.from.value), t = fromLocalInput(ui.to.value);
+    // inputs have second precision: make "to" cover its whole second
+    return { from: isNaN(f) ? 0 : f, to: isNaN(t) ? Date.now() : t + 999 };
+  }
+  const now = Date.now();
+  return { from: PRESETS[key] == null ? 0 : now - PRESETS[key], to: now };
+}
+
+// ---------- device list ----------
+
+async function refreshDevices() {
+  try {
+    const { body } = await getJson('/fetch/devices');
+    devices = Array.isArray(body) ? body : [];
+  } catch (e) {
+    devices = [];
+  }
+  const names = devices.map((d) => d.deviceid).filter(Boolean);
+  const current = ui.device.value;
+  ui.device.replaceChildren(
+    ...(names.length ? names : ['']).map((n) => {
+      const o = document.createElement('option');
+      o.value = n;
+      o.textContent = n || '(waiting for devices…)';
+      return o;
+    }),
+  );
+  if (names.includes(current)) ui.device.value = current;
+  return names;
+}
+
+// Poll every 2 s until a device exists, then select the first one.
+async function pickDevice() {
+  const names = await refreshDevices();
+  if (!state.device && names.length) {
+    ui.device.value = names[0];
+    await selectDevice(names[0]);
+  } else if (!state.device) {
+    state.ready = true; // no devices yet still counts as loaded
+    setStatus('No devices yet');
+    setTimeout(pickDevice, 2000);
+  }
+}
+
+async function selectDevice(name) {
+  state.device = name || null;
+  closeStream();
+  if (!name) return;
+  await load();
+  openStream();
+}
+
+// ---------- loading ----------
+
+async function fetchRows(dev, from, to, numCols) {
+  let url = `/fetch/${enc(dev)}?from=${from}&to=${to}&limit=${PAGE}`;
+  let rows = [];
+  for (let page = 0; url; page++) {
+    if (page === MAX_PAGES) return fetchAggregated(dev, rows[0].timestamp, to, numCols);
+    const { res, body } = await getJson(url);
+    if (!body) break;
+    rows = rows.concat(body);
+    url = nextLink(res);
+  }
+  return rows;
+}
+
+// Too many rows: ask for one averaged row per bucket over the span that holds data.
+async function fetchAggregated(dev, first, to, numCols) {
+  const end = Math.min(to, state.latest?.timestamp ?? to) + 1;
+  const interval = Math.max(1, Math.ceil((end - first) / BUCKETS));
+  aggregatedTo = end; // raw rows before this are already inside a bucket
+  const url = `/fetch/${enc(dev)}?from=${first}&to=${end}&agg=avg&interval=${interval}ms` +
+    `&columns=${numCols.map(enc).join(',')}&limit=${BUCKETS * 2}`;
+  const { body } = await getJson(url);
+  return body || [];
+}
+
+async function load() {
+  const gen = ++loadGen;
+  const dev = state.device;
+  const { from, to } = currentRange();
+  setStatus('Loading…');
+  aggregatedTo = 0;
+  try {
+    const [{ body: schema }, { body: latest }] = await Promise.all([
+      getJson(`/devices/${enc(dev)}/schema`),
+      getJson(`/devices/${enc(dev)}/latest`),
+    ]);
+    if (gen !== loadGen) return;
+    const cols = (schema?.columns || []).slice(1);
+    columns = cols.filter((c) => NUMERIC.has(String(c.type).toUpperCase())).map((c) => c.name);
+    state.latest = latest;
+    const rows = await fetchRows(dev, from, to, columns);
+    if (gen !== loadGen) return;
+    Object.assign(state, { from, to, series: {} });
+    for (const c of columns) state.series[c] = { timestamps: [], values: [] };
+    appendRows(rows, false);
+    ui.csv.href = `/fetch/${enc(dev)}?from=${from}&to=${to}&limit=${CSV_LIMIT}&format=csv`;
+    ui.csv.setAttribute('download', `${dev}.csv`);
+    buildCharts();
+    renderLatest();
+    setStatus(aggregatedTo ? `${rows.length} averaged points` : `${rows.length} rows`);
+  } catch (e) {
+    if (gen === loadGen) setStatus(`Load failed: ${e.message}`, true);
+  }
+  state.ready = true;
+}
+
+// Merge rows (any order) into state.series, keeping timestamps sorted and unique.
+function appendRows(rows, redraw = true) {
+  for (const row of rows) {
+    const ts = Number(row.timestamp);
+    if (!Number.isFinite(ts)) continue;
+    for (const c of columns) {
+      const s = state.series[c];
+      const v = row[c] == null ? null : Number(row[c]);
+      const n = s.timestamps.length;
+      if (!n || ts > s.timestamps[n - 1]) { s.timestamps.push(ts); s.values.push(v); continue; }
+      let lo = 0, hi = n; // binary search for the insert position
+      while (lo < hi) { const mid = (lo + hi) >> 1; s.timestamps[mid] < ts ? (lo = mid + 1) : (hi = mid); }
+      if (s.timestamps[lo] === ts) s.values[lo] = v;
+      else { s.timestamps.splice(lo, 0, ts); s.values.splice(lo, 0, v); }
+    }
+  }
+  if (redraw) for (const c of columns) plots[c]?.setData(plotData(c));
+}
+
+// uPlot wants [x seconds[], y[]].
+const plotData = (c) => [state.series[c].timestamps.map((t) => t / 1000), state.series[c].values];
+
+// Streamed/polled rows: keep those in range; live ranges slide forward.
+function onRows(rows) {
+  if (!Array.isArray(rows) || !rows.length) return;
+  const dev = state.device;
+  rows = rows.filter((r) => r && (r.deviceid == null || r.deviceid === dev));
+  if (isLive()) {
+    const { from, to } = currentRange();
+    Object.assign(state, { from, to });
+    for (const c of columns) { // drop points that slid out of the window
+      const s = state.series[c];
+      let k = 0;
+      while (k < s.timestamps.length && s.timestamps[k] < from) k++;
+      if (k) { s.timestamps.splice(0, k); s.values.splice(0, k); }
+    }
+  }
+  const inRange = rows.filter((r) => r.timestamp >= state.from && (isLive() || r.timestamp <= state.to));
+  appendRows(inRange);
+  const newest = rows.reduce((a, r) => (!a || r.timestamp >= a.timestamp ? r : a), null);
+  if (newest && (!state.latest || newest.timestamp >= state.latest.timestamp)) {
+    state.latest = { ...(state.latest || {}), ...newest };
+    renderLatest();
+  }
+  if (!Object.keys(plots).length && columns.length) buildCharts();
+  refreshMeta();
+}
+
+// Device metadata (battery, firmware) changes with inserts: re-read it at most every 5 s.
+let metaAt = 0;
+async function refreshMeta() {
+  if (Date.now() - metaAt < 5000) return;
+  metaAt = Date.now();
+  await refreshDevices();
+  renderLatest();
+}
+
+// ---------- rendering ----------
+
+function buildCharts() {
+  for (const p of Object.values(plots)) p.destroy();
+  plots = {};
+  ui.charts.replaceChildren();
+  if (!columns.length) {
+    ui.charts.innerHTML = '<div class="nodata">No numeric columns (yet).</div>';
+    return;
+  }
+  columns.forEach((c, i) => {
+    const color = COLORS[i % COLORS.length];
+    const card = document.createElement('div');
+    card.className = 'chart';
+    card.dataset.column = c;
+    const h = document.createElement('h2');
+    h.textContent = c;
+    const box = document.createElement('div');
+    box.className = 'plot';
+    card.append(h, box);
+    ui.charts.append(card);
+    plots[c] = new uPlot({
+      width: Math.max(200, box.clientWidth || 400),
+      height: 220,
+      legend: { show: true },
+      cursor: { drag: { x: true, y: false } },
+      scales: { x: { time: true } },
+      series: [{}, { label: c, stroke: color, width: 1.5, fill: color + '14', spanGaps: true }],
+      axes: [{}, { size: 55 }],
+    }, plotData(c), box);
+  });
+}
+
+// Keep charts as wide as their grid cells.
+new ResizeObserver(() => {
+  for (const [c, p] of Object.entries(plots)) {
+    const box = ui.charts.querySelector(`.chart[data-column="${CSS.escape(c)}"] .plot`);
+    if (box && box.clientWidth && Math.abs(box.clientWidth - p.width) > 2) p.setSize({ width: box.clientWidth, height: 220 });
+  }
+}).observe(ui.charts);
+
+function renderLatest() {
+  ui.latest.replaceChildren();
+  const meta = devices.find((d) => d.deviceid === state.device) || {};
+  const latest = state.latest;
+  const item = (k, v, cls = 'item') => {
+    const el = document.createElement('div');
+    el.className = cls;
+    el.innerHTML = '<span class="k"></span><span class="v"></span>';
+    el.firstChild.textContent = k;
+    el.lastChild.textContent = v;
+    ui.latest.append(el);
+    return el;
+  };
+  const batt = latest?.batt_lvl ?? meta.batt_lvl;
+  if (batt != null) item('battery', `${batt}%`, Number(batt) < 20 ? 'batt low' : 'batt');
+  for (const [k, v] of Object.entries(meta)) if (k !== 'deviceid' && k !== 'batt_lvl') item(k, String(v));
+  if (!latest) {
+    const el = document.createElement('div');
+    el.className = 'empty';
+    el.textContent = 'No rows yet.';
+    ui.latest.append(el);
+    return;
+  }
+  item('time', new Date(latest.timestamp).toLocaleString());
+  for (const [k, v] of Object.entries(latest)) {
+    if (k === 'timestamp' || k === 'batt_lvl' || k === 'deviceid') continue;
+    item(k, typeof v === 'number' ? String(Math.round(v * 1000) / 1000) : String(v));
+  }
+}
+
+// ---------- live updates ----------
+
+function closeStream() {
+  clearTimeout(retryTimer);
+  if (stream) stream.close();
+  stream = null;
+  streamOk = false;
+}
+
+// SSE stream of committed batches. On a drop or a missing route, retry quietly
+// with backoff; while the stream is down, poll for new rows instead.
+function openStream(delay = 1000) {
+  closeStream();
+  const dev = state.device;
+  if (!dev) return;
+  const es = (stream = new EventSource(`/stream/${enc(dev)}`));
+  es.addEventListener('open', () => {
+    streamOk = true;
+    delay = 1000;
+    if (ui.status.className === 'warn') setStatus('Live');
+    catchUp(); // rows committed between the load and the stream opening
+  });
+  // The host sends `event: ready` once subscribed: catch up once more so no batch falls in the gap.
+  es.addEventListener('ready', () => catchUp());
+  es.addEventListener('rows', (ev) => {
+    try { onRows(JSON.parse(ev.data)); } catch (e) { /* ignore a malformed batch */ }
+  });
+  es.addEventListener('dropped', (ev) => {
+    let why = '';
+    try { why = JSON.stringify(JSON.parse(ev.data)); } catch (e) { why = ev.data; }
+    setStatus(`Live stream dropped ${why}; reconnecting…`, true);
+    retry();
+  });
+  es.onerror = () => {
+    streamOk = false;
+    // EventSource reconnects on its own while CONNECTING; a CLOSED one (404, bad type) needs us.
+    if (es.readyState === EventSource.CLOSED) retry();
+  };
+  function retry() {
+    if (stream !== es) return;
+    es.close();
+    streamOk = false;
+    retryTimer = setTimeout(() => { if (state.device === dev) openStream(Math.min(delay * 2, 30000)); }, delay);
+  }
+}
+
+// Fetch rows newer than the newest shown one (used on stream (re)open and as polling fallback).
+async function catchUp() {
+  const dev = state.device;
+  if (!dev || !columns.length) return;
+  const last = Math.max(state.from - 1, aggregatedTo - 1,
+    ...columns.map((c) => state.series[c].timestamps.at(-1) ?? -Infinity));
+  const to = isLive() ? Date.now() : state.to;
+  if (last >= to) return;
+  try {
+    const { body } = await getJson(`/fetch/${enc(dev)}?from=${last + 1}&to=${to}&limit=${PAGE}`);
+    if (body && dev === state.device) onRows(body);
+  } catch (e) { /* quiet: next tick retries */ }
+}
+
+// Polling fallback while the stream is unavailable (live ranges only).
+setInterval(() => { if (state.device && !streamOk && isLive() && !document.hidden) catchUp(); }, 5000);
+// Keep device metadata (battery etc.) fresh.
+setInterval(() => { if (state.device) refreshMeta(); }, 30000);
+
+// ---------- controls ----------
+
+ui.device.addEventListener('change', () => selectDevice(ui.device.value));
+ui.range.addEventListener('change', () => {
+  const custom = ui.range.value === 'custom';
+  ui.custom.hidden = !custom;
+  if (custom) {
+    ui.from.value ||= toLocalInput(state.from || Date.now() - 864e5);
+    ui.to.value ||= toLocalInput(state.to || Date.now());
+    return; // wait for Apply
+  }
+  if (state.device) load();
+});
+ui.apply.addEventListener('click', () => { if (state.device) load(); });
+
+pickDevice();
