@@ -10,12 +10,11 @@ use crate::encode::{self, Format};
 use crate::error::ApiError;
 use crate::insert::DEVICES;
 use crate::model::{
-    is_valid_container_name, Column, ColumnType, ContainerInfo, ContainerKind, Row, Store, Value,
-    TIMESTAMP_RANGE,
+    is_valid_container_name, tql_name, Column, ColumnType, ContainerInfo, ContainerKind, Row,
+    Store, Value, TIMESTAMP_RANGE,
 };
 use crate::query;
 use crate::report::period::{Granularity, LocalPeriod};
-use crate::report::scan::quote_name;
 use chrono::DateTime;
 use chrono_tz::Tz;
 use serde_json::json;
@@ -369,7 +368,7 @@ pub fn select(
         });
     }
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT.min(max_limit));
-    let key = quote_name(&info.columns[0].name);
+    let key = tql_name(&info.columns[0].name);
     let mut conditions = range_conditions(&key, q.from, q.to);
     match (q.cursor, q.order) {
         (Some(after), Order::Asc) => conditions.push(format!("{key} > TO_TIMESTAMP_MS({after})")),
@@ -380,7 +379,7 @@ pub fn select(
         None => "*".to_owned(),
         Some(_) => selected
             .iter()
-            .map(|&i| quote_name(&info.columns[i].name))
+            .map(|&i| tql_name(&info.columns[i].name))
             .collect::<Vec<_>>()
             .join(", "),
     };
@@ -500,7 +499,7 @@ fn aggregate(
             ));
         }
     }
-    let key = quote_name(&info.columns[0].name);
+    let key = tql_name(&info.columns[0].name);
     let Some((from, to)) = agg_range(store, info, &key, q)? else {
         return Ok((agg_columns(info, &value_columns, agg), Vec::new()));
     };
@@ -510,7 +509,7 @@ fn aggregate(
         .chain(
             value_columns
                 .iter()
-                .map(|c| format!("{}({})", agg.tql(), quote_name(&c.name))),
+                .map(|c| format!("{}({})", agg.tql(), tql_name(&c.name))),
         )
         .collect();
     let mut rows: Vec<(i64, Option<Vec<Value>>)> = Vec::with_capacity(buckets.len());
@@ -552,17 +551,10 @@ fn agg_columns(info: &ContainerInfo, value_columns: &[&Column], agg: Agg) -> Vec
 }
 
 fn as_output(agg: Agg, value: Value) -> Value {
-    let number = match value {
-        Value::Byte(v) => f64::from(v),
-        Value::Short(v) => f64::from(v),
-        Value::Integer(v) => f64::from(v),
-        Value::Long(v) if agg == Agg::Count => return Value::Long(v),
-        Value::Long(v) => v as f64,
-        Value::Float(v) => v.to_string().parse().unwrap_or(f64::from(v)),
-        Value::Double(v) => v,
-        other => return other,
-    };
-    Value::Double(number)
+    match (agg, value.as_f64()) {
+        (Agg::Count, _) | (_, None) => value,
+        (_, Some(number)) => Value::Double(number),
+    }
 }
 
 /// The range to bucket: `from`/`to` as given, else the first row and just past the last.
@@ -733,7 +725,7 @@ pub fn latest(
     accept: Option<&str>,
 ) -> Result<Output, ApiError> {
     let info = time_series(store, device)?;
-    let key = quote_name(&info.columns[0].name);
+    let key = tql_name(&info.columns[0].name);
     let result = store.query(&info.name, &format!("SELECT * ORDER BY {key} DESC LIMIT 1"))?;
     let Some(row) = result.rows.first() else {
         return Err(ApiError::not_found(

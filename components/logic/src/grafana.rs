@@ -9,8 +9,7 @@
 use crate::error::ApiError;
 use crate::fetch::{self, Agg, FetchQuery, Interval};
 use crate::insert::MESSAGES;
-use crate::model::{tql_string, ContainerInfo, Store, Value};
-use crate::report::scan::quote_name;
+use crate::model::{tql_name, tql_string, ContainerInfo, Store, Value};
 use serde_json::{json, Value as Json};
 
 const AGGS: [&str; 6] = ["avg", "min", "max", "sum", "count", "stddev"];
@@ -276,7 +275,7 @@ fn count_rows(
     from: i64,
     to: i64,
 ) -> Result<u64, ApiError> {
-    let key = quote_name(&info.columns[0].name);
+    let key = tql_name(&info.columns[0].name);
     let tql = format!(
         "SELECT COUNT(*) WHERE {key} >= TO_TIMESTAMP_MS({from}) AND {key} <= TO_TIMESTAMP_MS({to})"
     );
@@ -289,10 +288,7 @@ fn count_rows(
 
 fn cell(value: &Value) -> Json {
     match value {
-        Value::Float(f) => f
-            .to_string()
-            .parse::<f64>()
-            .map_or(Json::Null, |f| json!(f)),
+        Value::Float(_) => value.as_f64().map_or(Json::Null, |f| json!(f)),
         other => serde_json::to_value(crate::json::JsonValue(other)).unwrap_or(Json::Null),
     }
 }
@@ -379,10 +375,10 @@ fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError>
             .column_index("motion")
             .filter(|&i| info.columns[i].column_type == crate::model::ColumnType::Bool)
         {
-            let key = quote_name(&info.columns[0].name);
+            let key = tql_name(&info.columns[0].name);
             let tql = format!(
                 "SELECT {key} WHERE {} AND {key} >= TO_TIMESTAMP_MS({from}) AND {key} <= TO_TIMESTAMP_MS({to}) ORDER BY {key} LIMIT 10000",
-                quote_name(&info.columns[index].name)
+                tql_name(&info.columns[index].name)
             );
             for row in store.query(&info.name, &tql)?.rows {
                 if let Some(Value::Timestamp(ms)) = row.first() {

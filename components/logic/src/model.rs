@@ -114,6 +114,20 @@ impl Value {
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
+
+    /// A numeric value as f64; `None` for anything else. FLOAT goes through its
+    /// shortest decimal form, so that a stored `0.1f32` is 0.1 and not 0.10000000149.
+    pub fn as_f64(&self) -> Option<f64> {
+        Some(match *self {
+            Value::Byte(v) => f64::from(v),
+            Value::Short(v) => f64::from(v),
+            Value::Integer(v) => f64::from(v),
+            Value::Long(v) => v as f64,
+            Value::Float(v) => v.to_string().parse().unwrap_or(f64::from(v)),
+            Value::Double(v) => v,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,6 +242,11 @@ pub fn is_valid_container_name(name: &str) -> bool {
         && name.len() <= 256
         && !name.as_bytes()[0].is_ascii_digit()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `name` as a TQL double-quoted identifier, matched exactly.
+pub fn tql_name(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `text` as a TQL string literal (single quotes, inner quotes doubled).

@@ -3,7 +3,7 @@
 //! one page of rows, whatever the period's size.
 
 use crate::insert::{DEVICES, DEVICE_ID_FIELD, MESSAGES};
-use crate::model::{tql_string, ColumnType, ContainerInfo, Store, StoreError, Value};
+use crate::model::{tql_name, tql_string, ColumnType, ContainerInfo, Store, StoreError, Value};
 use std::collections::BTreeMap;
 
 /// Rows read per query.
@@ -70,7 +70,7 @@ pub fn scan_device(
     gap_threshold_ms: f64,
     motion_column: &str,
 ) -> Result<DeviceScan, StoreError> {
-    let key = quote_name(&info.columns[0].name);
+    let key = tql_name(&info.columns[0].name);
     let numeric: Vec<usize> = (1..info.columns.len())
         .filter(|&i| info.columns[i].column_type.is_numeric())
         .collect();
@@ -118,7 +118,7 @@ pub fn scan_device(
             scan.last = Some(ts);
             scan.rows += 1;
             for (slot, &i) in numeric.iter().enumerate() {
-                if let Some(x) = row.get(i).and_then(number) {
+                if let Some(x) = row.get(i).and_then(Value::as_f64) {
                     scan.columns[slot].2.add(x);
                 }
             }
@@ -131,25 +131,6 @@ pub fn scan_device(
         }
         after = scan.last;
     }
-}
-
-/// A numeric cell as f64. FLOAT goes through its shortest decimal form, so that
-/// a stored `0.1f32` counts as 0.1 and not 0.10000000149.
-fn number(value: &Value) -> Option<f64> {
-    Some(match *value {
-        Value::Byte(v) => f64::from(v),
-        Value::Short(v) => f64::from(v),
-        Value::Integer(v) => f64::from(v),
-        Value::Long(v) => v as f64,
-        Value::Float(v) => v.to_string().parse().ok()?,
-        Value::Double(v) => v,
-        _ => return None,
-    })
-}
-
-/// A name as a TQL double-quoted identifier, matched exactly.
-pub fn quote_name(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Every device in the `devices` collection, in name order.
@@ -250,8 +231,8 @@ mod tests {
 
     #[test]
     fn float_cells_count_as_their_decimal_text() {
-        assert_eq!(number(&Value::Float(0.1)), Some(0.1));
-        assert_eq!(number(&Value::Long(-3)), Some(-3.0));
-        assert_eq!(number(&Value::Bool(true)), None);
+        assert_eq!(Value::Float(0.1).as_f64(), Some(0.1));
+        assert_eq!(Value::Long(-3).as_f64(), Some(-3.0));
+        assert_eq!(Value::Bool(true).as_f64(), None);
     }
 }
