@@ -65,6 +65,7 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
         mqtt_client_id: None,
         limits: RuntimeLimits::default(),
         cron_timeout: Duration::from_secs(600),
+        webapi: None,
     })
     .await?;
     std::fs::create_dir_all(tmp.path().join("native"))?;

@@ -9,6 +9,7 @@ use crate::store::Backend;
 use crate::triggers::cron::{self, CronTrigger, RunRecord};
 use crate::triggers::http::HttpTrigger;
 use crate::triggers::mqtt::MqttTrigger;
+use crate::webapi::server::{self, ServerSettings};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use std::fs::File;
@@ -36,6 +37,8 @@ pub struct UpOptions {
     pub limits: RuntimeLimits,
     /// How long one cron run may take.
     pub cron_timeout: Duration,
+    /// Where to serve GridDB's WebAPI from the store; `None` serves none.
+    pub webapi: Option<SocketAddr>,
 }
 
 /// A started application.
@@ -47,6 +50,8 @@ pub struct Running {
     pub mqtt: Option<JoinHandle<()>>,
     /// The cron scheduler, if the application has cron triggers.
     pub cron: Option<JoinHandle<()>>,
+    /// The WebAPI server and its address, if `--webapi` was given.
+    pub webapi: Option<(SocketAddr, JoinHandle<Result<()>>)>,
     /// Held while the application runs: no other process opens its data directory.
     _lock: DataDirLock,
 }
@@ -95,6 +100,10 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     if let Some(listen) = options.mqtt_broker {
         crate::broker::start(listen)?;
     }
+    let webapi = match options.webapi {
+        Some(addr) => Some(start_webapi(&app, addr, backend.clone()).await?),
+        None => None,
+    };
     let cron = CronTrigger::new(&app, runtime.clone(), backend.clone(), options.cron_timeout)?;
     let mqtt = MqttTrigger::new(
         &app,
@@ -114,8 +123,25 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         http: tokio::spawn(http.serve(listener)),
         mqtt: mqtt.map(|mqtt| tokio::spawn(Arc::new(mqtt).run())),
         cron: cron.map(|cron| tokio::spawn(cron.run())),
+        webapi,
         _lock: lock,
     })
+}
+
+/// Serves the WebAPI on `addr`, with the names and credentials of the
+/// application's `webapi_*` variables.
+async fn start_webapi(
+    app: &manifest::App,
+    addr: SocketAddr,
+    backend: Arc<dyn Backend>,
+) -> Result<(SocketAddr, JoinHandle<Result<()>>)> {
+    let settings = ServerSettings::from_variables(&app.variables)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the WebAPI to {addr}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(cluster = %settings.cluster, user = %settings.user, "WebAPI serving at http://{addr}/griddb");
+    Ok((addr, tokio::spawn(server::serve(listener, backend, settings))))
 }
 
 /// What `cromflag cron run` and `cromflag cron runs` need.

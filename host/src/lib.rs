@@ -4,7 +4,7 @@
 //! Map: `manifest` reads `spin.toml`; `runtime` owns the engine, the per-instance
 //! state and the compile cache; `triggers` turn outside events into component
 //! calls; `store` holds the backends and the host side of `cromflag:iot/store`;
-//! `broker` is the embedded MQTT broker; `app` wires them together for `cromflag up`.
+//! `broker` is the embedded MQTT broker; `webapi` speaks GridDB's WebAPI; `app` wires them together for `cromflag up`.
 
 pub mod app;
 pub mod broker;
@@ -12,3 +12,4 @@ pub mod manifest;
 pub mod runtime;
 pub mod store;
 pub mod triggers;
+pub mod webapi;

@@ -70,6 +70,10 @@ enum Command {
         /// Seconds one request may run before its instance is stopped.
         #[arg(long, env = "CROMFLAG_EVENT_TIMEOUT", default_value_t = 60)]
         event_timeout_secs: u64,
+        /// Also serve GridDB's WebAPI (`/griddb/v2/...`) from the store on this
+        /// address, with the `webapi_*` variables' cluster name and credentials.
+        #[arg(long, env = "CROMFLAG_WEBAPI")]
+        webapi: Option<SocketAddr>,
     },
     /// Cron runs: one tick on demand, or the record of past runs.
     Cron {
@@ -134,6 +138,7 @@ async fn main() -> Result<()> {
             mqtt_client_id,
             max_instances,
             event_timeout_secs,
+            webapi,
         } => {
             let limits = RuntimeLimits {
                 max_instances,
@@ -150,6 +155,7 @@ async fn main() -> Result<()> {
                 mqtt_client_id,
                 limits,
                 cron_timeout: Duration::from_secs(app.cron_timeout_secs),
+                webapi,
             })
             .await
         }

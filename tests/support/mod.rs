@@ -159,6 +159,15 @@ impl Host {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The base URL (ending in `/griddb`) of the WebAPI this host serves when
+    /// started with `--webapi`, read from its log.
+    pub fn webapi_url(&self) -> String {
+        self.wait_for_log("WebAPI serving at http://", 1);
+        let log = self.log();
+        let rest = log.split("WebAPI serving at ").nth(1).unwrap();
+        rest.split_whitespace().next().unwrap().to_owned()
+    }
+
     /// What the host has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -30,6 +30,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn get_container(&self, name: &str) -> Result<Option<ContainerInfo>, StoreError>;
     /// All container names, sorted.
     async fn list_containers(&self) -> Result<Vec<String>, StoreError>;
+    /// Drops a container and its rows; says whether it existed. Not in the
+    /// WIT interface: only the host (the WebAPI's `DELETE containers`) drops.
+    async fn drop_container(&self, name: &str) -> Result<bool, StoreError>;
     /// Writes all rows or none; returns once they are durable.
     async fn put_rows(&self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError>;
     /// Writes rows into several containers; see `multi-put` in `wit/store.wit`

@@ -174,6 +174,22 @@ impl Catalog {
         Ok(info)
     }
 
+    /// Drops the container's table and entry; says whether it existed.
+    pub fn drop(&mut self, conn: &Connection, name: &str) -> Result<bool, StoreError> {
+        let Some(existing) = self.get(name).cloned() else {
+            return Ok(false);
+        };
+        conn.execute(&format!("DROP TABLE {}", existing.table()), [])
+            .map_err(db_err)?;
+        conn.execute(
+            "DELETE FROM _cromflag_containers WHERE id = ?1",
+            [existing.id],
+        )
+        .map_err(db_err)?;
+        self.entries.remove(&name.to_ascii_lowercase());
+        Ok(true)
+    }
+
     fn create(
         &mut self,
         conn: &Connection,

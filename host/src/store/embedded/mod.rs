@@ -122,6 +122,12 @@ impl Backend for Arc<EmbeddedStore> {
         Ok(self.catalog.read().expect("catalog lock").names())
     }
 
+    async fn drop_container(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.write(|reply| writer::Job::DropContainer { name, reply })
+            .await?
+    }
+
     async fn put_rows(&self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
         self.multi_put(vec![(container.to_owned(), rows)]).await
     }

@@ -23,6 +23,11 @@ pub enum Job {
         info: ContainerInfo,
         reply: oneshot::Sender<Result<ContainerInfo, StoreError>>,
     },
+    /// Drops a container and its rows; replies whether it existed.
+    DropContainer {
+        name: String,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
     /// Rows for one or more containers, written in one savepoint.
     PutRows {
         batches: Vec<(String, Vec<Row>)>,
@@ -36,6 +41,10 @@ enum Done {
         oneshot::Sender<Result<ContainerInfo, StoreError>>,
         Result<ContainerInfo, StoreError>,
     ),
+    Dropped(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
     Rows(
         oneshot::Sender<Result<u64, StoreError>>,
         Result<u64, StoreError>,
@@ -48,6 +57,7 @@ impl Done {
     fn is_ok(&self) -> bool {
         match self {
             Done::Container(_, r) => r.is_ok(),
+            Done::Dropped(_, r) => r.is_ok(),
             Done::Rows(_, r, _) => r.is_ok(),
         }
     }
@@ -57,6 +67,7 @@ impl Done {
         // A caller that went away no longer needs its answer.
         match self {
             Done::Container(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
+            Done::Dropped(tx, r) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
             Done::Rows(tx, r, _) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
         }
     }
@@ -149,6 +160,11 @@ fn run_job(
                 working.get_or_insert_with(|| shared.read().expect("catalog lock").clone());
             Done::Container(reply, catalog.put(conn, info))
         }
+        Job::DropContainer { name, reply } => {
+            let catalog =
+                working.get_or_insert_with(|| shared.read().expect("catalog lock").clone());
+            Done::Dropped(reply, catalog.drop(conn, &name))
+        }
         Job::PutRows { batches, reply } => {
             let put_all = |catalog: &Catalog| {
                 batches.iter().try_fold(0, |written, (container, rows)| {
@@ -168,6 +184,7 @@ fn run_job(
 fn failed(job: Job, failure: &StoreError) -> Done {
     match job {
         Job::PutContainer { reply, .. } => Done::Container(reply, Err(failure.clone())),
+        Job::DropContainer { reply, .. } => Done::Dropped(reply, Err(failure.clone())),
         Job::PutRows { reply, .. } => Done::Rows(reply, Err(failure.clone()), Vec::new()),
     }
 }

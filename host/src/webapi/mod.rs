@@ -1,0 +1,9 @@
+//! GridDB's WebAPI (v2), both ways: `wire` is its request and response bodies
+//! and value encoding; `server` answers it from any `Backend`, so that WebAPI
+//! clients (the `griddb` backend of another host, the Grafana GridDB
+//! datasource) work against a local `cromflag up --webapi ADDR`.
+//!
+//! The client side is the `griddb` backend in `store::griddb`.
+
+pub mod server;
+pub mod wire;
