@@ -61,7 +61,7 @@ async fn run(rows: i64) -> anyhow::Result<()> {
     )?;
     let app = manifest::load(&manifest_path)?;
     let data = tmp.path().join("data");
-    let (backend, _lock) = app::open_store(&data)?;
+    let (backend, _lock) = app::open_embedded(&data)?;
 
     let preload = Instant::now();
     backend

@@ -72,7 +72,7 @@ async fn run(duration: Duration, rows: u64) -> anyhow::Result<()> {
         ),
     )?;
     let app = manifest::load(&manifest_path)?;
-    let (backend, _lock) = app::open_store(&tmp.path().join("data"))?;
+    let (backend, _lock) = app::open_embedded(&tmp.path().join("data"))?;
     let runtime = Arc::new(Runtime::new(
         backend.clone(),
         &tmp.path().join("cache"),

@@ -5,6 +5,7 @@
 use crate::manifest;
 use crate::runtime::{Runtime, RuntimeLimits};
 use crate::store::embedded::EmbeddedStore;
+use crate::store::griddb::{GriddbSettings, GriddbStore};
 use crate::store::Backend;
 use crate::triggers::cron::{self, CronTrigger, RunRecord};
 use crate::triggers::http::HttpTrigger;
@@ -52,8 +53,9 @@ pub struct Running {
     pub cron: Option<JoinHandle<()>>,
     /// The WebAPI server and its address, if `--webapi` was given.
     pub webapi: Option<(SocketAddr, JoinHandle<Result<()>>)>,
-    /// Held while the application runs: no other process opens its data directory.
-    _lock: DataDirLock,
+    /// Held while the application runs on the embedded store: no other
+    /// process opens its data directory.
+    _lock: Option<DataDirLock>,
 }
 
 /// The exclusive lock on a data directory. The embedded store keeps its catalog
@@ -61,8 +63,29 @@ pub struct Running {
 /// schema changes: one process owns a data directory at a time.
 pub struct DataDirLock(#[allow(dead_code, reason = "held for its lock")] File);
 
+/// The store the application's `store` variable names: `embedded` (the
+/// default) in `data_dir`, locked while it is open, or `griddb`, the cluster
+/// the `griddb_*` variables point at.
+pub async fn open_store(
+    app: &manifest::App,
+    data_dir: &Path,
+) -> Result<(Arc<dyn Backend>, Option<DataDirLock>)> {
+    match app.variables.get("store").unwrap_or("embedded") {
+        "embedded" => {
+            let (store, lock) = open_embedded(data_dir)?;
+            Ok((store, Some(lock)))
+        }
+        "griddb" => {
+            let settings = GriddbSettings::from_variables(&app.variables)?;
+            let store = GriddbStore::connect(&settings).await?;
+            Ok((Arc::new(store), None))
+        }
+        other => bail!("variable store = `{other}`: use `embedded` or `griddb`"),
+    }
+}
+
 /// Opens the embedded store in `data_dir` (created if missing), locking the directory.
-pub fn open_store(data_dir: &Path) -> Result<(Arc<dyn Backend>, DataDirLock)> {
+pub fn open_embedded(data_dir: &Path) -> Result<(Arc<dyn Backend>, DataDirLock)> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let lock_path = data_dir.join("cromflag.lock");
@@ -90,7 +113,7 @@ pub fn open_store(data_dir: &Path) -> Result<(Arc<dyn Backend>, DataDirLock)> {
 /// Starts every trigger of the application and returns once they listen.
 pub async fn start(options: &UpOptions) -> Result<Running> {
     let app = manifest::load(&options.manifest)?;
-    let (backend, lock) = open_store(&options.data_dir)?;
+    let (backend, lock) = open_store(&app, &options.data_dir).await?;
     let runtime = Arc::new(Runtime::new(
         backend.clone(),
         &options.cache_dir,
@@ -141,7 +164,10 @@ async fn start_webapi(
         .with_context(|| format!("binding the WebAPI to {addr}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(cluster = %settings.cluster, user = %settings.user, "WebAPI serving at http://{addr}/griddb");
-    Ok((addr, tokio::spawn(server::serve(listener, backend, settings))))
+    Ok((
+        addr,
+        tokio::spawn(server::serve(listener, backend, settings)),
+    ))
 }
 
 /// What `cromflag cron run` and `cromflag cron runs` need.
@@ -161,7 +187,7 @@ pub async fn cron_run(
     at: DateTime<Utc>,
 ) -> Result<RunRecord> {
     let app = manifest::load(&options.manifest)?;
-    let (backend, _lock) = open_store(&options.data_dir)?;
+    let (backend, _lock) = open_store(&app, &options.data_dir).await?;
     let runtime = Arc::new(Runtime::new(
         backend.clone(),
         &options.cache_dir,
@@ -170,9 +196,14 @@ pub async fn cron_run(
     cron::run_once(&app, component, at, runtime, backend, options.timeout).await
 }
 
-/// The run records in `data_dir`, oldest tick first.
-pub async fn cron_runs(data_dir: &Path, trigger: Option<&str>) -> Result<Vec<RunRecord>> {
-    let (backend, _lock) = open_store(data_dir)?;
+/// The run records in the application's store, oldest tick first.
+pub async fn cron_runs(
+    manifest: &Path,
+    data_dir: &Path,
+    trigger: Option<&str>,
+) -> Result<Vec<RunRecord>> {
+    let app = manifest::load(manifest)?;
+    let (backend, _lock) = open_store(&app, data_dir).await?;
     cron::list_runs(backend.as_ref(), trigger).await
 }
 

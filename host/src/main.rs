@@ -178,7 +178,7 @@ async fn main() -> Result<()> {
         Command::Cron {
             command: CronCommand::Runs { trigger, app },
         } => {
-            for record in app::cron_runs(&app.data_dir, trigger.as_deref()).await? {
+            for record in app::cron_runs(&app.manifest, &app.data_dir, trigger.as_deref()).await? {
                 println!("{}", serde_json::to_string(&record)?);
             }
             Ok(())

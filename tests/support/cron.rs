@@ -10,8 +10,18 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    cromflag_with_env(args, &[])
+}
+
+/// `cromflag` with extra environment variables.
+pub fn cromflag_with_env<I, S>(args: I, env: &[(&str, &str)]) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     std::process::Command::new(crate::cromflag_bin())
         .args(args)
+        .envs(env.iter().copied())
         .env(
             "CROMFLAG_CACHE_DIR",
             crate::repo_root().join("target/test-compile-cache"),

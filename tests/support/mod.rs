@@ -91,6 +91,17 @@ impl Host {
     }
 
     pub fn start_with(manifest: &Path, data_dir: &Path, extra: &[&str]) -> Host {
+        Host::start_with_env(manifest, data_dir, extra, &[])
+    }
+
+    /// Starts a host with extra arguments and environment variables (such as
+    /// `SPIN_VARIABLE_*` overrides).
+    pub fn start_with_env(
+        manifest: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Host {
         // Hosts run side by side: each gets its broker on a port of its own.
         let mqtt_port = free_port();
         let mut child = Command::new(cromflag_bin())
@@ -110,6 +121,7 @@ impl Host {
                 format!("mqtt://127.0.0.1:{mqtt_port}"),
             )
             .args(extra)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("CROMFLAG_TEST_LOG").unwrap_or_else(|_| "info".into()),

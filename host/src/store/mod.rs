@@ -1,11 +1,15 @@
-//! Storage: the `Backend` trait every store implements, the embedded SQLite
-//! backend, the TQL parser they share, and the host side of `cromflag:iot/store`.
+//! Storage: the `Backend` trait every store implements, its two backends
+//! (`embedded`: SQLite; `griddb`: a GridDB cluster through its WebAPI), the
+//! TQL parser and the schema and row checks they share, and the host side of
+//! `cromflag:iot/store`.
 //!
-//! Boundary: backends see containers, rows and TQL, never HTTP or components;
-//! `bindings` is the only place that knows the WIT-generated types.
+//! Boundary: backends see containers, rows and TQL, never components (only
+//! `griddb` sees HTTP, as a client); `bindings` is the only place that knows
+//! the WIT-generated types.
 
 pub mod bindings;
 pub mod embedded;
+pub mod griddb;
 pub mod tql;
 
 use async_trait::async_trait;
@@ -45,6 +49,127 @@ pub trait Backend: Send + Sync + 'static {
     fn commits(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Committed>>> {
         None
     }
+}
+
+/// What `put-container` must append to `stored` to hold `wanted`: the columns
+/// `wanted` names that `stored` lacks, in order. A different kind or row key,
+/// or a column of another type, is a conflict.
+pub fn added_columns(
+    stored: &ContainerInfo,
+    wanted: &ContainerInfo,
+) -> Result<Vec<Column>, StoreError> {
+    if stored.kind != wanted.kind || stored.row_key != wanted.row_key {
+        let keyed = |row_key| if row_key { " with a row key" } else { "" };
+        return Err(StoreError::SchemaConflict(format!(
+            "container `{}` is a {}{}, not a {}{}",
+            stored.name,
+            stored.kind,
+            keyed(stored.row_key),
+            wanted.kind,
+            keyed(wanted.row_key),
+        )));
+    }
+    let mut columns = stored.columns.clone();
+    for column in &wanted.columns {
+        match stored.column_index(&column.name) {
+            Some(at) if stored.columns[at].column_type != column.column_type => {
+                return Err(StoreError::SchemaConflict(format!(
+                    "column `{}` of `{}` is {}, not {}",
+                    stored.columns[at].name,
+                    stored.name,
+                    stored.columns[at].column_type,
+                    column.column_type
+                )));
+            }
+            Some(_) => {}
+            None => {
+                check_column_name(&column.name, &columns)?;
+                columns.push(column.clone());
+            }
+        }
+    }
+    Ok(columns.split_off(stored.columns.len()))
+}
+
+/// A column name is 1 to 256 characters without NUL, not already in `existing`
+/// (names are case-insensitive).
+pub fn check_column_name(name: &str, existing: &[Column]) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > 256 || name.contains('\0') {
+        return Err(StoreError::Invalid(format!("invalid column name `{name}`")));
+    }
+    if existing.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
+        return Err(StoreError::Invalid(format!(
+            "column `{name}` is given twice"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks rows against their container before anything is written: at most
+/// one value per column, each of its column's type, no null key, no NaN (the
+/// embedded store could not keep it) and timestamps in GridDB's range. Every
+/// backend refuses the same rows, with the same message.
+pub fn check_rows(info: &ContainerInfo, rows: &[Row]) -> Result<(), StoreError> {
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() > info.columns.len() {
+            return Err(StoreError::Invalid(format!(
+                "row {r} has {} values, `{}` has {} columns",
+                row.len(),
+                info.name,
+                info.columns.len()
+            )));
+        }
+        for (c, (value, column)) in row.iter().zip(&info.columns).enumerate() {
+            check_value(value, column.column_type, c == 0 && info.row_key).map_err(|why| {
+                StoreError::Invalid(format!("row {r}, column `{}`: {why}", column.name))
+            })?;
+        }
+        if row.is_empty() && info.row_key {
+            return Err(StoreError::Invalid(format!(
+                "row {r}, column `{}`: the row key must not be null",
+                info.columns[0].name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_value(value: &Value, ty: ColumnType, is_key: bool) -> Result<(), String> {
+    match value {
+        Value::Null if is_key => Err("the row key must not be null".into()),
+        Value::Null => Ok(()),
+        Value::Float(v) if v.is_nan() => Err("NaN cannot be stored".into()),
+        Value::Double(v) if v.is_nan() => Err("NaN cannot be stored".into()),
+        Value::Timestamp(v) if !cromflag_logic::model::TIMESTAMP_RANGE.contains(v) => {
+            Err(format!("{v} is outside the TIMESTAMP range"))
+        }
+        value if value.column_type() == Some(ty) => Ok(()),
+        value => Err(format!(
+            "a {} value does not fit a {ty} column",
+            value.column_type().map_or("null", ColumnType::name)
+        )),
+    }
+}
+
+/// The position of the column a TQL name refers to: a quoted name matches
+/// exactly, an unquoted one regardless of case (as in GridDB).
+pub fn resolve_column(info: &ContainerInfo, name: &tql::Name) -> Result<usize, StoreError> {
+    let found = if name.quoted {
+        info.columns.iter().position(|c| c.name == name.text)
+    } else {
+        info.column_index(&name.text)
+    };
+    found.ok_or_else(|| {
+        let hint = if name.quoted && info.column_index(&name.text).is_some() {
+            " (a quoted name must match exactly, including case)"
+        } else {
+            ""
+        };
+        StoreError::Query(format!(
+            "TQL: unknown column {name} in container '{}'{hint}",
+            info.name
+        ))
+    })
 }
 
 /// The current time as a TIMESTAMP value: milliseconds since the Unix epoch.

@@ -22,6 +22,7 @@
 //! either names the unsupported construct or says where parsing stopped (as a
 //! byte offset into the query) and what was expected there.
 
+use cromflag_logic::model::ColumnType;
 use cromflag_logic::{StoreError, TIMESTAMP_RANGE};
 use std::fmt;
 
@@ -39,6 +40,10 @@ pub struct Statement {
     pub filter: Option<Expr>,
     pub order_by: Vec<SortKey>,
     pub limit: Option<Limit>,
+    /// Where the selection is in the query text: from its first byte to the
+    /// start of the token after it. A backend that must send GridDB another
+    /// selection (the `griddb` one, for our extensions) replaces just this.
+    pub selection_span: std::ops::Range<usize>,
 }
 
 /// What the statement selects.
@@ -109,6 +114,28 @@ impl AggregateFn {
             AggregateFn::Max => "MAX",
             AggregateFn::Variance => "VARIANCE",
             AggregateFn::Stddev => "STDDEV",
+        }
+    }
+
+    /// The result type over a column of type `arg` (`None` for `*`), or `None`
+    /// where GridDB does not define the function for it: COUNT → LONG; AVG,
+    /// VARIANCE, STDDEV → DOUBLE; SUM → LONG over integers, else DOUBLE;
+    /// MIN/MAX → the column's own type (numbers and timestamps). Every backend
+    /// types its answers by this.
+    pub fn result_type(self, arg: Option<ColumnType>) -> Option<ColumnType> {
+        let Some(ty) = arg else {
+            return (self == AggregateFn::Count).then_some(ColumnType::Long);
+        };
+        match self {
+            AggregateFn::Count => Some(ColumnType::Long),
+            AggregateFn::Min | AggregateFn::Max
+                if ty.is_numeric() || ty == ColumnType::Timestamp =>
+            {
+                Some(ty)
+            }
+            _ if !ty.is_numeric() => None,
+            AggregateFn::Sum if ty.is_integral() => Some(ColumnType::Long),
+            _ => Some(ColumnType::Double),
         }
     }
 
@@ -772,7 +799,9 @@ impl Parser {
             return Err(unsupported("EXPLAIN"));
         }
         self.expect_keyword("SELECT")?;
+        let selection_start = self.offset();
         let selection = self.selection()?;
+        let selection_span = selection_start..self.offset();
         let from = if self.eat_keyword("FROM") {
             Some(self.name("a container name")?)
         } else {
@@ -823,6 +852,7 @@ impl Parser {
             filter,
             order_by,
             limit,
+            selection_span,
         })
     }
 
@@ -1439,10 +1469,23 @@ pub(crate) mod tests {
                 filter: None,
                 order_by: vec![],
                 limit: None,
+                selection_span: 7..8,
             }
         );
-        assert_eq!(parse("SELECT * ;").unwrap(), stmt);
-        assert_eq!(parse("  SeLeCt\n*\t").unwrap(), stmt);
+        assert_eq!(
+            parse("SELECT * ;").unwrap(),
+            Statement {
+                selection_span: 7..9,
+                ..stmt.clone()
+            }
+        );
+        assert_eq!(
+            parse("  SeLeCt\n*\t").unwrap(),
+            Statement {
+                selection_span: 9..11,
+                ..stmt
+            }
+        );
     }
 
     #[test]

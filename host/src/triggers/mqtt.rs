@@ -8,7 +8,8 @@
 //! rows upsert on their timestamp. A message the handler rejects (bad payload,
 //! unknown topic, a trap) is logged, counted, stored in the `_rejected`
 //! dead-letter container, and then acked so that it does not loop. A store
-//! failure is retried and, until it succeeds, leaves the message unacked.
+//! failure is retried (capped backoff) until it passes, the message unacked
+//! all along.
 //! A lost connection is retried with capped exponential backoff; the broker
 //! keeps the subscriptions and redelivers what was not acked.
 
@@ -49,8 +50,8 @@ const MAX_IN_FLIGHT: usize = 64;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often the counters are logged (when they changed).
 const COUNTERS_INTERVAL: Duration = Duration::from_secs(60);
-/// How often a store failure is retried before the message is left unacked.
-const STORE_RETRIES: u32 = 5;
+/// The longest pause between two tries of a message the store failed.
+const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
 
 struct Subscription {
     filter: String,
@@ -223,15 +224,19 @@ impl MqttTrigger {
         }
         let payload = payload.to_vec();
         let mut outcome = self.handle(&topic, &payload).await;
-        let mut retries = 0;
+        // While the store is down the message is tried again and again, unacked:
+        // its permit stays taken, so with `MAX_IN_FLIGHT` of them waiting the
+        // connection stops reading and the broker holds the rest. Should this
+        // host stop meanwhile, the broker redelivers what was never acked.
+        let mut backoff = Duration::from_millis(200);
+        let mut tries = 1u64;
         while let Err(Failure::Transient(reason)) = &outcome {
-            if retries == STORE_RETRIES {
-                // Unacked, the broker delivers it again after the next reconnect.
-                tracing::error!(%topic, %reason, "store unavailable: message left unacked");
-                return false;
+            if tries.is_power_of_two() {
+                tracing::error!(%topic, %reason, tries, "store unavailable: message kept unacked, retrying");
             }
-            retries += 1;
-            tokio::time::sleep(Duration::from_millis(100) * 2u32.pow(retries)).await;
+            tokio::time::sleep(backoff.mul_f64(0.5 + fastrand::f64())).await;
+            backoff = (backoff * 2).min(MAX_STORE_BACKOFF);
+            tries += 1;
             outcome = self.handle(&topic, &payload).await;
         }
         match outcome {

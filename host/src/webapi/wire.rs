@@ -427,12 +427,7 @@ mod tests {
         ];
         let columns: Vec<Column> = row
             .iter()
-            .map(|v| {
-                Column::new(
-                    "c",
-                    v.column_type().unwrap_or(ColumnType::String),
-                )
-            })
+            .map(|v| Column::new("c", v.column_type().unwrap_or(ColumnType::String)))
             .collect();
         let json = encode_row(&row);
         assert_eq!(json[7], json!(0.1));

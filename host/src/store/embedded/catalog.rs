@@ -5,7 +5,9 @@
 //! thread changes it, inside its transaction (see `writer`).
 
 use super::codec::sql_type;
-use crate::store::{Column, ColumnType, ContainerInfo, ContainerKind, StoreError};
+use crate::store::{
+    added_columns, check_column_name, Column, ColumnType, ContainerInfo, ContainerKind, StoreError,
+};
 use cromflag_logic::model::is_valid_container_name;
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -114,42 +116,12 @@ impl Catalog {
             return self.create(conn, info);
         };
         let stored = &existing.info;
-        if stored.kind != info.kind || stored.row_key != info.row_key {
-            return Err(StoreError::SchemaConflict(format!(
-                "container `{}` is a {}{}, not a {}{}",
-                stored.name,
-                stored.kind,
-                if stored.row_key {
-                    " with a row key"
-                } else {
-                    ""
-                },
-                info.kind,
-                if info.row_key { " with a row key" } else { "" },
-            )));
-        }
-        let mut columns = stored.columns.clone();
-        for column in info.columns {
-            match stored.column_index(&column.name) {
-                Some(at) if stored.columns[at].column_type != column.column_type => {
-                    return Err(StoreError::SchemaConflict(format!(
-                        "column `{}` of `{}` is {}, not {}",
-                        stored.columns[at].name,
-                        stored.name,
-                        stored.columns[at].column_type,
-                        column.column_type
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    check_column_name(&column.name, &columns)?;
-                    columns.push(column);
-                }
-            }
-        }
-        if columns.len() == stored.columns.len() {
+        let added = added_columns(stored, &info)?;
+        if added.is_empty() {
             return Ok(stored.clone());
         }
+        let mut columns = stored.columns.clone();
+        columns.extend(added);
         let table = existing.table();
         for (index, column) in columns.iter().enumerate().skip(stored.columns.len()) {
             let ddl = format!(
@@ -233,18 +205,6 @@ fn columns_json(columns: &[Column]) -> String {
         .map(|c| (c.name.as_str(), c.column_type.name()))
         .collect();
     serde_json::to_string(&pairs).expect("strings always serialize")
-}
-
-fn check_column_name(name: &str, existing: &[Column]) -> Result<(), StoreError> {
-    if name.is_empty() || name.len() > 256 || name.contains('\0') {
-        return Err(StoreError::Invalid(format!("invalid column name `{name}`")));
-    }
-    if existing.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
-        return Err(StoreError::Invalid(format!(
-            "column `{name}` is given twice"
-        )));
-    }
-    Ok(())
 }
 
 fn validate_new(info: &ContainerInfo) -> Result<(), StoreError> {

@@ -65,22 +65,3 @@ pub fn from_sql(cell: ValueRef<'_>, ty: ColumnType) -> Result<Value, StoreError>
         _ => return Err(corrupt()),
     })
 }
-
-/// Checks that `value` may be stored in a column of type `ty`; `is_key` forbids null.
-pub fn check(value: &Value, ty: ColumnType, is_key: bool) -> Result<(), String> {
-    match value {
-        Value::Null if is_key => Err("the row key must not be null".into()),
-        Value::Null => Ok(()),
-        // SQLite would store NaN as NULL, silently changing the value.
-        Value::Float(v) if v.is_nan() => Err("NaN cannot be stored".into()),
-        Value::Double(v) if v.is_nan() => Err("NaN cannot be stored".into()),
-        Value::Timestamp(v) if !cromflag_logic::model::TIMESTAMP_RANGE.contains(v) => {
-            Err(format!("{v} is outside the TIMESTAMP range"))
-        }
-        value if value.column_type() == Some(ty) => Ok(()),
-        value => Err(format!(
-            "a {} value does not fit a {ty} column",
-            value.column_type().map_or("null", ColumnType::name)
-        )),
-    }
-}

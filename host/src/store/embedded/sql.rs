@@ -291,26 +291,20 @@ impl Translator<'_> {
         let index = self.resolve(name)?;
         let ty = self.info.columns[index].column_type;
         let c = format!("c{index}");
-        let accepted = match function {
-            AggregateFn::Count => true,
-            AggregateFn::Min | AggregateFn::Max => ty.is_numeric() || ty == ColumnType::Timestamp,
-            _ => ty.is_numeric(),
-        };
-        if !accepted {
+        let Some(result_type) = function.result_type(Some(ty)) else {
             return Err(error(format_args!(
                 "{} at byte {}: {} is not defined for column {name} of type {ty}",
                 aggregate.label(),
                 aggregate.offset,
                 function.name()
             )));
-        }
+        };
         Ok(match function {
-            AggregateFn::Count => (format!("COUNT({c})"), ColumnType::Long),
-            AggregateFn::Sum if ty.is_integral() => (format!("SUM({c})"), ColumnType::Long),
-            AggregateFn::Sum => (format!("SUM({c})"), ColumnType::Double),
-            AggregateFn::Avg => (format!("AVG({c})"), ColumnType::Double),
-            AggregateFn::Min => (format!("MIN({c})"), ty),
-            AggregateFn::Max => (format!("MAX({c})"), ty),
+            AggregateFn::Count
+            | AggregateFn::Sum
+            | AggregateFn::Avg
+            | AggregateFn::Min
+            | AggregateFn::Max => (format!("{}({c})", function.name()), result_type),
             // Two passes (the mean first, then the squared deviations from
             // it) rather than Σx² − (Σx)²/n, which cancels catastrophically
             // for values far from zero. Sample variance: n − 1, and 0.0 for a
@@ -324,7 +318,7 @@ impl Translator<'_> {
                         "CASE WHEN COUNT({c}) = 1 THEN 0.0 \
                          ELSE SUM(({c} - m{k}.a) * ({c} - m{k}.a)) / (COUNT({c}) - 1) END"
                     ),
-                    ColumnType::Double,
+                    result_type,
                 )
             }
         })
@@ -469,22 +463,7 @@ impl Translator<'_> {
     /// The container column index a name refers to: unquoted names match
     /// case-insensitively (as GridDB does), quoted names exactly.
     fn resolve(&self, name: &Name) -> Result<usize, StoreError> {
-        let found = if name.quoted {
-            self.info.columns.iter().position(|c| c.name == name.text)
-        } else {
-            self.info.column_index(&name.text)
-        };
-        found.ok_or_else(|| {
-            let hint = if name.quoted && self.info.column_index(&name.text).is_some() {
-                " (a quoted name must match exactly, including case)"
-            } else {
-                ""
-            };
-            error(format_args!(
-                "unknown column {name} in container '{}'{hint}",
-                self.info.name
-            ))
-        })
+        crate::store::resolve_column(self.info, name)
     }
 
     fn bind(&mut self, value: SqlValue) -> String {

@@ -225,22 +225,7 @@ fn put_rows(
         .get(container)
         .ok_or_else(|| StoreError::NotFound(format!("container `{container}` does not exist")))?;
     let columns = &entry.info.columns;
-    for (r, row) in rows.iter().enumerate() {
-        if row.len() > columns.len() {
-            return Err(StoreError::Invalid(format!(
-                "row {r} has {} values, `{}` has {} columns",
-                row.len(),
-                entry.info.name,
-                columns.len()
-            )));
-        }
-        for (c, column) in columns.iter().enumerate() {
-            let value = row.get(c).unwrap_or(&crate::store::Value::Null);
-            codec::check(value, column.column_type, c == 0 && entry.info.row_key).map_err(
-                |why| StoreError::Invalid(format!("row {r}, column `{}`: {why}", column.name)),
-            )?;
-        }
-    }
+    crate::store::check_rows(&entry.info, rows)?;
     // With a row key a put replaces the whole row, as GridDB's does.
     let verb = if entry.info.row_key {
         "INSERT OR REPLACE"

@@ -1,0 +1,180 @@
+//! One WebAPI endpoint, called well: pooled keep-alive connections (HTTP or
+//! HTTPS), Basic auth on every call, a deadline per call, and retries with
+//! capped, jittered backoff on what may pass (a refused connection, a timeout,
+//! a 5xx). Every call here is safe to repeat: row puts are upserts on their
+//! key, creates answer 409 the second time, reads are reads.
+
+use super::GriddbSettings;
+use crate::store::StoreError;
+use crate::webapi::wire::ErrorBody;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use std::time::{Duration, Instant};
+
+/// First pause before a retry; doubled each time up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Attempts per call, the first included; fewer if the deadline comes first.
+const MAX_ATTEMPTS: u32 = 4;
+
+/// A WebAPI answer other than a 5xx: its status and body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The error body's message (or the raw text when it is not one).
+    pub fn message(&self) -> String {
+        match serde_json::from_slice::<ErrorBody>(&self.body) {
+            Ok(error) => error.error_message,
+            Err(_) => String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
+}
+
+pub struct WebApiClient {
+    /// `<griddb_url>/v2/<cluster>/dbs/<database>`, without a trailing slash.
+    base: String,
+    /// The user the credentials are for, for messages (never the password).
+    user: String,
+    authorization: HeaderValue,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl WebApiClient {
+    pub fn new(settings: &GriddbSettings) -> anyhow::Result<WebApiClient> {
+        let url: http::Uri = settings
+            .url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("griddb_url `{}` is not a URL: {e}", settings.url))?;
+        if !matches!(url.scheme_str(), Some("http" | "https")) {
+            anyhow::bail!(
+                "griddb_url `{}` must start with http:// or https://",
+                settings.url
+            );
+        }
+        if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+            anyhow::bail!(
+                "griddb_url must not hold credentials: set griddb_user and griddb_password"
+            );
+        }
+        let base = format!(
+            "{}/v2/{}/dbs/{}",
+            settings.url.trim_end_matches('/'),
+            settings.cluster,
+            settings.database
+        );
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", settings.user, settings.password));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))?;
+        // Kept out of any debug output hyper or we might produce.
+        authorization.set_sensitive(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(WebApiClient {
+            base,
+            user: settings.user.clone(),
+            authorization,
+            http,
+            timeout: settings.timeout,
+        })
+    }
+
+    /// Where calls go (no credentials in it), for messages.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Calls `method path` (relative to the database) with an optional JSON
+    /// body, retrying what may pass; 2xx, 4xx come back as an `Answer`. A
+    /// WebAPI that stays unreachable, slow or failing is `StoreError::Backend`,
+    /// which the components answer with 503.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, StoreError> {
+        let uri = format!("{}/{path}", self.base);
+        let body = Bytes::from(body.unwrap_or_default());
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let failure = match self.attempt(&method, &uri, body.clone(), deadline).await {
+                Ok(answer) if !answer.status.is_server_error() => return Ok(answer),
+                Ok(answer) => format!("{} {}", answer.status, answer.message()),
+                Err(e) => e,
+            };
+            // Full jitter: hosts that lost GridDB together do not come back in step.
+            let pause = backoff.mul_f64(fastrand::f64());
+            if attempt >= MAX_ATTEMPTS || Instant::now() + pause >= deadline {
+                return Err(StoreError::Backend(format!(
+                    "GridDB WebAPI at {} failed after {attempt} attempt{}: {failure}",
+                    self.base,
+                    if attempt == 1 { "" } else { "s" }
+                )));
+            }
+            tracing::debug!(%method, path, attempt, error = %failure, "WebAPI call failed; retrying");
+            tokio::time::sleep(pause).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        uri: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Answer, String> {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(header::AUTHORIZATION, self.authorization.clone())
+            .header(header::ACCEPT, "application/json");
+        if !body.is_empty() {
+            request = request.header(header::CONTENT_TYPE, "application/json; charset=UTF-8");
+        }
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| {
+                // The outermost error says little ("client error (Connect)"): show the cause too.
+                match std::error::Error::source(&e) {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                }
+            })?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok(Answer { status, body })
+        };
+        match tokio::time::timeout_at(deadline.into(), exchange).await {
+            Ok(answer) => answer,
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The `griddb` backend end to end: host A runs with `store = "griddb"`
+//! pointed at host B's `--webapi` listener, so every component call of A
+//! crosses real HTTP into B's store. B is a cromflag host rather than a GridDB
+//! cluster (none can run here); `tests/webapi.rs` pins B's answers to the
+//! WebAPI's documented shapes, so what works against B works against GridDB.
+
+use cromflag_tests::cron::cromflag_with_env;
+use cromflag_tests::mqtt::Publisher;
+use cromflag_tests::{free_port, get, insert_sample, post, repo_root, wait_until, Answer, Host};
+use serde_json::{json, Value};
+use std::path::Path;
+use tempfile::TempDir;
+
+/// `admin:admin`, the `webapi_*` defaults of `spin.toml`.
+const ADMIN: &str = "Basic YWRtaW46YWRtaW4=";
+
+/// Host B: the embedded store, serving the WebAPI on `port`.
+fn start_b(data: &Path, port: u16, env: &[(&str, &str)]) -> Host {
+    let webapi = format!("127.0.0.1:{port}");
+    Host::start_with_env(
+        &repo_root().join("spin.toml"),
+        data,
+        &["--webapi", &webapi],
+        env,
+    )
+}
+
+/// The variables that point a host at B's WebAPI on `port`.
+fn griddb_env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("SPIN_VARIABLE_STORE", "griddb".into()),
+        (
+            "SPIN_VARIABLE_GRIDDB_URL",
+            format!("http://127.0.0.1:{port}/griddb"),
+        ),
+        // Fail fast in tests: a call gives up after 5 s.
+        ("SPIN_VARIABLE_GRIDDB_TIMEOUT_SECS", "5".into()),
+    ]
+}
+
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Host A: `store = "griddb"` against B's WebAPI on `port`.
+fn start_a(data: &Path, port: u16, extra_env: &[(&'static str, String)]) -> Host {
+    let mut env = griddb_env(port);
+    env.extend(extra_env.iter().cloned());
+    Host::start_with_env(&repo_root().join("spin.toml"), data, &[], &borrowed(&env))
+}
+
+/// `POST …/tql` on B with one statement: its one answer.
+fn tql(port: u16, container: &str, stmt: &str) -> Value {
+    let url = format!("http://127.0.0.1:{port}/griddb/v2/defaultCluster/dbs/public/tql");
+    let body = json!([{"name": container, "stmt": stmt, "columns": null}]);
+    let response = ureq::post(&url)
+        .set("Authorization", ADMIN)
+        .set("Content-Type", "application/json; charset=UTF-8")
+        .send_string(&body.to_string());
+    let answer = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Status(status, r)) => {
+            panic!("tql {stmt}: {status} {}", r.into_string().unwrap())
+        }
+        Err(e) => panic!("tql {stmt}: {e}"),
+    };
+    serde_json::from_str::<Value>(&answer.into_string().unwrap()).unwrap()[0].clone()
+}
+
+fn count(port: u16, container: &str) -> i64 {
+    tql(port, container, "select count(*)")["results"][0][0]
+        .as_f64()
+        .unwrap() as i64
+}
+
+/// A document of `n` rows for `device`, one second apart from `start_ms`.
+fn document(device: &str, start_ms: i64, n: usize) -> Vec<u8> {
+    let rows: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "timestamp": start_ms + i as i64 * 1000,
+                "temperature": 20.0 + (i % 10) as f64,
+                "humidity": 50.0,
+                "motion": i % 7 == 0,
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "deviceinfo": {"deviceid": device, "fw_ver": "1.0", "batt_lvl": 90},
+        "tsdata": rows,
+    }))
+    .unwrap()
+}
+
+fn insert(host: &Host, device: &str, body: &[u8]) -> Answer {
+    post(
+        &host.url(&format!("/insert/{device}")),
+        "application/json",
+        body,
+    )
+}
+
+#[test]
+fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let port = free_port();
+    let b = start_b(dir_b.path(), port, &[]);
+    let a = start_a(dir_a.path(), port, &[]);
+    assert!(
+        a.log().contains("store: GridDB"),
+        "A did not use the griddb store:\n{}",
+        a.log()
+    );
+
+    // The Must-show: the sample curl into A answers True …
+    let answer = insert_sample(&a);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "True"));
+    // … and B's WebAPI returns its 6 rows.
+    let stored = tql(port, "sample", "select *");
+    let rows = stored["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "{stored:#}");
+    let columns: Vec<&str> = stored["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let ts = columns.iter().position(|c| *c == "timestamp").unwrap();
+    let temperature = columns.iter().position(|c| *c == "temperature").unwrap();
+    assert_eq!(rows[0][ts], "2020-02-18T17:25:38.255Z");
+    assert_eq!(rows[0][temperature], 78.0);
+    // The devices collection and the messages log went along in the same insert.
+    assert_eq!(count(port, "devices"), 1);
+    assert_eq!(count(port, "messages"), 1);
+
+    // Every read through A (over the WebAPI) answers what B (embedded) answers:
+    // plain rows, a column list, several aggregates per bucket, device listings.
+    for path in [
+        "/fetch/sample",
+        "/fetch/sample?from=1582046748255&to=1582046778255",
+        "/fetch/sample?columns=temperature,motion&order=desc&limit=4",
+        "/fetch/sample?agg=avg&interval=20s&columns=temperature,humidity",
+        "/fetch/sample?agg=stddev&interval=20s&fill=linear",
+        "/fetch/sample?agg=max&interval=5s&fill=previous&from=1582046738255&to=1582046800000",
+        "/fetch/sample?agg=sum&interval=1d&tz=Europe/Paris",
+        "/fetch/devices",
+        "/devices/sample/latest",
+        "/devices/sample/schema",
+        "/reports",
+    ] {
+        let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
+        assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
+        assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
+    }
+
+    // MQTT into A's broker ends up in B.
+    let mut publisher = Publisher::connect(a.mqtt_port, "griddb-test");
+    publisher.publish(
+        "devices/m1/telemetry",
+        1,
+        document("m1", 1_600_000_000_000, 5),
+    );
+    wait_until("m1's rows in B", || {
+        let answer = get(&b.url("/fetch/m1"));
+        (answer.status == 200 && answer.json().as_array().unwrap().len() == 5).then_some(())
+    });
+
+    // A report computed by A's report component over the WebAPI, stored in B.
+    let env = griddb_env(port);
+    let output = cromflag_with_env(
+        [
+            "cron",
+            "run",
+            "daily-report",
+            "--at",
+            "2020-02-19T00:05:00Z",
+            "--manifest",
+            repo_root().join("spin.toml").to_str().unwrap(),
+            "--data-dir",
+            dir_a.path().to_str().unwrap(),
+        ],
+        &borrowed(&env),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = get(&b.url("/reports/daily-sample-2020-02-18"));
+    assert_eq!(report.status, 200, "{}", report.text());
+    let body = &report.json()["body"];
+    assert_eq!(body["rows"], 6);
+    let temperature = body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "temperature")
+        .unwrap();
+    assert_eq!(
+        (
+            &temperature["min"],
+            &temperature["max"],
+            &temperature["mean"]
+        ),
+        (&json!(77.0), &json!(82.0), &json!(79.5))
+    );
+    assert_eq!(body["motion_events"], 1);
+}
+
+#[test]
+fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let port = free_port();
+    let b = start_b(dir_b.path(), port, &[]);
+    let a = start_a(dir_a.path(), port, &[]);
+    assert_eq!(insert_sample(&a).status, 200);
+    b.stop();
+
+    // B is gone: an insert into A is refused with 503 and says why.
+    let late = document("late", 1_600_000_000_000, 20);
+    let refused = insert(&a, "late", &late);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let error = refused.json();
+    assert!(
+        error.to_string().contains("GridDB WebAPI"),
+        "the 503 does not name the store: {error}"
+    );
+    // An MQTT message meanwhile is taken by the broker but not acked by A.
+    let mut publisher = Publisher::connect(a.mqtt_port, "griddb-down");
+    publisher.publish(
+        "devices/queued/telemetry",
+        1,
+        document("queued", 1_600_000_100_000, 7),
+    );
+    a.wait_for_log("store unavailable: message kept unacked", 1);
+
+    // B comes back on the same port and data: the client's retry succeeds,
+    // and the queued MQTT message is stored without anyone resending it.
+    let b = start_b(dir_b.path(), port, &[]);
+    let retried = wait_until("A to accept the retried insert", || {
+        let answer = insert(&a, "late", &late);
+        (answer.status != 503).then_some(answer)
+    });
+    assert_eq!((retried.status, retried.text().as_str()), (200, "True"));
+    assert_eq!(count(port, "late"), 20);
+    wait_until("the queued MQTT message in B", || {
+        let answer = get(&b.url("/fetch/queued"));
+        (answer.status == 200 && answer.json().as_array().unwrap().len() == 7).then_some(())
+    });
+    // And what was stored before the outage is still there.
+    assert_eq!(count(port, "sample"), 6);
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_that_does_not_show_the_password() {
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let port = free_port();
+    let _b = start_b(dir_b.path(), port, &[]);
+    let mut env = griddb_env(port);
+    env.push(("SPIN_VARIABLE_GRIDDB_PASSWORD", "hunter2-wrong".into()));
+    let output = cromflag_with_env(
+        [
+            "up",
+            "--manifest",
+            repo_root().join("spin.toml").to_str().unwrap(),
+            "--data-dir",
+            dir_a.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--mqtt-broker",
+            "off",
+        ],
+        &borrowed(&env),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "A started with a wrong password");
+    assert!(
+        stderr.contains("refused user `admin`") && stderr.contains("griddb_password"),
+        "unclear error: {stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is in the log: {stderr}"
+    );
+}
+
+#[test]
+fn batches_over_the_request_limit_are_split() {
+    let (dir_a, dir_b, dir_c) = (
+        TempDir::new().unwrap(),
+        TempDir::new().unwrap(),
+        TempDir::new().unwrap(),
+    );
+    let port = free_port();
+    // B takes at most 4 kB per put (by the WebAPI's estimate); 500 rows weigh ~17 kB.
+    let _b = start_b(
+        dir_b.path(),
+        port,
+        &[("SPIN_VARIABLE_WEBAPI_MAX_REQUEST_BYTES", "4096")],
+    );
+    let big = document("big", 1_600_000_000_000, 500);
+
+    // A host that would send it in one request is refused by B …
+    let unsplit = start_a(
+        dir_c.path(),
+        port,
+        &[("SPIN_VARIABLE_GRIDDB_MAX_REQUEST_BYTES", "1048576".into())],
+    );
+    let refused = insert(&unsplit, "big", &big);
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.text().contains("Too many rows data"),
+        "{}",
+        refused.text()
+    );
+    unsplit.stop();
+
+    // … while A, told the limit, splits it and every row arrives.
+    let a = start_a(
+        dir_a.path(),
+        port,
+        &[("SPIN_VARIABLE_GRIDDB_MAX_REQUEST_BYTES", "4096".into())],
+    );
+    let answer = insert(&a, "big", &big);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "True"));
+    assert_eq!(count(port, "big"), 500);
+    let rows = get(&a.url("/fetch/big?limit=1000")).json();
+    assert_eq!(rows.as_array().unwrap().len(), 500);
+    assert_eq!(rows[499]["temperature"], 29.0);
+}
