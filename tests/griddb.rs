@@ -6,6 +6,7 @@
 
 use cromflag_tests::cron::cromflag_with_env;
 use cromflag_tests::mqtt::Publisher;
+use cromflag_tests::sse::Stream;
 use cromflag_tests::{free_port, get, insert_sample, post, repo_root, wait_until, Answer, Host};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -153,17 +154,21 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
         assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
     }
 
-    // MQTT into A's broker ends up in B.
+    // MQTT into A's broker ends up in B, and A's live stream shows the rows
+    // once GridDB has taken them.
+    let mut stream = Stream::open(&a, "m1");
     let mut publisher = Publisher::connect(a.mqtt_port, "griddb-test");
     publisher.publish(
         "devices/m1/telemetry",
         1,
         document("m1", 1_600_000_000_000, 5),
     );
-    wait_until("m1's rows in B", || {
-        let answer = get(&b.url("/fetch/m1"));
-        (answer.status == 200 && answer.json().as_array().unwrap().len() == 5).then_some(())
-    });
+    let (event, data) = stream.next_event();
+    assert_eq!(event, "rows");
+    let streamed: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(streamed.as_array().unwrap().len(), 5);
+    let answer = get(&b.url("/fetch/m1"));
+    assert_eq!(answer.json(), streamed, "B holds what A streamed");
 
     // A report computed by A's report component over the WebAPI, stored in B.
     let env = griddb_env(port);

@@ -3,64 +3,12 @@
 //! client is dropped with an event, and the page works in a real browser.
 
 use cromflag_tests::mqtt::Publisher;
+use cromflag_tests::sse::Stream;
 use cromflag_tests::{get, insert_sample, post, repo_root, sample_payload, Host};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::Duration;
 use tempfile::TempDir;
-
-/// An SSE client on a raw socket: the test controls how fast it reads.
-struct Stream {
-    reader: BufReader<TcpStream>,
-}
-
-impl Stream {
-    fn open(host: &Host, device: &str) -> Stream {
-        use std::io::Write;
-        let mut socket = TcpStream::connect(host.addr).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        write!(
-            socket,
-            "GET /stream/{device} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
-        )
-        .unwrap();
-        let mut stream = Stream {
-            reader: BufReader::new(socket),
-        };
-        let status = stream.line();
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-        while !stream.line().is_empty() {}
-        assert_eq!(stream.next_event().0, "ready");
-        stream
-    }
-
-    /// One line of the (chunked) body, without its line end; chunk sizes skipped.
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader
-            .read_line(&mut line)
-            .expect("the stream is open");
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    }
-
-    /// The next event: its name and its data. Keep-alive comments are skipped.
-    fn next_event(&mut self) -> (String, String) {
-        let (mut name, mut data) = (String::new(), String::new());
-        loop {
-            let line = self.line();
-            if let Some(value) = line.strip_prefix("event: ") {
-                name = value.to_owned();
-            } else if let Some(value) = line.strip_prefix("data: ") {
-                data = value.to_owned();
-            } else if line.is_empty() && !name.is_empty() {
-                return (name, data);
-            }
-        }
-    }
-}
 
 fn sample_rows() -> Vec<Value> {
     let doc: Value = serde_json::from_slice(&sample_payload()).unwrap();

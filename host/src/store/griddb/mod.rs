@@ -20,7 +20,10 @@
 mod client;
 mod dialect;
 
-use super::{added_columns, check_rows, Backend, ContainerInfo, QueryResult, Row, StoreError};
+use super::{
+    added_columns, check_rows, Backend, Committed, ContainerInfo, ContainerKind, QueryResult, Row,
+    StoreError,
+};
 use crate::manifest::Variables;
 use crate::webapi::wire::{self, ContainerDto, ContainerList, ContainerRows, TqlQuery, TqlResult};
 use anyhow::Context;
@@ -29,7 +32,8 @@ use client::{Answer, WebApiClient};
 use cromflag_logic::model::is_valid_container_name;
 use http::{Method, StatusCode};
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+use tokio::sync::broadcast;
 use std::time::Duration;
 
 /// Where the cluster is and who we are to it: the `griddb_*` variables.
@@ -89,7 +93,13 @@ pub struct GriddbStore {
     /// Containers as last seen, by lower-cased name (names are case-insensitive).
     schemas: RwLock<HashMap<String, ContainerInfo>>,
     max_request_bytes: usize,
+    /// Time-series rows this host wrote, once GridDB took them (live streams
+    /// see this host's writes; other writers to the cluster are not seen).
+    commits: broadcast::Sender<Arc<Committed>>,
 }
+
+/// Batches kept for live streams before a slow listener is dropped.
+const COMMITS_BUFFER: usize = 1024;
 
 impl GriddbStore {
     /// Checks the connection once. Wrong credentials, an unknown cluster or a
@@ -100,6 +110,7 @@ impl GriddbStore {
             client: WebApiClient::new(settings)?,
             schemas: RwLock::new(HashMap::new()),
             max_request_bytes: settings.max_request_bytes,
+            commits: broadcast::channel(COMMITS_BUFFER).0,
         };
         match store
             .client
@@ -394,6 +405,7 @@ impl Backend for GriddbStore {
         let mut requests: Vec<Vec<ContainerRows>> = vec![Vec::new()];
         let mut size = 0;
         let mut written = 0;
+        let mut committed = Vec::new();
         for (container, rows) in batches {
             if rows.is_empty() {
                 continue;
@@ -401,6 +413,13 @@ impl Backend for GriddbStore {
             let info = self.schema(&container).await?;
             check_rows(&info, &rows)?;
             written += rows.len() as u64;
+            if info.kind == ContainerKind::TimeSeries && self.commits.receiver_count() > 0 {
+                committed.push(Committed {
+                    container: info.name.clone(),
+                    columns: info.columns.clone(),
+                    rows: rows.clone(),
+                });
+            }
             for (r, mut row) in rows.into_iter().enumerate() {
                 let row_size = wire::estimated_size(&row);
                 if row_size > self.max_request_bytes {
@@ -431,7 +450,15 @@ impl Backend for GriddbStore {
         for request in requests.iter().filter(|r| !r.is_empty()) {
             self.put_request(request).await?;
         }
+        for batch in committed {
+            // No listener left is not an error.
+            let _ = self.commits.send(Arc::new(batch));
+        }
         Ok(written)
+    }
+
+    fn commits(&self) -> Option<broadcast::Receiver<Arc<Committed>>> {
+        Some(self.commits.subscribe())
     }
 
     async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {
