@@ -89,3 +89,45 @@ pub fn sample(root: &std::path::Path) -> anyhow::Result<Value> {
         root.join("tests/fixtures/sample-insert.json"),
     )?)?)
 }
+
+/// A `cromflag` process started by a benchmark; killed when dropped.
+#[allow(dead_code, reason = "not every benchmark starts processes")]
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the release `cromflag up` with `args` and `env`, and waits for its
+/// HTTP address; `RUST_LOG` is `warn` so that logging costs nothing.
+#[allow(dead_code, reason = "not every benchmark starts processes")]
+pub fn spawn_host(
+    root: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> anyhow::Result<(Process, SocketAddr)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(root.join("target/release/cromflag"))
+        .arg("up")
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "warn,cromflag=info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let process = Process(child);
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = rest.split_whitespace().next().map(str::parse).transpose()?;
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let addr = addr.ok_or_else(|| anyhow::anyhow!("cromflag did not start"))?;
+    Ok((process, addr))
+}

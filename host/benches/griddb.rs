@@ -1,0 +1,107 @@
+//! Insert throughput over the `griddb` backend against the embedded store.
+//!
+//! Two real `cromflag` processes: B runs the embedded store and serves the
+//! WebAPI (`--webapi`); A runs `store = "griddb"` against B's WebAPI. The
+//! same load (the sample, timestamps shifted so each request appends six rows,
+//! from `c` keep-alive connections) goes to B's own HTTP API, then to A's, in
+//! the same run; the ratio is what the WebAPI hop costs. Both processes share
+//! this machine's cores, so A's figure includes B's work on its behalf.
+//!
+//! Run: `cargo bench -p cromflag --bench griddb` after `cargo build --release`.
+//! `BENCH_SECONDS` sets the time per case (default 3).
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{load, spawn_host, ROWS_PER_REQUEST};
+
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(Duration::from_secs(seconds)))
+}
+
+async fn run(duration: Duration) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let tmp = tempfile::TempDir::new()?;
+    let manifest = root.join("spin.toml");
+    let manifest = manifest.to_str().unwrap();
+    let cache = tmp.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let webapi = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let data_b = tmp.path().join("b");
+    let (_b, b) = spawn_host(
+        root,
+        &[
+            "--manifest",
+            manifest,
+            "--cache-dir",
+            cache,
+            "--listen",
+            "127.0.0.1:0",
+            "--mqtt-broker",
+            "off",
+            "--webapi",
+            &webapi.to_string(),
+            "--data-dir",
+            data_b.to_str().unwrap(),
+        ],
+        &[],
+    )?;
+    let data_a = tmp.path().join("a");
+    let (_a, a) = spawn_host(
+        root,
+        &[
+            "--manifest",
+            manifest,
+            "--cache-dir",
+            cache,
+            "--listen",
+            "127.0.0.1:0",
+            "--mqtt-broker",
+            "off",
+            "--data-dir",
+            data_a.to_str().unwrap(),
+        ],
+        &[
+            ("SPIN_VARIABLE_STORE", "griddb".into()),
+            (
+                "SPIN_VARIABLE_GRIDDB_URL",
+                format!("http://{webapi}/griddb"),
+            ),
+        ],
+    )?;
+
+    let sample = support::sample(root)?;
+    let sequence = Arc::new(AtomicU64::new(0));
+    println!(
+        "insert throughput, {}s per case, {} rows per request",
+        duration.as_secs(),
+        ROWS_PER_REQUEST
+    );
+    println!(
+        "{:>5} | {:>14} {:>14} | {:>14} {:>14} | {:>16}",
+        "conc", "embedded req/s", "rows/s", "griddb req/s", "rows/s", "griddb/embedded"
+    );
+    for concurrency in CONCURRENCY {
+        let embedded = load(b, concurrency, duration, &sample, &sequence).await?;
+        let griddb = load(a, concurrency, duration, &sample, &sequence).await?;
+        println!(
+            "{concurrency:>5} | {embedded:>14.0} {:>14.0} | {griddb:>14.0} {:>14.0} | {:>16.2}",
+            embedded * ROWS_PER_REQUEST as f64,
+            griddb * ROWS_PER_REQUEST as f64,
+            griddb / embedded,
+        );
+    }
+    Ok(())
+}
