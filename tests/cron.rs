@@ -552,7 +552,7 @@ fn a_running_host_writes_reports_on_its_schedule() {
     host.wait_for_log("cron run ok trigger=\"daily\"", 2);
     host.stop();
 
-    let runs = cron::runs(&data, Some("daily"));
+    let runs = cron::runs(&manifest, &data, Some("daily"));
     assert!(runs.len() >= 2, "{runs:#?}");
     for run in &runs {
         assert_eq!(run["manual"], false);
@@ -563,8 +563,14 @@ fn a_running_host_writes_reports_on_its_schedule() {
 }
 
 /// The ticks of `trigger`'s records within `(from, to)` ms.
-fn ticks_between(data: &Path, trigger: &str, from: i64, to: i64) -> Vec<(i64, String)> {
-    cron::runs(data, Some(trigger))
+fn ticks_between(
+    manifest: &Path,
+    data: &Path,
+    trigger: &str,
+    from: i64,
+    to: i64,
+) -> Vec<(i64, String)> {
+    cron::runs(manifest, data, Some(trigger))
         .iter()
         .map(|r| {
             (
@@ -613,15 +619,18 @@ fn missed_ticks_are_caught_up_or_skipped_by_policy() {
     let window = (stopped + 1000, restarted);
     let expected = (window.0 / 1000 + 1..=(window.1 - 1) / 1000).count();
     assert!(expected >= 3, "{expected}");
-    let all = ticks_between(&data, "every-tick", window.0, window.1);
+    let all = ticks_between(&manifest, &data, "every-tick", window.0, window.1);
     assert_eq!(all.len(), expected, "{all:?}");
     assert!(all.iter().all(|(_, status)| status == "ok"), "{all:?}");
-    let latest = ticks_between(&data, "latest-tick", window.0, window.1);
+    let latest = ticks_between(&manifest, &data, "latest-tick", window.0, window.1);
     assert!(
         latest.len() <= 1,
         "only the latest missed tick runs: {latest:?}"
     );
-    assert_eq!(ticks_between(&data, "no-tick", window.0, window.1), []);
+    assert_eq!(
+        ticks_between(&manifest, &data, "no-tick", window.0, window.1),
+        []
+    );
 }
 
 #[test]
@@ -651,7 +660,7 @@ fn failing_and_slow_runs_are_recorded_and_the_schedule_goes_on() {
     assert_eq!(get(&host.url("/reports")).status, 200);
     host.stop();
 
-    let trap = cron::runs(&data, Some("trap"));
+    let trap = cron::runs(&manifest, &data, Some("trap"));
     let failed: Vec<_> = trap.iter().filter(|r| r["status"] == "failed").collect();
     assert!(failed.len() >= 3, "{trap:#?}");
     assert!(
@@ -661,7 +670,7 @@ fn failing_and_slow_runs_are_recorded_and_the_schedule_goes_on() {
         "{failed:#?}"
     );
 
-    let misconfigured = cron::runs(&data, Some("misconfigured"));
+    let misconfigured = cron::runs(&manifest, &data, Some("misconfigured"));
     let failed: Vec<_> = misconfigured
         .iter()
         .filter(|r| r["status"] == "failed")
@@ -673,7 +682,7 @@ fn failing_and_slow_runs_are_recorded_and_the_schedule_goes_on() {
     );
 
     // Runs of one trigger never overlap; ticks during a run are skipped, on record.
-    let slow = cron::runs(&data, Some("slow"));
+    let slow = cron::runs(&manifest, &data, Some("slow"));
     let mut spans: Vec<(i64, i64)> = slow
         .iter()
         .filter(|r| r["status"] == "ok")

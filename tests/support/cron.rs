@@ -60,11 +60,14 @@ pub fn run(
     (record, output.status.success())
 }
 
-/// `cromflag cron runs [--trigger <trigger>]`: every run record, oldest tick first.
-pub fn runs(data_dir: &Path, trigger: Option<&str>) -> Vec<serde_json::Value> {
+/// `cromflag cron runs [--trigger <trigger>]`: every run record in the store
+/// of `manifest`'s application, oldest tick first.
+pub fn runs(manifest: &Path, data_dir: &Path, trigger: Option<&str>) -> Vec<serde_json::Value> {
     let mut args: Vec<std::ffi::OsString> = vec![
         "cron".into(),
         "runs".into(),
+        "--manifest".into(),
+        manifest.into(),
         "--data-dir".into(),
         data_dir.into(),
     ];
