@@ -152,6 +152,7 @@ async fn serve_native(backend: Arc<dyn Backend>) -> anyhow::Result<SocketAddr> {
                                 };
                                 api::handle_insert(
                                     &mut BlockingStore { backend, handle },
+                                    &mut cromflag_logic::NoTransforms,
                                     &request,
                                     receipt,
                                 )
@@ -211,8 +212,9 @@ async fn instantiation_time(root: &Path, tmp: &Path) -> anyhow::Result<(Duration
         &tmp.join("inst/cromflag.db"),
     )?));
     let runtime = Runtime::new(backend, &tmp.join("cache"), RuntimeLimits::default())?;
-    let component =
-        runtime.load(&root.join("target/components/wasm32-wasip2/component/insert.wasm"))?;
+    let component = runtime
+        .load(&root.join("target/components/wasm32-wasip2/component/insert.wasm"))?
+        .component;
     let pre = ProxyPre::new(runtime.linker().instantiate_pre(&component)?)?;
 
     let started = Instant::now();

@@ -107,6 +107,31 @@ pub struct ComponentSpec {
     pub variables: BTreeMap<String, String>,
     /// The catch-up policy of the component's cron triggers.
     pub cron_catch_up: CatchUp,
+    /// The transform components (ids) this component's ingest runs, in order
+    /// (`[component.<id>.tool.cromflag] transforms = [...]`).
+    pub transforms: Vec<String>,
+    /// As a transform: what one batch may use.
+    pub transform_limits: TransformLimits,
+}
+
+/// What one run of a transform may use (`[component.<id>.tool.cromflag]`
+/// `max_fuel` and `max_memory_bytes` of the transform component).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransformLimits {
+    /// Fuel (about one unit per Wasm instruction) for one batch: the default
+    /// of 10 million is a few milliseconds.
+    pub max_fuel: u64,
+    /// The most linear memory an instance may have.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for TransformLimits {
+    fn default() -> Self {
+        TransformLimits {
+            max_fuel: 10_000_000,
+            max_memory_bytes: 16 << 20,
+        }
+    }
 }
 
 /// Application variables, each with its resolved value (if any).
@@ -211,6 +236,10 @@ struct RawCronTrigger {
 #[serde(deny_unknown_fields)]
 struct RawToolSettings {
     cron_catch_up: Option<String>,
+    #[serde(default)]
+    transforms: Vec<String>,
+    max_fuel: Option<u64>,
+    max_memory_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -311,14 +340,34 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                 "component `{id}`: cron_catch_up must be \"skip\", \"latest\" or \"all\", not {other:?}"
             ),
         };
+        let defaults = TransformLimits::default();
         let spec = ComponentSpec {
             id: id.clone(),
             source,
             environment: raw.environment.into_iter().collect(),
             variables: component_variables,
             cron_catch_up,
+            transforms: tool.transforms,
+            transform_limits: TransformLimits {
+                max_fuel: tool.max_fuel.unwrap_or(defaults.max_fuel),
+                max_memory_bytes: tool.max_memory_bytes.unwrap_or(defaults.max_memory_bytes),
+            },
         };
         components.insert(id, spec);
+    }
+
+    for spec in components.values() {
+        for transform in &spec.transforms {
+            if !components.contains_key(transform) {
+                bail!(
+                    "component `{}` lists transform `{transform}`, which is no [component.{transform}]",
+                    spec.id
+                );
+            }
+            if *transform == spec.id {
+                bail!("component `{}` lists itself as a transform", spec.id);
+            }
+        }
     }
 
     let mut http_triggers = Vec::new();

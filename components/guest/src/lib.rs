@@ -1,8 +1,10 @@
 //! Glue every cromflag component shares.
 //!
 //! - `HostStore` adapts the imported `cromflag:iot/store` interface to
-//!   `cromflag_logic::Store`, converting between the generated WIT types and the
-//!   logic crate's model (the only place those conversions live on the guest side).
+//!   `cromflag_logic::Store`, and `HostPipeline` the imported
+//!   `cromflag:iot/pipeline` to `cromflag_logic::Pipeline`, converting between
+//!   the generated WIT types and the logic crate's model (the only place those
+//!   conversions live on the guest side).
 //! - `serve` turns a wasi:http request into a `cromflag_logic::api::Request`,
 //!   runs a handler, and writes its `Response` back.
 //! - `receipt`, `now_ms` and `variable` give the logic what only the host knows:
@@ -21,6 +23,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use cromflag::iot::pipeline;
 use cromflag::iot::store as wit;
 use fermyon::spin::variables;
 
@@ -66,10 +69,7 @@ impl m::Store for HostStore {
     }
 
     fn put_rows(&mut self, container: &str, rows: Vec<m::Row>) -> Result<u64, m::StoreError> {
-        let rows: Vec<wit::Row> = rows
-            .into_iter()
-            .map(|row| row.into_iter().map(value_to_wit).collect())
-            .collect();
+        let rows: Vec<wit::Row> = rows.into_iter().map(row_to_wit).collect();
         wit::put_rows(container, &rows).map_err(error_from_wit)
     }
 
@@ -78,10 +78,7 @@ impl m::Store for HostStore {
             .into_iter()
             .map(|(container, rows)| wit::ContainerRows {
                 container,
-                rows: rows
-                    .into_iter()
-                    .map(|row| row.into_iter().map(value_to_wit).collect())
-                    .collect(),
+                rows: rows.into_iter().map(row_to_wit).collect(),
             })
             .collect();
         wit::multi_put(&batches).map_err(error_from_wit)
@@ -100,6 +97,43 @@ impl m::Store for HostStore {
     }
 }
 
+/// The host's transform pipeline for this component, through `cromflag:iot/pipeline`.
+pub struct HostPipeline;
+
+impl m::Pipeline for HostPipeline {
+    fn run(&mut self, device: &str, batch: m::Batch) -> Result<m::Batch, m::Rejection> {
+        let batch = pipeline::Batch {
+            columns: batch.columns.into_iter().map(column_to_wit).collect(),
+            rows: batch.rows.into_iter().map(row_to_wit).collect(),
+        };
+        match pipeline::run(device, &batch) {
+            Ok(out) => Ok(m::Batch {
+                columns: out.columns.into_iter().map(column_from_wit).collect(),
+                rows: out
+                    .rows
+                    .into_iter()
+                    .map(|row| row.into_iter().map(value_from_wit).collect())
+                    .collect(),
+            }),
+            Err(rejection) => Err(m::Rejection {
+                transform: rejection.transform,
+                reason: rejection.reason,
+            }),
+        }
+    }
+}
+
+fn column_to_wit(c: m::Column) -> wit::Column {
+    wit::Column {
+        name: c.name,
+        type_: type_to_wit(c.column_type),
+    }
+}
+
+fn row_to_wit(row: m::Row) -> wit::Row {
+    row.into_iter().map(value_to_wit).collect()
+}
+
 fn info_to_wit(info: m::ContainerInfo) -> wit::ContainerInfo {
     wit::ContainerInfo {
         name: info.name,
@@ -107,14 +141,7 @@ fn info_to_wit(info: m::ContainerInfo) -> wit::ContainerInfo {
             m::ContainerKind::Collection => wit::ContainerKind::Collection,
             m::ContainerKind::TimeSeries => wit::ContainerKind::TimeSeries,
         },
-        columns: info
-            .columns
-            .into_iter()
-            .map(|c| wit::Column {
-                name: c.name,
-                type_: type_to_wit(c.column_type),
-            })
-            .collect(),
+        columns: info.columns.into_iter().map(column_to_wit).collect(),
         row_key: info.row_key,
     }
 }

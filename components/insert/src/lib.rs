@@ -3,7 +3,7 @@
 //! Spin MQTT trigger's `handle-message`. All logic is in `cromflag_logic::api`;
 //! this crate only binds it.
 
-use cromflag_guest::{receipt, serve, HostStore};
+use cromflag_guest::{receipt, serve, HostPipeline, HostStore};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({
@@ -11,7 +11,9 @@ wit_bindgen::generate!({
     world: "mqtt-component",
     // The imports are the ones cromflag-guest already binds.
     with: {
+        "cromflag:iot/types@0.1.0": cromflag_guest::cromflag::iot::types,
         "cromflag:iot/store@0.1.0": cromflag_guest::cromflag::iot::store,
+        "cromflag:iot/pipeline@0.1.0": cromflag_guest::cromflag::iot::pipeline,
         "fermyon:spin/variables@2.0.0": cromflag_guest::fermyon::spin::variables,
     },
     generate_all,
@@ -22,7 +24,12 @@ struct Insert;
 impl wasip2::exports::http::incoming_handler::Guest for Insert {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         serve(request, out, |req| {
-            cromflag_logic::api::handle_insert(&mut HostStore, req, receipt("http"))
+            cromflag_logic::api::handle_insert(
+                &mut HostStore,
+                &mut HostPipeline,
+                req,
+                receipt("http"),
+            )
         });
     }
 }
@@ -33,6 +40,7 @@ impl Guest for Insert {
     fn handle_message(message: Payload, metadata: Metadata) -> Result<(), Error> {
         cromflag_logic::api::handle_message(
             &mut HostStore,
+            &mut HostPipeline,
             &metadata.topic,
             &message,
             receipt("mqtt"),

@@ -8,7 +8,7 @@ use crate::document::Format;
 use crate::error::ApiError;
 use crate::fetch;
 use crate::insert::{insert, DeviceId, Receipt};
-use crate::model::Store;
+use crate::model::{Pipeline, Store};
 use serde_json::json;
 
 pub struct Request<'a> {
@@ -56,12 +56,18 @@ const JSON: &str = "application/json";
 
 /// `POST /insert/<device>`: 200 with the body `True` once the rows are committed,
 /// as the original Flask collector answered.
-pub fn handle_insert(store: &mut impl Store, req: &Request, receipt: Receipt) -> Response {
+pub fn handle_insert(
+    store: &mut impl Store,
+    pipeline: &mut impl Pipeline,
+    req: &Request,
+    receipt: Receipt,
+) -> Response {
     let result = (|| {
         let device = device_of(req, "/insert/")?;
         require_method(req, "POST")?;
         insert(
             store,
+            pipeline,
             device,
             req.body,
             Format::from_content_type(req.content_type),
@@ -166,6 +172,7 @@ fn device_of<'a>(req: &Request<'a>, prefix: &str) -> Result<&'a str, ApiError> {
 /// document in JSON or MessagePack. Returns the number of rows written.
 pub fn handle_message(
     store: &mut impl Store,
+    pipeline: &mut impl Pipeline,
     topic: &str,
     payload: &[u8],
     receipt: Receipt,
@@ -181,6 +188,7 @@ pub fn handle_message(
     };
     insert(
         store,
+        pipeline,
         device,
         payload,
         Format::sniff(payload),

@@ -2,7 +2,9 @@
 //! container, and its metadata into the `devices` collection.
 //!
 //! Everything is decoded, typed and checked before the first write, so a bad
-//! document writes nothing. Then one `multi-put` writes the batch, the device's
+//! document writes nothing. The typed batch then goes through the component's
+//! transform pipeline (run by the host; without transforms it comes back as it
+//! went), and what comes out is what is stored. Then one `multi-put` writes the batch, the device's
 //! metadata row and the document's entry in `messages` (what invoices bill, and
 //! where reports find the battery level at a given time): on the embedded store
 //! all three or none.
@@ -10,7 +12,8 @@
 use crate::document::{Field, Format, InsertDocument, Record};
 use crate::error::ApiError;
 use crate::model::{
-    is_valid_container_name, Column, ColumnType, ContainerInfo, ContainerKind, Store, Value,
+    is_valid_container_name, Batch, Column, ColumnType, ContainerInfo, ContainerKind, Pipeline,
+    Row, Store, Value,
 };
 use crate::schema::{needs_put, plan_container, to_row};
 use serde_json::json;
@@ -98,9 +101,11 @@ pub enum DeviceId {
     Optional,
 }
 
-/// Stores one insert document for `device`; returns the number of `tsdata` rows written.
+/// Stores one insert document for `device`, through `pipeline`; returns the
+/// number of `tsdata` rows written.
 pub fn insert(
     store: &mut impl Store,
+    pipeline: &mut impl Pipeline,
     device: &str,
     body: &[u8],
     format: Format,
@@ -135,6 +140,18 @@ pub fn insert(
         "tsdata",
     )?;
     let ts_rows = rows_for(&doc.tsdata, &ts_plan, "tsdata")?;
+    let batch = Batch {
+        columns: ts_plan.columns.clone(),
+        rows: ts_rows,
+    };
+    let batch = pipeline.run(device, batch).map_err(|rejection| {
+        ApiError::new(
+            422,
+            "transform rejected the batch",
+            json!({ "transform": rejection.transform, "reason": rejection.reason }),
+        )
+    })?;
+    let (ts_plan, ts_rows) = adopt(device, ts_existing.as_ref(), batch)?;
 
     let dev_info = std::slice::from_ref(&doc.deviceinfo);
     let dev_existing = store.get_container(DEVICES)?;
@@ -160,7 +177,10 @@ pub fn insert(
     if !ts_rows.is_empty() {
         let ts_rows = match needs_put(ts_existing.as_ref(), &ts_plan) {
             false => ts_rows,
-            true => rows_for(&doc.tsdata, &put(store, ts_plan)?, "tsdata")?,
+            true => {
+                let stored = put(store, ts_plan.clone())?;
+                lay_out(&ts_plan.columns, ts_rows, &stored.columns)
+            }
         };
         batches.push((device.to_owned(), ts_rows));
     }
@@ -240,6 +260,82 @@ fn field_value(field: &Field) -> serde_json::Value {
 /// added columns meanwhile, so rows are rebuilt against what comes back.
 fn put(store: &mut impl Store, plan: ContainerInfo) -> Result<ContainerInfo, ApiError> {
     Ok(store.put_container(plan)?)
+}
+
+/// The container plan and rows for the batch the pipeline let through. Its
+/// columns must agree with the device's container where they share a name
+/// (new ones are appended), and its key must still be `timestamp`.
+fn adopt(
+    device: &str,
+    existing: Option<&ContainerInfo>,
+    batch: Batch,
+) -> Result<(ContainerInfo, Vec<Row>), ApiError> {
+    let invalid = |reason: String| {
+        ApiError::new(
+            422,
+            "transformed batch does not fit the device",
+            json!({ "device": device, "reason": reason }),
+        )
+    };
+    match batch.columns.first() {
+        Some(key) if key.name == TIMESTAMP_FIELD && key.column_type == ColumnType::Timestamp => {}
+        _ => {
+            return Err(invalid(format!(
+                "its first column must be `{TIMESTAMP_FIELD}` (TIMESTAMP)"
+            )))
+        }
+    }
+    let mut columns = existing.map_or_else(Vec::new, |e| e.columns.clone());
+    for column in &batch.columns {
+        match columns
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(&column.name))
+        {
+            Some(stored) if stored.column_type != column.column_type => {
+                return Err(invalid(format!(
+                    "column `{}` is {} in the container, {} in the batch",
+                    stored.name, stored.column_type, column.column_type
+                )))
+            }
+            Some(_) => {}
+            None => columns.push(column.clone()),
+        }
+    }
+    let plan = ContainerInfo {
+        name: existing.map_or_else(|| device.to_owned(), |e| e.name.clone()),
+        kind: ContainerKind::TimeSeries,
+        columns,
+        row_key: true,
+    };
+    let rows = lay_out(&batch.columns, batch.rows, &plan.columns);
+    Ok((plan, rows))
+}
+
+/// `rows` (in `from`'s column order) in `to`'s column order, matched by name
+/// regardless of case; columns `from` lacks are null.
+fn lay_out(from: &[Column], rows: Vec<Row>, to: &[Column]) -> Vec<Row> {
+    if from.len() == to.len() && from.iter().zip(to).all(|(a, b)| a.name == b.name) {
+        return rows;
+    }
+    let sources: Vec<Option<usize>> = to
+        .iter()
+        .map(|c| {
+            from.iter()
+                .position(|f| f.name.eq_ignore_ascii_case(&c.name))
+        })
+        .collect();
+    rows.into_iter()
+        .map(|row| {
+            sources
+                .iter()
+                .map(|source| {
+                    source
+                        .and_then(|i| row.get(i).cloned())
+                        .unwrap_or(Value::Null)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn rows_for(

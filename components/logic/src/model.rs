@@ -229,6 +229,37 @@ pub trait Store {
     fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
 }
 
+/// One device's rows between decoding and storing (`batch` in `wit/store.wit`):
+/// typed columns, the `timestamp` key first, and rows in column order.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Batch {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Row>,
+}
+
+/// Why the transform pipeline did not let a batch through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The transform that refused, trapped or overran its limits.
+    pub transform: String,
+    pub reason: String,
+}
+
+/// The transforms between decoding and storing (`cromflag:iot/pipeline`).
+pub trait Pipeline {
+    /// Runs the component's transforms on `batch`, in order.
+    fn run(&mut self, device: &str, batch: Batch) -> Result<Batch, Rejection>;
+}
+
+/// A pipeline without transforms: every batch goes through as it is.
+pub struct NoTransforms;
+
+impl Pipeline for NoTransforms {
+    fn run(&mut self, _device: &str, batch: Batch) -> Result<Batch, Rejection> {
+        Ok(batch)
+    }
+}
+
 /// The earliest and latest instants GridDB can store in a TIMESTAMP
 /// (1970-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z).
 pub const TIMESTAMP_RANGE: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;

@@ -11,7 +11,9 @@ wit_bindgen::generate!({
     world: "cron-component",
     // The imports are the ones cromflag-guest already binds.
     with: {
+        "cromflag:iot/types@0.1.0": cromflag_guest::cromflag::iot::types,
         "cromflag:iot/store@0.1.0": cromflag_guest::cromflag::iot::store,
+        "cromflag:iot/pipeline@0.1.0": cromflag_guest::cromflag::iot::pipeline,
         "fermyon:spin/variables@2.0.0": cromflag_guest::fermyon::spin::variables,
     },
     generate_all,

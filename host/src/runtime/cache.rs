@@ -14,10 +14,27 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-pub fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<Component> {
+/// A compiled component and the SHA-256 of its bytes (hex), which names the
+/// version in logs.
+pub struct Loaded {
+    pub component: Component,
+    pub sha256: String,
+}
+
+pub fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<Loaded> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
-    let cached = cache_path(engine, &bytes, cache_dir);
+    let sha256 = hex(&Sha256::digest(&bytes));
+    let component = compile(engine, path, &bytes, cache_dir)?;
+    Ok(Loaded { component, sha256 })
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn compile(engine: &Engine, path: &Path, bytes: &[u8], cache_dir: &Path) -> Result<Component> {
+    let cached = cache_path(engine, bytes, cache_dir);
     if cached.exists() {
         // SAFETY: the file was written by `Component::serialize` of an engine
         // with the same compatibility hash (it is part of the file name).
@@ -32,7 +49,7 @@ pub fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<Component>
         }
     }
     let started = std::time::Instant::now();
-    let component = Component::new(engine, &bytes)
+    let component = Component::new(engine, bytes)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("compiling component {}", path.display()))?;
     tracing::info!(component = %path.display(), elapsed = ?started.elapsed(), "compiled");
@@ -55,6 +72,5 @@ fn cache_path(engine: &Engine, bytes: &[u8], cache_dir: &Path) -> PathBuf {
         .chain_update(compat.finish().to_le_bytes())
         .chain_update(bytes)
         .finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    cache_dir.join(format!("{hex}.cwasm"))
+    cache_dir.join(format!("{}.cwasm", hex(&digest)))
 }

@@ -6,10 +6,14 @@
 //! pooling allocator, so no state leaks between requests.
 
 mod cache;
+pub mod transforms;
 mod variables;
 
+pub use cache::Loaded;
+pub use transforms::TransformEngine;
 pub use variables::ComponentConfig;
 
+use crate::manifest::{App, ComponentSpec};
 use crate::store::bindings::{self, StoreHost};
 use crate::store::Backend;
 use anyhow::{Context, Result};
@@ -17,7 +21,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{InstancePre, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
@@ -56,6 +60,7 @@ pub struct HostState {
     table: ResourceTable,
     store: StoreHost,
     variables: variables::VariablesHost,
+    pipeline: transforms::PipelineHost,
 }
 
 impl WasiView for HostState {
@@ -105,6 +110,7 @@ pub struct Runtime {
     backend: Arc<dyn Backend>,
     cache_dir: PathBuf,
     limits: RuntimeLimits,
+    transforms: TransformEngine,
 }
 
 impl Runtime {
@@ -136,6 +142,9 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::add_to_linker(&mut linker, |state: &mut HostState| &mut state.store)?;
         variables::add_to_linker(&mut linker, |state: &mut HostState| &mut state.variables)?;
+        transforms::add_pipeline_to_linker(&mut linker, |state: &mut HostState| {
+            &mut state.pipeline
+        })?;
 
         std::fs::create_dir_all(cache_dir)
             .with_context(|| format!("creating the compile cache {}", cache_dir.display()))?;
@@ -143,6 +152,7 @@ impl Runtime {
             engine,
             linker,
             backend,
+            transforms: TransformEngine::new(cache_dir)?,
             cache_dir: cache_dir.to_owned(),
             limits,
         })
@@ -162,15 +172,31 @@ impl Runtime {
     }
 
     /// Compiles the component at `path`, or loads its cached machine code.
-    pub fn load(&self, path: &Path) -> Result<Component> {
+    pub fn load(&self, path: &Path) -> Result<Loaded> {
         cache::load(&self.engine, path, &self.cache_dir)
     }
 
     /// Loads the component at `path` and links it against the host's imports,
     /// ready to instantiate once per event.
     pub fn pre_instantiate(&self, path: &Path) -> Result<InstancePre<HostState>> {
-        let component = self.load(path)?;
-        Ok(self.linker.instantiate_pre(&component)?)
+        let loaded = self.load(path)?;
+        Ok(self.linker.instantiate_pre(&loaded.component)?)
+    }
+
+    /// What one instance of `spec` is given: its environment, its variables,
+    /// and its transform chain, loaded now (a transform that cannot run
+    /// rejects every batch, with the reason, instead of failing here).
+    pub fn component_config(&self, app: &App, spec: &ComponentSpec) -> ComponentConfig {
+        ComponentConfig {
+            env: spec.environment.clone(),
+            variables: Arc::new(spec.variables.clone()),
+            transforms: self.transforms.chain(app, spec),
+        }
+    }
+
+    /// The sandbox transforms run in.
+    pub fn transforms(&self) -> &TransformEngine {
+        &self.transforms
     }
 
     /// A fresh store for one event of a component configured by `config`,
@@ -198,6 +224,7 @@ impl Runtime {
             table: ResourceTable::new(),
             store: StoreHost::new(self.backend.clone()),
             variables: variables::VariablesHost::new(config.variables.clone()),
+            pipeline: transforms::PipelineHost::new(config.transforms.clone()),
         };
         let mut store = Store::new(&self.engine, state);
         let started = Instant::now();

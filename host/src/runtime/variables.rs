@@ -2,26 +2,18 @@
 //! reads the values its manifest entry gives under `[component.<id>.variables]`,
 //! already expanded from application variables when the manifest was loaded.
 
-use crate::manifest::ComponentSpec;
 use crate::store::bindings::fermyon::spin::variables as wit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
-/// What one instance is given besides the store: its environment and variables.
-#[derive(Clone, Debug, Default)]
+/// What one instance is given besides the store: its environment, its
+/// variables and its transform chain (see `Runtime::component_config`).
+#[derive(Clone, Default)]
 pub struct ComponentConfig {
     pub env: Vec<(String, String)>,
     pub variables: Arc<BTreeMap<String, String>>,
-}
-
-impl From<&ComponentSpec> for ComponentConfig {
-    fn from(spec: &ComponentSpec) -> ComponentConfig {
-        ComponentConfig {
-            env: spec.environment.clone(),
-            variables: Arc::new(spec.variables.clone()),
-        }
-    }
+    pub transforms: Arc<super::transforms::Chain>,
 }
 
 /// The variables import of one instance.

@@ -36,7 +36,9 @@ mod bindings {
         imports: { default: async },
         exports: { default: async },
         with: {
+            "cromflag:iot/types": crate::store::bindings::cromflag::iot::types,
             "cromflag:iot/store": crate::store::bindings::cromflag::iot::store,
+            "cromflag:iot/pipeline": crate::store::bindings::cromflag::iot::pipeline,
             "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
         },
     });
@@ -121,7 +123,7 @@ struct CronHandler {
 }
 
 impl CronHandler {
-    fn load(runtime: &Runtime, spec: &ComponentSpec) -> Result<CronHandler> {
+    fn load(runtime: &Runtime, app: &App, spec: &ComponentSpec) -> Result<CronHandler> {
         let pre = runtime
             .pre_instantiate(&spec.source)
             .and_then(|pre| Ok(CronComponentPre::new(pre)?))
@@ -129,7 +131,7 @@ impl CronHandler {
         Ok(CronHandler {
             component: spec.id.clone(),
             pre,
-            config: spec.into(),
+            config: runtime.component_config(app, spec),
         })
     }
 }
@@ -171,7 +173,7 @@ impl CronTrigger {
         }
         let mut jobs = Vec::new();
         for trigger in &app.cron_triggers {
-            let handler = CronHandler::load(&runtime, &app.components[&trigger.component])?;
+            let handler = CronHandler::load(&runtime, app, &app.components[&trigger.component])?;
             jobs.push(Arc::new(Job {
                 name: trigger.name.clone(),
                 expression: trigger.expression.clone(),
@@ -437,7 +439,7 @@ pub async fn run_once(
         let known: Vec<_> = app.components.keys().collect();
         format!("no component `{component}` in the manifest (it has {known:?})")
     })?;
-    let handler = CronHandler::load(&runtime, spec)?;
+    let handler = CronHandler::load(&runtime, app, spec)?;
     let runner = Runner {
         runtime,
         backend,

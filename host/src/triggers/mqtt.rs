@@ -30,7 +30,9 @@ mod bindings {
         imports: { default: async },
         exports: { default: async },
         with: {
+            "cromflag:iot/types": crate::store::bindings::cromflag::iot::types,
             "cromflag:iot/store": crate::store::bindings::cromflag::iot::store,
+            "cromflag:iot/pipeline": crate::store::bindings::cromflag::iot::pipeline,
             "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
         },
     });
@@ -119,7 +121,7 @@ impl MqttTrigger {
             let handler = Arc::new(MqttHandler {
                 id: spec.id.clone(),
                 pre,
-                config: spec.into(),
+                config: runtime.component_config(app, spec),
             });
             let qos = match trigger.qos {
                 0 => QoS::AtMostOnce,

@@ -71,7 +71,7 @@ impl HttpTrigger {
                     let component = Arc::new(HttpComponent {
                         id: spec.id.clone(),
                         pre,
-                        config: spec.into(),
+                        config: runtime.component_config(app, spec),
                     });
                     loaded.insert(&spec.id, component.clone());
                     component

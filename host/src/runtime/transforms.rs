@@ -1,0 +1,355 @@
+//! Transforms: third-party components (world `transformer`) that the host runs
+//! on every batch an ingesting component decodes, before it is stored.
+//!
+//! A transform is not trusted. It runs in a sandbox of its own:
+//! - its own engine and linker, which offer nothing but Spin's variables (so
+//!   no WASI: no files, network, clock or randomness); a component importing
+//!   anything else cannot be linked, and every batch is then rejected with why;
+//! - a fuel budget per batch (`max_fuel`, about one unit per instruction: the
+//!   default 10 million is a few milliseconds), so a loop ends in a trap;
+//! - a memory cap per instance (`max_memory_bytes`, 16 MiB by default);
+//! - a fresh instance per batch: nothing survives from one batch to the next.
+//!
+//! Any trap, overrun, refusal or malformed answer rejects that one batch with
+//! a `Rejection` naming the transform; the ingesting component answers 422
+//! (HTTP) or dead-letters the message (MQTT). The host, and every other
+//! device's batches, go on.
+//!
+//! `PipelineHost` is the `cromflag:iot/pipeline` import of ingesting
+//! components: it runs the component's `Chain`, transform after transform.
+
+use super::cache;
+use super::variables::{self, VariablesHost};
+use crate::manifest::{App, ComponentSpec, TransformLimits};
+use crate::store::bindings::cromflag::iot::pipeline as wit;
+use crate::store::bindings::cromflag::iot::types::{Batch, Column, ColumnType, Value};
+use anyhow::Result;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use wasmtime::component::{HasData, Linker};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transformer",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "cromflag:iot/types": crate::store::bindings::cromflag::iot::types,
+            "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
+        },
+    });
+}
+
+use bindings::TransformerPre;
+
+/// The `T` of a transform's `Store`: its limits and its variables, nothing else.
+struct TransformState {
+    limiter: Limiter,
+    variables: VariablesHost,
+}
+
+/// `StoreLimits` that remember whether they refused a memory, so that the
+/// resulting trap can be told apart from any other.
+struct Limiter {
+    limits: StoreLimits,
+    refused_memory: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.refused_memory |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// One transform as loaded: ready to run, or the reason it cannot.
+pub struct Transform {
+    pub id: String,
+    /// SHA-256 of the `.wasm` it was loaded from (empty if it could not be read).
+    pub sha256: String,
+    runnable: std::result::Result<TransformerPre<TransformState>, String>,
+    variables: Arc<BTreeMap<String, String>>,
+    limits: TransformLimits,
+}
+
+/// The transforms of one ingesting component, in the order they run.
+#[derive(Default)]
+pub struct Chain(pub Vec<Arc<Transform>>);
+
+/// Why a batch was not let through: the WIT `rejection`.
+pub type Rejection = wit::Rejection;
+
+/// The engine transforms run on, and the transforms loaded so far (by source
+/// path and content, so that reloading an unchanged file costs a hash).
+pub struct TransformEngine {
+    engine: Engine,
+    linker: Linker<TransformState>,
+    cache_dir: PathBuf,
+    loaded: Mutex<HashMap<PathBuf, (String, TransformerPre<TransformState>)>>,
+}
+
+impl TransformEngine {
+    pub fn new(cache_dir: &Path) -> Result<TransformEngine> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).consume_fuel(true);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        variables::add_to_linker(&mut linker, |state: &mut TransformState| {
+            &mut state.variables
+        })?;
+        Ok(TransformEngine {
+            engine,
+            linker,
+            cache_dir: cache_dir.to_owned(),
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The chain `spec` lists in `[component.<id>.tool.cromflag] transforms`.
+    pub fn chain(&self, app: &App, spec: &ComponentSpec) -> Arc<Chain> {
+        let transforms = spec
+            .transforms
+            .iter()
+            .filter_map(|id| app.components.get(id))
+            .map(|transform| Arc::new(self.load(transform)))
+            .collect();
+        Arc::new(Chain(transforms))
+    }
+
+    /// Loads the transform `spec`; one that cannot be read, compiled or
+    /// linked is kept with the reason, and rejects every batch with it.
+    pub fn load(&self, spec: &ComponentSpec) -> Transform {
+        let (sha256, runnable) = match self.pre(&spec.source) {
+            Ok((sha256, pre)) => (sha256, Ok(pre)),
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::error!(transform = %spec.id, %reason, "transform cannot run: its batches will be rejected");
+                (String::new(), Err(reason))
+            }
+        };
+        Transform {
+            id: spec.id.clone(),
+            sha256,
+            runnable,
+            variables: Arc::new(spec.variables.clone()),
+            limits: spec.transform_limits,
+        }
+    }
+
+    fn pre(&self, path: &Path) -> Result<(String, TransformerPre<TransformState>)> {
+        let loaded = cache::load(&self.engine, path, &self.cache_dir)?;
+        if let Some((sha256, pre)) = self.loaded.lock().expect("transform cache lock").get(path) {
+            if *sha256 == loaded.sha256 {
+                return Ok((sha256.clone(), pre.clone()));
+            }
+        }
+        let imports: Vec<String> = loaded
+            .component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| {
+                !name.starts_with("fermyon:spin/variables@")
+                    && !name.starts_with("cromflag:iot/types@")
+            })
+            .collect();
+        if !imports.is_empty() {
+            anyhow::bail!(
+                "it imports {}: a transform may import nothing but fermyon:spin/variables (no WASI)",
+                imports.join(", ")
+            );
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&loaded.component)
+            .map_err(|e| anyhow::anyhow!("it cannot be linked: {e}"))?;
+        let pre = TransformerPre::new(pre)
+            .map_err(|e| anyhow::anyhow!("it does not export cromflag:iot/transform: {e}"))?;
+        self.loaded
+            .lock()
+            .expect("transform cache lock")
+            .insert(path.to_owned(), (loaded.sha256.clone(), pre.clone()));
+        Ok((loaded.sha256, pre))
+    }
+}
+
+impl Chain {
+    /// Runs every transform on `batch`, in order.
+    pub async fn run(&self, device: &str, mut batch: Batch) -> Result<Batch, Rejection> {
+        for transform in &self.0 {
+            batch = transform
+                .run(device, batch)
+                .await
+                .map_err(|reason| Rejection {
+                    transform: transform.id.clone(),
+                    reason,
+                })?;
+        }
+        Ok(batch)
+    }
+}
+
+impl Transform {
+    /// One batch through a fresh, limited instance; the error is the reason.
+    async fn run(&self, device: &str, batch: Batch) -> std::result::Result<Batch, String> {
+        let pre = self
+            .runnable
+            .as_ref()
+            .map_err(|e| format!("cannot run: {e}"))?;
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.max_memory_bytes)
+            .instances(16)
+            .tables(16)
+            .memories(4)
+            .build();
+        let state = TransformState {
+            limiter: Limiter {
+                limits,
+                refused_memory: false,
+            },
+            variables: VariablesHost::new(self.variables.clone()),
+        };
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        store
+            .set_fuel(self.limits.max_fuel)
+            .map_err(|e| e.to_string())?;
+        let called = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .cromflag_iot_transform()
+                .call_transform(&mut store, device, &batch)
+                .await
+        };
+        let outcome = called.await;
+        match outcome {
+            Ok(Ok(out)) => check(&out).map(|()| out),
+            Ok(Err(refusal)) => Err(format!("refused the batch: {refusal}")),
+            Err(trap) => Err(if store.data().limiter.refused_memory {
+                format!(
+                    "went over its memory limit of {} bytes",
+                    self.limits.max_memory_bytes
+                )
+            } else if matches!(trap.downcast_ref(), Some(wasmtime::Trap::OutOfFuel)) {
+                format!(
+                    "ran out of fuel ({} units): it took too long",
+                    self.limits.max_fuel
+                )
+            } else {
+                format!("trapped: {}", trap.root_cause())
+            }),
+        }
+    }
+}
+
+/// A transform's answer must be a batch: distinct column names, rows no longer
+/// than the columns, every value of its column's type.
+fn check(batch: &Batch) -> std::result::Result<(), String> {
+    let invalid = |why: String| Err(format!("returned an invalid batch: {why}"));
+    for (i, column) in batch.columns.iter().enumerate() {
+        if column.name.is_empty() {
+            return invalid(format!("column {i} has no name"));
+        }
+        if batch.columns[..i]
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(&column.name))
+        {
+            return invalid(format!("column `{}` appears twice", column.name));
+        }
+    }
+    for (r, row) in batch.rows.iter().enumerate() {
+        if row.len() > batch.columns.len() {
+            return invalid(format!(
+                "row {r} has {} values for {} columns",
+                row.len(),
+                batch.columns.len()
+            ));
+        }
+        for (value, column) in row.iter().zip(&batch.columns) {
+            if !fits(value, column) {
+                return invalid(format!(
+                    "row {r}: column `{}` is {:?}, the value is {value:?}",
+                    column.name, column.type_
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fits(value: &Value, column: &Column) -> bool {
+    matches!(
+        (value, column.type_),
+        (Value::Null, _)
+            | (Value::Bool(_), ColumnType::Bool)
+            | (Value::String(_), ColumnType::String)
+            | (Value::Byte(_), ColumnType::Byte)
+            | (Value::Short(_), ColumnType::Short)
+            | (Value::Integer(_), ColumnType::Integer)
+            | (Value::Long(_), ColumnType::Long)
+            | (Value::Float(_), ColumnType::Float)
+            | (Value::Double(_), ColumnType::Double)
+            | (Value::Timestamp(_), ColumnType::Timestamp)
+            | (Value::Blob(_), ColumnType::Blob)
+    )
+}
+
+/// The `cromflag:iot/pipeline` import of one instance: its component's chain.
+pub struct PipelineHost {
+    chain: Arc<Chain>,
+}
+
+impl PipelineHost {
+    pub fn new(chain: Arc<Chain>) -> PipelineHost {
+        PipelineHost { chain }
+    }
+}
+
+struct PipelineImport;
+
+impl HasData for PipelineImport {
+    type Data<'a> = &'a mut PipelineHost;
+}
+
+pub fn add_pipeline_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut PipelineHost,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, PipelineImport>(linker, get)
+}
+
+impl wit::Host for PipelineHost {
+    async fn run(&mut self, device: String, batch: Batch) -> Result<Batch, Rejection> {
+        self.chain.run(&device, batch).await
+    }
+}
