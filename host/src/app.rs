@@ -2,6 +2,7 @@
 //! starts the triggers; `cromflag cron run|runs` open the same store to run one
 //! tick or list the run records.
 
+use crate::live::{self, Live};
 use crate::manifest;
 use crate::runtime::{Runtime, RuntimeLimits};
 use crate::store::embedded::EmbeddedStore;
@@ -49,10 +50,10 @@ pub struct Running {
     pub http: JoinHandle<Result<()>>,
     /// The MQTT trigger's connection, if the application has MQTT triggers.
     pub mqtt: Option<JoinHandle<()>>,
-    /// The cron scheduler, if the application has cron triggers.
-    pub cron: Option<JoinHandle<()>>,
     /// The WebAPI server and its address, if `--webapi` was given.
     pub webapi: Option<(SocketAddr, JoinHandle<Result<()>>)>,
+    /// Follows changes of the manifest and the component files while held.
+    _watcher: notify::RecommendedWatcher,
     /// Held while the application runs on the embedded store: no other
     /// process opens its data directory.
     _lock: Option<DataDirLock>,
@@ -127,26 +128,53 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         Some(addr) => Some(start_webapi(&app, addr, backend.clone()).await?),
         None => None,
     };
-    let cron = CronTrigger::new(&app, runtime.clone(), backend.clone(), options.cron_timeout)?;
+    let (components, _) = live::link_all(&runtime, &app, None, &Default::default())?;
+    let cron = Arc::new(CronTrigger::start(
+        &app,
+        runtime.clone(),
+        backend.clone(),
+        &components,
+        options.cron_timeout,
+    )?);
     let mqtt = MqttTrigger::new(
         &app,
         runtime.clone(),
         backend,
+        &components,
         options.mqtt_client_id.as_deref(),
         options.max_body_bytes,
-    )?;
-    let http = Arc::new(HttpTrigger::new(&app, runtime, options.max_body_bytes)?);
+    )?
+    .map(Arc::new);
+    let http = Arc::new(HttpTrigger::new(
+        &app,
+        runtime.clone(),
+        &components,
+        options.max_body_bytes,
+    )?);
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("binding {}", options.listen))?;
     let http_addr = listener.local_addr()?;
-    tracing::info!(app = %app.name, routes = app.http_triggers.len(), "listening on http://{http_addr}");
+    let name = app.name.clone();
+    let routes = app.http_triggers.len();
+    let live = Live::new(
+        &options.manifest,
+        runtime,
+        (http.clone(), mqtt.clone(), cron),
+        options.data_dir.join("uploads"),
+        app,
+        components,
+    );
+    let watcher = live
+        .watch()
+        .context("watching the manifest and the components")?;
+    tracing::info!(app = %name, routes, "listening on http://{http_addr}");
     Ok(Running {
         http_addr,
         http: tokio::spawn(http.serve(listener)),
-        mqtt: mqtt.map(|mqtt| tokio::spawn(Arc::new(mqtt).run())),
-        cron: cron.map(|cron| tokio::spawn(cron.run())),
+        mqtt: mqtt.map(|mqtt| tokio::spawn(mqtt.run())),
         webapi,
+        _watcher: watcher,
         _lock: lock,
     })
 }

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod broker;
+pub mod live;
 pub mod manifest;
 pub mod runtime;
 pub mod store;

@@ -24,9 +24,14 @@ pub struct Loaded {
 pub fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<Loaded> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
+    let sha256 = sha256_hex(&bytes);
     let component = compile(engine, path, &bytes, cache_dir)?;
     Ok(Loaded { component, sha256 })
+}
+
+/// The SHA-256 of `bytes`, in hex: a component version's name.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(digest: &[u8]) -> String {

@@ -9,7 +9,7 @@ mod cache;
 pub mod transforms;
 mod variables;
 
-pub use cache::Loaded;
+pub use cache::{sha256_hex, Loaded};
 pub use transforms::TransformEngine;
 pub use variables::ComponentConfig;
 
@@ -104,6 +104,17 @@ impl wasmtime_wasi_http::WasiHttpHooks for DenyOutbound {
     }
 }
 
+/// A component compiled and linked against the host's imports: what every
+/// trigger instantiates from, with the hash of the bytes it came from.
+#[derive(Clone)]
+pub struct Linked {
+    pub sha256: String,
+    pub pre: InstancePre<HostState>,
+}
+
+/// The linked components of an application, by component id.
+pub type Components = std::collections::HashMap<String, Linked>;
+
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
@@ -178,9 +189,16 @@ impl Runtime {
 
     /// Loads the component at `path` and links it against the host's imports,
     /// ready to instantiate once per event.
-    pub fn pre_instantiate(&self, path: &Path) -> Result<InstancePre<HostState>> {
+    pub fn pre_instantiate(&self, path: &Path) -> Result<Linked> {
         let loaded = self.load(path)?;
-        Ok(self.linker.instantiate_pre(&loaded.component)?)
+        let pre = self
+            .linker
+            .instantiate_pre(&loaded.component)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Linked {
+            sha256: loaded.sha256,
+            pre,
+        })
     }
 
     /// What one instance of `spec` is given: its environment, its variables,

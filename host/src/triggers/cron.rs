@@ -20,14 +20,15 @@
 //! the same whenever the run actually starts.
 
 use crate::manifest::{App, CatchUp, ComponentSpec};
-use crate::runtime::{ComponentConfig, HostState, Runtime};
+use crate::runtime::{ComponentConfig, Components, HostState, Linked, Runtime};
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use cromflag_logic::tql_string;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use wasmtime::component::InstancePre;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -122,12 +123,25 @@ struct CronHandler {
     config: ComponentConfig,
 }
 
+/// Whether `pre` exports the Spin cron trigger's `handle-cron-event`.
+pub fn check(pre: &InstancePre<HostState>) -> Result<()> {
+    CronComponentPre::new(pre.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
 impl CronHandler {
-    fn load(runtime: &Runtime, app: &App, spec: &ComponentSpec) -> Result<CronHandler> {
-        let pre = runtime
-            .pre_instantiate(&spec.source)
-            .and_then(|pre| Ok(CronComponentPre::new(pre)?))
-            .with_context(|| format!("component `{}` does not export the cron handler", spec.id))?;
+    fn load(
+        runtime: &Runtime,
+        app: &App,
+        spec: &ComponentSpec,
+        linked: &Linked,
+    ) -> Result<CronHandler> {
+        let pre = CronComponentPre::new(linked.pre.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "component `{}` does not export the cron handler: {e}",
+                spec.id
+            )
+        })?;
         Ok(CronHandler {
             component: spec.id.clone(),
             pre,
@@ -143,8 +157,9 @@ struct Job {
     schedule: croner::Cron,
     catch_up: CatchUp,
     handler: CronHandler,
-    /// Set while a run (or the start-up catch-up) is going.
-    running: AtomicBool,
+    /// Set while a run (or the start-up catch-up) is going; shared with the
+    /// job of the same name after a manifest change, so runs never overlap.
+    running: Arc<AtomicBool>,
 }
 
 /// Runs records and component calls shared by scheduled and manual runs.
@@ -157,59 +172,98 @@ struct Runner {
 
 pub struct CronTrigger {
     runner: Arc<Runner>,
-    jobs: Vec<Arc<Job>>,
+    /// The jobs scheduled now, each with the task that schedules it.
+    scheduled: Mutex<Vec<(Arc<Job>, tokio::task::AbortHandle)>>,
 }
 
 impl CronTrigger {
-    /// Loads the components of the application's cron triggers; `None` if it has none.
-    pub fn new(
+    /// Loads the components of the application's cron triggers and starts
+    /// scheduling them. Each catches up first (in a task of its own, counted as
+    /// a run, so a tick due meanwhile is skipped, not stacked).
+    pub fn start(
         app: &App,
         runtime: Arc<Runtime>,
         backend: Arc<dyn Backend>,
+        components: &Components,
         timeout: Duration,
-    ) -> Result<Option<CronTrigger>> {
-        if app.cron_triggers.is_empty() {
-            return Ok(None);
-        }
-        let mut jobs = Vec::new();
-        for trigger in &app.cron_triggers {
-            let handler = CronHandler::load(&runtime, app, &app.components[&trigger.component])?;
-            jobs.push(Arc::new(Job {
-                name: trigger.name.clone(),
-                expression: trigger.expression.clone(),
-                schedule: trigger.schedule.clone(),
-                catch_up: trigger.catch_up,
-                handler,
-                running: AtomicBool::new(false),
-            }));
-        }
-        Ok(Some(CronTrigger {
+    ) -> Result<CronTrigger> {
+        let jobs = Self::jobs(app, &runtime, components, &[])?;
+        let trigger = CronTrigger {
             runner: Arc::new(Runner {
                 runtime,
                 backend,
                 timeout,
             }),
-            jobs,
-        }))
+            scheduled: Mutex::new(Vec::new()),
+        };
+        trigger.schedule(jobs, true);
+        Ok(trigger)
     }
 
-    /// Schedules every trigger, forever. Each catches up first (in a task of its
-    /// own, counted as a run, so a tick due meanwhile is skipped, not stacked).
-    pub async fn run(self) {
-        for job in &self.jobs {
+    fn jobs(
+        app: &App,
+        runtime: &Runtime,
+        components: &Components,
+        previous: &[Arc<Job>],
+    ) -> Result<Vec<Arc<Job>>> {
+        let mut jobs = Vec::new();
+        for trigger in &app.cron_triggers {
+            let spec = &app.components[&trigger.component];
+            let linked = components
+                .get(&spec.id)
+                .with_context(|| format!("component `{}` is not loaded", spec.id))?;
+            let running = previous
+                .iter()
+                .find(|job| job.name == trigger.name)
+                .map_or_else(
+                    || Arc::new(AtomicBool::new(false)),
+                    |job| job.running.clone(),
+                );
+            jobs.push(Arc::new(Job {
+                name: trigger.name.clone(),
+                expression: trigger.expression.clone(),
+                schedule: trigger.schedule.clone(),
+                catch_up: trigger.catch_up,
+                handler: CronHandler::load(runtime, app, spec, linked)?,
+                running,
+            }));
+        }
+        Ok(jobs)
+    }
+
+    /// Schedules `jobs` in place of the ones scheduled now.
+    fn schedule(&self, jobs: Vec<Arc<Job>>, catch_up: bool) {
+        let mut scheduled = self.scheduled.lock().expect("cron jobs lock");
+        for (_, task) in scheduled.drain(..) {
+            task.abort();
+        }
+        for job in jobs {
             tracing::info!(trigger = %job.name, component = %job.handler.component, schedule = %job.expression, catch_up = ?job.catch_up, "cron trigger scheduled");
-        }
-        let mut schedules = tokio::task::JoinSet::new();
-        for job in self.jobs {
             let runner = self.runner.clone();
-            schedules.spawn(async move {
+            let started_at = Utc::now();
+            if catch_up {
                 job.running.store(true, Ordering::SeqCst);
-                let started_at = Utc::now();
                 tokio::spawn(runner.clone().catch_up(job.clone(), started_at));
-                runner.schedule(job, started_at).await;
-            });
+            }
+            let task = tokio::spawn(runner.schedule(job.clone(), started_at));
+            scheduled.push((job, task.abort_handle()));
         }
-        while schedules.join_next().await.is_some() {}
+    }
+
+    /// Follows `app`'s `[[trigger.cron]]` from now on: runs going on finish on
+    /// the old version; the next ticks run the new one (no catch-up: the
+    /// schedule only changed, the host did not stop).
+    pub fn replace(&self, app: &App, components: &Components) -> Result<()> {
+        let previous: Vec<Arc<Job>> = self
+            .scheduled
+            .lock()
+            .expect("cron jobs lock")
+            .iter()
+            .map(|(job, _)| job.clone())
+            .collect();
+        let jobs = Self::jobs(app, &self.runner.runtime, components, &previous)?;
+        self.schedule(jobs, false);
+        Ok(())
     }
 }
 
@@ -439,7 +493,10 @@ pub async fn run_once(
         let known: Vec<_> = app.components.keys().collect();
         format!("no component `{component}` in the manifest (it has {known:?})")
     })?;
-    let handler = CronHandler::load(&runtime, app, spec)?;
+    let linked = runtime
+        .pre_instantiate(&spec.source)
+        .with_context(|| format!("loading component `{component}`"))?;
+    let handler = CronHandler::load(&runtime, app, spec, &linked)?;
     let runner = Runner {
         runtime,
         backend,

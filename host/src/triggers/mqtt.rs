@@ -14,14 +14,15 @@
 //! keeps the subscriptions and redelivers what was not acked.
 
 use crate::manifest::{App, MqttSettings};
-use crate::runtime::{ComponentConfig, HostState, Runtime};
+use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use anyhow::{bail, Context, Result};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use wasmtime::component::InstancePre;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -79,12 +80,21 @@ pub struct MqttTrigger {
     runtime: Arc<Runtime>,
     backend: Arc<dyn Backend>,
     options: MqttOptions,
-    subscriptions: Vec<Subscription>,
+    /// Swapped whole when the manifest changes (see `replace`).
+    subscriptions: RwLock<Arc<Vec<Subscription>>>,
+    /// The connection's client, once `run` made it: `replace` subscribes with it.
+    client: OnceLock<AsyncClient>,
     counters: Counters,
     /// Payloads above this many bytes are rejected unread.
     max_payload: usize,
     /// Dead letters are keyed by receive time; this keeps the keys distinct.
     last_rejected_ms: AtomicI64,
+}
+
+/// Whether `pre` exports the Spin MQTT trigger's `handle-message`.
+pub fn check(pre: &InstancePre<HostState>) -> Result<()> {
+    MqttComponentPre::new(pre.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 /// Why a handler did not take a message.
@@ -103,21 +113,46 @@ impl MqttTrigger {
         app: &App,
         runtime: Arc<Runtime>,
         backend: Arc<dyn Backend>,
+        components: &Components,
         client_id: Option<&str>,
         max_payload: usize,
     ) -> Result<Option<MqttTrigger>> {
         let Some(settings) = &app.mqtt else {
             return Ok(None);
         };
+        let subscriptions = Self::subscriptions(app, &runtime, components)?;
+        Ok(Some(MqttTrigger {
+            runtime,
+            backend,
+            options: client_options(
+                client_id.map_or_else(|| format!("cromflag-{}", app.name), str::to_owned),
+                settings,
+            )?,
+            subscriptions: RwLock::new(Arc::new(subscriptions)),
+            client: OnceLock::new(),
+            counters: Counters::default(),
+            max_payload,
+            last_rejected_ms: AtomicI64::new(0),
+        }))
+    }
+
+    fn subscriptions(
+        app: &App,
+        runtime: &Runtime,
+        components: &Components,
+    ) -> Result<Vec<Subscription>> {
         let mut subscriptions = Vec::new();
         for trigger in &app.mqtt_triggers {
             let spec = &app.components[&trigger.component];
-            let pre = runtime
-                .pre_instantiate(&spec.source)
-                .and_then(|pre| Ok(MqttComponentPre::new(pre)?))
-                .with_context(|| {
-                    format!("component `{}` does not export the MQTT handler", spec.id)
-                })?;
+            let linked = components
+                .get(&spec.id)
+                .with_context(|| format!("component `{}` is not loaded", spec.id))?;
+            let pre = MqttComponentPre::new(linked.pre.clone()).map_err(|e| {
+                anyhow::anyhow!(
+                    "component `{}` does not export the MQTT handler: {e}",
+                    spec.id
+                )
+            })?;
             let handler = Arc::new(MqttHandler {
                 id: spec.id.clone(),
                 pre,
@@ -134,23 +169,59 @@ impl MqttTrigger {
                 handler,
             });
         }
-        Ok(Some(MqttTrigger {
-            runtime,
-            backend,
-            options: client_options(
-                client_id.map_or_else(|| format!("cromflag-{}", app.name), str::to_owned),
-                settings,
-            )?,
-            subscriptions,
-            counters: Counters::default(),
-            max_payload,
-            last_rejected_ms: AtomicI64::new(0),
-        }))
+        Ok(subscriptions)
+    }
+
+    /// Follows `app`'s `[[trigger.mqtt]]` from now on: new topics are
+    /// subscribed, dropped ones unsubscribed, and messages go to the new
+    /// versions of the components. (The broker connection itself stays: a
+    /// changed `[application.trigger.mqtt]` needs a restart.)
+    pub fn replace(&self, app: &App, components: &Components) -> Result<()> {
+        let new = Self::subscriptions(app, &self.runtime, components)?;
+        let old = std::mem::replace(
+            &mut *self.subscriptions.write().expect("subscriptions lock"),
+            Arc::new(new),
+        );
+        let new = self
+            .subscriptions
+            .read()
+            .expect("subscriptions lock")
+            .clone();
+        let Some(client) = self.client.get().cloned() else {
+            return Ok(());
+        };
+        let added: Vec<_> = new
+            .iter()
+            .filter(|n| !old.iter().any(|o| o.filter == n.filter && o.qos == n.qos))
+            .map(|n| (n.filter.clone(), n.qos))
+            .collect();
+        let removed: Vec<_> = old
+            .iter()
+            .filter(|o| !new.iter().any(|n| n.filter == o.filter))
+            .map(|o| o.filter.clone())
+            .collect();
+        // From a task: the request queue is drained by the connection loop.
+        tokio::spawn(async move {
+            for (filter, qos) in added {
+                tracing::info!(topic = %filter, "MQTT subscribing (manifest changed)");
+                if let Err(e) = client.subscribe(filter.clone(), qos).await {
+                    tracing::error!(topic = %filter, error = %e, "MQTT subscribe failed");
+                }
+            }
+            for filter in removed {
+                tracing::info!(topic = %filter, "MQTT unsubscribing (manifest changed)");
+                if let Err(e) = client.unsubscribe(filter.clone()).await {
+                    tracing::error!(topic = %filter, error = %e, "MQTT unsubscribe failed");
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Runs the connection until the task is dropped, reconnecting as needed.
     pub async fn run(self: Arc<Self>) {
         let (client, mut eventloop) = AsyncClient::new(self.options.clone(), MAX_IN_FLIGHT);
+        let _ = self.client.set(client.clone());
         let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
         let mut backoff = Duration::from_millis(100);
         tokio::spawn(report_counters(Arc::downgrade(&self), COUNTERS_INTERVAL));
@@ -162,7 +233,12 @@ impl MqttTrigger {
                     // Subscribing again is harmless and covers a broker that lost the
                     // session. From a task of its own: the request queue is drained by
                     // this very loop, which must not wait on it.
-                    for sub in &self.subscriptions {
+                    let subscriptions = self
+                        .subscriptions
+                        .read()
+                        .expect("subscriptions lock")
+                        .clone();
+                    for sub in subscriptions.iter() {
                         let (client, filter, qos) = (client.clone(), sub.filter.clone(), sub.qos);
                         tokio::spawn(async move {
                             if let Err(e) = client.subscribe(filter.clone(), qos).await {
@@ -269,8 +345,12 @@ impl MqttTrigger {
         reason = "the generated binding takes the WIT list as &Vec<u8>"
     )]
     async fn handle(&self, topic: &str, payload: &Vec<u8>) -> Result<(), Failure> {
-        let Some(sub) = self
+        let subscriptions = self
             .subscriptions
+            .read()
+            .expect("subscriptions lock")
+            .clone();
+        let Some(sub) = subscriptions
             .iter()
             .find(|s| topic_matches(&s.filter, topic))
         else {

@@ -9,8 +9,9 @@
 mod builtin;
 mod routes;
 
+use crate::live::Live;
 use crate::manifest::App;
-use crate::runtime::{ComponentConfig, HostState, Runtime};
+use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::Backend;
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -24,8 +25,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 use tokio::net::TcpListener;
+use wasmtime::component::InstancePre;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -43,48 +45,88 @@ pub struct HttpTrigger {
     runtime: Arc<Runtime>,
     /// For the built-in live streams.
     backend: Arc<dyn Backend>,
+    /// Swapped whole when the application changes; a request keeps the routes
+    /// (and so the component versions) it started with.
+    routes: RwLock<Arc<Routes>>,
+    max_body_bytes: usize,
+    /// Serves `POST /admin/components/<id>` once set.
+    live: OnceLock<Arc<Live>>,
+}
+
+/// The application's routes and the base they sit under.
+struct Routes {
     router: Router<Arc<HttpComponent>>,
     base: String,
-    max_body_bytes: usize,
+}
+
+/// Whether `pre` is a wasi:http component (exports the incoming handler).
+pub fn check(pre: &InstancePre<HostState>) -> Result<()> {
+    ProxyPre::new(pre.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 impl HttpTrigger {
-    /// Compiles (or loads from cache) and pre-instantiates every component an
-    /// HTTP route names; fails if one cannot be linked.
-    pub fn new(app: &App, runtime: Arc<Runtime>, max_body_bytes: usize) -> Result<HttpTrigger> {
-        let mut loaded: HashMap<&str, Arc<HttpComponent>> = HashMap::new();
+    /// The trigger for `app`'s routes, over its linked `components`.
+    pub fn new(
+        app: &App,
+        runtime: Arc<Runtime>,
+        components: &Components,
+        max_body_bytes: usize,
+    ) -> Result<HttpTrigger> {
+        let routes = Self::routes(app, &runtime, components)?;
+        Ok(HttpTrigger {
+            backend: runtime.backend().clone(),
+            runtime,
+            routes: RwLock::new(Arc::new(routes)),
+            max_body_bytes,
+            live: OnceLock::new(),
+        })
+    }
+
+    /// Serves the routes of `app` from now on; requests in flight finish on
+    /// the routes they started with.
+    pub fn replace(&self, app: &App, components: &Components) -> Result<()> {
+        let routes = Self::routes(app, &self.runtime, components)?;
+        *self.routes.write().expect("routes lock") = Arc::new(routes);
+        Ok(())
+    }
+
+    /// Lets `POST /admin/components/<id>` reach the live-change controller.
+    pub fn set_live(&self, live: Arc<Live>) {
+        let _ = self.live.set(live);
+    }
+
+    fn routes(app: &App, runtime: &Runtime, components: &Components) -> Result<Routes> {
+        let mut bound: HashMap<&str, Arc<HttpComponent>> = HashMap::new();
         let mut routes = Vec::new();
         for trigger in &app.http_triggers {
             let spec = &app.components[&trigger.component];
-            let component = match loaded.get(spec.id.as_str()) {
+            let component = match bound.get(spec.id.as_str()) {
                 Some(component) => component.clone(),
                 None => {
-                    let pre = runtime
-                        .pre_instantiate(&spec.source)
-                        .and_then(|pre| Ok(ProxyPre::new(pre)?))
-                        .with_context(|| {
-                            format!(
-                                "component `{}` is not a wasi:http component this host can link",
-                                spec.id
-                            )
-                        })?;
+                    let linked = components
+                        .get(&spec.id)
+                        .with_context(|| format!("component `{}` is not loaded", spec.id))?;
+                    let pre = ProxyPre::new(linked.pre.clone()).map_err(|e| {
+                        anyhow::anyhow!(
+                            "component `{}` is not a wasi:http component this host can link: {e}",
+                            spec.id
+                        )
+                    })?;
                     let component = Arc::new(HttpComponent {
                         id: spec.id.clone(),
                         pre,
                         config: runtime.component_config(app, spec),
                     });
-                    loaded.insert(&spec.id, component.clone());
+                    bound.insert(&spec.id, component.clone());
                     component
                 }
             };
             routes.push((trigger.route.clone(), component));
         }
-        Ok(HttpTrigger {
-            backend: runtime.backend().clone(),
-            runtime,
+        Ok(Routes {
             router: Router::new(&app.http_base, routes)?,
             base: app.http_base.clone(),
-            max_body_bytes,
         })
     }
 
@@ -134,8 +176,20 @@ impl HttpTrigger {
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
-        let Some(matched) = self.router.route(req.uri().path()) else {
+        let routes = self.routes.read().expect("routes lock").clone();
+        let Some(matched) = routes.router.route(req.uri().path()) else {
             // What the manifest does not route may be one of the host's own pages.
+            if let Some(admin) = req.uri().path().strip_prefix("/admin/components/") {
+                let component = admin.to_owned();
+                return match self.live.get() {
+                    Some(live) => live.serve_upload(&component, req).await,
+                    None => error(
+                        StatusCode::NOT_FOUND,
+                        "no such route",
+                        json!({ "path": req.uri().path() }),
+                    ),
+                };
+            }
             if let Some(builtin) = builtin::route(req.method(), req.uri().path()) {
                 return builtin::serve(builtin, self.backend.as_ref());
             }
@@ -157,7 +211,7 @@ impl HttpTrigger {
                 matched.route.trim_end_matches("/...").to_owned(),
             ),
             ("spin-path-info", matched.path_info),
-            ("spin-base-path", self.base.clone()),
+            ("spin-base-path", routes.base.clone()),
             ("spin-client-addr", client.to_string()),
         ];
         let req = match self.buffer_body(req).await {
@@ -283,7 +337,7 @@ impl HttpTrigger {
 }
 
 /// A JSON error response in the components' shape, `{"error": ..., "detail": ...}`.
-fn error(
+pub(crate) fn error(
     status: StatusCode,
     message: &str,
     detail: serde_json::Value,

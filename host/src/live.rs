@@ -1,0 +1,484 @@
+//! Live changes: a running host follows `spin.toml` and the component files it
+//! names (watched with `notify`, debounced), and takes new component versions
+//! on `POST /admin/components/<id>` (when the `admin_token` variable is set).
+//!
+//! A change is applied off the request path. The manifest is read again and
+//! every component a trigger binds is loaded (an unchanged file costs a hash, a
+//! changed one a compile) and checked against each trigger that uses it:
+//! linked against the host's imports, with the export that trigger calls.
+//! - A new version that fails is refused with a log line; its old version
+//!   stays and keeps serving.
+//! - A component new to the application that fails stops the whole change.
+//! - Then each trigger swaps its tables at once (routes, MQTT subscriptions,
+//!   cron jobs, transform chains). Requests in flight finish on the versions
+//!   they started with; new ones get the new versions.
+//!
+//! Every swap is logged with the old and new SHA-256 of the component.
+
+use crate::manifest::{self, App};
+use crate::runtime::{Components, Linked, Runtime};
+use crate::triggers::cron::{self, CronTrigger};
+use crate::triggers::http::{self as http_trigger, HttpTrigger};
+use crate::triggers::mqtt::{self, MqttTrigger};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// Quiet time after a file event before the change is applied: a copy in
+/// progress produces several events, and the change should see the whole file.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// The largest component `POST /admin/components/<id>` takes.
+const MAX_UPLOAD_BYTES: usize = 64 << 20;
+
+/// The triggers a component is bound to, each needing its own export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Http,
+    Mqtt,
+    Cron,
+}
+
+/// What a change did to one component.
+#[derive(Debug)]
+pub enum Outcome {
+    Swapped { old: String, new: String },
+    Added { new: String },
+    Refused { kept: String, reason: String },
+}
+
+/// The live-change controller of a running application.
+pub struct Live {
+    manifest: PathBuf,
+    runtime: Arc<Runtime>,
+    http: Arc<HttpTrigger>,
+    mqtt: Option<Arc<MqttTrigger>>,
+    cron: Arc<CronTrigger>,
+    /// Where uploaded components are kept (`<data-dir>/uploads`).
+    uploads: PathBuf,
+    /// Changes are applied one at a time.
+    state: tokio::sync::Mutex<State>,
+}
+
+struct State {
+    app: Arc<App>,
+    components: Components,
+    /// Uploaded versions, by component id: used instead of the manifest's
+    /// `source` until that file changes.
+    overrides: HashMap<String, PathBuf>,
+}
+
+/// Loads and checks every component `app` binds to a trigger. With `previous`
+/// (a running application), a changed component that fails keeps its previous
+/// version; without, any failure is an error.
+pub fn link_all(
+    runtime: &Runtime,
+    app: &App,
+    previous: Option<&Components>,
+    overrides: &HashMap<String, PathBuf>,
+) -> Result<(Components, Vec<(String, Outcome)>)> {
+    let mut kinds: HashMap<&str, BTreeSet<Kind>> = HashMap::new();
+    for t in &app.http_triggers {
+        kinds.entry(&t.component).or_default().insert(Kind::Http);
+    }
+    for t in &app.mqtt_triggers {
+        kinds.entry(&t.component).or_default().insert(Kind::Mqtt);
+    }
+    for t in &app.cron_triggers {
+        kinds.entry(&t.component).or_default().insert(Kind::Cron);
+    }
+    let mut components = Components::new();
+    let mut outcomes = Vec::new();
+    for (id, kinds) in kinds {
+        let spec = &app.components[id];
+        let source = overrides.get(id).unwrap_or(&spec.source);
+        let old = previous.and_then(|p| p.get(id));
+        match link(runtime, source, &kinds, old) {
+            Ok(linked) => {
+                match old {
+                    Some(old) if old.sha256 == linked.sha256 => {}
+                    Some(old) => outcomes.push((
+                        id.to_owned(),
+                        Outcome::Swapped {
+                            old: old.sha256.clone(),
+                            new: linked.sha256.clone(),
+                        },
+                    )),
+                    None if previous.is_some() => outcomes.push((
+                        id.to_owned(),
+                        Outcome::Added {
+                            new: linked.sha256.clone(),
+                        },
+                    )),
+                    None => {}
+                }
+                components.insert(id.to_owned(), linked);
+            }
+            Err(e) => match old {
+                Some(old) => {
+                    outcomes.push((
+                        id.to_owned(),
+                        Outcome::Refused {
+                            kept: old.sha256.clone(),
+                            reason: format!("{e:#}"),
+                        },
+                    ));
+                    components.insert(id.to_owned(), old.clone());
+                }
+                None => return Err(e.context(format!("component `{id}` ({})", source.display()))),
+            },
+        }
+    }
+    Ok((components, outcomes))
+}
+
+/// Loads the component at `source` for triggers of `kinds`; reuses `old`
+/// when the file has not changed.
+fn link(
+    runtime: &Runtime,
+    source: &Path,
+    kinds: &BTreeSet<Kind>,
+    old: Option<&Linked>,
+) -> Result<Linked> {
+    if let Some(old) = old {
+        let bytes =
+            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+        if crate::runtime::sha256_hex(&bytes) == old.sha256 {
+            return Ok(old.clone());
+        }
+    }
+    let linked = runtime.pre_instantiate(source)?;
+    for kind in kinds {
+        match kind {
+            Kind::Http => http_trigger::check(&linked.pre).context("as an HTTP component")?,
+            Kind::Mqtt => mqtt::check(&linked.pre).context("as an MQTT component")?,
+            Kind::Cron => cron::check(&linked.pre).context("as a cron component")?,
+        }
+    }
+    Ok(linked)
+}
+
+impl Live {
+    pub fn new(
+        manifest: &Path,
+        runtime: Arc<Runtime>,
+        triggers: (Arc<HttpTrigger>, Option<Arc<MqttTrigger>>, Arc<CronTrigger>),
+        uploads: PathBuf,
+        app: App,
+        components: Components,
+    ) -> Arc<Live> {
+        let (http, mqtt, cron) = triggers;
+        let live = Arc::new(Live {
+            manifest: manifest.to_owned(),
+            runtime,
+            http: http.clone(),
+            mqtt,
+            cron,
+            uploads,
+            state: tokio::sync::Mutex::new(State {
+                app: Arc::new(app),
+                components,
+                overrides: HashMap::new(),
+            }),
+        });
+        http.set_live(live.clone());
+        live
+    }
+
+    /// Applies the manifest and component files as they are now.
+    pub async fn reload(&self) -> Result<Vec<(String, Outcome)>> {
+        let mut state = self.state.lock().await;
+        self.apply(&mut state).await
+    }
+
+    async fn apply(&self, state: &mut State) -> Result<Vec<(String, Outcome)>> {
+        let app = Arc::new(manifest::load(&self.manifest)?);
+        if app.mqtt.is_some() != self.mqtt.is_some() {
+            tracing::warn!("[application.trigger.mqtt] was added or removed: restart the host for it to take effect");
+        }
+        let runtime = self.runtime.clone();
+        let previous = state.components.clone();
+        let overrides = state.overrides.clone();
+        let linking = app.clone();
+        // (an Arc: the blocking task needs its own handle)
+        // Compiling takes a while: off the async threads.
+        let (components, outcomes) = tokio::task::spawn_blocking(move || {
+            link_all(&runtime, &linking, Some(&previous), &overrides)
+        })
+        .await??;
+        // Transform chains are rebuilt with the triggers' tables.
+        self.http.replace(&app, &components)?;
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.replace(&app, &components)?;
+        }
+        self.cron.replace(&app, &components)?;
+        for (id, outcome) in &outcomes {
+            match outcome {
+                Outcome::Swapped { old, new } => {
+                    tracing::info!(component = %id, old = %short(old), new = %short(new), "component swapped")
+                }
+                Outcome::Added { new } => {
+                    tracing::info!(component = %id, new = %short(new), "component added")
+                }
+                Outcome::Refused { kept, reason } => {
+                    tracing::error!(component = %id, kept = %short(kept), %reason, "new version refused: the old one keeps serving")
+                }
+            }
+        }
+        tracing::info!(
+            routes = app.http_triggers.len(),
+            mqtt = app.mqtt_triggers.len(),
+            cron = app.cron_triggers.len(),
+            "application reloaded"
+        );
+        state.app = app;
+        state.components = components;
+        Ok(outcomes)
+    }
+
+    /// Watches the manifest and every directory holding a component source;
+    /// the returned watcher must be kept alive.
+    pub fn watch(self: Arc<Self>) -> Result<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        let (events, mut changes) = tokio::sync::mpsc::unbounded_channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if !matches!(event.kind, notify::EventKind::Access(_)) {
+                        let _ = events.send(event.paths);
+                    }
+                }
+            })?;
+        let mut watched = BTreeSet::new();
+        let dirs = self.watched_dirs()?;
+        for dir in dirs {
+            watcher
+                .watch(&dir, notify::RecursiveMode::NonRecursive)
+                .with_context(|| format!("watching {}", dir.display()))?;
+            watched.insert(dir);
+        }
+        let live = self.clone();
+        tokio::spawn(async move {
+            while let Some(mut paths) = changes.recv().await {
+                // Debounce: wait until the files have been quiet for a moment.
+                loop {
+                    match tokio::time::timeout(DEBOUNCE, changes.recv()).await {
+                        Ok(Some(more)) => paths.extend(more),
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                if !live.is_relevant(&paths).await {
+                    continue;
+                }
+                let mut state = live.state.lock().await;
+                // A file that changed on disk wins over an earlier upload.
+                let app = state.app.clone();
+                state.overrides.retain(|id, _| {
+                    let source = app.components.get(id).map(|c| &c.source);
+                    !source.is_some_and(|s| paths.iter().any(|p| p == s))
+                });
+                if let Err(e) = live.apply(&mut state).await {
+                    tracing::error!(error = %format!("{e:#}"), "change refused: the application keeps running as it was");
+                }
+            }
+        });
+        Ok(watcher)
+    }
+
+    fn watched_dirs(&self) -> Result<BTreeSet<PathBuf>> {
+        let app = manifest::load(&self.manifest)?;
+        let mut dirs = BTreeSet::new();
+        dirs.insert(parent(&self.manifest));
+        for spec in app.components.values() {
+            dirs.insert(parent(&spec.source));
+        }
+        Ok(dirs.into_iter().filter(|d| d.is_dir()).collect())
+    }
+
+    /// Whether an event on `paths` concerns the manifest or a component.
+    async fn is_relevant(&self, paths: &[PathBuf]) -> bool {
+        let state = self.state.lock().await;
+        paths.iter().any(|path| {
+            path.file_name() == self.manifest.file_name()
+                || state.app.components.values().any(|c| &c.source == path)
+        })
+    }
+
+    /// `POST /admin/components/<id>`: a new version of a component, in the body.
+    pub async fn serve_upload(
+        &self,
+        id: &str,
+        req: hyper::Request<Incoming>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        use http::StatusCode;
+        let refuse = |status: StatusCode, message: &str, detail: serde_json::Value| {
+            http_trigger::error(status, message, detail)
+        };
+        let token = {
+            let state = self.state.lock().await;
+            state
+                .app
+                .variables
+                .get("admin_token")
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (parts, body) = req.into_parts();
+        // Read before any refusal: a client still sending would get a broken
+        // pipe instead of the answer.
+        let body = read_limited(body, MAX_UPLOAD_BYTES).await;
+        if token.is_empty() {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "no such route",
+                json!({ "path": parts.uri.path(), "hint": "set the admin_token variable to enable uploads" }),
+            );
+        }
+        if parts.method != http::Method::POST {
+            return refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                json!({ "allowed": ["POST"] }),
+            );
+        }
+        let given = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same_secret(given, &token) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong token",
+                json!("send Authorization: Bearer <admin_token>"),
+            );
+        }
+        let body = match body {
+            Ok(body) => body,
+            Err(e) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "upload refused", json!(e)),
+        };
+        match self.upload(id, &body).await {
+            Ok(Some(Outcome::Swapped { old, new })) => {
+                let body = json!({ "component": id, "old": old, "new": new });
+                json_response(StatusCode::OK, &body)
+            }
+            Ok(_) => json_response(
+                StatusCode::OK,
+                &json!({ "component": id, "unchanged": true }),
+            ),
+            Err((status, reason)) => refuse(
+                status,
+                "upload refused",
+                json!({ "component": id, "reason": reason }),
+            ),
+        }
+    }
+
+    /// Keeps `bytes` as component `id`'s new version and applies it.
+    async fn upload(
+        &self,
+        id: &str,
+        bytes: &[u8],
+    ) -> std::result::Result<Option<Outcome>, (http::StatusCode, String)> {
+        use http::StatusCode;
+        let mut state = self.state.lock().await;
+        if !state.components.contains_key(id) {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no trigger binds a component `{id}`"),
+            ));
+        }
+        let sha256 = crate::runtime::sha256_hex(bytes);
+        let path = self.uploads.join(format!("{id}-{}.wasm", short(&sha256)));
+        let written =
+            std::fs::create_dir_all(&self.uploads).and_then(|()| std::fs::write(&path, bytes));
+        if let Err(e) = written {
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("keeping the upload: {e}"),
+            ));
+        }
+        let before = state.overrides.insert(id.to_owned(), path);
+        let outcomes = match self.apply(&mut state).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                restore(&mut state.overrides, id, before);
+                return Err((StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")));
+            }
+        };
+        match outcomes.into_iter().find(|(c, _)| c == id).map(|(_, o)| o) {
+            Some(Outcome::Refused { reason, .. }) => {
+                restore(&mut state.overrides, id, before);
+                Err((StatusCode::UNPROCESSABLE_ENTITY, reason))
+            }
+            outcome => Ok(outcome),
+        }
+    }
+}
+
+fn restore(overrides: &mut HashMap<String, PathBuf>, id: &str, before: Option<PathBuf>) {
+    match before {
+        Some(path) => overrides.insert(id.to_owned(), path),
+        None => overrides.remove(id),
+    };
+}
+
+fn parent(path: &Path) -> PathBuf {
+    path.parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+/// The first 12 hex digits: enough to tell versions apart in a log line.
+fn short(sha256: &str) -> &str {
+    &sha256[..sha256.len().min(12)]
+}
+
+/// Compares in time independent of where the two differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn read_limited(mut body: Incoming, limit: usize) -> std::result::Result<Bytes, String> {
+    let mut kept = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            if kept.len() + data.len() > limit {
+                return Err(format!("a component may be at most {limit} bytes"));
+            }
+            kept.extend_from_slice(&data);
+        }
+    }
+    if kept.is_empty() {
+        return Err("the body must be the component's .wasm bytes".into());
+    }
+    Ok(kept.freeze())
+}
+
+fn json_response(
+    status: http::StatusCode,
+    body: &serde_json::Value,
+) -> hyper::Response<HyperOutgoingBody> {
+    use http_body_util::Full;
+    hyper::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(
+            Full::new(Bytes::from(body.to_string()))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("a static status and header are valid")
+}
