@@ -12,7 +12,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The wasm32-wasip2 crates, by package name (see `components/*/Cargo.toml`).
-const COMPONENTS: &[&str] = &["insert", "fetch", "report", "fault"];
+const COMPONENTS: &[&str] = &[
+    "insert",
+    "fetch",
+    "report",
+    "fault",
+    "probe",
+    // Transforms (components/transforms/, world `transformer`, no_std: no WASI).
+    "fahrenheit_to_celsius",
+    "dew_point",
+    "range_filter",
+    "faulty",
+    "wasi_importer",
+];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {

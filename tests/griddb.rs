@@ -157,6 +157,7 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
     // MQTT into A's broker ends up in B, and A's live stream shows the rows
     // once GridDB has taken them.
     let mut stream = Stream::open(&a, "m1");
+    a.wait_for_log("MQTT subscribed", 1);
     let mut publisher = Publisher::connect(a.mqtt_port, "griddb-test");
     publisher.publish(
         "devices/m1/telemetry",
@@ -231,6 +232,7 @@ fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
         "the 503 does not name the store: {error}"
     );
     // An MQTT message meanwhile is taken by the broker but not acked by A.
+    a.wait_for_log("MQTT subscribed", 1);
     let mut publisher = Publisher::connect(a.mqtt_port, "griddb-down");
     publisher.publish(
         "devices/queued/telemetry",

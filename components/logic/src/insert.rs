@@ -139,10 +139,21 @@ pub fn insert(
         &doc.tsdata,
         "tsdata",
     )?;
-    let ts_rows = rows_for(&doc.tsdata, &ts_plan, "tsdata")?;
+    // The batch has the columns this document carries (the key first), typed
+    // as the container has them: a transform sees the data, not the schema.
+    let carried = ContainerInfo {
+        columns: ts_plan
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| *i == 0 || doc.tsdata.iter().any(|r| has_field(r, &c.name)))
+            .map(|(_, c)| c.clone())
+            .collect(),
+        ..ts_plan.clone()
+    };
     let batch = Batch {
-        columns: ts_plan.columns.clone(),
-        rows: ts_rows,
+        rows: rows_for(&doc.tsdata, &carried, "tsdata")?,
+        columns: carried.columns,
     };
     let batch = pipeline.run(device, batch).map_err(|rejection| {
         ApiError::new(
@@ -336,6 +347,10 @@ fn lay_out(from: &[Column], rows: Vec<Row>, to: &[Column]) -> Vec<Row> {
                 .collect()
         })
         .collect()
+}
+
+fn has_field(record: &Record, name: &str) -> bool {
+    record.0.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
 }
 
 fn rows_for(

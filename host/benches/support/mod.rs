@@ -131,3 +131,15 @@ pub fn spawn_host(
     let addr = addr.ok_or_else(|| anyhow::anyhow!("cromflag did not start"))?;
     Ok((process, addr))
 }
+
+/// GETs `path` and returns the body as text, whatever the status.
+#[allow(dead_code, reason = "not every benchmark reads")]
+pub async fn get(sender: &mut Sender, path: &str) -> anyhow::Result<String> {
+    let request = http::Request::get(path)
+        .header("host", "bench")
+        .body(Full::new(Bytes::new()))?;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}

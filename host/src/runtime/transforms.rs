@@ -146,15 +146,31 @@ impl TransformEngine {
         Arc::new(Chain(transforms))
     }
 
-    /// Loads the transform `spec`; one that cannot be read, compiled or
-    /// linked is kept with the reason, and rejects every batch with it.
+    /// Loads the transform `spec`. A new version that cannot be read,
+    /// compiled or linked is refused and the version loaded before keeps
+    /// running; with none before, the transform is kept with the reason, and
+    /// rejects every batch with it.
     pub fn load(&self, spec: &ComponentSpec) -> Transform {
         let (sha256, runnable) = match self.pre(&spec.source) {
             Ok((sha256, pre)) => (sha256, Ok(pre)),
             Err(e) => {
                 let reason = format!("{e:#}");
-                tracing::error!(transform = %spec.id, %reason, "transform cannot run: its batches will be rejected");
-                (String::new(), Err(reason))
+                let previous = self
+                    .loaded
+                    .lock()
+                    .expect("transform cache lock")
+                    .get(&spec.source)
+                    .cloned();
+                match previous {
+                    Some((sha256, pre)) => {
+                        tracing::error!(transform = %spec.id, kept = %&sha256[..12], %reason, "new version refused: the old one keeps running");
+                        (sha256, Ok(pre))
+                    }
+                    None => {
+                        tracing::error!(transform = %spec.id, %reason, "transform cannot run: its batches will be rejected");
+                        (String::new(), Err(reason))
+                    }
+                }
             }
         };
         Transform {

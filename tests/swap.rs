@@ -1,0 +1,268 @@
+//! Live changes on a running host, from the outside: a component file copied
+//! over its `source`, a broken one, manifest edits that add and remove a route,
+//! and uploads on `POST /admin/components/<id>`.
+//!
+//! "A new build" of a component is made by copying a built `.wasm`, or the
+//! probe fixture with its build text replaced (same length, so the binary stays
+//! valid) — different bytes that answer differently.
+
+use cromflag_tests::{component, get, insert_sample, post, wait_until, Answer, Host};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tempfile::TempDir;
+
+/// The probe fixture as build `n` (1..=9999): its answer is `{"build": "probe-build-000n"}`.
+fn probe_build(n: u32) -> Vec<u8> {
+    let bytes = std::fs::read(component("probe")).unwrap();
+    let (from, to) = (b"probe-build-0001", format!("probe-build-{n:04}"));
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the probe's build text is in its data section");
+    let mut patched = bytes.clone();
+    patched[at..at + from.len()].copy_from_slice(to.as_bytes());
+    patched
+}
+
+/// A manifest whose `insert` route runs the component at `insert_source`,
+/// with `/fetch/...` for reading back and `extra` appended.
+fn manifest(dir: &Path, insert_source: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"swap-test\"\n\
+         [variables]\nadmin_token = {{ default = \"\" }}\n\
+         [[trigger.http]]\nroute = \"/insert/...\"\ncomponent = \"insert\"\n\
+         [[trigger.http]]\nroute = \"/fetch/...\"\ncomponent = \"fetch\"\n\
+         [component.insert]\nsource = {:?}\n\
+         [component.fetch]\nsource = {:?}\n\
+         {extra}",
+        insert_source.display().to_string(),
+        component("fetch").display().to_string(),
+    );
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Copies `bytes` over `path` in place, as `cp` does (not an atomic rename):
+/// the host may see the file half-written, and must cope.
+fn copy_over(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn build_of(answer: &Answer) -> Option<String> {
+    let body: Value = serde_json::from_slice(&answer.body).ok()?;
+    body["build"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn the_insert_component_is_replaced_twice_under_load_without_a_failed_request() {
+    let dir = TempDir::new().unwrap();
+    let source = dir.path().join("insert.wasm");
+    std::fs::copy(component("insert"), &source).unwrap();
+    let manifest = manifest(dir.path(), &source, "");
+    let host = Host::start_with(&manifest, &dir.path().join("data"), &[]);
+    assert_eq!(insert_sample(&host).text(), "True");
+
+    // A client posts continuously and keeps every answer.
+    let answers: Arc<Mutex<Vec<(u16, String)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (answers, stop, url) = (answers.clone(), stop.clone(), host.url("/insert/sample"));
+        let body = cromflag_tests::sample_payload();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let answer = post(&url, "application/json", &body);
+                answers.lock().unwrap().push((answer.status, answer.text()));
+            }
+        })
+    };
+    let seen = |text: &str| {
+        let text = text.to_owned();
+        let answers = answers.clone();
+        wait_until(&format!("an answer `{text}`"), move || {
+            answers
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, t)| *t == text)
+                .then_some(())
+        })
+    };
+    seen("True");
+    // First swap: a build that answers something else.
+    copy_over(&source, &probe_build(2));
+    seen(r#"{"build":"probe-build-0002"}"#);
+    // Second swap: the collector again.
+    copy_over(&source, &std::fs::read(component("insert")).unwrap());
+    let swapped_back = answers.lock().unwrap().len();
+    wait_until("the collector answering again", || {
+        let answers = answers.lock().unwrap();
+        answers[swapped_back..]
+            .iter()
+            .any(|(_, t)| t == "True")
+            .then_some(())
+    });
+    // Some more load on the last version, then stop.
+    let settled = answers.lock().unwrap().len();
+    wait_until("more answers", || {
+        (answers.lock().unwrap().len() > settled + 20).then_some(())
+    });
+    stop.store(true, Ordering::SeqCst);
+    client.join().unwrap();
+
+    let answers = answers.lock().unwrap();
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status != 200)
+        .collect();
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    // Versions follow each other in order: v1 answers, then v2, then v1 again,
+    // never mixed back once a newer one answered.
+    let phases: Vec<&str> = answers
+        .iter()
+        .map(|(_, t)| if t == "True" { "insert" } else { "probe" })
+        .fold(Vec::new(), |mut phases, phase| {
+            if phases.last() != Some(&phase) {
+                phases.push(phase);
+            }
+            phases
+        });
+    assert_eq!(
+        phases,
+        ["insert", "probe", "insert"],
+        "{} answers",
+        answers.len()
+    );
+    host.wait_for_log("component swapped", 2);
+    let log = host.log();
+    assert!(log.contains("component=insert"), "{log}");
+    assert!(log.contains(" old=") && log.contains(" new="), "{log}");
+}
+
+#[test]
+fn a_broken_or_wrong_component_is_refused_and_the_old_one_keeps_serving() {
+    let dir = TempDir::new().unwrap();
+    let source = dir.path().join("insert.wasm");
+    std::fs::copy(component("insert"), &source).unwrap();
+    let manifest = manifest(dir.path(), &source, "");
+    let host = Host::start_with(&manifest, &dir.path().join("data"), &[]);
+
+    // Not WebAssembly at all.
+    copy_over(&source, b"this is not a component");
+    host.wait_for_log("new version refused", 1);
+    assert_eq!(insert_sample(&host).text(), "True");
+    // A real component without the export the route calls (a cron component).
+    copy_over(&source, &std::fs::read(component("report")).unwrap());
+    host.wait_for_log("new version refused", 2);
+    assert!(
+        host.log().contains("as an HTTP component"),
+        "{}",
+        host.log()
+    );
+    assert_eq!(insert_sample(&host).text(), "True");
+    // A good build is still taken afterwards.
+    copy_over(&source, &probe_build(7));
+    wait_until("the good build", || {
+        let answer = post(&host.url("/insert/sample"), "application/json", b"{}");
+        (build_of(&answer).as_deref() == Some("probe-build-0007")).then_some(())
+    });
+}
+
+#[test]
+fn manifest_edits_add_and_remove_routes_live() {
+    let dir = TempDir::new().unwrap();
+    let probe = dir.path().join("probe.wasm");
+    std::fs::write(&probe, probe_build(3)).unwrap();
+    let manifest_path = manifest(dir.path(), &component("insert"), "");
+    let host = Host::start_with(&manifest_path, &dir.path().join("data"), &[]);
+    assert_eq!(get(&host.url("/probe/x")).status, 404);
+
+    let with_probe = format!(
+        "[[trigger.http]]\nroute = \"/probe/...\"\ncomponent = \"probe\"\n\
+         [component.probe]\nsource = {:?}\n",
+        probe.display().to_string()
+    );
+    manifest(dir.path(), &component("insert"), &with_probe);
+    let answer = wait_until("the new route", || {
+        let answer = get(&host.url("/probe/x"));
+        (answer.status == 200).then_some(answer)
+    });
+    assert_eq!(build_of(&answer).as_deref(), Some("probe-build-0003"));
+    // The routes that were there still work.
+    assert_eq!(insert_sample(&host).text(), "True");
+
+    manifest(dir.path(), &component("insert"), "");
+    wait_until("the route gone", || {
+        (get(&host.url("/probe/x")).status == 404).then_some(())
+    });
+    assert_eq!(insert_sample(&host).text(), "True");
+    // A manifest that does not parse changes nothing.
+    std::fs::write(&manifest_path, "this is = not [ toml").unwrap();
+    host.wait_for_log("change refused", 1);
+    assert_eq!(insert_sample(&host).text(), "True");
+}
+
+fn upload(host: &Host, id: &str, token: Option<&str>, bytes: &[u8]) -> Answer {
+    let url = host.url(&format!("/admin/components/{id}"));
+    let mut request = ureq::post(&url).set("Content-Type", "application/wasm");
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.send_bytes(bytes) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("upload: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    Answer {
+        status,
+        content_type: String::new(),
+        headers: Vec::new(),
+        body: text.into_bytes(),
+    }
+}
+
+#[test]
+fn uploads_swap_a_component_for_whoever_holds_the_token() {
+    let dir = TempDir::new().unwrap();
+    let manifest = manifest(dir.path(), &component("insert"), "");
+    // Without a token the endpoint does not exist.
+    let closed = Host::start_with(&manifest, &dir.path().join("closed"), &[]);
+    assert_eq!(upload(&closed, "insert", None, &probe_build(4)).status, 404);
+    closed.stop();
+
+    let host = Host::start_with_env(
+        &manifest,
+        &dir.path().join("data"),
+        &[],
+        &[("SPIN_VARIABLE_ADMIN_TOKEN", "s3cret-token")],
+    );
+    assert_eq!(upload(&host, "insert", None, &probe_build(4)).status, 401);
+    assert_eq!(
+        upload(&host, "insert", Some("wrong"), &probe_build(4)).status,
+        401
+    );
+    assert_eq!(
+        upload(&host, "nothing", Some("s3cret-token"), &probe_build(4)).status,
+        404
+    );
+    let refused = upload(&host, "insert", Some("s3cret-token"), b"not wasm");
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert_eq!(insert_sample(&host).text(), "True");
+
+    let answer = upload(&host, "insert", Some("s3cret-token"), &probe_build(4));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let swap = answer.json();
+    assert_ne!(swap["old"], swap["new"]);
+    assert_eq!(swap["new"].as_str().unwrap().len(), 64);
+    // The very next request is served by the upload.
+    let next = post(&host.url("/insert/sample"), "application/json", b"{}");
+    assert_eq!(build_of(&next).as_deref(), Some("probe-build-0004"));
+    assert!(
+        !host.log().contains("s3cret-token"),
+        "the token is in the log"
+    );
+}
