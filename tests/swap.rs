@@ -266,3 +266,65 @@ fn uploads_swap_a_component_for_whoever_holds_the_token() {
         "the token is in the log"
     );
 }
+
+/// A manifest with `insert` on MQTT `topic` (through the host's own broker) and
+/// `/fetch` over HTTP, plus `extra`.
+fn mqtt_manifest(dir: &Path, topic: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"swap-mqtt\"\n\
+         [variables]\nmqtt_address = {{ default = \"mqtt://127.0.0.1:1883\" }}\n\
+         [application.trigger.mqtt]\naddress = \"{{{{ mqtt_address }}}}\"\nkeep_alive_interval = \"10\"\n\
+         [[trigger.mqtt]]\ncomponent = \"insert\"\ntopic = {topic:?}\nqos = \"1\"\n\
+         [[trigger.http]]\nroute = \"/fetch/...\"\ncomponent = \"fetch\"\n\
+         [component.insert]\nsource = {:?}\n[component.fetch]\nsource = {:?}\n{extra}",
+        component("insert").display().to_string(),
+        component("fetch").display().to_string(),
+    );
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn manifest_edits_change_mqtt_subscriptions_and_cron_entries_live() {
+    let dir = TempDir::new().unwrap();
+    let path = mqtt_manifest(dir.path(), "devices/one/telemetry", "");
+    let host = Host::start_with(&path, &dir.path().join("data"), &[]);
+    host.wait_for_log("MQTT subscribed", 1);
+    let mut publisher = cromflag_tests::mqtt::Publisher::connect(host.mqtt_port, "swap-mqtt");
+    let doc = |device: &str| {
+        String::from_utf8(cromflag_tests::sample_payload())
+            .unwrap()
+            .replace("\"sample\"", &format!("{device:?}"))
+            .into_bytes()
+    };
+    publisher.publish("devices/one/telemetry", 1, doc("one"));
+    cromflag_tests::wait_for_rows(&host, "one", 6);
+
+    // A wider topic, and a cron entry that runs every second.
+    let cron = format!(
+        "[[trigger.cron]]\ncomponent = \"ticker\"\ncron_expression = \"* * * * * *\"\n{}",
+        cromflag_tests::cron::report_component("ticker", &[("reports", "daily")], None)
+    );
+    mqtt_manifest(dir.path(), "devices/+/telemetry", &cron);
+    host.wait_for_log("MQTT subscribing (manifest changed)", 1);
+    host.wait_for_log("MQTT subscribed", 2);
+    publisher.publish("devices/two/telemetry", 1, doc("two"));
+    cromflag_tests::wait_for_rows(&host, "two", 6);
+    host.wait_for_log("cron run ok trigger=\"ticker\"", 1);
+
+    // Both gone again: nothing more is taken, no more ticks run.
+    mqtt_manifest(dir.path(), "devices/one/telemetry", "");
+    host.wait_for_log("MQTT unsubscribing (manifest changed)", 1);
+    host.wait_for_log("application reloaded", 2);
+    let ticks = host.log().matches("cron run ok trigger=\"ticker\"").count();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let later = host.log().matches("cron run ok trigger=\"ticker\"").count();
+    assert!(
+        later <= ticks + 1,
+        "the cron entry still runs: {ticks} → {later}"
+    );
+    publisher.publish("devices/three/telemetry", 1, doc("three"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(get(&host.url("/fetch/three")).status, 404);
+}
