@@ -125,6 +125,11 @@ pub struct TransformLimits {
     pub max_memory_bytes: usize,
 }
 
+impl TransformLimits {
+    /// The most memory any transform may be given.
+    pub const MAX_MEMORY_BYTES: usize = 256 << 20;
+}
+
 impl Default for TransformLimits {
     fn default() -> Self {
         TransformLimits {
@@ -341,6 +346,15 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
             ),
         };
         let defaults = TransformLimits::default();
+        if tool
+            .max_memory_bytes
+            .is_some_and(|bytes| bytes > TransformLimits::MAX_MEMORY_BYTES)
+        {
+            bail!(
+                "component `{id}`: max_memory_bytes may be at most {} (256 MiB)",
+                TransformLimits::MAX_MEMORY_BYTES
+            );
+        }
         let spec = ComponentSpec {
             id: id.clone(),
             source,

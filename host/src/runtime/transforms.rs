@@ -28,7 +28,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasData, Linker};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder,
+};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -109,6 +112,10 @@ pub struct Chain(pub Vec<Arc<Transform>>);
 /// Why a batch was not let through: the WIT `rejection`.
 pub type Rejection = wit::Rejection;
 
+/// Transform instances alive at once: a batch runs its chain one transform
+/// at a time, and no more batches run at once than component instances.
+const POOL_SLOTS: u32 = 1000;
+
 /// The engine transforms run on, and the transforms loaded so far (by source
 /// path and content, so that reloading an unchanged file costs a hash).
 pub struct TransformEngine {
@@ -120,8 +127,19 @@ pub struct TransformEngine {
 
 impl TransformEngine {
     pub fn new(cache_dir: &Path) -> Result<TransformEngine> {
+        // Pooled instances: a batch instantiates each transform afresh, which
+        // must cost microseconds, not an mmap per memory.
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_SLOTS);
+        pool.total_core_instances(POOL_SLOTS * 2);
+        pool.total_memories(POOL_SLOTS);
+        pool.total_tables(POOL_SLOTS * 2);
+        pool.max_memory_size(TransformLimits::MAX_MEMORY_BYTES);
         let mut config = Config::new();
-        config.wasm_component_model(true).consume_fuel(true);
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         variables::add_to_linker(&mut linker, |state: &mut TransformState| {
