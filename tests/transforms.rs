@@ -230,3 +230,47 @@ fn enabling_a_transform_in_the_running_hosts_manifest_takes_effect_without_a_res
     let rows = wait_for_rows(&host, "sample", 6);
     assert!(close(&rows[0]["temperature"], 25.56, 0.01), "{}", rows[0]);
 }
+
+#[test]
+fn a_batch_as_large_as_the_body_limit_fits_the_default_budgets() {
+    let dir = TempDir::new().unwrap();
+    let components = [
+        component_entry("fahrenheit-to-celsius", "fahrenheit_to_celsius", &[], None),
+        component_entry("dew-point", "dew_point", &[], None),
+        component_entry(
+            "range-filter",
+            "range_filter",
+            &[("column", "temperature"), ("max", "100")],
+            None,
+        ),
+    ]
+    .concat();
+    let manifest = manifest(
+        dir.path(),
+        &["fahrenheit-to-celsius", "dew-point", "range-filter"],
+        &components,
+    );
+    let host = Host::start_with(&manifest, &dir.path().join("data"), &[]);
+    let rows: Vec<Value> = (0..8000)
+        .map(|i| {
+            serde_json::json!({
+                "timestamp": 1_600_000_000_000i64 + i * 1000,
+                "temperature": 70.0 + (i % 20) as f64,
+                "humidity": 50.0 + (i % 30) as f64,
+                "motion": false,
+                "illuminance": 100.0,
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "deviceinfo": {"deviceid": "big"},
+        "tsdata": rows,
+    }))
+    .unwrap();
+    assert!(body.len() < 1 << 20, "under the default body limit");
+    let answer = cromflag_tests::post(&host.url("/insert/big"), "application/json", &body);
+    assert_eq!((answer.status, answer.text().as_str()), (200, "True"));
+    let stored = cromflag_tests::get(&host.url("/fetch/big?limit=10000")).json();
+    assert_eq!(stored.as_array().unwrap().len(), 8000);
+    assert!(stored[0]["dew_point"].is_number());
+}

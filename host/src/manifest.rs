@@ -115,12 +115,15 @@ pub struct ComponentSpec {
 }
 
 /// What one run of a transform may use (`[component.<id>.tool.cromflag]`
-/// `max_fuel` and `max_memory_bytes` of the transform component).
+/// `max_fuel`, `fuel_per_value` and `max_memory_bytes` of the transform).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransformLimits {
-    /// Fuel (about one unit per Wasm instruction) for one batch: the default
-    /// of 10 million is a few milliseconds.
+    /// Fuel (about one unit per Wasm instruction) for one batch, plus
+    /// `fuel_per_value` for each value in it: the defaults give a small batch
+    /// a few milliseconds (10 million units) and grow with the batch, since
+    /// merely reading and writing a value costs a few hundred units.
     pub max_fuel: u64,
+    pub fuel_per_value: u64,
     /// The most linear memory an instance may have.
     pub max_memory_bytes: usize,
 }
@@ -134,6 +137,7 @@ impl Default for TransformLimits {
     fn default() -> Self {
         TransformLimits {
             max_fuel: 10_000_000,
+            fuel_per_value: 1_000,
             max_memory_bytes: 16 << 20,
         }
     }
@@ -244,6 +248,7 @@ struct RawToolSettings {
     #[serde(default)]
     transforms: Vec<String>,
     max_fuel: Option<u64>,
+    fuel_per_value: Option<u64>,
     max_memory_bytes: Option<usize>,
 }
 
@@ -364,6 +369,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
             transforms: tool.transforms,
             transform_limits: TransformLimits {
                 max_fuel: tool.max_fuel.unwrap_or(defaults.max_fuel),
+                fuel_per_value: tool.fuel_per_value.unwrap_or(defaults.fuel_per_value),
                 max_memory_bytes: tool.max_memory_bytes.unwrap_or(defaults.max_memory_bytes),
             },
         };

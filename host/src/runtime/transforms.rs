@@ -5,8 +5,9 @@
 //! - its own engine and linker, which offer nothing but Spin's variables (so
 //!   no WASI: no files, network, clock or randomness); a component importing
 //!   anything else cannot be linked, and every batch is then rejected with why;
-//! - a fuel budget per batch (`max_fuel`, about one unit per instruction: the
-//!   default 10 million is a few milliseconds), so a loop ends in a trap;
+//! - a fuel budget per batch (about one unit per instruction): `max_fuel`
+//!   (10 million: a few milliseconds) plus `fuel_per_value` (1,000) for each
+//!   value in the batch, so a loop ends in a trap and a big batch still fits;
 //! - a memory cap per instance (`max_memory_bytes`, 16 MiB by default);
 //! - a fresh instance per batch: nothing survives from one batch to the next.
 //!
@@ -273,11 +274,14 @@ impl Transform {
             },
             variables: VariablesHost::new(self.variables.clone()),
         };
+        let values: u64 = batch.rows.iter().map(|row| row.len() as u64).sum();
+        let fuel = self
+            .limits
+            .max_fuel
+            .saturating_add(self.limits.fuel_per_value.saturating_mul(values));
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        store
-            .set_fuel(self.limits.max_fuel)
-            .map_err(|e| e.to_string())?;
+        store.set_fuel(fuel).map_err(|e| e.to_string())?;
         let called = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance
@@ -286,6 +290,8 @@ impl Transform {
                 .await
         };
         let outcome = called.await;
+        let used = fuel - store.get_fuel().unwrap_or(0);
+        tracing::debug!(transform = %self.id, rows = batch.rows.len(), fuel = used, "transform ran");
         match outcome {
             Ok(Ok(out)) => check(&out).map(|()| out),
             Ok(Err(refusal)) => Err(format!("refused the batch: {refusal}")),
@@ -295,10 +301,7 @@ impl Transform {
                     self.limits.max_memory_bytes
                 )
             } else if matches!(trap.downcast_ref(), Some(wasmtime::Trap::OutOfFuel)) {
-                format!(
-                    "ran out of fuel ({} units): it took too long",
-                    self.limits.max_fuel
-                )
+                format!("ran out of fuel ({fuel} units for {values} values): it took too long")
             } else {
                 format!("trapped: {}", trap.root_cause())
             }),
