@@ -173,7 +173,9 @@ fn a_broken_or_wrong_component_is_refused_and_the_old_one_keeps_serving() {
 #[test]
 fn manifest_edits_add_and_remove_routes_live() {
     let dir = TempDir::new().unwrap();
-    let probe = dir.path().join("probe.wasm");
+    // In a directory of its own, which the host did not watch at start.
+    let probe = dir.path().join("later").join("probe.wasm");
+    std::fs::create_dir(dir.path().join("later")).unwrap();
     std::fs::write(&probe, probe_build(3)).unwrap();
     let manifest_path = manifest(dir.path(), &component("insert"), "");
     let host = Host::start_with(&manifest_path, &dir.path().join("data"), &[]);
@@ -192,6 +194,12 @@ fn manifest_edits_add_and_remove_routes_live() {
     assert_eq!(build_of(&answer).as_deref(), Some("probe-build-0003"));
     // The routes that were there still work.
     assert_eq!(insert_sample(&host).text(), "True");
+    // Its directory is watched from now on: a new build there is taken.
+    copy_over(&probe, &probe_build(5));
+    wait_until("the probe's new build", || {
+        let answer = get(&host.url("/probe/x"));
+        (build_of(&answer).as_deref() == Some("probe-build-0005")).then_some(())
+    });
 
     manifest(dir.path(), &component("insert"), "");
     wait_until("the route gone", || {

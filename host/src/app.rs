@@ -52,8 +52,6 @@ pub struct Running {
     pub mqtt: Option<JoinHandle<()>>,
     /// The WebAPI server and its address, if `--webapi` was given.
     pub webapi: Option<(SocketAddr, JoinHandle<Result<()>>)>,
-    /// Follows changes of the manifest and the component files while held.
-    _watcher: notify::RecommendedWatcher,
     /// Held while the application runs on the embedded store: no other
     /// process opens its data directory.
     _lock: Option<DataDirLock>,
@@ -165,8 +163,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         app,
         components,
     );
-    let watcher = live
-        .watch()
+    live.watch()
         .context("watching the manifest and the components")?;
     tracing::info!(app = %name, routes, "listening on http://{http_addr}");
     Ok(Running {
@@ -174,7 +171,6 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         http: tokio::spawn(http.serve(listener)),
         mqtt: mqtt.map(|mqtt| tokio::spawn(mqtt.run())),
         webapi,
-        _watcher: watcher,
         _lock: lock,
     })
 }

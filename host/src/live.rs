@@ -64,6 +64,8 @@ pub struct Live {
     uploads: PathBuf,
     /// Changes are applied one at a time.
     state: tokio::sync::Mutex<State>,
+    /// The file watcher (once `watch` ran) and the directories it watches.
+    watcher: std::sync::Mutex<Option<(notify::RecommendedWatcher, BTreeSet<PathBuf>)>>,
 }
 
 struct State {
@@ -186,6 +188,7 @@ impl Live {
                 components,
                 overrides: HashMap::new(),
             }),
+            watcher: std::sync::Mutex::new(None),
         });
         http.set_live(live.clone());
         live
@@ -237,32 +240,28 @@ impl Live {
             cron = app.cron_triggers.len(),
             "application reloaded"
         );
+        if let Err(e) = self.watch_dirs(&app) {
+            tracing::warn!(error = %format!("{e:#}"), "a changed component's directory is not watched");
+        }
         state.app = app;
         state.components = components;
         Ok(outcomes)
     }
 
-    /// Watches the manifest and every directory holding a component source;
-    /// the returned watcher must be kept alive.
-    pub fn watch(self: Arc<Self>) -> Result<notify::RecommendedWatcher> {
-        use notify::Watcher;
+    /// Watches the manifest and every directory holding a component source
+    /// (directories of components added later are watched as they come), and
+    /// applies what changes there.
+    pub fn watch(self: Arc<Self>) -> Result<()> {
         let (events, mut changes) = tokio::sync::mpsc::unbounded_channel();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if let Ok(event) = event {
-                    if !matches!(event.kind, notify::EventKind::Access(_)) {
-                        let _ = events.send(event.paths);
-                    }
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                if !matches!(event.kind, notify::EventKind::Access(_)) {
+                    let _ = events.send(event.paths);
                 }
-            })?;
-        let mut watched = BTreeSet::new();
-        let dirs = self.watched_dirs()?;
-        for dir in dirs {
-            watcher
-                .watch(&dir, notify::RecursiveMode::NonRecursive)
-                .with_context(|| format!("watching {}", dir.display()))?;
-            watched.insert(dir);
-        }
+            }
+        })?;
+        *self.watcher.lock().expect("watcher lock") = Some((watcher, BTreeSet::new()));
+        self.watch_dirs(&manifest::load(&self.manifest)?)?;
         let live = self.clone();
         tokio::spawn(async move {
             while let Some(mut paths) = changes.recv().await {
@@ -289,17 +288,29 @@ impl Live {
                 }
             }
         });
-        Ok(watcher)
+        Ok(())
     }
 
-    fn watched_dirs(&self) -> Result<BTreeSet<PathBuf>> {
-        let app = manifest::load(&self.manifest)?;
-        let mut dirs = BTreeSet::new();
-        dirs.insert(parent(&self.manifest));
-        for spec in app.components.values() {
-            dirs.insert(parent(&spec.source));
+    /// Watches the manifest's directory and every directory holding one of
+    /// `app`'s component files, if not watched yet.
+    fn watch_dirs(&self, app: &App) -> Result<()> {
+        use notify::Watcher;
+        let mut guard = self.watcher.lock().expect("watcher lock");
+        let Some((watcher, watched)) = guard.as_mut() else {
+            return Ok(());
+        };
+        let dirs = std::iter::once(parent(&self.manifest))
+            .chain(app.components.values().map(|spec| parent(&spec.source)));
+        for dir in dirs {
+            if !dir.is_dir() || watched.contains(&dir) {
+                continue;
+            }
+            watcher
+                .watch(&dir, notify::RecursiveMode::NonRecursive)
+                .with_context(|| format!("watching {}", dir.display()))?;
+            watched.insert(dir);
         }
-        Ok(dirs.into_iter().filter(|d| d.is_dir()).collect())
+        Ok(())
     }
 
     /// Whether an event on `paths` concerns the manifest or a component.
