@@ -336,3 +336,61 @@ fn manifest_edits_change_mqtt_subscriptions_and_cron_entries_live() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(get(&host.url("/fetch/three")).status, 404);
 }
+
+#[test]
+fn with_the_repositorys_manifest_run_as_a_user_runs_it_changes_are_live() {
+    // A project as `cromflag up` finds it: spin.toml and target/components/…
+    // next to each other, the host started there with relative paths.
+    let project = TempDir::new().unwrap();
+    let built = project
+        .path()
+        .join("target/components/wasm32-wasip2/component");
+    std::fs::create_dir_all(&built).unwrap();
+    for name in [
+        "insert",
+        "fetch",
+        "report",
+        "fahrenheit_to_celsius",
+        "dew_point",
+        "range_filter",
+    ] {
+        std::fs::copy(component(name), built.join(format!("{name}.wasm"))).unwrap();
+    }
+    let manifest = project.path().join("spin.toml");
+    std::fs::copy(cromflag_tests::repo_root().join("spin.toml"), &manifest).unwrap();
+    let host = Host::start_with(Path::new("spin.toml"), &project.path().join("data"), &[]);
+    assert_eq!(insert_sample(&host).text(), "True");
+
+    // Copying a new build over a component's source changes the next answer.
+    copy_over(&built.join("fetch.wasm"), &probe_build(9));
+    let answer = wait_until("the new fetch build", || {
+        let answer = get(&host.url("/fetch/sample"));
+        build_of(&answer).is_some().then_some(answer)
+    });
+    assert_eq!(build_of(&answer).as_deref(), Some("probe-build-0009"));
+    copy_over(
+        &built.join("fetch.wasm"),
+        &std::fs::read(component("fetch")).unwrap(),
+    );
+    wait_until("the collector's reader back", || {
+        (get(&host.url("/fetch/sample"))
+            .json()
+            .as_array()
+            .map(Vec::len)
+            == Some(6))
+        .then_some(())
+    });
+
+    // Enabling °F → °C in the manifest: the sample's 78.0 is stored as 25.56.
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "transforms = []",
+        "transforms = [\"fahrenheit-to-celsius\"]",
+    );
+    let reloads = host.log().matches("application reloaded").count();
+    std::fs::write(&manifest, text).unwrap();
+    host.wait_for_log("application reloaded", reloads + 1);
+    assert_eq!(insert_sample(&host).text(), "True");
+    let rows = get(&host.url("/fetch/sample")).json();
+    let celsius = rows[0]["temperature"].as_f64().unwrap();
+    assert!((celsius - 25.56).abs() <= 0.01, "{celsius}");
+}

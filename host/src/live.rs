@@ -177,7 +177,8 @@ impl Live {
     ) -> Arc<Live> {
         let (http, mqtt, cron) = triggers;
         let live = Arc::new(Live {
-            manifest: manifest.to_owned(),
+            // Absolute: the watcher reports changes by absolute path.
+            manifest: std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_owned()),
             runtime,
             http: http.clone(),
             mqtt,

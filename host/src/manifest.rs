@@ -281,7 +281,11 @@ struct RawComponent {
 pub fn load(path: &Path) -> Result<App> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // Absolute, so that component sources are too: the file watcher reports
+    // changes by absolute path.
+    let absolute = std::path::absolute(path)
+        .with_context(|| format!("resolving {}", path.display()))?;
+    let dir = absolute.parent().unwrap_or(Path::new("/"));
     parse(&text, dir, |name| std::env::var(name).ok())
         .with_context(|| format!("in {}", path.display()))
 }

@@ -96,7 +96,8 @@ impl Host {
     }
 
     /// Starts a host with extra arguments and environment variables (such as
-    /// `SPIN_VARIABLE_*` overrides).
+    /// `SPIN_VARIABLE_*` overrides). With a relative `manifest` the host runs
+    /// in the data directory's parent, as a user runs `cromflag up` in a project.
     pub fn start_with_env(
         manifest: &Path,
         data_dir: &Path,
@@ -105,7 +106,12 @@ impl Host {
     ) -> Host {
         // Hosts run side by side: each gets its broker on a port of its own.
         let mqtt_port = free_port();
-        let mut child = Command::new(cromflag_bin())
+        let mut command = Command::new(cromflag_bin());
+        // A relative manifest is relative to where the host runs: its directory.
+        if manifest.is_relative() {
+            command.current_dir(data_dir.parent().unwrap());
+        }
+        let mut child = command
             .arg("up")
             .arg("--manifest")
             .arg(manifest)
