@@ -283,8 +283,8 @@ pub fn load(path: &Path) -> Result<App> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     // Absolute, so that component sources are too: the file watcher reports
     // changes by absolute path.
-    let absolute = std::path::absolute(path)
-        .with_context(|| format!("resolving {}", path.display()))?;
+    let absolute =
+        std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
     let dir = absolute.parent().unwrap_or(Path::new("/"));
     parse(&text, dir, |name| std::env::var(name).ok())
         .with_context(|| format!("in {}", path.display()))
@@ -590,6 +590,40 @@ command = "cargo build"
         );
         assert_eq!(insert.variables["where"], "in eu with t0k");
         assert_eq!(app.variables.get("region"), Some("eu"));
+    }
+
+    #[test]
+    fn transforms_are_listed_per_component_with_their_limits() {
+        let text = format!(
+            "{MANIFEST}\n[component.insert.tool.cromflag]\ntransforms = [\"f2c\", \"dew\"]\n\
+             [component.f2c]\nsource = \"f2c.wasm\"\n\
+             [component.dew]\nsource = \"dew.wasm\"\n\
+             [component.dew.tool.cromflag]\nmax_fuel = 5\nfuel_per_value = 6\nmax_memory_bytes = 7\n"
+        );
+        let app = parse(&text, Path::new("/app"), env).unwrap();
+        assert_eq!(app.components["insert"].transforms, ["f2c", "dew"]);
+        assert_eq!(
+            app.components["f2c"].transform_limits,
+            TransformLimits::default()
+        );
+        assert_eq!(
+            app.components["dew"].transform_limits,
+            TransformLimits {
+                max_fuel: 5,
+                fuel_per_value: 6,
+                max_memory_bytes: 7
+            }
+        );
+
+        let unknown = text.replace("[\"f2c\", \"dew\"]", "[\"f2c\", \"nope\"]");
+        let err = format!("{:#}", parse(&unknown, Path::new("/"), env).unwrap_err());
+        assert!(err.contains("transform `nope`"), "{err}");
+        let itself = text.replace("[\"f2c\", \"dew\"]", "[\"insert\"]");
+        let err = format!("{:#}", parse(&itself, Path::new("/"), env).unwrap_err());
+        assert!(err.contains("lists itself"), "{err}");
+        let huge = text.replace("max_memory_bytes = 7", "max_memory_bytes = 1073741824");
+        let err = format!("{:#}", parse(&huge, Path::new("/"), env).unwrap_err());
+        assert!(err.contains("at most"), "{err}");
     }
 
     const CRON: &str = r#"

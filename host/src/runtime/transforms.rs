@@ -390,3 +390,57 @@ impl wit::Host for PipelineHost {
         self.chain.run(&device, batch).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, type_: ColumnType) -> Column {
+        Column {
+            name: name.into(),
+            type_,
+        }
+    }
+
+    #[test]
+    fn answers_are_checked_before_anyone_uses_them() {
+        let columns = vec![
+            column("timestamp", ColumnType::Timestamp),
+            column("t", ColumnType::Double),
+        ];
+        let good = Batch {
+            columns: columns.clone(),
+            rows: vec![
+                vec![Value::Timestamp(1), Value::Double(2.0)],
+                vec![Value::Timestamp(2)],
+                vec![Value::Timestamp(3), Value::Null],
+            ],
+        };
+        assert_eq!(check(&good), Ok(()));
+        let bad = |batch: Batch| check(&batch).unwrap_err();
+        let twice = bad(Batch {
+            columns: vec![
+                columns[0].clone(),
+                column("T", ColumnType::Long),
+                columns[1].clone(),
+            ],
+            rows: vec![],
+        });
+        assert!(twice.contains("appears twice"), "{twice}");
+        let long = bad(Batch {
+            columns: columns.clone(),
+            rows: vec![vec![Value::Timestamp(1), Value::Double(2.0), Value::Null]],
+        });
+        assert!(long.contains("3 values for 2 columns"), "{long}");
+        let mistyped = bad(Batch {
+            columns: columns.clone(),
+            rows: vec![vec![Value::Timestamp(1), Value::Float(2.0)]],
+        });
+        assert!(mistyped.contains("column `t`"), "{mistyped}");
+        let unnamed = bad(Batch {
+            columns: vec![column("", ColumnType::Long)],
+            rows: vec![],
+        });
+        assert!(unnamed.contains("no name"), "{unnamed}");
+    }
+}
