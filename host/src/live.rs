@@ -203,8 +203,23 @@ impl Live {
 
     async fn apply(&self, state: &mut State) -> Result<Vec<(String, Outcome)>> {
         let app = Arc::new(manifest::load(&self.manifest)?);
-        if app.mqtt.is_some() != self.mqtt.is_some() {
-            tracing::warn!("[application.trigger.mqtt] was added or removed: restart the host for it to take effect");
+        if app.mqtt != state.app.mqtt {
+            tracing::warn!(
+                "[application.trigger.mqtt] changed: restart the host for it to take effect"
+            );
+        }
+        // The store and the WebAPI server are opened once, at start.
+        let host_settings = |name: &&str| {
+            *name == "store" || name.starts_with("griddb_") || name.starts_with("webapi_")
+        };
+        for name in state.app.variables.names().filter(host_settings) {
+            if app.variables.get(name) != state.app.variables.get(name) {
+                // The name only: these may be secrets.
+                tracing::warn!(
+                    variable = name,
+                    "changed: restart the host for it to take effect"
+                );
+            }
         }
         let runtime = self.runtime.clone();
         let previous = state.components.clone();

@@ -152,6 +152,11 @@ impl Variables {
         self.0.get(name).and_then(|v| v.as_deref())
     }
 
+    /// Every declared variable's name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// Expands `{{ name }}` references in `template` (Spin's template syntax).
     pub fn expand(&self, template: &str) -> Result<String> {
         let mut out = String::with_capacity(template.len());
