@@ -32,6 +32,28 @@ fn manifest(dir: &Path, transforms: &[&str], components: &str) -> PathBuf {
     path
 }
 
+/// A host whose insert runs the three examples: °F → °C, dew point, then a
+/// range filter keeping temperatures up to `max`.
+fn three_example_chain(dir: &Path, max: &str) -> Host {
+    let components = [
+        component_entry("fahrenheit-to-celsius", "fahrenheit_to_celsius", &[], None),
+        component_entry("dew-point", "dew_point", &[], None),
+        component_entry(
+            "range-filter",
+            "range_filter",
+            &[("column", "temperature"), ("max", max)],
+            None,
+        ),
+    ]
+    .concat();
+    let manifest = manifest(
+        dir,
+        &["fahrenheit-to-celsius", "dew-point", "range-filter"],
+        &components,
+    );
+    Host::start_with(&manifest, &dir.join("data"), &[])
+}
+
 fn celsius(f: f64) -> f64 {
     (f - 32.0) * 5.0 / 9.0
 }
@@ -90,24 +112,8 @@ fn fahrenheit_to_celsius_stores_the_samples_78_as_25_56() {
 #[test]
 fn a_chain_runs_in_order_with_exact_values_over_http_and_mqtt() {
     let dir = TempDir::new().unwrap();
-    let components = [
-        component_entry("fahrenheit-to-celsius", "fahrenheit_to_celsius", &[], None),
-        component_entry("dew-point", "dew_point", &[], None),
-        // In °C, after the conversion: in °F every row would be dropped.
-        component_entry(
-            "range-filter",
-            "range_filter",
-            &[("column", "temperature"), ("max", "27")],
-            None,
-        ),
-    ]
-    .concat();
-    let manifest = manifest(
-        dir.path(),
-        &["fahrenheit-to-celsius", "dew-point", "range-filter"],
-        &components,
-    );
-    let host = Host::start_with(&manifest, &dir.path().join("data"), &[]);
+    // In °C, after the conversion: in °F every row would be dropped.
+    let host = three_example_chain(dir.path(), "27");
     assert_eq!(insert_sample(&host).text(), "True");
 
     let kept: Vec<_> = sample_readings()
@@ -234,23 +240,7 @@ fn enabling_a_transform_in_the_running_hosts_manifest_takes_effect_without_a_res
 #[test]
 fn a_batch_as_large_as_the_body_limit_fits_the_default_budgets() {
     let dir = TempDir::new().unwrap();
-    let components = [
-        component_entry("fahrenheit-to-celsius", "fahrenheit_to_celsius", &[], None),
-        component_entry("dew-point", "dew_point", &[], None),
-        component_entry(
-            "range-filter",
-            "range_filter",
-            &[("column", "temperature"), ("max", "100")],
-            None,
-        ),
-    ]
-    .concat();
-    let manifest = manifest(
-        dir.path(),
-        &["fahrenheit-to-celsius", "dew-point", "range-filter"],
-        &components,
-    );
-    let host = Host::start_with(&manifest, &dir.path().join("data"), &[]);
+    let host = three_example_chain(dir.path(), "100");
     let rows: Vec<Value> = (0..8000)
         .map(|i| {
             serde_json::json!({

@@ -39,10 +39,11 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
     let cache = tmp.path().join("cache");
     let cache = cache.to_str().unwrap();
     let webapi = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let data_b = tmp.path().join("b");
-    let (_b, b) = spawn_host(
-        root,
-        &[
+    let webapi_arg = webapi.to_string();
+    // Both hosts run the repository's manifest, on data directories of their own.
+    let host = |data: &str, extra: &[&str], env: &[(&str, String)]| {
+        let data = tmp.path().join(data);
+        let mut args = vec![
             "--manifest",
             manifest,
             "--cache-dir",
@@ -51,28 +52,16 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
             "127.0.0.1:0",
             "--mqtt-broker",
             "off",
-            "--webapi",
-            &webapi.to_string(),
             "--data-dir",
-            data_b.to_str().unwrap(),
-        ],
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        spawn_host(root, &args, env)
+    };
+    let (_b, b) = host("b", &["--webapi", &webapi_arg], &[])?;
+    let (_a, a) = host(
+        "a",
         &[],
-    )?;
-    let data_a = tmp.path().join("a");
-    let (_a, a) = spawn_host(
-        root,
-        &[
-            "--manifest",
-            manifest,
-            "--cache-dir",
-            cache,
-            "--listen",
-            "127.0.0.1:0",
-            "--mqtt-broker",
-            "off",
-            "--data-dir",
-            data_a.to_str().unwrap(),
-        ],
         &[
             ("SPIN_VARIABLE_STORE", "griddb".into()),
             (
