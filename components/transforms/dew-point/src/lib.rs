@@ -99,18 +99,9 @@ mod tests {
     fn adds_a_column() {
         let batch = Batch {
             columns: vec![
-                Column {
-                    name: "timestamp".into(),
-                    type_: ColumnType::Timestamp,
-                },
-                Column {
-                    name: "Temperature".into(),
-                    type_: ColumnType::Float,
-                },
-                Column {
-                    name: "humidity".into(),
-                    type_: ColumnType::Integer,
-                },
+                Column::new("timestamp", ColumnType::Timestamp),
+                Column::new("Temperature", ColumnType::Float),
+                Column::new("humidity", ColumnType::Integer),
             ],
             rows: vec![
                 vec![Value::Timestamp(1), Value::Float(25.0), Value::Integer(60)],

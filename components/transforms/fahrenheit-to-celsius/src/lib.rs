@@ -68,18 +68,9 @@ mod tests {
     fn batch(ty: ColumnType, values: &[Value]) -> Batch {
         Batch {
             columns: vec![
-                Column {
-                    name: "timestamp".into(),
-                    type_: ColumnType::Timestamp,
-                },
-                Column {
-                    name: "Temperature".into(),
-                    type_: ty,
-                },
-                Column {
-                    name: "humidity".into(),
-                    type_: ColumnType::Double,
-                },
+                Column::new("timestamp", ColumnType::Timestamp),
+                Column::new("Temperature", ty),
+                Column::new("humidity", ColumnType::Double),
             ],
             rows: values
                 .iter()

@@ -92,14 +92,8 @@ mod tests {
     fn batch() -> Batch {
         Batch {
             columns: vec![
-                Column {
-                    name: "timestamp".into(),
-                    type_: ColumnType::Timestamp,
-                },
-                Column {
-                    name: "Temperature".into(),
-                    type_: ColumnType::Double,
-                },
+                Column::new("timestamp", ColumnType::Timestamp),
+                Column::new("Temperature", ColumnType::Double),
             ],
             rows: [Some(-50.0), Some(0.0), None, Some(20.0), Some(99.0)]
                 .iter()

@@ -152,15 +152,22 @@ impl Batch {
     ) -> usize {
         let values: Vec<Value> = (0..self.rows.len()).map(|i| value(self, i)).collect();
         let width = self.columns.len();
-        self.columns.push(Column {
-            name: name.into(),
-            type_: ty,
-        });
+        self.columns.push(Column::new(name, ty));
         for (row, v) in self.rows.iter_mut().zip(values) {
             row.resize(width, Value::Null);
             row.push(v);
         }
         width
+    }
+}
+
+impl Column {
+    /// A column called `name` of type `ty`.
+    pub fn new(name: &str, ty: ColumnType) -> Column {
+        Column {
+            name: name.into(),
+            type_: ty,
+        }
     }
 }
 
