@@ -36,21 +36,19 @@ use crate::store::tql::{self, Selection, Statement};
 use crate::store::{
     Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, StoreError, Value,
 };
+use crate::triggers::http::accept_loop;
 use anyhow::{Context, Result};
-use cromflag_logic::query::percent_decode;
 use base64::Engine as _;
 use bytes::Bytes;
+use cromflag_logic::query::percent_decode;
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
-use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use wasmtime_wasi_http::io::TokioIo;
 
 /// Who may call the WebAPI, and under which names.
 #[derive(Clone)]
@@ -104,31 +102,11 @@ pub async fn serve(
     settings: ServerSettings,
 ) -> Result<()> {
     let server = Arc::new(Server { backend, settings });
-    loop {
-        let (stream, client) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!(error = %e, "WebAPI accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    accept_loop(listener, "WebAPI", move |req, _client| {
         let server = server.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(server.handle(req).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%client, error = %e, "WebAPI connection ended with an error");
-            }
-        });
-    }
+        async move { server.handle(req).await }
+    })
+    .await
 }
 
 /// The largest request body read, whatever the endpoint: the row-put size

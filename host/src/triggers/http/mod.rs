@@ -132,31 +132,11 @@ impl HttpTrigger {
 
     /// Accepts connections on `listener` until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
-        loop {
-            let (stream, client) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+        accept_loop(listener, "HTTP", move |req, client| {
             let trigger = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let trigger = trigger.clone();
-                    async move { Ok::<_, Infallible>(trigger.handle(req, client).await) }
-                });
-                if let Err(e) = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(%client, error = %e, "connection ended with an error");
-                }
-            });
-        }
+            async move { trigger.handle(req, client).await }
+        })
+        .await
     }
 
     async fn handle(
@@ -333,6 +313,48 @@ impl HttpTrigger {
                 Err(e) => Err(e.into()),
             },
         }
+    }
+}
+
+/// Serves HTTP/1 (keep-alive) on every connection `listener` accepts, each
+/// request answered by `handle`, until the task is dropped. `what` names the
+/// server in logs. Shared by the trigger and the WebAPI server.
+pub async fn accept_loop<F, Fut, B>(
+    listener: TcpListener,
+    what: &'static str,
+    handle: F,
+) -> Result<()>
+where
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(server = what, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let answer = handle(req, client);
+                async move { Ok::<_, Infallible>(answer.await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(server = what, %client, error = %e, "connection ended with an error");
+            }
+        });
     }
 }
 
