@@ -202,12 +202,16 @@ impl TransformEngine {
     }
 
     fn pre(&self, path: &Path) -> Result<(String, TransformerPre<TransformState>)> {
-        let loaded = cache::load(&self.engine, path, &self.cache_dir)?;
+        // An unchanged file (every reload, for every component listing it)
+        // costs a read and a hash, not a load of its machine code.
+        let bytes =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         if let Some((sha256, pre)) = self.loaded.lock().expect("transform cache lock").get(path) {
-            if *sha256 == loaded.sha256 {
+            if *sha256 == cache::sha256_hex(&bytes) {
                 return Ok((sha256.clone(), pre.clone()));
             }
         }
+        let loaded = cache::load(&self.engine, path, &self.cache_dir)?;
         let imports: Vec<String> = loaded
             .component
             .component_type()
