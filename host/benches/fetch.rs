@@ -31,10 +31,7 @@ const DAY_MS: i64 = 86_400_000;
 const SAMPLES: usize = 60;
 
 fn main() -> anyhow::Result<()> {
-    let rows = std::env::var("BENCH_FETCH_ROWS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000i64);
+    let rows = support::env_number("BENCH_FETCH_ROWS", 1_000_000) as i64;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -99,7 +96,8 @@ async fn run(rows: i64) -> anyhow::Result<()> {
         &tmp.path().join("cache"),
         RuntimeLimits::default(),
     )?);
-    let http = Arc::new(HttpTrigger::new(&app, runtime, 1 << 20)?);
+    let (components, _) = cromflag::live::link_all(&runtime, &app, None, &Default::default())?;
+    let http = Arc::new(HttpTrigger::new(&app, runtime, &components, 1 << 20)?);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(http.serve(listener));

@@ -21,10 +21,7 @@ use support::{load, spawn_host, ROWS_PER_REQUEST};
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 
 fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let seconds = support::env_number("BENCH_SECONDS", 3);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

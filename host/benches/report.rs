@@ -32,12 +32,7 @@ const CONCURRENCY: usize = 16;
 const PRELOAD_BATCH: usize = 2000;
 
 fn main() -> anyhow::Result<()> {
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
+    let env = support::env_number;
     let seconds = env("BENCH_SECONDS", 5);
     let rows = env("BENCH_REPORT_ROWS", 200_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -78,7 +73,13 @@ async fn run(duration: Duration, rows: u64) -> anyhow::Result<()> {
         &tmp.path().join("cache"),
         RuntimeLimits::default(),
     )?);
-    let http = Arc::new(HttpTrigger::new(&app, runtime.clone(), 16 << 20)?);
+    let (components, _) = cromflag::live::link_all(&runtime, &app, None, &Default::default())?;
+    let http = Arc::new(HttpTrigger::new(
+        &app,
+        runtime.clone(),
+        &components,
+        16 << 20,
+    )?);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(http.serve(listener));

@@ -18,12 +18,7 @@ use std::time::{Duration, Instant};
 use support::{load, spawn_host, ROWS_PER_REQUEST};
 
 fn main() -> anyhow::Result<()> {
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
+    let env = support::env_number;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

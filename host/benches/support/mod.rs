@@ -1,4 +1,8 @@
-//! What the benchmarks share: the HTTP load generator and its payload.
+//! What the benchmarks share: the HTTP load generator and its payload,
+//! starting `cromflag` processes, and reading settings from the environment.
+
+// Each benchmark compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -91,7 +95,6 @@ pub fn sample(root: &std::path::Path) -> anyhow::Result<Value> {
 }
 
 /// A `cromflag` process started by a benchmark; killed when dropped.
-#[allow(dead_code, reason = "not every benchmark starts processes")]
 pub struct Process(pub std::process::Child);
 
 impl Drop for Process {
@@ -103,7 +106,6 @@ impl Drop for Process {
 
 /// Starts the release `cromflag up` with `args` and `env`, and waits for its
 /// HTTP address; `RUST_LOG` is `warn` so that logging costs nothing.
-#[allow(dead_code, reason = "not every benchmark starts processes")]
 pub fn spawn_host(
     root: &std::path::Path,
     args: &[&str],
@@ -133,7 +135,6 @@ pub fn spawn_host(
 }
 
 /// GETs `path` and returns the body as text, whatever the status.
-#[allow(dead_code, reason = "not every benchmark reads")]
 pub async fn get(sender: &mut Sender, path: &str) -> anyhow::Result<String> {
     let request = http::Request::get(path)
         .header("host", "bench")
@@ -142,4 +143,12 @@ pub async fn get(sender: &mut Sender, path: &str) -> anyhow::Result<String> {
     let response = sender.send_request(request).await?;
     let body = response.into_body().collect().await?.to_bytes();
     Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The whole number in the environment variable `name`, or `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
