@@ -10,7 +10,7 @@ use crate::store::griddb::{GriddbSettings, GriddbStore};
 use crate::store::Backend;
 use crate::triggers::cron::{self, CronTrigger, RunRecord};
 use crate::triggers::http::HttpTrigger;
-use crate::triggers::mqtt::MqttTrigger;
+use crate::triggers::mqtt::{endpoint, MqttTrigger};
 use crate::webapi::server::{self, ServerSettings};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
@@ -32,7 +32,7 @@ pub struct UpOptions {
     pub listen: SocketAddr,
     /// Largest HTTP body or MQTT payload accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Where the embedded MQTT broker listens; `None` runs none.
+    /// Where the MQTT device endpoint listens; `None` runs none.
     pub mqtt_broker: Option<SocketAddr>,
     /// The MQTT client id (the broker session) [default: `cromflag-<app name>`].
     pub mqtt_client_id: Option<String>,
@@ -48,7 +48,9 @@ pub struct Running {
     /// The address the HTTP trigger listens on (the real port when 0 was asked).
     pub http_addr: SocketAddr,
     pub http: JoinHandle<Result<()>>,
-    /// The MQTT trigger's connection, if the application has MQTT triggers.
+    /// The MQTT device endpoint's address, if it runs.
+    pub mqtt_endpoint: Option<SocketAddr>,
+    /// The MQTT trigger's connection to an external broker, if `mqtt_address` names one.
     pub mqtt: Option<JoinHandle<()>>,
     /// The WebAPI server and its address, if `--webapi` was given.
     pub webapi: Option<(SocketAddr, JoinHandle<Result<()>>)>,
@@ -119,9 +121,6 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         options.limits.clone(),
     )?);
 
-    if let Some(listen) = options.mqtt_broker {
-        crate::broker::start(listen)?;
-    }
     let webapi = match options.webapi {
         Some(addr) => Some(start_webapi(&app, addr, backend.clone()).await?),
         None => None,
@@ -141,8 +140,21 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         &components,
         options.mqtt_client_id.as_deref(),
         options.max_body_bytes,
-    )?
-    .map(Arc::new);
+    )?;
+    let mqtt_endpoint = match (&mqtt, options.mqtt_broker) {
+        (Some(trigger), Some(listen)) => {
+            Some(endpoint::start(listen, trigger.clone(), options.max_body_bytes).await?)
+        }
+        (None, Some(_)) => {
+            tracing::info!("no [[trigger.mqtt]]: the MQTT endpoint is not started");
+            None
+        }
+        (Some(trigger), None) if !trigger.has_broker() => {
+            tracing::warn!("MQTT: no message will arrive: the endpoint is off (--mqtt-broker off) and mqtt_address names no broker");
+            None
+        }
+        (_, None) => None,
+    };
     let http = Arc::new(HttpTrigger::new(
         &app,
         runtime.clone(),
@@ -169,7 +181,10 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     Ok(Running {
         http_addr,
         http: tokio::spawn(http.serve(listener)),
-        mqtt: mqtt.map(|mqtt| tokio::spawn(mqtt.run())),
+        mqtt_endpoint: mqtt_endpoint.as_ref().map(|(addr, _)| *addr),
+        mqtt: mqtt
+            .filter(|mqtt| mqtt.has_broker())
+            .map(|mqtt| tokio::spawn(mqtt.run_client())),
         webapi,
         _lock: lock,
     })

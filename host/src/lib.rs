@@ -4,10 +4,9 @@
 //! Map: `manifest` reads `spin.toml`; `runtime` owns the engine, the per-instance
 //! state and the compile cache; `triggers` turn outside events into component
 //! calls; `store` holds the backends and the host side of `cromflag:iot/store`;
-//! `broker` is the embedded MQTT broker; `webapi` speaks GridDB's WebAPI; `app` wires them together for `cromflag up`.
+//! `triggers::mqtt::endpoint` is the device-facing MQTT endpoint; `webapi` speaks GridDB's WebAPI; `app` wires them together for `cromflag up`.
 
 pub mod app;
-pub mod broker;
 pub mod live;
 pub mod manifest;
 pub mod runtime;

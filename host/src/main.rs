@@ -56,8 +56,8 @@ enum Command {
         /// Largest HTTP body (larger: 413) or MQTT payload (larger: `_rejected`), in bytes.
         #[arg(long, env = "CROMFLAG_MAX_BODY_BYTES", default_value_t = 1 << 20)]
         max_body_bytes: usize,
-        /// Where the embedded MQTT broker listens, or `off` to run none (when
-        /// `[application.trigger.mqtt] address` names another broker).
+        /// Where the MQTT device endpoint listens (devices publish here; each
+        /// PUBACK follows the commit), or `off` to run none.
         #[arg(long, env = "CROMFLAG_MQTT_BROKER", default_value = "127.0.0.1:1883", value_parser = parse_broker)]
         mqtt_broker: Broker,
         /// MQTT client id: this host's session at the broker [default: cromflag-<app>].

@@ -1,14 +1,15 @@
 //! The telemetry collector, on both transports: `POST /insert/<device>` as a
 //! wasi:http component, and MQTT topic `devices/<device>/telemetry` through the
-//! Spin MQTT trigger's `handle-message`. All logic is in `cromflag_logic::api`;
-//! this crate only binds it.
+//! Spin MQTT trigger's `handle-message`, and `handle-messages` for batches
+//! (`cromflag:iot/mqtt-batch`, which the host prefers). All logic is in
+//! `cromflag_logic::api`; this crate only binds it.
 
 use cromflag_guest::{receipt, serve, HostPipeline, HostStore};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "mqtt-component",
+    world: "mqtt-batch-component",
     // The imports are the ones cromflag-guest already binds.
     with: {
         "cromflag:iot/types@0.1.0": cromflag_guest::cromflag::iot::types,
@@ -47,6 +48,29 @@ impl Guest for Insert {
         )
         .map(|_rows| ())
         .map_err(|e| Error::Other(e.to_message()))
+    }
+}
+
+impl exports::cromflag::iot::mqtt_batch::Guest for Insert {
+    /// One write for the whole batch; each message's error as `handle_message`
+    /// reports it.
+    fn handle_messages(
+        messages: Vec<exports::cromflag::iot::mqtt_batch::Message>,
+    ) -> Vec<Result<(), Error>> {
+        let messages: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.metadata.topic.as_str(),
+                    m.payload.as_slice(),
+                    receipt("mqtt"),
+                )
+            })
+            .collect();
+        cromflag_logic::api::handle_messages(&mut HostStore, &mut HostPipeline, &messages)
+            .into_iter()
+            .map(|r| r.map(|_rows| ()).map_err(|e| Error::Other(e.to_message())))
+            .collect()
     }
 }
 

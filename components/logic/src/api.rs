@@ -7,7 +7,7 @@
 use crate::document::Format;
 use crate::error::ApiError;
 use crate::fetch;
-use crate::insert::{insert, DeviceId, Receipt};
+use crate::insert::{insert, insert_many, DeviceId, Document, Receipt};
 use crate::model::{Pipeline, Store};
 use serde_json::json;
 
@@ -177,15 +177,7 @@ pub fn handle_message(
     payload: &[u8],
     receipt: Receipt,
 ) -> Result<u64, ApiError> {
-    let device = match topic.split('/').collect::<Vec<_>>()[..] {
-        ["devices", device, "telemetry"] if !device.is_empty() => device,
-        _ => {
-            return Err(ApiError::bad_request(
-                "unexpected topic",
-                json!({ "topic": topic, "expected": "devices/<device>/telemetry" }),
-            ))
-        }
-    };
+    let device = telemetry_device(topic)?;
     insert(
         store,
         pipeline,
@@ -195,4 +187,49 @@ pub fn handle_message(
         DeviceId::Optional,
         receipt,
     )
+}
+
+/// Many MQTT messages (topic, payload, receipt) in one write (`insert_many`):
+/// one result per message, in order; a bad message fails alone.
+pub fn handle_messages(
+    store: &mut impl Store,
+    pipeline: &mut impl Pipeline,
+    messages: &[(&str, &[u8], Receipt)],
+) -> Vec<Result<u64, ApiError>> {
+    let devices: Vec<Result<&str, ApiError>> = messages
+        .iter()
+        .map(|(topic, _, _)| telemetry_device(topic))
+        .collect();
+    let documents: Vec<Document> = messages
+        .iter()
+        .zip(&devices)
+        .filter_map(|((_, payload, receipt), device)| {
+            Some(Document {
+                device: device.as_ref().ok()?,
+                body: payload,
+                format: Format::sniff(payload),
+                device_id: DeviceId::Optional,
+                receipt: *receipt,
+            })
+        })
+        .collect();
+    let mut stored = insert_many(store, pipeline, &documents).into_iter();
+    devices
+        .into_iter()
+        .map(|device| {
+            device?;
+            stored.next().expect("one result per document")
+        })
+        .collect()
+}
+
+/// The device of a telemetry topic, `devices/<device>/telemetry`.
+fn telemetry_device(topic: &str) -> Result<&str, ApiError> {
+    match topic.split('/').collect::<Vec<_>>()[..] {
+        ["devices", device, "telemetry"] if !device.is_empty() => Ok(device),
+        _ => Err(ApiError::bad_request(
+            "unexpected topic",
+            json!({ "topic": topic, "expected": "devices/<device>/telemetry" }),
+        )),
+    }
 }

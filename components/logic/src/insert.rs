@@ -13,7 +13,7 @@ use crate::document::{Field, Format, InsertDocument, Record};
 use crate::error::ApiError;
 use crate::model::{
     is_valid_container_name, Batch, Column, ColumnType, ContainerInfo, ContainerKind, Pipeline,
-    Row, Store, Value,
+    QueryResult, Row, Store, StoreError, Value,
 };
 use crate::schema::{needs_put, plan_container, to_row};
 use serde_json::json;
@@ -112,6 +112,100 @@ pub fn insert(
     device_id: DeviceId,
     receipt: Receipt,
 ) -> Result<u64, ApiError> {
+    let planned = plan(store, pipeline, device, body, format, device_id, receipt)?;
+    store.multi_put(planned.writes)?;
+    Ok(planned.rows)
+}
+
+/// One document of `insert_many`.
+pub struct Document<'a> {
+    pub device: &'a str,
+    pub body: &'a [u8],
+    pub format: Format,
+    pub device_id: DeviceId,
+    pub receipt: Receipt,
+}
+
+/// Stores several documents with one write: each is planned and checked on
+/// its own (a bad one fails alone, writing nothing), then the rows of all the
+/// good ones go into one `multi-put`, in document order, so that on equal
+/// timestamps the later document wins. One result per document, in order.
+///
+/// Should that write fail for a reason other than the store being
+/// unavailable, each document is written alone, so that the one at fault
+/// fails alone.
+pub fn insert_many(
+    store: &mut impl Store,
+    pipeline: &mut impl Pipeline,
+    documents: &[Document],
+) -> Vec<Result<u64, ApiError>> {
+    let mut store = SchemaCache::new(store);
+    let planned: Vec<Result<Planned, ApiError>> = documents
+        .iter()
+        .map(|d| {
+            plan(
+                &mut store,
+                pipeline,
+                d.device,
+                d.body,
+                d.format,
+                d.device_id,
+                d.receipt,
+            )
+        })
+        .collect();
+    let mut writes: Vec<(String, Vec<Row>)> = Vec::new();
+    for planned in planned.iter().flatten() {
+        for (container, rows) in &planned.writes {
+            // One entry per container, its rows in document order.
+            match writes.iter_mut().find(|(c, _)| c == container) {
+                Some((_, all)) => all.extend(rows.iter().cloned()),
+                None => writes.push((container.clone(), rows.clone())),
+            }
+        }
+    }
+    if writes.is_empty() {
+        return planned.into_iter().map(|p| p.map(|p| p.rows)).collect();
+    }
+    let store = store.inner;
+    match store.multi_put(writes) {
+        Ok(_) => planned.into_iter().map(|p| p.map(|p| p.rows)).collect(),
+        Err(StoreError::Backend(m)) => {
+            let failed = ApiError::from(StoreError::Backend(m));
+            planned
+                .into_iter()
+                .map(|p| p.and(Err(failed.clone())))
+                .collect()
+        }
+        Err(_) => planned
+            .into_iter()
+            .map(|p| {
+                let p = p?;
+                store.multi_put(p.writes)?;
+                Ok(p.rows)
+            })
+            .collect(),
+    }
+}
+
+/// What one document writes, planned and checked against the stored schemas
+/// (containers and columns it needs already created).
+struct Planned {
+    writes: Vec<(String, Vec<Row>)>,
+    /// Its `tsdata` rows.
+    rows: u64,
+}
+
+/// Decodes, checks and plans one document: everything but the final write.
+fn plan(
+    store: &mut impl Store,
+    pipeline: &mut impl Pipeline,
+    device: &str,
+    body: &[u8],
+    format: Format,
+    device_id: DeviceId,
+    receipt: Receipt,
+) -> Result<Planned, ApiError> {
     check_device_name(device)?;
     let mut doc = InsertDocument::decode(body, format)?;
     match doc.deviceinfo.get(DEVICE_ID_FIELD) {
@@ -205,8 +299,77 @@ pub fn insert(
     }
     batches.push((MESSAGES.to_owned(), vec![log_row]));
     // Then the telemetry, the device's metadata and the log entry in one write.
-    store.multi_put(batches)?;
-    Ok(written)
+    Ok(Planned {
+        writes: batches,
+        rows: written,
+    })
+}
+
+/// The store during one `insert_many`: container schemas are read once and
+/// kept, as the batch's own `put-container`s return them. Other writers can
+/// only append columns meanwhile, and rows may omit trailing columns, so rows
+/// laid out against a kept schema stay valid.
+struct SchemaCache<'s, S: Store> {
+    inner: &'s mut S,
+    known: Vec<(String, Option<ContainerInfo>)>,
+}
+
+impl<'s, S: Store> SchemaCache<'s, S> {
+    fn new(inner: &'s mut S) -> Self {
+        SchemaCache {
+            inner,
+            known: Vec::new(),
+        }
+    }
+
+    fn remember(&mut self, name: &str, info: Option<ContainerInfo>) {
+        match self
+            .known
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some((_, known)) => *known = info,
+            None => self.known.push((name.to_owned(), info)),
+        }
+    }
+}
+
+impl<S: Store> Store for SchemaCache<'_, S> {
+    fn put_container(&mut self, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
+        let name = info.name.clone();
+        let stored = self.inner.put_container(info)?;
+        self.remember(&name, Some(stored.clone()));
+        Ok(stored)
+    }
+
+    fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
+        if let Some((_, info)) = self
+            .known
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Ok(info.clone());
+        }
+        let info = self.inner.get_container(name)?;
+        self.remember(name, info.clone());
+        Ok(info)
+    }
+
+    fn list_containers(&mut self) -> Result<Vec<String>, StoreError> {
+        self.inner.list_containers()
+    }
+
+    fn put_rows(&mut self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
+        self.inner.put_rows(container, rows)
+    }
+
+    fn multi_put(&mut self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
+        self.inner.multi_put(batches)
+    }
+
+    fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError> {
+        self.inner.query(container, tql)
+    }
 }
 
 /// The `messages` row of one document; `ts_rows` are its rows, key first.
@@ -369,5 +532,124 @@ fn field_json(field: &Field) -> serde_json::Value {
     match field {
         Field::String(s) => json!(s),
         other => json!(other.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NoTransforms;
+
+    /// A store in memory that records its writes; `fail` makes the next multi-put fail.
+    #[derive(Default)]
+    struct Recorder {
+        containers: Vec<ContainerInfo>,
+        multi_puts: Vec<Vec<(String, Vec<Row>)>>,
+        fail: Option<StoreError>,
+    }
+
+    impl Store for Recorder {
+        fn put_container(&mut self, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
+            self.containers.retain(|c| c.name != info.name);
+            self.containers.push(info.clone());
+            Ok(info)
+        }
+        fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
+            Ok(self.containers.iter().find(|c| c.name == name).cloned())
+        }
+        fn list_containers(&mut self) -> Result<Vec<String>, StoreError> {
+            Ok(self.containers.iter().map(|c| c.name.clone()).collect())
+        }
+        fn put_rows(&mut self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
+            self.multi_put(vec![(container.to_owned(), rows)])
+        }
+        fn multi_put(&mut self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
+            if let Some(e) = self.fail.take() {
+                return Err(e);
+            }
+            let n = batches.iter().map(|(_, r)| r.len() as u64).sum();
+            self.multi_puts.push(batches);
+            Ok(n)
+        }
+        fn query(&mut self, _: &str, _: &str) -> Result<QueryResult, StoreError> {
+            unreachable!("insert does not query")
+        }
+    }
+
+    fn document<'a>(device: &'a str, body: &'a str) -> Document<'a> {
+        Document {
+            device,
+            body: body.as_bytes(),
+            format: Format::Json,
+            device_id: DeviceId::Optional,
+            receipt: Receipt {
+                received_ms: 1,
+                transport: "mqtt",
+                nonce: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_is_one_write_and_a_bad_document_fails_alone() {
+        let mut store = Recorder::default();
+        let first = r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1.5}]}"#;
+        let bad = r#"{"deviceinfo":{},"tsdata":[{"t":2.5}]}"#;
+        let later = r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":9.5}]}"#;
+        let other = r#"{"deviceinfo":{},"tsdata":[{"timestamp":2,"t":3.5}]}"#;
+        let docs = [
+            document("a", first),
+            document("a", bad),
+            document("a", later),
+            document("b", other),
+        ];
+        let results = insert_many(&mut store, &mut NoTransforms, &docs);
+        assert_eq!(results[0], Ok(1));
+        assert_eq!(results[1].as_ref().unwrap_err().status, 400);
+        assert_eq!((&results[2], &results[3]), (&Ok(1), &Ok(1)));
+        assert_eq!(store.multi_puts.len(), 1, "one write for the batch");
+        let writes = &store.multi_puts[0];
+        let rows_of = |name: &str| &writes.iter().find(|(c, _)| c == name).unwrap().1;
+        // Device a's rows in document order: the later one wins on upsert.
+        assert_eq!(
+            rows_of("a"),
+            &vec![
+                vec![Value::Timestamp(1), Value::Float(1.5)],
+                vec![Value::Timestamp(1), Value::Float(9.5)],
+            ]
+        );
+        assert_eq!(rows_of(DEVICES).len(), 3);
+        assert_eq!(rows_of(MESSAGES).len(), 3);
+    }
+
+    #[test]
+    fn an_unavailable_store_fails_every_document_of_the_batch() {
+        let mut store = Recorder {
+            fail: Some(StoreError::Backend("down".into())),
+            ..Recorder::default()
+        };
+        let docs = [
+            document("a", r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#),
+            document("b", r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#),
+        ];
+        let results = insert_many(&mut store, &mut NoTransforms, &docs);
+        assert!(results
+            .iter()
+            .all(|r| r.as_ref().unwrap_err().status == 503));
+    }
+
+    #[test]
+    fn a_refused_batch_is_retried_document_by_document() {
+        let mut store = Recorder {
+            fail: Some(StoreError::Invalid("row 3".into())),
+            ..Recorder::default()
+        };
+        let docs = [
+            document("a", r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#),
+            document("b", r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#),
+        ];
+        let results = insert_many(&mut store, &mut NoTransforms, &docs);
+        assert_eq!(results, vec![Ok(1), Ok(1)]);
+        assert_eq!(store.multi_puts.len(), 2);
     }
 }

@@ -33,8 +33,8 @@ use cromflag_logic::model::is_valid_container_name;
 use http::{Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use tokio::sync::broadcast;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// Where the cluster is and who we are to it: the `griddb_*` variables.
 #[derive(Clone)]

@@ -1,0 +1,194 @@
+//! The connection to an external broker (Mosquitto, EMQX, HiveMQ, rumqttd):
+//! rumqttc with a persistent session (a fixed client id, no clean start) and
+//! manual acks.
+//!
+//! Acks go out in the order the messages arrived (MQTT 3.1.1 §4.6), whatever
+//! order their batches finish in: each QoS 1/2 message is queued, with its
+//! answer to come, on the ack queue, and one task acks the queue from the
+//! front. Strict brokers (rumqttd) drop a client that acks out of order.
+//! After a reconnect, the broker redelivers every message not acked on the
+//! old connection with its old packet id, so acks still owed for the old
+//! connection are dropped, not sent: the redelivered copies are stored
+//! (harmless: rows upsert) and acked in their turn.
+
+use super::MqttTrigger;
+use crate::manifest::MqttSettings;
+use anyhow::{bail, Context, Result};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// The largest MQTT packet the client reads (MQTT's own maximum). Larger than any
+/// payload limit, so that an oversize message reaches the trigger and is
+/// dead-lettered, instead of breaking the connection and coming back forever.
+const MAX_PACKET: usize = 256 << 20;
+/// QoS 1/2 messages received and not yet acked; past this the connection
+/// stops reading.
+const MAX_UNACKED: usize = 1024;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A message waiting for its ack, in arrival order.
+struct Owed {
+    publish: Publish,
+    /// The connection it arrived on.
+    connection: u64,
+    outcome: oneshot::Receiver<super::Outcome>,
+}
+
+/// Runs the connection until the task is dropped, reconnecting as needed.
+pub async fn run(trigger: Arc<MqttTrigger>, options: MqttOptions) {
+    let broker = {
+        let (host, port) = options.broker_address();
+        format!("{host}:{port}")
+    };
+    // The request queue carries acks and (un)subscribes: room for every ack
+    // owed, so that the ack task never waits on this loop while it waits on
+    // the ack task.
+    let (client, mut eventloop) = AsyncClient::new(options, MAX_UNACKED * 2);
+    let _ = trigger.client.set(client.clone());
+    let connection = Arc::new(AtomicU64::new(0));
+    let (owed_tx, owed_rx) = mpsc::channel(MAX_UNACKED);
+    tokio::spawn(ack_in_order(client.clone(), connection.clone(), owed_rx));
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = Duration::from_millis(100);
+                connection.fetch_add(1, Ordering::SeqCst);
+                tracing::info!(%broker, session_present = ack.session_present, "MQTT connected");
+                // Subscribing again is harmless and covers a broker that lost the session.
+                change_subscriptions(client.clone(), trigger.filters(), Vec::new());
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                tracing::info!(%broker, codes = ?ack.return_codes, "MQTT subscribed");
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                tracing::debug!(topic = %publish.topic, pkid = publish.pkid, "MQTT message received");
+                // Waiting here is the back-pressure: this connection stops
+                // reading while the workers are full.
+                let outcome = match trigger
+                    .submit(publish.topic.clone(), publish.payload.clone())
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        tracing::error!(error = %e, "MQTT message not taken");
+                        return;
+                    }
+                };
+                if publish.qos != QoS::AtMostOnce {
+                    let owed = Owed {
+                        publish,
+                        connection: connection.load(Ordering::SeqCst),
+                        outcome,
+                    };
+                    if owed_tx.send(owed).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(%broker, error = %e, retry_in = ?backoff, "MQTT connection lost");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Acks each owed message once it is stored or dead-lettered, in arrival order.
+async fn ack_in_order(
+    client: AsyncClient,
+    connection: Arc<AtomicU64>,
+    mut owed: mpsc::Receiver<Owed>,
+) {
+    while let Some(message) = owed.recv().await {
+        // A dropped answer means the host is stopping: ack nothing more.
+        if message.outcome.await.is_err() {
+            return;
+        }
+        if message.connection != connection.load(Ordering::SeqCst) {
+            tracing::debug!(
+                pkid = message.publish.pkid,
+                "ack dropped: the broker redelivers on the new connection"
+            );
+            continue;
+        }
+        if let Err(e) = client.ack(&message.publish).await {
+            tracing::warn!(topic = %message.publish.topic, error = %e, "MQTT ack failed; the broker will redeliver");
+        }
+    }
+}
+
+/// Subscribes to `added` and unsubscribes from `removed`, from a task of its
+/// own: the request queue is drained by the connection loop, which must not
+/// wait on it.
+pub(super) fn change_subscriptions(
+    client: AsyncClient,
+    added: Vec<(String, QoS)>,
+    removed: Vec<String>,
+) {
+    tokio::spawn(async move {
+        for (filter, qos) in added {
+            if let Err(e) = client.subscribe(filter.clone(), qos).await {
+                tracing::error!(topic = %filter, error = %e, "MQTT subscribe failed");
+            }
+        }
+        for filter in removed {
+            if let Err(e) = client.unsubscribe(filter.clone()).await {
+                tracing::error!(topic = %filter, error = %e, "MQTT unsubscribe failed");
+            }
+        }
+    });
+}
+
+/// The client options for `settings.address` (`mqtt://host[:port]`).
+pub fn client_options(client_id: String, settings: &MqttSettings) -> Result<MqttOptions> {
+    let Some(rest) = settings.address.strip_prefix("mqtt://") else {
+        bail!(
+            "MQTT address `{}`: only mqtt://host:port is supported",
+            settings.address
+        );
+    };
+    let (host, port) = match rest.trim_end_matches('/').rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse()
+                .with_context(|| format!("bad port in `{}`", settings.address))?,
+        ),
+        None => (rest.trim_end_matches('/'), 1883),
+    };
+    // A fixed client id is what makes the broker keep this host's session.
+    let mut options = MqttOptions::new(client_id, host, port);
+    options
+        .set_keep_alive(Duration::from_secs(settings.keep_alive_secs.max(5)))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+    if let Some(username) = &settings.username {
+        options.set_credentials(username, settings.password.as_deref().unwrap_or(""));
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let settings = |address: &str| MqttSettings {
+            address: address.into(),
+            username: None,
+            password: None,
+            keep_alive_secs: 30,
+        };
+        let options = client_options("app".into(), &settings("mqtt://127.0.0.1:1884")).unwrap();
+        assert_eq!(options.broker_address(), ("127.0.0.1".into(), 1884));
+        assert!(!options.clean_session());
+        assert!(client_options("app".into(), &settings("tcp://x")).is_err());
+    }
+}
