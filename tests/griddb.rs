@@ -10,6 +10,7 @@ use cromflag_tests::sse::Stream;
 use cromflag_tests::{free_port, get, insert_sample, post, repo_root, wait_until, Answer, Host};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// `admin:admin`, the `webapi_*` defaults of `spin.toml`.
@@ -157,7 +158,6 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
     // MQTT into A's broker ends up in B, and A's live stream shows the rows
     // once GridDB has taken them.
     let mut stream = Stream::open(&a, "m1");
-    a.wait_for_log("MQTT subscribed", 1);
     let mut publisher = Publisher::connect(a.mqtt_port, "griddb-test");
     publisher.publish(
         "devices/m1/telemetry",
@@ -231,15 +231,18 @@ fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
         error.to_string().contains("GridDB WebAPI"),
         "the 503 does not name the store: {error}"
     );
-    // An MQTT message meanwhile is taken by the broker but not acked by A.
-    a.wait_for_log("MQTT subscribed", 1);
+    // An MQTT message meanwhile is not acked by A: it is not stored yet.
     let mut publisher = Publisher::connect(a.mqtt_port, "griddb-down");
-    publisher.publish(
+    publisher.send(
         "devices/queued/telemetry",
         1,
         document("queued", 1_600_000_100_000, 7),
     );
     a.wait_for_log("store unavailable: message kept unacked", 1);
+    assert!(
+        publisher.wait_acked(1, Duration::from_secs(1)).is_none(),
+        "PUBACK before the message was stored"
+    );
 
     // B comes back on the same port and data: the client's retry succeeds,
     // and the queued MQTT message is stored without anyone resending it.
@@ -254,6 +257,10 @@ fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
         let answer = get(&b.url("/fetch/queued"));
         (answer.status == 200 && answer.json().as_array().unwrap().len() == 7).then_some(())
     });
+    // Its PUBACK follows the commit.
+    publisher
+        .wait_acked(1, Duration::from_secs(30))
+        .expect("the PUBACK once stored");
     // And what was stored before the outage is still there.
     assert_eq!(count(port, "sample"), 6);
 }

@@ -87,7 +87,6 @@ fn the_sample_is_stored_at_every_qos_through_mosquitto() {
 fn the_sample_is_stored_at_every_qos_through_the_embedded_broker() {
     let dir = TempDir::new().unwrap();
     let host = Host::start(dir.path());
-    host.wait_for_log("MQTT subscribed", 1);
     every_qos_and_a_bad_message(&host, host.mqtt_port);
 }
 
@@ -255,4 +254,299 @@ fn a_shared_subscription_splits_the_load() {
     };
     assert_eq!(a + b, MESSAGES, "host a stored {a}, host b {b}");
     assert!(a > 0 && b > 0, "the load was not split: {a} and {b}");
+}
+
+// The host's own device endpoint (`cromflag up` alone): a PUBACK means the
+// message is committed.
+
+/// Messages `0..count` of publisher `p`, each one row of device `burst<p>`.
+fn burst_message(p: usize) -> impl Fn(usize) -> (String, Vec<u8>) {
+    move |i| {
+        (
+            format!("devices/burst{p}/telemetry"),
+            one_row(1_700_000_000_000 + i as i64, i as i64),
+        )
+    }
+}
+
+/// The seq of every row device `device` has, sorted.
+fn stored_seqs(host: &Host, device: &str) -> Vec<i64> {
+    let answer = cromflag_tests::get(&host.url(&format!("/fetch/{device}?limit=100000")));
+    if answer.status == 404 {
+        return Vec::new();
+    }
+    let mut seqs: Vec<i64> = answer
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["seq"].as_i64().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+#[test]
+fn a_burst_into_the_endpoint_stores_every_acked_message_once() {
+    const PUBLISHERS: usize = 8;
+    const MESSAGES: usize = 2_000;
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let bursts: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            cromflag_tests::mqtt::publish_burst(
+                host.mqtt_port,
+                &format!("burst-{p}"),
+                MESSAGES,
+                burst_message(p),
+            )
+        })
+        .collect();
+    for (p, burst) in bursts.into_iter().enumerate() {
+        let mut acked = burst.join().unwrap();
+        acked.sort_unstable();
+        assert_eq!(acked.len(), MESSAGES, "publisher {p}: PUBACKs");
+        // Acked means committed: every one is there already, exactly once.
+        let stored = stored_seqs(&host, &format!("burst{p}"));
+        let expected: Vec<i64> = (0..MESSAGES as i64).collect();
+        assert_eq!(stored, expected, "publisher {p}");
+    }
+    assert!(!host.log().contains("ERROR"), "{}", host.log());
+}
+
+#[test]
+fn a_killed_host_loses_no_acked_message_of_its_endpoint() {
+    const MESSAGES: usize = 200_000;
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let port = host.mqtt_port;
+    let burst =
+        cromflag_tests::mqtt::publish_burst(port, "crash-device", MESSAGES, burst_message(0));
+    wait_for_rows(&host, "burst0", 2_000);
+    host.stop(); // SIGKILL, mid-stream
+    let acked = burst.join().unwrap();
+    assert!(
+        !acked.is_empty() && acked.len() < MESSAGES,
+        "{} acked: the kill was not mid-stream",
+        acked.len()
+    );
+
+    // The same data directory again: every acked message is there.
+    let host = Host::start(dir.path());
+    let stored: std::collections::HashSet<i64> = stored_seqs(&host, "burst0").into_iter().collect();
+    let lost: Vec<usize> = acked
+        .iter()
+        .copied()
+        .filter(|i| !stored.contains(&(*i as i64)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acked messages lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
+/// Raw MQTT 3.1.1 packets, encoded and decoded by rumqttc's codec.
+mod raw {
+    use bytes::BytesMut;
+    use rumqttc::mqttbytes::v4::{Connect, Packet, PubRel, Publish};
+    use rumqttc::mqttbytes::{Protocol, QoS};
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub struct Conn {
+        stream: TcpStream,
+        buf: BytesMut,
+    }
+
+    impl Conn {
+        pub fn open(port: u16) -> Conn {
+            let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            Conn {
+                stream,
+                buf: BytesMut::new(),
+            }
+        }
+
+        pub fn connect(port: u16, client_id: &str, keep_alive: u16) -> Conn {
+            let mut conn = Conn::open(port);
+            conn.send(Packet::Connect(Connect {
+                protocol: Protocol::V4,
+                keep_alive,
+                client_id: client_id.into(),
+                clean_session: false,
+                last_will: None,
+                login: None,
+            }));
+            assert!(matches!(conn.recv(), Some(Packet::ConnAck(_))));
+            conn
+        }
+
+        pub fn send(&mut self, packet: Packet) {
+            let mut out = BytesMut::new();
+            packet.write(&mut out, usize::MAX).unwrap();
+            self.send_bytes(&out);
+        }
+
+        pub fn send_bytes(&mut self, bytes: &[u8]) {
+            // The host may have closed the connection already: that is fine.
+            let _ = self.stream.write_all(bytes);
+        }
+
+        pub fn publish(&mut self, topic: &str, qos: QoS, pkid: u16, payload: Vec<u8>) {
+            let mut publish = Publish::new(topic, qos, payload);
+            publish.pkid = pkid;
+            self.send(Packet::Publish(publish));
+        }
+
+        pub fn pubrel(&mut self, pkid: u16) {
+            self.send(Packet::PubRel(PubRel::new(pkid)));
+        }
+
+        /// The next packet, or `None` once the host closed the connection.
+        pub fn recv(&mut self) -> Option<Packet> {
+            loop {
+                if let Ok(packet) = Packet::read(&mut self.buf, 1 << 20) {
+                    return Some(packet);
+                }
+                let mut chunk = [0u8; 4096];
+                match self.stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn qos2_into_the_endpoint_is_exactly_once_across_a_reconnect() {
+    use rumqttc::mqttbytes::{v4::Packet, QoS};
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let payload = one_row(1_700_000_000_000, 1);
+    let mut conn = raw::Conn::connect(host.mqtt_port, "qos2-device", 30);
+    conn.publish(
+        "devices/exact/telemetry",
+        QoS::ExactlyOnce,
+        7,
+        payload.clone(),
+    );
+    assert!(matches!(conn.recv(), Some(Packet::PubRec(r)) if r.pkid == 7));
+    // PUBREC means stored; then the connection drops before PUBREL.
+    assert_eq!(stored_seqs(&host, "exact"), [1]);
+    drop(conn);
+
+    let mut conn = raw::Conn::connect(host.mqtt_port, "qos2-device", 30);
+    // A device that missed the PUBREC sends the PUBLISH again: known, not stored twice.
+    conn.publish("devices/exact/telemetry", QoS::ExactlyOnce, 7, payload);
+    assert!(matches!(conn.recv(), Some(Packet::PubRec(r)) if r.pkid == 7));
+    conn.pubrel(7);
+    assert!(matches!(conn.recv(), Some(Packet::PubComp(c)) if c.pkid == 7));
+    let messages = wait_for_rows(&host, "messages", 1);
+    assert_eq!(
+        messages.iter().filter(|m| m["device"] == "exact").count(),
+        1,
+        "{messages:#?}"
+    );
+    assert_eq!(stored_seqs(&host, "exact"), [1]);
+}
+
+#[test]
+fn malformed_packets_close_their_connection_and_nothing_else() {
+    use rumqttc::mqttbytes::{v4::Packet, QoS};
+    let dir = TempDir::new().unwrap();
+    let mut host = Host::start(dir.path());
+    let port = host.mqtt_port;
+    let mut good = raw::Conn::connect(port, "good-device", 60);
+
+    let mut publish_first = Vec::new();
+    {
+        let mut out = bytes::BytesMut::new();
+        let publish =
+            rumqttc::mqttbytes::v4::Publish::new("devices/x/telemetry", QoS::AtMostOnce, "{}");
+        Packet::Publish(publish)
+            .write(&mut out, usize::MAX)
+            .unwrap();
+        publish_first.extend_from_slice(&out);
+    }
+    let corpus: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"\xff\xff\xff\xff\xff\xff".to_vec()),
+        ("a PUBLISH before CONNECT", publish_first),
+        (
+            "a remaining length over 4 bytes",
+            vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x7f],
+        ),
+        (
+            "MQTT 3.1 (level 3)",
+            b"\x10\x10\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x02id".to_vec(),
+        ),
+        (
+            "a CONNECT cut short, then nothing",
+            b"\x10\x20\x00\x04MQTT".to_vec(),
+        ),
+    ];
+    for (what, bytes) in &corpus {
+        let mut conn = raw::Conn::open(port);
+        conn.send_bytes(bytes);
+        // The host answers at most a refusal, then closes.
+        loop {
+            match conn.recv() {
+                None => break,
+                Some(Packet::ConnAck(ack)) => assert_ne!(
+                    ack.code,
+                    rumqttc::mqttbytes::v4::ConnectReturnCode::Success,
+                    "{what}"
+                ),
+                Some(other) => panic!("{what}: answered {other:?}"),
+            }
+        }
+    }
+    // After a CONNECT: QoS 3, a wildcard topic, a second CONNECT, silence past the keep-alive.
+    let after_connect: Vec<(&str, Box<dyn Fn(&mut raw::Conn)>)> = vec![
+        (
+            "QoS 3",
+            Box::new(|c| c.send_bytes(b"\x36\x07\x00\x01a\x00\x01{}")),
+        ),
+        (
+            "a wildcard topic",
+            Box::new(|c| c.publish("devices/+/telemetry", QoS::AtLeastOnce, 1, b"{}".to_vec())),
+        ),
+        (
+            "a second CONNECT",
+            Box::new(|c| {
+                c.send(Packet::Connect(rumqttc::mqttbytes::v4::Connect::new(
+                    "again",
+                )))
+            }),
+        ),
+        ("silence past the keep-alive", Box::new(|_| {})),
+    ];
+    for (i, (what, misbehave)) in after_connect.iter().enumerate() {
+        let mut conn = raw::Conn::connect(port, &format!("bad-{i}"), 1);
+        misbehave(&mut conn);
+        let started = std::time::Instant::now();
+        assert!(conn.recv().is_none(), "{what}: still answered");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{what}"
+        );
+    }
+
+    // The host is up, and the connection opened before all this still works.
+    assert!(host.is_alive());
+    good.publish(
+        "devices/survivor/telemetry",
+        QoS::AtLeastOnce,
+        1,
+        one_row(1, 1),
+    );
+    assert!(matches!(good.recv(), Some(Packet::PubAck(a)) if a.pkid == 1));
+    assert_eq!(stored_seqs(&host, "survivor"), [1]);
 }

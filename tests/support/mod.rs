@@ -79,8 +79,7 @@ pub(crate) fn cromflag_bin() -> PathBuf {
 pub struct Host {
     child: Child,
     pub addr: SocketAddr,
-    /// The port of this host's own embedded MQTT broker, which the repository's
-    /// `spin.toml` subscribes to (through `SPIN_VARIABLE_MQTT_ADDRESS`).
+    /// The port of this host's MQTT device endpoint (`--mqtt-broker`).
     pub mqtt_port: u16,
     log: Arc<Mutex<String>>,
 }
@@ -123,10 +122,6 @@ impl Host {
             .args(["--listen", "127.0.0.1:0"])
             .arg("--mqtt-broker")
             .arg(format!("127.0.0.1:{mqtt_port}"))
-            .env(
-                "SPIN_VARIABLE_MQTT_ADDRESS",
-                format!("mqtt://127.0.0.1:{mqtt_port}"),
-            )
             .args(extra)
             .envs(env.iter().copied())
             .env(
@@ -208,6 +203,11 @@ impl Host {
     /// Whether the process is still running.
     pub fn is_alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
+    }
+
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the host and waits until it is gone.

@@ -45,24 +45,36 @@ impl Publisher {
 
     /// Publishes and returns once the broker has it (QoS 1/2) or it is sent (QoS 0).
     pub fn publish(&mut self, topic: &str, qos: u8, payload: Vec<u8>) {
-        let qos = match qos {
-            0 => QoS::AtMostOnce,
-            1 => QoS::AtLeastOnce,
-            _ => QoS::ExactlyOnce,
-        };
+        self.send(topic, qos, payload);
+        self.wait_acked(qos, Duration::from_secs(30))
+            .expect("the broker acknowledged");
+    }
+
+    /// Publishes without waiting for the acknowledgement.
+    pub fn send(&mut self, topic: &str, qos: u8, payload: Vec<u8>) {
         self.client
-            .publish(topic, qos, false, payload)
+            .publish(topic, qos_of(qos), false, payload)
             .expect("publish");
-        // Publications are sequential, so the next completion of this QoS is this one.
+    }
+
+    /// Waits for the next completion at `qos` (publications are sequential,
+    /// so it is the oldest one sent); `None` after `wait`.
+    pub fn wait_acked(&mut self, qos: u8, wait: Duration) -> Option<()> {
+        let deadline = std::time::Instant::now() + wait;
         loop {
-            let finished = self
-                .done
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the broker acknowledged");
-            if finished == qos {
-                return;
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            if self.done.recv_timeout(left).ok()? == qos_of(qos) {
+                return Some(());
             }
         }
+    }
+}
+
+fn qos_of(qos: u8) -> QoS {
+    match qos {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
     }
 }
 
@@ -82,4 +94,61 @@ component = "fetch"
 "#
     );
     crate::write_manifest(dir, "mqtt-test", &triggers, &["insert", "fetch"])
+}
+
+/// A device that publishes `count` QoS 1 messages as fast as its connection
+/// takes them, and records which ones were PUBACKed (by index), until the
+/// connection drops or every one is acked.
+pub fn publish_burst(
+    port: u16,
+    id: &str,
+    count: usize,
+    message: impl Fn(usize) -> (String, Vec<u8>) + Send + 'static,
+) -> std::thread::JoinHandle<Vec<usize>> {
+    use rumqttc::Outgoing as Out;
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options
+        .set_keep_alive(Duration::from_secs(10))
+        .set_clean_session(false);
+    let (client, mut connection) = Client::new(options, 256);
+    std::thread::spawn(move || {
+        let sender = std::thread::spawn(move || {
+            for i in 0..count {
+                let (topic, payload) = message(i);
+                if client
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        // Publishes go out in order: the n-th outgoing one is message n; a
+        // packet id names the last message sent with it until it is acked.
+        let (mut sent, mut by_pkid, mut acked) = (0, std::collections::HashMap::new(), Vec::new());
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        for event in connection.iter() {
+            match event {
+                Ok(Event::Outgoing(Out::Publish(pkid))) => {
+                    by_pkid.insert(pkid, sent);
+                    sent += 1;
+                }
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    acked.extend(by_pkid.remove(&ack.pkid));
+                    if acked.len() == count {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                // The host is gone: what was acked is what it promised.
+                Err(_) => break,
+            }
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+        }
+        drop(connection);
+        let _ = sender.join();
+        acked
+    })
 }
