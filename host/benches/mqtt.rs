@@ -4,8 +4,10 @@
 //! payload (timestamps shifted, so each message adds six rows) as fast as the
 //! broker takes it, at QoS 1 and then at QoS 0. Measured in the same run:
 //! - the broker's ceiling: a plain subscriber that discards what it gets;
-//! - the host: the real `cromflag` binary subscribed through its manifest,
-//!   counted by the rows it stored (read back over HTTP), and its peak RSS.
+//! - the host, two ways: (a) devices publishing to its own endpoint
+//!   (`--mqtt-broker`), (b) the host subscribed to Mosquitto through its
+//!   manifest; counted by every row it stored (`agg=count` over HTTP), with
+//!   its peak RSS.
 //!
 //! Run: `cargo bench -p cromflag --bench mqtt` after `cargo build --release`.
 //! `BENCH_MESSAGES` sets the messages per case (default 5000).
@@ -58,14 +60,20 @@ fn main() -> anyhow::Result<()> {
 
     println!("MQTT ingest, {messages} messages per case, {ROWS_PER_MESSAGE} rows per message, one publisher");
     println!(
-        "{:>4} | {:>14} | {:>14} {:>12} | {:>10} | {:>13}",
-        "qos", "broker msg/s", "host msg/s", "host rows/s", "host/broker", "host peak RSS"
+        "{:>14} | {:>14} | {:>14} {:>12} | {:>10} | {:>13}",
+        "via qos", "broker msg/s", "host msg/s", "host rows/s", "host/broker", "host peak RSS"
     );
-    for (run, qos) in [QoS::AtLeastOnce, QoS::AtMostOnce].into_iter().enumerate() {
+    let cases = [
+        ("endpoint", QoS::AtLeastOnce, true),
+        ("mosquitto", QoS::AtLeastOnce, false),
+        ("mosquitto", QoS::AtMostOnce, false),
+    ];
+    for (run, (via, qos, endpoint)) in cases.into_iter().enumerate() {
         let ceiling = broker_ceiling(port, qos, &payloads)?;
-        let (host_rate, stored, rss_kib) = host_rate(&root, tmp.path(), port, qos, &payloads, run)?;
+        let (host_rate, stored, rss_kib) =
+            host_rate(&root, tmp.path(), port, qos, &payloads, run, endpoint)?;
         println!(
-            "{:>4} | {:>14.0} | {:>14.0} {:>12.0} | {:>10.2} | {:>10} KiB{}",
+            "{via:>9} {:>4} | {:>14.0} | {:>14.0} {:>12.0} | {:>10.2} | {:>10} KiB{}",
             qos as u8,
             ceiling,
             host_rate,
@@ -121,7 +129,26 @@ fn host_rate(
     qos: QoS,
     payloads: &[Vec<u8>],
     run: usize,
+    endpoint: bool,
 ) -> anyhow::Result<(f64, u64, u64)> {
+    // (a) the host's own endpoint on a port of its own, no broker;
+    // (b) the host subscribed to Mosquitto on `port`.
+    let (publish_port, address, broker_flag, ready) = if endpoint {
+        let own = free_port();
+        (
+            own,
+            String::new(),
+            format!("127.0.0.1:{own}"),
+            "listening on http://",
+        )
+    } else {
+        (
+            port,
+            format!("mqtt://127.0.0.1:{port}"),
+            "off".to_owned(),
+            "MQTT subscribed",
+        )
+    };
     let dir = tmp.join(format!("host-{run}"));
     std::fs::create_dir_all(&dir)?;
     let manifest = dir.join("spin.toml");
@@ -134,7 +161,7 @@ fn host_rate(
         &manifest,
         format!(
             "spin_manifest_version = 2\n[application]\nname = \"bench\"\n\
-             [application.trigger.mqtt]\naddress = \"mqtt://127.0.0.1:{port}\"\n\
+             [application.trigger.mqtt]\naddress = \"{address}\"\n\
              [[trigger.mqtt]]\ncomponent = \"insert\"\ntopic = \"{TOPIC}\"\nqos = \"{}\"\n\
              [[trigger.http]]\nroute = \"/fetch/...\"\ncomponent = \"fetch\"\n\
              [component.insert]\nsource = \"{}\"\n[component.fetch]\nsource = \"{}\"\n",
@@ -149,7 +176,7 @@ fn host_rate(
             "--listen",
             "127.0.0.1:0",
             "--mqtt-broker",
-            "off",
+            &broker_flag,
             "--mqtt-client-id",
         ])
         .arg(format!("bench-host-{run}"))
@@ -167,7 +194,7 @@ fn host_rate(
         if let Some(addr) = line.split("listening on http://").nth(1) {
             http = addr.split_whitespace().next().map(str::to_owned);
         }
-        if line.contains("MQTT subscribed") {
+        if http.is_some() && line.contains(ready) {
             break;
         }
     }
@@ -176,7 +203,7 @@ fn host_rate(
     let http = http.ok_or_else(|| anyhow::anyhow!("the host did not start"))?;
 
     let started = Instant::now();
-    let publishing = publish_all(port, qos, payloads.to_vec());
+    let publishing = publish_all(publish_port, qos, payloads.to_vec());
     let want = payloads.len() as u64 * ROWS_PER_MESSAGE;
     let (mut stored_rows, mut last_change, mut finished) = (0, Instant::now(), started);
     // Done when every row is there, or (QoS 0) when nothing changed for 3 s.
@@ -199,9 +226,16 @@ fn host_rate(
     ))
 }
 
+/// Every row of the device, counted by the store (one bucket spanning them all).
 fn count_rows(http: &str) -> anyhow::Result<u64> {
-    let response = http_get(&format!("http://{http}/fetch/bench"))?;
-    Ok(serde_json::from_slice::<Vec<Value>>(&response).map_or(0, |rows| rows.len() as u64))
+    let response = http_get(&format!(
+        "http://{http}/fetch/bench?agg=count&interval=100000h&columns=temperature"
+    ))?;
+    let buckets: Vec<Value> = serde_json::from_slice(&response).unwrap_or_default();
+    Ok(buckets
+        .iter()
+        .filter_map(|b| b["temperature"].as_u64())
+        .sum())
 }
 
 /// A minimal GET over std's TCP (HTTP/1.0, so the body ends at close).
