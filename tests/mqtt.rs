@@ -550,3 +550,61 @@ fn malformed_packets_close_their_connection_and_nothing_else() {
     assert!(matches!(good.recv(), Some(Packet::PubAck(a)) if a.pkid == 1));
     assert_eq!(stored_seqs(&host, "survivor"), [1]);
 }
+
+/// Four devices burst into the broker at `address` (port `port`); the host,
+/// subscribed there at QoS 1, stores every message, and its acks, sent in the
+/// order the broker delivered, never cost it its connection.
+fn a_burst_through_a_broker_keeps_the_connection(address: &str, port: u16, client_id: &str) {
+    const PUBLISHERS: usize = 4;
+    const MESSAGES: usize = 2_000;
+    let dir = TempDir::new().unwrap();
+    let manifest = manifest(dir.path(), address, TELEMETRY, 1);
+    let host = Host::start_with(
+        &manifest,
+        &dir.path().join("data"),
+        &["--mqtt-client-id", client_id],
+    );
+    host.wait_for_log("MQTT subscribed", 1);
+    let bursts: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            cromflag_tests::mqtt::publish_burst(
+                port,
+                &format!("{client_id}-device-{p}"),
+                MESSAGES,
+                burst_message(p),
+            )
+        })
+        .collect();
+    for burst in bursts {
+        assert_eq!(
+            burst.join().unwrap().len(),
+            MESSAGES,
+            "the broker's PUBACKs"
+        );
+    }
+    let expected: Vec<i64> = (0..MESSAGES as i64).collect();
+    for p in 0..PUBLISHERS {
+        wait_for_rows(&host, &format!("burst{p}"), MESSAGES);
+        assert_eq!(stored_seqs(&host, &format!("burst{p}")), expected);
+    }
+    let log = host.log();
+    assert_eq!(log.matches("MQTT connected").count(), 1, "{log}");
+    assert!(!log.contains("MQTT connection lost"), "{log}");
+}
+
+#[test]
+fn acks_in_order_keep_the_host_connected_to_rumqttd() {
+    let broker = cromflag_tests::rumqttd::Rumqttd::start();
+    a_burst_through_a_broker_keeps_the_connection(&broker.address(), broker.port, "order-rumqttd");
+}
+
+#[test]
+fn acks_in_order_keep_the_host_connected_to_mosquitto() {
+    let dir = TempDir::new().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    a_burst_through_a_broker_keeps_the_connection(
+        &broker.address(),
+        broker.port,
+        "order-mosquitto",
+    );
+}

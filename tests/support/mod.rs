@@ -8,6 +8,7 @@
 pub mod cron;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod rumqttd;
 pub mod sse;
 
 use std::io::{BufRead, BufReader};

@@ -24,9 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 /// payload limit, so that an oversize message reaches the trigger and is
 /// dead-lettered, instead of breaking the connection and coming back forever.
 const MAX_PACKET: usize = 256 << 20;
-/// QoS 1/2 messages received and not yet acked; past this the connection
-/// stops reading.
-const MAX_UNACKED: usize = 1024;
+/// Room in rumqttc's request queue (acks, subscribes).
+const REQUEST_QUEUE: usize = 4096;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A message waiting for its ack, in arrival order.
@@ -43,13 +42,17 @@ pub async fn run(trigger: Arc<MqttTrigger>, options: MqttOptions) {
         let (host, port) = options.broker_address();
         format!("{host}:{port}")
     };
-    // The request queue carries acks and (un)subscribes: room for every ack
-    // owed, so that the ack task never waits on this loop while it waits on
-    // the ack task.
-    let (client, mut eventloop) = AsyncClient::new(options, MAX_UNACKED * 2);
+    let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let _ = trigger.client.set(client.clone());
     let connection = Arc::new(AtomicU64::new(0));
-    let (owed_tx, owed_rx) = mpsc::channel(MAX_UNACKED);
+    // Unbounded, because this loop must never wait on the ack task: the acks
+    // it sends leave only when this loop polls (rumqttc drains its request
+    // queue from `poll`), so a bounded queue deadlocks under a flood. What
+    // bounds it is the broker's own in-flight window for this client (for
+    // example Mosquitto's max_inflight_messages, rumqttd's max_inflight_count,
+    // MQTT 5's Receive Maximum), and `submit`, which waits while the workers
+    // hold MAX_QUEUED_BYTES.
+    let (owed_tx, owed_rx) = mpsc::unbounded_channel();
     tokio::spawn(ack_in_order(client.clone(), connection.clone(), owed_rx));
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -84,7 +87,7 @@ pub async fn run(trigger: Arc<MqttTrigger>, options: MqttOptions) {
                         connection: connection.load(Ordering::SeqCst),
                         outcome,
                     };
-                    if owed_tx.send(owed).await.is_err() {
+                    if owed_tx.send(owed).is_err() {
                         return;
                     }
                 }
@@ -103,7 +106,7 @@ pub async fn run(trigger: Arc<MqttTrigger>, options: MqttOptions) {
 async fn ack_in_order(
     client: AsyncClient,
     connection: Arc<AtomicU64>,
-    mut owed: mpsc::Receiver<Owed>,
+    mut owed: mpsc::UnboundedReceiver<Owed>,
 ) {
     while let Some(message) = owed.recv().await {
         // A dropped answer means the host is stopping: ack nothing more.
@@ -120,6 +123,7 @@ async fn ack_in_order(
         if let Err(e) = client.ack(&message.publish).await {
             tracing::warn!(topic = %message.publish.topic, error = %e, "MQTT ack failed; the broker will redeliver");
         }
+        tracing::trace!(pkid = message.publish.pkid, "MQTT ack queued");
     }
 }
 
