@@ -608,3 +608,48 @@ fn acks_in_order_keep_the_host_connected_to_mosquitto() {
         "order-mosquitto",
     );
 }
+
+/// mqtts:// to a broker that requires a client certificate: the host trusts
+/// the CA and presents the certificate the variables name.
+#[test]
+fn the_host_subscribes_over_tls_with_a_client_certificate() {
+    let dir = TempDir::new().unwrap();
+    let certs = dir.path();
+    cromflag_tests::mosquitto::make_certificates(certs);
+    let tls_port = cromflag_tests::free_port();
+    let broker = Mosquitto::start_with(
+        dir.path(),
+        &format!(
+            "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\nrequire_certificate true\n",
+            certs.display()
+        ),
+    );
+    // The TLS settings are variables (Spin's MQTT trigger has no keys for them).
+    let path = |name: &str| certs.join(name).display().to_string();
+    let triggers = format!(
+        "[variables]\nmqtt_tls_ca_file = {{ default = {:?} }}\nmqtt_tls_cert_file = {{ default = {:?} }}\n\
+         mqtt_tls_key_file = {{ default = {:?} }}\n\
+         [application.trigger.mqtt]\naddress = \"mqtts://127.0.0.1:{tls_port}\"\n\
+         username = \"\"\npassword = \"\"\n\
+         [[trigger.mqtt]]\ncomponent = \"insert\"\ntopic = \"{TELEMETRY}\"\nqos = \"1\"\n\
+         [[trigger.http]]\nroute = \"/fetch/...\"\ncomponent = \"fetch\"\n",
+        path("ca.pem"),
+        path("client.pem"),
+        path("client.key"),
+    );
+    let manifest =
+        cromflag_tests::write_manifest(dir.path(), "mqtt-tls", &triggers, &["insert", "fetch"]);
+    let host = Host::start_with(
+        &manifest,
+        &dir.path().join("data"),
+        &["--mqtt-client-id", "tls-host"],
+    );
+    host.wait_for_log("MQTT subscribed", 1);
+    let mut publisher = Publisher::connect(broker.port, "tls-publisher");
+    publisher.publish(
+        "devices/secure/telemetry",
+        1,
+        sample_for("secure").to_string().into_bytes(),
+    );
+    assert_sample_rows(&host, "secure");
+}

@@ -35,11 +35,24 @@ pub struct HttpTrigger {
 /// `[application.trigger.mqtt]`, with variables expanded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MqttSettings {
-    /// `mqtt://host:port`.
+    /// `mqtt://host:port` or `mqtts://host:port`; empty: no external broker.
     pub address: String,
+    /// Empty or absent: connect without credentials.
     pub username: Option<String>,
     pub password: Option<String>,
     pub keep_alive_secs: u64,
+    /// For `mqtts://`: the variables `mqtt_tls_ca_file` (PEM CA certificates
+    /// to trust instead of the WebPKI roots), `mqtt_tls_cert_file` and
+    /// `mqtt_tls_key_file` (a PEM client certificate chain and key), as paths
+    /// against the manifest's directory.
+    pub tls: MqttTls,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MqttTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[[trigger.mqtt]]`: a topic filter bound to a component.
@@ -504,7 +517,18 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                 .context("in [application.trigger.mqtt]")?;
             let expand = |v: Option<String>| v.map(|v| variables.expand(&v)).transpose();
             let keep_alive = expand(raw.keep_alive_interval)?.unwrap_or_else(|| "30".into());
+            let file = |name: &str| {
+                variables
+                    .get(name)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| dir.join(v))
+            };
             Some(MqttSettings {
+                tls: MqttTls {
+                    ca_file: file("mqtt_tls_ca_file"),
+                    cert_file: file("mqtt_tls_cert_file"),
+                    key_file: file("mqtt_tls_key_file"),
+                },
                 address: variables.expand(&raw.address)?,
                 username: expand(raw.username)?,
                 password: expand(raw.password)?,

@@ -12,9 +12,9 @@
 //! (harmless: rows upsert) and acked in their turn.
 
 use super::MqttTrigger;
-use crate::manifest::MqttSettings;
+use crate::manifest::{MqttSettings, MqttTls};
 use anyhow::{bail, Context, Result};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,11 +149,16 @@ pub(super) fn change_subscriptions(
     });
 }
 
-/// The client options for `settings.address` (`mqtt://host[:port]`).
+/// The client options for `settings.address` (`mqtt://host[:port]`, or
+/// `mqtts://host[:port]` over TLS).
 pub fn client_options(client_id: String, settings: &MqttSettings) -> Result<MqttOptions> {
-    let Some(rest) = settings.address.strip_prefix("mqtt://") else {
+    let (rest, tls, default_port) = if let Some(rest) = settings.address.strip_prefix("mqtt://") {
+        (rest, false, 1883)
+    } else if let Some(rest) = settings.address.strip_prefix("mqtts://") {
+        (rest, true, 8883)
+    } else {
         bail!(
-            "MQTT address `{}`: only mqtt://host:port is supported",
+            "MQTT address `{}`: use mqtt://host:port or mqtts://host:port",
             settings.address
         );
     };
@@ -163,7 +168,7 @@ pub fn client_options(client_id: String, settings: &MqttSettings) -> Result<Mqtt
             port.parse()
                 .with_context(|| format!("bad port in `{}`", settings.address))?,
         ),
-        None => (rest.trim_end_matches('/'), 1883),
+        None => (rest.trim_end_matches('/'), default_port),
     };
     // A fixed client id is what makes the broker keep this host's session.
     let mut options = MqttOptions::new(client_id, host, port);
@@ -172,10 +177,58 @@ pub fn client_options(client_id: String, settings: &MqttSettings) -> Result<Mqtt
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_max_packet_size(MAX_PACKET, MAX_PACKET);
-    if let Some(username) = &settings.username {
+    // Spin's trigger requires both keys; empty means none.
+    if let Some(username) = settings.username.as_deref().filter(|u| !u.is_empty()) {
         options.set_credentials(username, settings.password.as_deref().unwrap_or(""));
     }
+    if tls {
+        let config = tls_config(&settings.tls)?;
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(config),
+        )));
+    }
     Ok(options)
+}
+
+/// rustls (ring) trusting `tls.ca_file`'s certificates, or the WebPKI roots,
+/// with the client certificate and key when both are given.
+fn tls_config(tls: &MqttTls) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca_file {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading mqtt_tls_ca_file {}", path.display()))?
+            {
+                roots
+                    .add(cert.with_context(|| format!("a certificate in {}", path.display()))?)
+                    .with_context(|| format!("a CA certificate in {}", path.display()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_root_certificates(roots);
+    Ok(match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .with_context(|| format!("reading mqtt_tls_cert_file {}", cert.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("a certificate in {}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("reading mqtt_tls_key_file {}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .context("the MQTT client certificate and key")?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => bail!("set both mqtt_tls_cert_file and mqtt_tls_key_file, or neither"),
+    })
 }
 
 #[cfg(test)]
@@ -189,6 +242,7 @@ mod tests {
             username: None,
             password: None,
             keep_alive_secs: 30,
+            tls: MqttTls::default(),
         };
         let options = client_options("app".into(), &settings("mqtt://127.0.0.1:1884")).unwrap();
         assert_eq!(options.broker_address(), ("127.0.0.1".into(), 1884));
