@@ -1,16 +1,20 @@
-//! MQTT ingest throughput: the host against the broker's own ceiling.
+//! MQTT ingest throughput at QoS 1: the host against the broker's own ceiling.
 //!
-//! A real Mosquitto runs on an ephemeral port. One publisher sends the sample
-//! payload (timestamps shifted, so each message adds six rows) as fast as the
-//! broker takes it, at QoS 1 and then at QoS 0. Measured in the same run:
-//! - the broker's ceiling: a plain subscriber that discards what it gets;
-//! - the host, two ways: (a) devices publishing to its own endpoint
-//!   (`--mqtt-broker`), (b) the host subscribed to Mosquitto through its
-//!   manifest; counted by every row it stored (`agg=count` over HTTP), with
-//!   its peak RSS.
+//! 1, 8 and 64 publishers send the sample payload (timestamps shifted, so each
+//! message adds six rows; publisher p writes device `bench<p mod 8>`) as fast
+//! as they are acked. Measured in the same run, for each publisher count:
+//! - Mosquitto's ceiling: the same publishers into a real Mosquitto, with a
+//!   subscriber that discards what it gets;
+//! - (a) the host's own endpoint (`--mqtt-broker`): done when every PUBACK is
+//!   back, which there means every row is committed;
+//! - (b) the host subscribed to that Mosquitto through its manifest: done when
+//!   every row is stored.
+//!
+//! Rows are counted by the store (`agg=count` over every row of each device),
+//! and checked to be all there at the end. Peak RSS is the host's VmHWM.
 //!
 //! Run: `cargo bench -p cromflag --bench mqtt` after `cargo build --release`.
-//! `BENCH_MESSAGES` sets the messages per case (default 5000).
+//! `BENCH_MESSAGES` sets the messages per case (default 20000).
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
@@ -19,14 +23,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TOPIC: &str = "devices/bench/telemetry";
 const ROWS_PER_MESSAGE: u64 = 6;
+/// Devices the publishers write: publisher p writes `bench<p mod DEVICES>`.
+const DEVICES: usize = 8;
 
 fn main() -> anyhow::Result<()> {
-    let messages: u64 = std::env::var("BENCH_MESSAGES")
+    let messages: usize = std::env::var("BENCH_MESSAGES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5000);
+        .unwrap_or(20_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -39,71 +44,82 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("mosquitto is not installed (./scripts/test installs it)");
     };
     let tmp = tempfile::TempDir::new()?;
-    let port = free_port();
-    std::fs::write(
-        tmp.path().join("mosquitto.conf"),
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n"),
-    )?;
-    let _broker = Guard(
-        Command::new(mosquitto)
-            .arg("-c")
-            .arg(tmp.path().join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    std::thread::sleep(Duration::from_millis(300));
     let sample: Value = serde_json::from_slice(&std::fs::read(
         root.join("tests/fixtures/sample-insert.json"),
     )?)?;
-    let payloads: Vec<Vec<u8>> = (0..messages).map(|n| shifted(&sample, n)).collect();
 
-    println!("MQTT ingest, {messages} messages per case, {ROWS_PER_MESSAGE} rows per message, one publisher");
+    println!("MQTT ingest at QoS 1, {messages} messages per case, {ROWS_PER_MESSAGE} rows each");
     println!(
-        "{:>14} | {:>14} | {:>14} {:>12} | {:>10} | {:>13}",
-        "via qos", "broker msg/s", "host msg/s", "host rows/s", "host/broker", "host peak RSS"
+        "{:>10} | {:>12} | {:>12} {:>6} {:>10} | {:>12} {:>6} {:>10}",
+        "publishers",
+        "mosquitto/s",
+        "endpoint/s",
+        "ratio",
+        "peak RSS",
+        "via mosq./s",
+        "ratio",
+        "peak RSS"
     );
-    let cases = [
-        ("endpoint", QoS::AtLeastOnce, true),
-        ("mosquitto", QoS::AtLeastOnce, false),
-        ("mosquitto", QoS::AtMostOnce, false),
-    ];
-    for (run, (via, qos, endpoint)) in cases.into_iter().enumerate() {
-        let ceiling = broker_ceiling(port, qos, &payloads)?;
-        let (host_rate, stored, rss_kib) =
-            host_rate(&root, tmp.path(), port, qos, &payloads, run, endpoint)?;
+    for (case, publishers) in [1usize, 8, 64].into_iter().enumerate() {
+        // Each case its own timestamps, so that nothing is an upsert of an earlier case.
+        let base = (case * messages) as u64;
+        let payloads: Vec<(String, Vec<u8>)> = (0..messages)
+            .map(|n| {
+                let device = format!("bench{}", (n % publishers) % DEVICES);
+                let payload = shifted(&sample, &device, base + n as u64);
+                (format!("devices/{device}/telemetry"), payload)
+            })
+            .collect();
+        // A fresh Mosquitto per case: no session of an earlier case queues for it.
+        let port = free_port();
+        let config = tmp.path().join(format!("mosquitto-{case}.conf"));
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 1000\n"),
+        )?;
+        let _broker = Guard(
+            Command::new(&mosquitto)
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let ceiling = broker_ceiling(port, publishers, &payloads)?;
+        let endpoint = host_rate(&root, tmp.path(), None, publishers, &payloads, case)?;
+        let via = host_rate(&root, tmp.path(), Some(port), publishers, &payloads, case)?;
         println!(
-            "{via:>9} {:>4} | {:>14.0} | {:>14.0} {:>12.0} | {:>10.2} | {:>10} KiB{}",
-            qos as u8,
-            ceiling,
-            host_rate,
-            host_rate * ROWS_PER_MESSAGE as f64,
-            host_rate / ceiling,
-            rss_kib,
-            if stored < messages {
-                format!("  ({stored} of {messages} stored: QoS 0 may drop)")
-            } else {
-                String::new()
-            },
+            "{publishers:>10} | {ceiling:>12.0} | {:>12.0} {:>6.2} {:>6} MiB | {:>12.0} {:>6.2} {:>6} MiB",
+            endpoint.rate,
+            endpoint.rate / ceiling,
+            endpoint.rss_kib / 1024,
+            via.rate,
+            via.rate / ceiling,
+            via.rss_kib / 1024,
         );
     }
     Ok(())
 }
 
-/// Messages per second a discarding subscriber receives.
-fn broker_ceiling(port: u16, qos: QoS, payloads: &[Vec<u8>]) -> anyhow::Result<f64> {
+/// Messages per second a discarding subscriber receives from `publishers`.
+fn broker_ceiling(
+    port: u16,
+    publishers: usize,
+    payloads: &[(String, Vec<u8>)],
+) -> anyhow::Result<f64> {
     let (subscriber, mut connection) = Client::new(options("bench-sink", port), 1000);
-    subscriber.subscribe(TOPIC, qos)?;
+    subscriber.subscribe("devices/+/telemetry", QoS::AtLeastOnce)?;
     // Wait for the subscription before publishing.
     for event in connection.iter() {
         if let Ok(Event::Incoming(Packet::SubAck(_))) = event {
             break;
         }
     }
-    let publishing = publish_all(port, qos, payloads.to_vec());
     let started = Instant::now();
+    let publishing = publish_all(port, publishers, payloads);
     let mut received = 0;
-    let deadline = started + Duration::from_secs(120);
+    let deadline = started + Duration::from_secs(300);
     for event in connection.iter() {
         if let Ok(Event::Incoming(Packet::Publish(_))) = event {
             received += 1;
@@ -116,69 +132,62 @@ fn broker_ceiling(port: u16, qos: QoS, payloads: &[Vec<u8>]) -> anyhow::Result<f
         }
     }
     let elapsed = started.elapsed();
-    publishing.join().expect("publisher");
+    publishing
+        .into_iter()
+        .for_each(|p| p.join().expect("publisher"));
     subscriber.disconnect()?;
     Ok(received as f64 / elapsed.as_secs_f64())
 }
 
-/// Messages per second the host stored, how many, and its peak RSS in KiB.
+struct HostRun {
+    /// Messages per second, until the last one was stored.
+    rate: f64,
+    rss_kib: u64,
+}
+
+/// Runs a host and has `publishers` publish `payloads`: to its own endpoint
+/// (`broker` `None`), or to Mosquitto on `broker`, which the host subscribes to.
 fn host_rate(
     root: &Path,
     tmp: &Path,
-    port: u16,
-    qos: QoS,
-    payloads: &[Vec<u8>],
-    run: usize,
-    endpoint: bool,
-) -> anyhow::Result<(f64, u64, u64)> {
-    // (a) the host's own endpoint on a port of its own, no broker;
-    // (b) the host subscribed to Mosquitto on `port`.
-    let (publish_port, address, broker_flag, ready) = if endpoint {
-        let own = free_port();
-        (
-            own,
-            String::new(),
-            format!("127.0.0.1:{own}"),
-            "listening on http://",
-        )
-    } else {
-        (
-            port,
-            format!("mqtt://127.0.0.1:{port}"),
-            "off".to_owned(),
-            "MQTT subscribed",
-        )
-    };
-    let dir = tmp.join(format!("host-{run}"));
+    broker: Option<u16>,
+    publishers: usize,
+    payloads: &[(String, Vec<u8>)],
+    case: usize,
+) -> anyhow::Result<HostRun> {
+    let run = format!(
+        "{}-{case}",
+        if broker.is_some() { "via" } else { "endpoint" }
+    );
+    let dir = tmp.join(&run);
     std::fs::create_dir_all(&dir)?;
-    let manifest = dir.join("spin.toml");
+    let endpoint_port = free_port();
+    let (publish_port, address, ready) = match broker {
+        None => (endpoint_port, String::new(), "listening on http://"),
+        Some(port) => (port, format!("mqtt://127.0.0.1:{port}"), "MQTT subscribed"),
+    };
     let component = |name: &str| {
         root.join(format!(
             "target/components/wasm32-wasip2/component/{name}.wasm"
         ))
     };
+    let manifest = dir.join("spin.toml");
     std::fs::write(
         &manifest,
         format!(
             "spin_manifest_version = 2\n[application]\nname = \"bench\"\n\
              [application.trigger.mqtt]\naddress = \"{address}\"\n\
-             [[trigger.mqtt]]\ncomponent = \"insert\"\ntopic = \"{TOPIC}\"\nqos = \"{}\"\n\
+             [[trigger.mqtt]]\ncomponent = \"insert\"\ntopic = \"devices/+/telemetry\"\nqos = \"1\"\n\
              [[trigger.http]]\nroute = \"/fetch/...\"\ncomponent = \"fetch\"\n\
              [component.insert]\nsource = \"{}\"\n[component.fetch]\nsource = \"{}\"\n",
-            qos as u8,
             component("insert").display(),
             component("fetch").display(),
         ),
     )?;
     let mut child = Command::new(root.join("target/release/cromflag"))
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--mqtt-broker",
-            &broker_flag,
-            "--mqtt-client-id",
-        ])
+        .args(["up", "--listen", "127.0.0.1:0", "--mqtt-broker"])
+        .arg(format!("127.0.0.1:{endpoint_port}"))
+        .arg("--mqtt-client-id")
         .arg(format!("bench-host-{run}"))
         .arg("--manifest")
         .arg(&manifest)
@@ -202,40 +211,50 @@ fn host_rate(
     let host = Guard(child);
     let http = http.ok_or_else(|| anyhow::anyhow!("the host did not start"))?;
 
-    let started = Instant::now();
-    let publishing = publish_all(publish_port, qos, payloads.to_vec());
     let want = payloads.len() as u64 * ROWS_PER_MESSAGE;
-    let (mut stored_rows, mut last_change, mut finished) = (0, Instant::now(), started);
-    // Done when every row is there, or (QoS 0) when nothing changed for 3 s.
-    // Each poll reads every row back over HTTP, which costs the host some CPU:
-    // the figure is a slight underestimate.
-    while stored_rows < want && last_change.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(500));
-        let rows = count_rows(&http)?;
-        if rows != stored_rows {
-            (stored_rows, last_change, finished) = (rows, Instant::now(), Instant::now());
+    let started = Instant::now();
+    let publishing = publish_all(publish_port, publishers, payloads);
+    let finished = if broker.is_none() {
+        // The endpoint's PUBACK follows the commit: the last one back is the end.
+        publishing
+            .into_iter()
+            .for_each(|p| p.join().expect("publisher"));
+        started.elapsed()
+    } else {
+        // Polling reads the counts from the host, which costs it a little CPU.
+        let mut stored = 0;
+        while stored < want && started.elapsed() < Duration::from_secs(300) {
+            std::thread::sleep(Duration::from_millis(100));
+            stored = count_rows(&http)?;
         }
-    }
-    publishing.join().expect("publisher");
-    let rss = peak_rss_kib(host.0.id());
-    let stored = stored_rows / ROWS_PER_MESSAGE;
-    Ok((
-        stored as f64 / (finished - started).as_secs_f64(),
-        stored,
-        rss,
-    ))
+        let finished = started.elapsed();
+        publishing
+            .into_iter()
+            .for_each(|p| p.join().expect("publisher"));
+        finished
+    };
+    let stored = count_rows(&http)?;
+    anyhow::ensure!(stored == want, "{run}: {stored} of {want} rows stored");
+    Ok(HostRun {
+        rate: payloads.len() as f64 / finished.as_secs_f64(),
+        rss_kib: peak_rss_kib(host.0.id()),
+    })
 }
 
-/// Every row of the device, counted by the store (one bucket spanning them all).
+/// Every row of every bench device, counted by the store (one bucket each).
 fn count_rows(http: &str) -> anyhow::Result<u64> {
-    let response = http_get(&format!(
-        "http://{http}/fetch/bench?agg=count&interval=100000h&columns=temperature"
-    ))?;
-    let buckets: Vec<Value> = serde_json::from_slice(&response).unwrap_or_default();
-    Ok(buckets
-        .iter()
-        .filter_map(|b| b["temperature"].as_u64())
-        .sum())
+    let mut total = 0;
+    for device in 0..DEVICES {
+        let response = http_get(&format!(
+            "http://{http}/fetch/bench{device}?agg=count&interval=100000h&columns=temperature"
+        ))?;
+        let buckets: Vec<Value> = serde_json::from_slice(&response).unwrap_or_default();
+        total += buckets
+            .iter()
+            .filter_map(|b| b["temperature"].as_u64())
+            .sum::<u64>();
+    }
+    Ok(total)
 }
 
 /// A minimal GET over std's TCP (HTTP/1.0, so the body ends at close).
@@ -254,29 +273,46 @@ fn http_get(url: &str) -> anyhow::Result<Vec<u8>> {
     Ok(response[body..].to_vec())
 }
 
-fn publish_all(port: u16, qos: QoS, payloads: Vec<Vec<u8>>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let (client, mut connection) = Client::new(options("bench-publisher", port), 1000);
-        let total = payloads.len();
-        std::thread::spawn(move || {
-            for payload in payloads {
-                client.publish(TOPIC, qos, false, payload).expect("publish");
-            }
-        });
-        // Drive the connection until every publish is out (and acked at QoS 1).
-        let mut done = 0;
-        for event in connection.iter() {
-            match (qos, event) {
-                (QoS::AtMostOnce, Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))))
-                | (_, Ok(Event::Incoming(Packet::PubAck(_)))) => done += 1,
-                (_, Err(e)) => panic!("publisher: {e}"),
-                _ => {}
-            }
-            if done == total {
-                break;
-            }
-        }
-    })
+/// `publishers` connections, each publishing its share of `payloads` (every
+/// `publishers`-th) at QoS 1, done when all are acked.
+fn publish_all(
+    port: u16,
+    publishers: usize,
+    payloads: &[(String, Vec<u8>)],
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..publishers)
+        .map(|p| {
+            let mine: Vec<(String, Vec<u8>)> = payloads
+                .iter()
+                .skip(p)
+                .step_by(publishers)
+                .cloned()
+                .collect();
+            std::thread::spawn(move || {
+                let id = format!("bench-publisher-{p}-{}", fastrand::u64(..));
+                let (client, mut connection) = Client::new(options(&id, port), 1000);
+                let total = mine.len();
+                std::thread::spawn(move || {
+                    for (topic, payload) in mine {
+                        client
+                            .publish(topic, QoS::AtLeastOnce, false, payload)
+                            .expect("publish");
+                    }
+                });
+                let mut acked = 0;
+                for event in connection.iter() {
+                    match event {
+                        Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                        Err(e) => panic!("publisher: {e}"),
+                        _ => {}
+                    }
+                    if acked == total {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 fn options(id: &str, port: u16) -> MqttOptions {
@@ -284,14 +320,14 @@ fn options(id: &str, port: u16) -> MqttOptions {
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(1 << 20, 1 << 20)
-        .set_inflight(1000);
+        .set_inflight(100);
     options
 }
 
-/// The sample as device `bench`, every timestamp moved by `n` minutes.
-fn shifted(sample: &Value, n: u64) -> Vec<u8> {
+/// The sample as `device`, every timestamp moved by `n` minutes.
+fn shifted(sample: &Value, device: &str, n: u64) -> Vec<u8> {
     let mut doc = sample.clone();
-    doc["deviceinfo"]["deviceid"] = "bench".into();
+    doc["deviceinfo"]["deviceid"] = device.into();
     for row in doc["tsdata"].as_array_mut().unwrap() {
         let ts = row["timestamp"].as_i64().unwrap() + n as i64 * 60_000;
         row["timestamp"] = ts.into();
