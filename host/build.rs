@@ -18,6 +18,7 @@ const COMPONENTS: &[&str] = &[
     "report",
     "fault",
     "probe",
+    "spin_insert",
     // Transforms (components/transforms/, world `transformer`, no_std: no WASI).
     "fahrenheit_to_celsius",
     "dew_point",

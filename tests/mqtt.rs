@@ -653,3 +653,95 @@ fn the_host_subscribes_over_tls_with_a_client_certificate() {
     );
     assert_sample_rows(&host, "secure");
 }
+
+/// A component written for Spin exports only `handle-message`: the host calls
+/// it once per message (fresh instance each), and a trap rejects that message alone.
+#[test]
+fn a_spin_component_with_handle_message_only_gets_one_call_per_message() {
+    let dir = TempDir::new().unwrap();
+    let triggers = format!(
+        "[application.trigger.mqtt]\naddress = \"\"\n\
+         [[trigger.mqtt]]\ncomponent = \"spin_insert\"\ntopic = \"{TELEMETRY}\"\nqos = \"1\"\n\
+         [[trigger.http]]\nroute = \"/fetch/...\"\ncomponent = \"fetch\"\n"
+    );
+    let manifest = cromflag_tests::write_manifest(
+        dir.path(),
+        "spin-mqtt",
+        &triggers,
+        &["spin_insert", "fetch"],
+    );
+    let host = Host::start_with(&manifest, &dir.path().join("data"), &[]);
+    let mut publisher = Publisher::connect(host.mqtt_port, "spin-style");
+    for seq in 0..20 {
+        publisher.publish(
+            "devices/spinstyle/telemetry",
+            1,
+            one_row(1_700_000_000_000 + seq, seq),
+        );
+        if seq == 10 {
+            publisher.publish("devices/spinstyle/telemetry", 1, b"trap".to_vec());
+        }
+    }
+    assert_eq!(
+        stored_seqs(&host, "spinstyle"),
+        (0..20).collect::<Vec<i64>>()
+    );
+    let rejected = wait_for_rows(&host, "_rejected", 1);
+    assert_eq!(rejected.len(), 1, "{rejected:#?}");
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("component `spin_insert` failed"),
+        "{rejected:#?}"
+    );
+}
+
+/// MQTT 5 devices are told what became of each message: PUBACK reason 0 for a
+/// stored one, 0x99 (payload format invalid) for one that went to `_rejected`.
+#[test]
+fn mqtt5_devices_get_a_reason_code_per_message() {
+    use rumqttc::v5::mqttbytes::v5::{Packet as V5Packet, PubAckReason};
+    use rumqttc::v5::mqttbytes::QoS as V5QoS;
+    use rumqttc::v5::{Client, Event, MqttOptions};
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let mut options = MqttOptions::new("v5-device", "127.0.0.1", host.mqtt_port);
+    options.set_keep_alive(std::time::Duration::from_secs(10));
+    let (client, mut connection) = Client::new(options, 10);
+    client
+        .publish(
+            "devices/five/telemetry",
+            V5QoS::AtLeastOnce,
+            false,
+            one_row(1_700_000_000_000, 1),
+        )
+        .unwrap();
+    client
+        .publish(
+            "devices/five/telemetry",
+            V5QoS::AtLeastOnce,
+            false,
+            b"not a document".to_vec(),
+        )
+        .unwrap();
+    let mut reasons = Vec::new();
+    for event in connection.iter() {
+        match event {
+            Ok(Event::Incoming(V5Packet::PubAck(ack))) => {
+                reasons.push(ack.reason);
+                if reasons.len() == 2 {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the endpoint dropped an MQTT 5 client: {e}"),
+        }
+    }
+    assert_eq!(
+        reasons,
+        [PubAckReason::Success, PubAckReason::PayloadFormatInvalid]
+    );
+    assert_eq!(stored_seqs(&host, "five"), [1]);
+    assert_eq!(wait_for_rows(&host, "_rejected", 1).len(), 1);
+}

@@ -214,7 +214,8 @@ impl MqttTrigger {
                 settings,
             )?),
         };
-        let workers = std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(4, 16));
+        let workers =
+            std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(4, 16));
         let trigger = Arc::new_cyclic(|this: &Weak<MqttTrigger>| {
             let workers = (0..workers)
                 .map(|_| {
