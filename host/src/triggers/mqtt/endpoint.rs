@@ -375,7 +375,11 @@ impl Endpoint {
                     None => std::future::pending().await,
                 }
             };
+            // Biased: bytes already waiting are read before silence is
+            // judged, and silence is judged only while the connection reads
+            // (while it waits on the store, the device's pings wait unread).
             tokio::select! {
+                biased;
                 () = kicked.notified() => {
                     return Ok(Some((DisconnectReasonCode::SessionTakenOver, "another connection took the session".into())));
                 }
@@ -388,7 +392,7 @@ impl Endpoint {
                         return Ok(None);
                     }
                 }
-                () = silent => {
+                () = silent, if can_read => {
                     return Ok(Some((DisconnectReasonCode::KeepAliveTimeout, "silent past its keep-alive".into())));
                 }
             }

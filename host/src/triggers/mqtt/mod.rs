@@ -375,6 +375,7 @@ impl MqttTrigger {
     /// Handles one batch to the end: every job is answered, stored or
     /// dead-lettered; store failures are retried until they pass.
     async fn process(&self, jobs: Vec<Job>) {
+        let started = std::time::Instant::now();
         let subscriptions = self
             .subscriptions
             .read()
@@ -448,6 +449,7 @@ impl MqttTrigger {
             pending = transient;
         }
         self.dead_letter_all(&jobs, &failures).await;
+        tracing::debug!(messages = jobs.len(), elapsed = ?started.elapsed(), "MQTT batch handled");
         for (job, failure) in jobs.into_iter().zip(failures) {
             let outcome = match failure {
                 None => {
