@@ -508,6 +508,10 @@ impl MqttTrigger {
                     Err(_) if messages.len() > 1 => {
                         let mut results = Vec::with_capacity(messages.len());
                         for message in messages {
+                            if let Some(failed) = store_failed(&results) {
+                                results.push(Err(failed));
+                                continue;
+                            }
                             let one = Box::pin(self.call(handler, std::slice::from_ref(message)));
                             results.extend(one.await);
                         }
@@ -519,6 +523,10 @@ impl MqttTrigger {
             Export::Single(pre) => {
                 let mut results = Vec::with_capacity(messages.len());
                 for (topic, payload) in messages {
+                    if let Some(failed) = store_failed(&results) {
+                        results.push(Err(failed));
+                        continue;
+                    }
                     let mut store = self.runtime.new_store(&handler.config);
                     let payload = payload.to_vec();
                     let called = async {
@@ -618,6 +626,16 @@ impl MqttTrigger {
             .expect("the update always succeeds");
         now.max(previous + 1)
     }
+}
+
+/// Once the store failed on a message, the ones after it in the batch are
+/// not tried until it is retried: a later message must not be stored before
+/// an earlier one of the same device.
+fn store_failed(results: &[Result<(), Failure>]) -> Option<Failure> {
+    results.iter().find_map(|r| match r {
+        Err(failed @ Failure::Transient(_)) => Some(failed.clone()),
+        _ => None,
+    })
 }
 
 /// The worker a topic's messages go to: always the same one, so that one
