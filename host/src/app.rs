@@ -48,8 +48,8 @@ pub struct Running {
     /// The address the HTTP trigger listens on (the real port when 0 was asked).
     pub http_addr: SocketAddr,
     pub http: JoinHandle<Result<()>>,
-    /// The MQTT device endpoint's address, if it runs.
-    pub mqtt_endpoint: Option<SocketAddr>,
+    /// The MQTT device endpoint and its address, if it runs.
+    pub mqtt_endpoint: Option<(SocketAddr, JoinHandle<()>)>,
     /// The MQTT trigger's connection to an external broker, if `mqtt_address` names one.
     pub mqtt: Option<JoinHandle<()>>,
     /// The WebAPI server and its address, if `--webapi` was given.
@@ -181,7 +181,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     Ok(Running {
         http_addr,
         http: tokio::spawn(http.serve(listener)),
-        mqtt_endpoint: mqtt_endpoint.as_ref().map(|(addr, _)| *addr),
+        mqtt_endpoint,
         mqtt: mqtt
             .filter(|mqtt| mqtt.has_broker())
             .map(|mqtt| tokio::spawn(mqtt.run_client())),

@@ -158,7 +158,7 @@ impl Connection {
 impl Endpoint {
     async fn serve(self: Arc<Self>, stream: TcpStream) -> Result<()> {
         let mut read = BytesMut::with_capacity(4096);
-        let mut refusal = BytesMut::new();
+        let mut refused = BytesMut::new();
         let mut stream = stream;
         // The CONNECT, and with it the version.
         let (version, connect) = timeout(CONNECT_TIMEOUT, async {
@@ -168,8 +168,8 @@ impl Endpoint {
                     Ok(None) => {}
                     Err(bad) => {
                         if bad.unsupported_version {
-                            codec::write(Version::V4, Outgoing::RefuseProtocol, &mut refusal);
-                            let _ = stream.write_all(&refusal).await;
+                            codec::write(Version::V4, Outgoing::RefuseProtocol, &mut refused);
+                            let _ = stream.write_all(&refused).await;
                         }
                         anyhow::bail!("before CONNECT: {}", bad.error)
                     }
