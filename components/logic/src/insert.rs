@@ -653,17 +653,24 @@ mod tests {
         assert_eq!(rows_of(MESSAGES).len(), 3);
     }
 
-    #[test]
-    fn an_unavailable_store_fails_every_document_of_the_batch() {
+    /// One row each for devices `a` and `b`, into a store whose first write fails with `error`.
+    fn two_documents_into_a_store_failing_with(
+        error: StoreError,
+    ) -> (Recorder, Vec<Result<u64, ApiError>>) {
         let mut store = Recorder {
-            fail: Some(StoreError::Backend("down".into())),
+            fail: Some(error),
             ..Recorder::default()
         };
-        let docs = [
-            document("a", r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#),
-            document("b", r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#),
-        ];
+        let row = r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#;
+        let docs = [document("a", row), document("b", row)];
         let results = insert_many(&mut store, &mut NoTransforms, &docs);
+        (store, results)
+    }
+
+    #[test]
+    fn an_unavailable_store_fails_every_document_of_the_batch() {
+        let (_, results) =
+            two_documents_into_a_store_failing_with(StoreError::Backend("down".into()));
         assert!(results
             .iter()
             .all(|r| r.as_ref().unwrap_err().status == 503));
@@ -671,15 +678,8 @@ mod tests {
 
     #[test]
     fn a_refused_batch_is_retried_document_by_document() {
-        let mut store = Recorder {
-            fail: Some(StoreError::Invalid("row 3".into())),
-            ..Recorder::default()
-        };
-        let docs = [
-            document("a", r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#),
-            document("b", r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#),
-        ];
-        let results = insert_many(&mut store, &mut NoTransforms, &docs);
+        let (store, results) =
+            two_documents_into_a_store_failing_with(StoreError::Invalid("row 3".into()));
         assert_eq!(results, vec![Ok(1), Ok(1)]);
         assert_eq!(store.multi_puts.len(), 2);
     }
