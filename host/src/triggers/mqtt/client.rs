@@ -248,5 +248,28 @@ mod tests {
         assert_eq!(options.broker_address(), ("127.0.0.1".into(), 1884));
         assert!(!options.clean_session());
         assert!(client_options("app".into(), &settings("tcp://x")).is_err());
+        // mqtts:// defaults to 8883 and goes over TLS.
+        let options = client_options("app".into(), &settings("mqtts://broker")).unwrap();
+        assert_eq!(options.broker_address(), ("broker".into(), 8883));
+        assert!(matches!(options.transport(), Transport::Tls(_)));
+    }
+
+    #[test]
+    fn empty_credentials_are_none() {
+        let with = |username: &str, password: &str| MqttSettings {
+            address: "mqtt://127.0.0.1:1883".into(),
+            username: Some(username.into()),
+            password: Some(password.into()),
+            keep_alive_secs: 30,
+            tls: MqttTls::default(),
+        };
+        let none = client_options("app".into(), &with("", "")).unwrap();
+        assert!(none.credentials().is_none());
+        let some = client_options("app".into(), &with("host", "s3cret")).unwrap();
+        let login = some.credentials().unwrap();
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("host", "s3cret")
+        );
     }
 }
