@@ -65,15 +65,14 @@ pub fn handle_insert(
     let result = (|| {
         let device = device_of(req, "/insert/")?;
         require_method(req, "POST")?;
-        insert(
-            store,
-            pipeline,
+        let document = Document {
             device,
-            req.body,
-            Format::from_content_type(req.content_type),
-            DeviceId::Required,
+            body: req.body,
+            format: Format::from_content_type(req.content_type),
+            device_id: DeviceId::Required,
             receipt,
-        )
+        };
+        insert(store, pipeline, &document)
     })();
     match result {
         Ok(_) => Response {
@@ -177,16 +176,14 @@ pub fn handle_message(
     payload: &[u8],
     receipt: Receipt,
 ) -> Result<u64, ApiError> {
-    let device = telemetry_device(topic)?;
-    insert(
-        store,
-        pipeline,
-        device,
-        payload,
-        Format::sniff(payload),
-        DeviceId::Optional,
+    let document = Document {
+        device: telemetry_device(topic)?,
+        body: payload,
+        format: Format::sniff(payload),
+        device_id: DeviceId::Optional,
         receipt,
-    )
+    };
+    insert(store, pipeline, &document)
 }
 
 /// Many MQTT messages (topic, payload, receipt) in one write (`insert_many`):

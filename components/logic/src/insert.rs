@@ -101,23 +101,20 @@ pub enum DeviceId {
     Optional,
 }
 
-/// Stores one insert document for `device`, through `pipeline`; returns the
-/// number of `tsdata` rows written.
+/// Stores one insert document, through `pipeline`; returns the number of
+/// `tsdata` rows written.
 pub fn insert(
     store: &mut impl Store,
     pipeline: &mut impl Pipeline,
-    device: &str,
-    body: &[u8],
-    format: Format,
-    device_id: DeviceId,
-    receipt: Receipt,
+    document: &Document,
 ) -> Result<u64, ApiError> {
-    let planned = plan(store, pipeline, device, body, format, device_id, receipt)?;
+    let planned = plan(store, pipeline, document)?;
     store.multi_put(planned.writes)?;
     Ok(planned.rows)
 }
 
-/// One document of `insert_many`.
+/// One insert document for `device`, as it arrived.
+#[derive(Clone, Copy)]
 pub struct Document<'a> {
     pub device: &'a str,
     pub body: &'a [u8],
@@ -142,17 +139,7 @@ pub fn insert_many(
     let mut store = SchemaCache::new(store);
     let planned: Vec<Result<Planned, ApiError>> = documents
         .iter()
-        .map(|d| {
-            plan(
-                &mut store,
-                pipeline,
-                d.device,
-                d.body,
-                d.format,
-                d.device_id,
-                d.receipt,
-            )
-        })
+        .map(|d| plan(&mut store, pipeline, d))
         .collect();
     let mut writes: Vec<(String, Vec<Row>)> = Vec::new();
     for planned in planned.iter().flatten() {
@@ -233,12 +220,15 @@ struct Planned {
 fn plan(
     store: &mut impl Store,
     pipeline: &mut impl Pipeline,
-    device: &str,
-    body: &[u8],
-    format: Format,
-    device_id: DeviceId,
-    receipt: Receipt,
+    document: &Document,
 ) -> Result<Planned, ApiError> {
+    let Document {
+        device,
+        body,
+        format,
+        device_id,
+        receipt,
+    } = *document;
     check_device_name(device)?;
     let mut doc = InsertDocument::decode(body, format)?;
     match doc.deviceinfo.get(DEVICE_ID_FIELD) {

@@ -381,6 +381,15 @@ impl MqttTrigger {
             .read()
             .expect("subscriptions lock")
             .clone();
+        // Each message goes to the first subscription whose filter matches.
+        let routes: Vec<Option<usize>> = jobs
+            .iter()
+            .map(|job| {
+                subscriptions
+                    .iter()
+                    .position(|s| topic_matches(&s.filter, &job.topic))
+            })
+            .collect();
         let mut failures: Vec<Option<Failure>> = vec![None; jobs.len()];
         let mut pending: Vec<usize> = Vec::with_capacity(jobs.len());
         for (i, job) in jobs.iter().enumerate() {
@@ -390,10 +399,7 @@ impl MqttTrigger {
                     job.payload.len(),
                     self.max_payload
                 ))));
-            } else if !subscriptions
-                .iter()
-                .any(|s| topic_matches(&s.filter, &job.topic))
-            {
+            } else if routes[i].is_none() {
                 failures[i] = Some(Failure::Rejected(Rejection::NoTrigger));
             } else {
                 pending.push(i);
@@ -402,18 +408,12 @@ impl MqttTrigger {
         let mut backoff = Duration::from_millis(200);
         let mut tries = 1u64;
         while !pending.is_empty() {
-            // One call per handler (the first subscription whose filter
-            // matches), its messages in arrival order.
-            let route = |i: usize| {
-                subscriptions
-                    .iter()
-                    .position(|s| topic_matches(&s.filter, &jobs[i].topic))
-            };
+            // One call per subscription, its messages in arrival order.
             for (index, sub) in subscriptions.iter().enumerate() {
                 let mine: Vec<usize> = pending
                     .iter()
                     .copied()
-                    .filter(|&i| route(i) == Some(index))
+                    .filter(|&i| routes[i] == Some(index))
                     .collect();
                 if mine.is_empty() {
                     continue;
