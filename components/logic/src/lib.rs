@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod csv;
+pub mod device;
 pub mod document;
 pub mod encode;
 pub mod error;
