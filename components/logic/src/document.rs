@@ -182,7 +182,11 @@ impl<'de> Visitor<'de> for RecordVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
-        let mut fields: Vec<(String, Field)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        // The hint is the length a MessagePack header claims, up to four
+        // billion in five bytes: reserving that much aborted the process.
+        // Reserve for a few fields at most; the vector grows with what is read.
+        let capacity = map.size_hint().unwrap_or(8).min(64);
+        let mut fields: Vec<(String, Field)> = Vec::with_capacity(capacity);
         while let Some(key) = map.next_key::<String>()? {
             // Column names are case-insensitive, so `Temp` and `temp` are the same field.
             if fields.iter().any(|(k, _)| k.eq_ignore_ascii_case(&key)) {
