@@ -4,6 +4,7 @@
 //! The Wasm components and the native benchmark baseline both call these, so the
 //! two run exactly the same logic.
 
+use crate::device;
 use crate::document::Format;
 use crate::error::ApiError;
 use crate::fetch;
@@ -66,7 +67,7 @@ pub fn handle_insert(
         let device = device_of(req, "/insert/")?;
         require_method(req, "POST")?;
         let document = Document {
-            device,
+            device: &device,
             body: req.body,
             format: Format::from_content_type(req.content_type),
             device_id: DeviceId::Required,
@@ -91,7 +92,7 @@ pub fn handle_fetch(store: &mut impl Store, req: &Request, max_limit: u64) -> Re
     let result = (|| {
         let device = device_of(req, "/fetch/")?;
         require_method(req, "GET")?;
-        fetch::fetch(store, device, req.path_with_query, req.accept, max_limit)
+        fetch::fetch(store, &device, req.path_with_query, req.accept, max_limit)
     })();
     result.map_or_else(Response::from, Response::from)
 }
@@ -109,8 +110,10 @@ pub fn handle_devices(store: &mut impl Store, req: &Request) -> Response {
             .map(|rest| rest.split('/').collect::<Vec<_>>())
             .as_deref()
         {
-            Some([device, "latest"]) => fetch::latest(store, device, req.accept),
-            Some([device, "schema"]) => fetch::schema(store, device),
+            Some([device, "latest"]) => {
+                fetch::latest(store, &device::from_path_segment(device)?, req.accept)
+            }
+            Some([device, "schema"]) => fetch::schema(store, &device::from_path_segment(device)?),
             _ => Err(ApiError::not_found(
                 "no such route",
                 json!({ "path": path }),
@@ -155,11 +158,14 @@ fn require_method(req: &Request, method: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The `<device>` segment after `prefix`; a missing or nested one is an unknown route.
-fn device_of<'a>(req: &Request<'a>, prefix: &str) -> Result<&'a str, ApiError> {
+/// The `<device>` segment after `prefix`, percent-decoded; a missing or nested
+/// one is an unknown route.
+fn device_of(req: &Request, prefix: &str) -> Result<String, ApiError> {
     let path = req.path_with_query.split('?').next().unwrap_or_default();
     match path.strip_prefix(prefix) {
-        Some(device) if !device.is_empty() && !device.contains('/') => Ok(device),
+        Some(device) if !device.is_empty() && !device.contains('/') => {
+            device::from_path_segment(device)
+        }
         _ => Err(ApiError::not_found(
             "no such route",
             json!({ "path": path }),

@@ -137,6 +137,20 @@ pub fn from_path_segment(segment: &str) -> Result<String, ApiError> {
         })
 }
 
+/// Characters a path segment keeps as they are (RFC 3986's unreserved ones,
+/// as `encodeURIComponent` leaves them, less its `!'()*`).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as one path segment: everything but unreserved characters
+/// percent-encoded (UTF-8), so that `from_path_segment` gives it back.
+pub fn to_path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, PATH_SEGMENT).to_string()
+}
+
 /// What `/fetch/<name>` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fetched<'a> {
@@ -343,6 +357,15 @@ mod tests {
         assert_eq!(from_path_segment("a+b%20c").unwrap(), "a+b c");
         assert_eq!(from_path_segment("a%2Fb").unwrap(), "a/b");
         assert_eq!(from_path_segment("%FF").unwrap_err().status, 400);
+        for id in ids() {
+            let segment = to_path_segment(&id);
+            assert!(!segment.contains(['/', '?', '#', ' ']), "{segment}");
+            assert_eq!(from_path_segment(&segment).unwrap(), id);
+        }
+        assert_eq!(
+            to_path_segment("00:1A:2B capteur-été"),
+            "00%3A1A%3A2B%20capteur-%C3%A9t%C3%A9"
+        );
     }
 
     #[test]

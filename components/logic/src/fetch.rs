@@ -6,12 +6,12 @@
 //! checked column names reach the TQL (the original sample pasted `from`/`to`
 //! into its query text, which allowed injection).
 
+use crate::device::{self, Fetched};
 use crate::encode::{self, Format};
 use crate::error::ApiError;
 use crate::insert::DEVICES;
 use crate::model::{
-    is_valid_container_name, tql_name, Column, ColumnType, ContainerInfo, ContainerKind, Row,
-    Store, Value, TIMESTAMP_RANGE,
+    tql_name, Column, ColumnType, ContainerInfo, ContainerKind, Row, Store, Value, TIMESTAMP_RANGE,
 };
 use crate::query;
 use crate::report::period::{Granularity, LocalPeriod};
@@ -294,10 +294,12 @@ pub struct Output {
     pub headers: Vec<(&'static str, String)>,
 }
 
-/// `GET /fetch/<device>?...`; `path_with_query` rebuilds the next page's link.
+/// `GET /fetch/<name>?...`: `name` (percent-decoded) is a device id, or one of
+/// the containers `/fetch` reads by name (`devices`, `_rejected`, …);
+/// `path_with_query` rebuilds the next page's link.
 pub fn fetch(
     store: &mut impl Store,
-    device: &str,
+    name: &str,
     path_with_query: &str,
     accept: Option<&str>,
     max_limit: u64,
@@ -305,16 +307,27 @@ pub fn fetch(
     let query_text = path_with_query.split_once('?').map(|(_, q)| q);
     let q = FetchQuery::parse(query_text, max_limit)?;
     let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
-    // Before the first insert the device list exists, empty.
-    if device.eq_ignore_ascii_case(DEVICES) && store.get_container(DEVICES)?.is_none() {
-        return Ok(Output {
-            format,
-            body: encode::rows(format, &[], &[]),
-            headers: Vec::new(),
-        });
-    }
-    let info = container(store, device)?;
-    if info.name.eq_ignore_ascii_case(DEVICES) || info.kind == ContainerKind::Collection {
+    let info = match Fetched::of(name)? {
+        Fetched::Device(id) => time_series(store, id)?,
+        Fetched::Container(container) => match store.get_container(container)? {
+            Some(info) => info,
+            // Before the first insert the device list exists, empty.
+            None if container == DEVICES => {
+                return Ok(Output {
+                    format,
+                    body: encode::rows(format, &[], &[]),
+                    headers: Vec::new(),
+                })
+            }
+            None => {
+                return Err(ApiError::not_found(
+                    "nothing stored yet",
+                    json!({ "container": container }),
+                ))
+            }
+        },
+    };
+    if info.kind == ContainerKind::Collection {
         if !q.is_plain() {
             return Err(ApiError::bad_request(
                 "a collection is listed whole: only `format` applies",
@@ -403,15 +416,6 @@ pub fn select(
         rows: result.rows,
         last_key,
     })
-}
-
-/// The container of `device`, or a 404 naming it.
-pub fn container(store: &mut impl Store, device: &str) -> Result<ContainerInfo, ApiError> {
-    let unknown = || ApiError::not_found("unknown device", json!({ "device": device }));
-    if !is_valid_container_name(device) {
-        return Err(unknown());
-    }
-    store.get_container(device)?.ok_or_else(unknown)
 }
 
 /// Indexes of the columns to return: the row key first, then those asked for
@@ -741,7 +745,8 @@ pub fn latest(
     })
 }
 
-/// `GET /devices/<device>/schema`: the container's kind and typed columns.
+/// `GET /devices/<device>/schema`: the device's container (its name, kind and
+/// typed columns).
 pub fn schema(store: &mut impl Store, device: &str) -> Result<Output, ApiError> {
     let info = time_series(store, device)?;
     let columns: Vec<_> = info
@@ -750,7 +755,8 @@ pub fn schema(store: &mut impl Store, device: &str) -> Result<Output, ApiError> 
         .map(|c| json!({ "name": c.name, "type": c.column_type.name() }))
         .collect();
     let body = json!({
-        "name": info.name,
+        "device": device,
+        "container": info.name,
         "type": info.kind.name(),
         "row_key": info.row_key,
         "columns": columns,
@@ -762,15 +768,16 @@ pub fn schema(store: &mut impl Store, device: &str) -> Result<Output, ApiError> 
     })
 }
 
+/// The time-series container of device `device` (its id), or a 404 naming it.
 pub fn time_series(store: &mut impl Store, device: &str) -> Result<ContainerInfo, ApiError> {
-    let info = container(store, device)?;
-    if info.kind != ContainerKind::TimeSeries {
-        return Err(ApiError::not_found(
+    device::check(device)?;
+    match store.get_container(&device::container_of(device))? {
+        Some(info) if info.kind == ContainerKind::TimeSeries => Ok(info),
+        _ => Err(ApiError::not_found(
             "unknown device",
             json!({ "device": device }),
-        ));
+        )),
     }
-    Ok(info)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The JSON-datasource protocol under `/grafana` (simPod's `simpod-json-datasource`,
 //! a superset of the older SimpleJSON), over the fetch API.
 //!
-//! A metric is `<device>.<column>` (device names never hold a `.`). Series come
+//! A metric is `<device>.<column>`, the device by its id (see `parse_target` for
+//! ids and columns that hold a `.`). Series come
 //! back as stored rows when the range holds at most `maxDataPoints` of them,
 //! and otherwise as buckets of the fetch API's aggregation, `intervalMs` wide
 //! or wider, so a panel never gets more points than it can draw.
@@ -65,13 +66,13 @@ fn devices(store: &mut impl Store) -> Result<Vec<String>, ApiError> {
 fn numeric_columns(store: &mut impl Store) -> Result<Vec<(String, Vec<String>)>, ApiError> {
     let mut out = Vec::new();
     for device in devices(store)? {
-        if let Some(info) = store.get_container(&device)? {
+        if let Some(info) = store.get_container(&crate::device::container_of(&device))? {
             let columns = info.columns[1..]
                 .iter()
                 .filter(|c| c.column_type.is_numeric())
                 .map(|c| c.name.clone())
                 .collect();
-            out.push((info.name, columns));
+            out.push((device, columns));
         }
     }
     Ok(out)
@@ -110,29 +111,50 @@ fn payload_options(request: &Json) -> Json {
     }
 }
 
-/// A `<device>.<column>` target, checked against the store.
-fn parse_target(
+/// A `<device>.<column>` target (or a `<device>` alone, for a table), checked
+/// against the store: the device's id, its time series and the column.
+///
+/// Device ids and column names may both hold a `.`, so each `.` is tried as
+/// the separator from the left (the first is the usual case), then the whole
+/// target as a device: the first reading that names a device and, if any, one
+/// of its columns wins.
+fn parse_target<'t>(
     store: &mut impl Store,
-    target: &str,
-) -> Result<(ContainerInfo, Option<String>), ApiError> {
-    let (device, column) = match target.split_once('.') {
-        Some((device, column)) => (device, Some(column)),
-        None => (target, None),
-    };
-    let info = fetch::time_series(store, device)?;
-    match column {
-        Some(name) => {
-            let index = info.column_index(name).filter(|&i| i > 0).ok_or_else(|| {
-                ApiError::bad_request(
-                    "unknown column",
-                    json!({ "target": target, "column": name }),
-                )
-            })?;
-            let name = info.columns[index].name.clone();
-            Ok((info, Some(name)))
+    target: &'t str,
+) -> Result<(&'t str, ContainerInfo, Option<String>), ApiError> {
+    let splits = target
+        .match_indices('.')
+        .map(|(i, _)| (&target[..i], Some(&target[i + 1..])));
+    let mut unknown_column = None;
+    for (device, column) in splits.chain([(target, None)]) {
+        let Ok(info) = fetch::time_series(store, device) else {
+            continue;
+        };
+        let Some(name) = column else {
+            return Ok((device, info, None));
+        };
+        match info.column_index(name).filter(|&i| i > 0) {
+            Some(index) => {
+                let name = info.columns[index].name.clone();
+                return Ok((device, info, Some(name)));
+            }
+            None => {
+                unknown_column.get_or_insert_with(|| {
+                    ApiError::bad_request(
+                        "unknown column",
+                        json!({ "target": target, "column": name }),
+                    )
+                });
+            }
         }
-        None => Ok((info, None)),
     }
+    let device = target.split_once('.').map_or(target, |(device, _)| device);
+    Err(unknown_column.unwrap_or_else(|| {
+        ApiError::not_found(
+            "unknown device",
+            json!({ "device": device, "target": target }),
+        )
+    }))
 }
 
 /// The request's range in epoch ms: `range.from`/`range.to` are ISO 8601.
@@ -183,11 +205,8 @@ fn query(store: &mut impl Store, request: &Json, max_limit: u64) -> Result<Json,
         if target["hide"].as_bool() == Some(true) {
             continue;
         }
-        let (info, column) = parse_target(store, name)?;
-        if device_filter
-            .as_ref()
-            .is_some_and(|d| !d.eq_ignore_ascii_case(&info.name))
-        {
+        let (device, info, column) = parse_target(store, name)?;
+        if device_filter.as_ref().is_some_and(|d| d != device) {
             continue;
         }
         let base = FetchQuery {
@@ -303,7 +322,7 @@ fn variable(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
         "" | "devices" => devices(store)?,
         device => numeric_columns(store)?
             .into_iter()
-            .find(|(d, _)| d.eq_ignore_ascii_case(device))
+            .find(|(d, _)| d == device)
             .map(|(_, columns)| columns)
             .unwrap_or_default(),
     };
@@ -352,22 +371,19 @@ fn search(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
 fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
     let (from, to) = range(request)?;
     let annotation = &request["annotation"];
-    let words: Vec<&str> = annotation["query"]
-        .as_str()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let (kinds, device) = match words[..] {
-        ["motion", device] => (vec!["motion"], device),
-        ["battery", device] => (vec!["battery"], device),
-        [device] => (vec!["motion", "battery"], device),
-        _ => {
-            return Err(ApiError::bad_request(
-                "annotation.query is `[motion|battery] <device>`",
-                json!({ "got": annotation["query"] }),
-            ))
-        }
+    // The device is the rest of the query: an id may hold spaces.
+    let query = annotation["query"].as_str().unwrap_or("").trim();
+    let (kinds, device) = match query.split_once(char::is_whitespace) {
+        Some(("motion", device)) => (vec!["motion"], device.trim_start()),
+        Some(("battery", device)) => (vec!["battery"], device.trim_start()),
+        _ => (vec!["motion", "battery"], query),
     };
+    if device.is_empty() {
+        return Err(ApiError::bad_request(
+            "annotation.query is `[motion|battery] <device>`",
+            json!({ "got": annotation["query"] }),
+        ));
+    }
     let info = fetch::time_series(store, device)?;
     let mut out = Vec::new();
     if kinds.contains(&"motion") {
@@ -384,7 +400,7 @@ fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError>
                 if let Some(Value::Timestamp(ms)) = row.first() {
                     out.push(json!({
                         "annotation": annotation, "time": ms, "title": "Motion",
-                        "text": format!("{}: motion detected", info.name), "tags": ["motion", info.name],
+                        "text": format!("{device}: motion detected"), "tags": ["motion", device],
                     }));
                 }
             }
@@ -394,7 +410,7 @@ fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError>
         let tql = format!(
             "SELECT last_ts, deviceinfo WHERE device = {} AND last_ts >= TO_TIMESTAMP_MS({from}) \
              AND last_ts <= TO_TIMESTAMP_MS({to}) ORDER BY last_ts LIMIT 10000",
-            tql_string(&info.name)
+            tql_string(device)
         );
         for row in store.query(MESSAGES, &tql)?.rows {
             let (Some(Value::Timestamp(ms)), Some(Value::String(text))) = (row.first(), row.get(1))
@@ -407,7 +423,7 @@ fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError>
             if let Some(level) = level.filter(|l| *l < LOW_BATTERY) {
                 out.push(json!({
                     "annotation": annotation, "time": ms, "title": "Low battery",
-                    "text": format!("{}: battery {level} (below {LOW_BATTERY})", info.name), "tags": ["battery", info.name],
+                    "text": format!("{device}: battery {level} (below {LOW_BATTERY})"), "tags": ["battery", device],
                 }));
             }
         }

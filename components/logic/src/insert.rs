@@ -9,11 +9,12 @@
 //! where reports find the battery level at a given time): on the embedded store
 //! all three or none.
 
+use crate::device;
 use crate::document::{Field, Format, InsertDocument, Record};
 use crate::error::ApiError;
 use crate::model::{
-    is_valid_container_name, Batch, Column, ColumnType, ContainerInfo, ContainerKind, Pipeline,
-    QueryResult, Row, Store, StoreError, Value,
+    Batch, Column, ColumnType, ContainerInfo, ContainerKind, Pipeline, QueryResult, Row, Store,
+    StoreError, Value,
 };
 use crate::schema::{needs_put, plan_container, to_row};
 use serde_json::json;
@@ -72,26 +73,6 @@ pub struct Receipt {
     pub nonce: u64,
 }
 
-/// Checks a device name taken from a URL path or MQTT topic.
-pub fn check_device_name(device: &str) -> Result<(), ApiError> {
-    if device.eq_ignore_ascii_case(DEVICES) {
-        return Err(ApiError::bad_request(
-            "invalid device name",
-            json!({ "device": device, "reason": "`devices` is the device metadata collection" }),
-        ));
-    }
-    if !is_valid_container_name(device) {
-        return Err(ApiError::bad_request(
-            "invalid device name",
-            json!({
-                "device": device,
-                "reason": "use 1 to 256 ASCII letters, digits or `_`, not starting with a digit",
-            }),
-        ));
-    }
-    Ok(())
-}
-
 /// Whether `deviceinfo.deviceid` must be in the document (HTTP, where the original
 /// required it) or may be left out because the device is named elsewhere (an
 /// MQTT topic). When it is given, it must match either way.
@@ -113,7 +94,7 @@ pub fn insert(
     Ok(planned.rows)
 }
 
-/// One insert document for `device`, as it arrived.
+/// One insert document for `device` (its id, not its container), as it arrived.
 #[derive(Clone, Copy)]
 pub struct Document<'a> {
     pub device: &'a str,
@@ -229,7 +210,8 @@ fn plan(
         device_id,
         receipt,
     } = *document;
-    check_device_name(device)?;
+    device::check(device)?;
+    let container = device::container_of(device);
     let mut doc = InsertDocument::decode(body, format)?;
     match doc.deviceinfo.get(DEVICE_ID_FIELD) {
         Some(Field::String(id)) if id == device => {}
@@ -247,9 +229,9 @@ fn plan(
 
     // Plan both containers and build every row before writing anything.
     let ts_required = [Column::new(TIMESTAMP_FIELD, ColumnType::Timestamp)];
-    let ts_existing = store.get_container(device)?;
+    let ts_existing = store.get_container(&container)?;
     let ts_plan = plan_container(
-        device,
+        &container,
         ContainerKind::TimeSeries,
         ts_existing.as_ref(),
         &ts_required,
@@ -279,7 +261,7 @@ fn plan(
             json!({ "transform": rejection.transform, "reason": rejection.reason }),
         )
     })?;
-    let (ts_plan, ts_rows) = adopt(device, ts_existing.as_ref(), batch)?;
+    let (ts_plan, ts_rows) = adopt(device, &container, ts_existing.as_ref(), batch)?;
 
     let dev_info = std::slice::from_ref(&doc.deviceinfo);
     let dev_existing = store.get_container(DEVICES)?;
@@ -310,7 +292,7 @@ fn plan(
                 lay_out(&ts_plan.columns, ts_rows, &stored.columns)
             }
         };
-        batches.push((device.to_owned(), ts_rows));
+        batches.push((container, ts_rows));
     }
     let dev_rows = match needs_put(dev_existing.as_ref(), &dev_plan) {
         false => dev_rows,
@@ -464,6 +446,7 @@ fn put(store: &mut impl Store, plan: ContainerInfo) -> Result<ContainerInfo, Api
 /// (new ones are appended), and its key must still be `timestamp`.
 fn adopt(
     device: &str,
+    container: &str,
     existing: Option<&ContainerInfo>,
     batch: Batch,
 ) -> Result<(ContainerInfo, Vec<Row>), ApiError> {
@@ -499,7 +482,7 @@ fn adopt(
         }
     }
     let plan = ContainerInfo {
-        name: existing.map_or_else(|| device.to_owned(), |e| e.name.clone()),
+        name: existing.map_or_else(|| container.to_owned(), |e| e.name.clone()),
         kind: ContainerKind::TimeSeries,
         columns,
         row_key: true,
@@ -641,6 +624,36 @@ mod tests {
         // One metadata row per device (the latest), one log entry per document.
         assert_eq!(rows_of(DEVICES).len(), 2);
         assert_eq!(rows_of(MESSAGES).len(), 3);
+    }
+
+    #[test]
+    fn a_device_id_names_the_rows_and_its_container_holds_them() {
+        let mut store = Recorder::default();
+        let row = r#"{"deviceinfo":{},"tsdata":[{"timestamp":1,"t":1}]}"#;
+        let docs = [document("Sensor1", row), document("capteur-été", row)];
+        let results = insert_many(&mut store, &mut NoTransforms, &docs);
+        assert_eq!(results, vec![Ok(1), Ok(1)]);
+        let writes = &store.multi_puts[0];
+        let rows_of = |name: &str| &writes.iter().find(|(c, _)| c == name).unwrap().1;
+        for id in ["Sensor1", "capteur-été"] {
+            let container = device::container_of(id);
+            assert_ne!(container, id);
+            assert_eq!(rows_of(&container).len(), 1, "{id}");
+            assert!(store.containers.iter().any(|c| c.name == container));
+        }
+        // The metadata and the log name the device by its id.
+        let ids = |name: &str, column: usize| -> Vec<Value> {
+            rows_of(name)
+                .iter()
+                .map(|row| row[column].clone())
+                .collect()
+        };
+        let id = |text: &str| Value::String(text.to_owned());
+        assert_eq!(ids(DEVICES, 0), [id("Sensor1"), id("capteur-été")]);
+        assert_eq!(ids(MESSAGES, 1), [id("Sensor1"), id("capteur-été")]);
+
+        let bad = insert(&mut store, &mut NoTransforms, &document("a#b", row));
+        assert_eq!(bad.unwrap_err().error, "invalid device id");
     }
 
     /// One row each for devices `a` and `b`, into a store whose first write fails with `error`.

@@ -2,10 +2,11 @@
 //!
 //! Nothing here knows about WebAssembly, HTTP servers or SQLite: the components in
 //! `components/*` wrap this crate behind their WIT exports, and the host links it
-//! natively for benchmarks. Read it top to bottom as: the store `model`, the insert
-//! `document` and its `schema` inference, then the two operations `insert` and
-//! `fetch`, which answer with an `ApiError` when the input is wrong; `report`
-//! holds the cron-made reports and their `/reports` endpoints.
+//! natively for benchmarks. Read it top to bottom as: the store `model`, `device`
+//! ids and the containers they map to, the insert `document` and its `schema`
+//! inference, then the two operations `insert` and `fetch`, which answer with an
+//! `ApiError` when the input is wrong; `report` holds the cron-made reports and
+//! their `/reports` endpoints.
 
 pub mod api;
 pub mod csv;

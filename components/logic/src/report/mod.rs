@@ -106,7 +106,7 @@ fn device_report(
     settings: &Settings,
 ) -> Result<NewReport, StoreError> {
     let body = period.to_body();
-    let scan = match store.get_container(device)? {
+    let scan = match store.get_container(&crate::device::container_of(device))? {
         Some(info) if info.kind == ContainerKind::TimeSeries => scan::scan_device(
             store,
             &info,

@@ -6,8 +6,9 @@ use super::body::ReportKind;
 use super::render;
 use super::stored::{self, Filter};
 use crate::api::{Request, Response};
+use crate::device;
 use crate::error::ApiError;
-use crate::model::{is_valid_container_name, Store, TIMESTAMP_RANGE};
+use crate::model::{Store, TIMESTAMP_RANGE};
 use crate::query;
 use serde_json::json;
 
@@ -37,7 +38,10 @@ pub fn handle(store: &mut impl Store, req: &Request) -> Result<Response, ApiErro
     match path.strip_prefix("/reports") {
         Some("" | "/") => list(store, query),
         Some(rest) => match rest.strip_prefix('/') {
-            Some(name) if !name.contains('/') => one(store, name, query, req.accept),
+            // Report ids hold device ids, so they come percent-encoded.
+            Some(name) if !name.contains('/') => {
+                one(store, &device::from_path_segment(name)?, query, req.accept)
+            }
             _ => Err(no_route(path)),
         },
         None => Err(no_route(path)),
@@ -54,10 +58,11 @@ fn list(store: &mut impl Store, query: &str) -> Result<Response, ApiError> {
     let items: Vec<_> = reports
         .into_iter()
         .map(|r| {
+            let id = device::to_path_segment(&r.id);
             let links = json!({
-                "json": format!("/reports/{}", r.id),
-                "csv": format!("/reports/{}.csv", r.id),
-                "html": format!("/reports/{}.html", r.id),
+                "json": format!("/reports/{id}"),
+                "csv": format!("/reports/{id}.csv"),
+                "html": format!("/reports/{id}.html"),
             });
             let mut item = serde_json::to_value(r).expect("listed reports serialize");
             item["links"] = links;
@@ -89,8 +94,10 @@ fn parse_filter(query: &str) -> Result<Filter, ApiError> {
                         .ok_or_else(|| invalid("daily, weekly or invoice"))?,
                 )
             }
-            "device" if is_valid_container_name(&value) => filter.device = Some(value.clone()),
-            "device" => return Err(invalid("a device name")),
+            "device" => {
+                device::check(&value).map_err(|_| invalid("a device id"))?;
+                filter.device = Some(value.clone());
+            }
             "from" | "to" => {
                 let ms = parse_instant(&value)
                     .ok_or_else(|| invalid("epoch milliseconds or an RFC 3339 time"))?;
@@ -142,20 +149,26 @@ fn one(
             json!({ "parameter": query.split(['=', '&']).next(), "allowed": [] }),
         ));
     }
-    let (id, representation) = match name.rsplit_once('.') {
-        Some((id, "json")) => (id, Representation::Json),
-        Some((id, "csv")) => (id, Representation::Csv),
-        Some((id, "html")) => (id, Representation::Html),
-        Some((_, other)) => {
-            return Err(ApiError::not_found(
+    // Device ids (and so report ids) may hold a `.`: only a known extension is one.
+    let formats = [
+        (".json", Representation::Json),
+        (".csv", Representation::Csv),
+        (".html", Representation::Html),
+    ];
+    let (id, representation) = formats
+        .iter()
+        .find_map(|&(extension, r)| name.strip_suffix(extension).map(|id| (id, r)))
+        .unwrap_or((name, from_accept(accept)));
+    let report = stored::get(store, id)?.ok_or_else(|| match name.rsplit_once('.') {
+        // Report ids end with their period (`2020-02-18`): `x.pdf` asks for a format.
+        Some((_, other)) if id == name && other.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            ApiError::not_found(
                 "unknown report format",
                 json!({ "extension": other, "allowed": ["json", "csv", "html"] }),
-            ))
+            )
         }
-        None => (name, from_accept(accept)),
-    };
-    let report = stored::get(store, id)?
-        .ok_or_else(|| ApiError::not_found("no such report", json!({ "id": id })))?;
+        _ => ApiError::not_found("no such report", json!({ "id": id })),
+    })?;
     Ok(match representation {
         Representation::Json => Response {
             headers: Vec::new(),
@@ -224,7 +237,8 @@ mod tests {
             "limit=5000",
             "nope=1",
             "kind=daily&kind=weekly",
-            "device=a-b",
+            "device=a%23b",
+            "device=devices",
         ] {
             assert_eq!(parse_filter(bad).unwrap_err().status, 400, "{bad}");
         }
