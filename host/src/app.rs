@@ -2,6 +2,8 @@
 //! starts the triggers; `cromflag cron run|runs` open the same store to run one
 //! tick or list the run records.
 
+use crate::access::credentials::Credentials;
+use crate::access::{Access, Mode};
 use crate::live::{self, Live};
 use crate::manifest;
 use crate::runtime::{Runtime, RuntimeLimits};
@@ -9,7 +11,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::griddb::{GriddbSettings, GriddbStore};
 use crate::store::Backend;
 use crate::triggers::cron::{self, CronTrigger, RunRecord};
-use crate::triggers::http::HttpTrigger;
+use crate::triggers::http::{HttpTrigger, ListenerLimits};
 use crate::triggers::mqtt::{endpoint, MqttTrigger};
 use crate::webapi::server::{self, ServerSettings};
 use anyhow::{bail, Context, Result};
@@ -30,6 +32,8 @@ pub struct UpOptions {
     /// Holds compiled components; may be shared between data directories.
     pub cache_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Header and body timeouts and the connection cap of the HTTP listener.
+    pub listener_limits: ListenerLimits,
     /// Largest HTTP body or MQTT payload accepted, in bytes.
     pub max_body_bytes: usize,
     /// Where the MQTT device endpoint listens; `None` runs none.
@@ -54,6 +58,10 @@ pub struct Running {
     pub mqtt: Option<JoinHandle<()>>,
     /// The WebAPI server and its address, if `--webapi` was given.
     pub webapi: Option<(SocketAddr, JoinHandle<Result<()>>)>,
+    /// Whether tokens are required.
+    pub access: Mode,
+    /// Removes the control file when the application stops.
+    _control: Option<ControlFile>,
     /// Held while the application runs on the embedded store: no other
     /// process opens its data directory.
     _lock: Option<DataDirLock>,
@@ -85,6 +93,22 @@ pub async fn open_store(
     }
 }
 
+/// The data directory is held by another process (a running `cromflag up`).
+#[derive(Debug)]
+pub struct DataDirInUse(PathBuf);
+
+impl std::fmt::Display for DataDirInUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the data directory {} is in use by another cromflag process: stop it first",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for DataDirInUse {}
+
 /// Opens the embedded store in `data_dir` (created if missing), locking the directory.
 pub fn open_embedded(data_dir: &Path) -> Result<(Arc<dyn Backend>, DataDirLock)> {
     std::fs::create_dir_all(data_dir)
@@ -98,10 +122,9 @@ pub fn open_embedded(data_dir: &Path) -> Result<(Arc<dyn Backend>, DataDirLock)>
         .with_context(|| format!("opening {}", lock_path.display()))?;
     if let Err(e) = lock.try_lock() {
         match e {
-            std::fs::TryLockError::WouldBlock => bail!(
-                "the data directory {} is in use by another cromflag process: stop it first",
-                data_dir.display()
-            ),
+            std::fs::TryLockError::WouldBlock => {
+                return Err(anyhow::Error::new(DataDirInUse(data_dir.to_owned())))
+            }
             std::fs::TryLockError::Error(e) => {
                 return Err(e).with_context(|| format!("locking {}", lock_path.display()))
             }
@@ -120,6 +143,17 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         &options.cache_dir,
         options.limits.clone(),
     )?);
+
+    let listeners: Vec<SocketAddr> = std::iter::once(options.listen)
+        .chain(
+            options
+                .mqtt_broker
+                .filter(|_| !app.mqtt_triggers.is_empty()),
+        )
+        .collect();
+    let mode = Mode::decide(app.variables.get("access").unwrap_or("auto"), &listeners)?;
+    let credentials = Arc::new(Credentials::new(backend.clone()));
+    let access = Arc::new(Access::new(mode, credentials, &app));
 
     let webapi = match options.webapi {
         Some(addr) => Some(start_webapi(&app, addr, backend.clone()).await?),
@@ -142,9 +176,15 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         options.max_body_bytes,
     )?;
     let mqtt_endpoint = match (&mqtt, options.mqtt_broker) {
-        (Some(trigger), Some(listen)) => {
-            Some(endpoint::start(listen, trigger.clone(), options.max_body_bytes).await?)
-        }
+        (Some(trigger), Some(listen)) => Some(
+            endpoint::start(
+                listen,
+                trigger.clone(),
+                access.clone(),
+                options.max_body_bytes,
+            )
+            .await?,
+        ),
         (None, Some(_)) => {
             tracing::info!("no [[trigger.mqtt]]: the MQTT endpoint is not started");
             None
@@ -160,11 +200,14 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         runtime.clone(),
         &components,
         options.max_body_bytes,
+        options.listener_limits.clone(),
+        access.clone(),
     )?);
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("binding {}", options.listen))?;
     let http_addr = listener.local_addr()?;
+    let control = ControlFile::write(&options.data_dir, http_addr, access.control_token())?;
     let name = app.name.clone();
     let routes = app.http_triggers.len();
     let live = Live::new(
@@ -177,7 +220,14 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     );
     live.watch()
         .context("watching the manifest and the components")?;
-    tracing::info!(app = %name, routes, "listening on http://{http_addr}");
+    match mode {
+        Mode::Open => {
+            tracing::info!(app = %name, routes, "listening on http://{http_addr} (open: no token needed)")
+        }
+        Mode::Required => {
+            tracing::info!(app = %name, routes, "listening on http://{http_addr} (tokens required)")
+        }
+    }
     Ok(Running {
         http_addr,
         http: tokio::spawn(http.serve(listener)),
@@ -186,6 +236,8 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
             .filter(|mqtt| mqtt.has_broker())
             .map(|mqtt| tokio::spawn(mqtt.run_client())),
         webapi,
+        access: mode,
+        _control: Some(control),
         _lock: lock,
     })
 }
@@ -198,6 +250,9 @@ async fn start_webapi(
     backend: Arc<dyn Backend>,
 ) -> Result<(SocketAddr, JoinHandle<Result<()>>)> {
     let settings = ServerSettings::from_variables(&app.variables)?;
+    if !addr.ip().is_loopback() && settings.user == "admin" && settings.password == "admin" {
+        bail!("--webapi {addr} is beyond loopback: set webapi_user and webapi_password (the default admin/admin is refused there)");
+    }
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the WebAPI to {addr}"))?;
@@ -207,6 +262,62 @@ async fn start_webapi(
         addr,
         tokio::spawn(server::serve(listener, backend, settings)),
     ))
+}
+
+/// `<data-dir>/control.json`: where this run's HTTP listener is and its
+/// control token, readable by the owner only. `cromflag devices` on this
+/// machine finds the running host through it while the host holds the
+/// data directory.
+pub struct ControlFile(PathBuf);
+
+/// What the control file holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Control {
+    pub url: String,
+    pub token: String,
+}
+
+impl ControlFile {
+    pub const NAME: &'static str = "control.json";
+
+    fn write(data_dir: &Path, listening: SocketAddr, token: &str) -> Result<ControlFile> {
+        std::fs::create_dir_all(data_dir)?;
+        // A wildcard listener is reached on loopback, from this machine.
+        let host = match listening.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+            ip if ip.is_unspecified() => "[::1]".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let control = Control {
+            url: format!("http://{host}:{}", listening.port()),
+            token: token.to_owned(),
+        };
+        let path = data_dir.join(Self::NAME);
+        let mut options = File::options();
+        options.create(true).write(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::write_all(&mut file, serde_json::to_string(&control)?.as_bytes())?;
+        Ok(ControlFile(path))
+    }
+
+    /// The control file of the host running on `data_dir`, if any.
+    pub fn read(data_dir: &Path) -> Result<Control> {
+        let path = data_dir.join(Self::NAME);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+impl Drop for ControlFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// What `cromflag cron run` and `cromflag cron runs` need.
@@ -244,6 +355,63 @@ pub async fn cron_runs(
     let app = manifest::load(manifest)?;
     let (backend, _lock) = open_store(&app, data_dir).await?;
     cron::list_runs(backend.as_ref(), trigger).await
+}
+
+/// One call of the credentials' admin API (`access::admin`) for `cromflag
+/// devices|readers`: in this process over the application's store, or, when
+/// a running host holds the data directory, through that host with the
+/// control token it left there. Returns the status and JSON answer.
+pub async fn admin_call(
+    manifest: &Path,
+    data_dir: &Path,
+    method: http::Method,
+    path_and_query: &str,
+) -> Result<(http::StatusCode, serde_json::Value)> {
+    let app = manifest::load(manifest)?;
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    match open_store(&app, data_dir).await {
+        Ok((backend, _lock)) => {
+            let credentials = Credentials::new(backend);
+            Ok(crate::access::admin::handle(&credentials, &app, &method, path, query).await)
+        }
+        Err(e) if e.downcast_ref::<DataDirInUse>().is_some() => {
+            let control = ControlFile::read(data_dir)
+                .context("the host holding the data directory left no control file")?;
+            remote_admin_call(&control, method, path_and_query).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `admin_call` through the running host.
+async fn remote_admin_call(
+    control: &Control,
+    method: http::Method,
+    path_and_query: &str,
+) -> Result<(http::StatusCode, serde_json::Value)> {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path_and_query}", control.url))
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", control.token),
+        )
+        .body(Empty::new())?;
+    let response = client
+        .request(request)
+        .await
+        .with_context(|| format!("calling the running host at {}", control.url))?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    let body = serde_json::from_slice(&body)
+        .with_context(|| format!("the host answered {status} with no JSON"))?;
+    Ok((status, body))
 }
 
 /// Runs the application until Ctrl-C or SIGTERM. Every acknowledged write is

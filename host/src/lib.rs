@@ -4,8 +4,11 @@
 //! Map: `manifest` reads `spin.toml`; `runtime` owns the engine, the per-instance
 //! state and the compile cache; `triggers` turn outside events into component
 //! calls; `store` holds the backends and the host side of `cromflag:iot/store`;
-//! `triggers::mqtt::endpoint` is the device-facing MQTT endpoint; `webapi` speaks GridDB's WebAPI; `app` wires them together for `cromflag up`.
+//! `triggers::mqtt::endpoint` is the device-facing MQTT endpoint; `access` decides
+//! who may call what (device and reader tokens, the admin API); `webapi` speaks
+//! GridDB's WebAPI; `app` wires them together for `cromflag up`.
 
+pub mod access;
 pub mod app;
 pub mod live;
 pub mod manifest;

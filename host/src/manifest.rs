@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The application as the host runs it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct App {
     pub name: String,
     /// Prefix of every HTTP route (`[application.trigger.http] base`), `/` by default.

@@ -36,7 +36,7 @@ use crate::store::tql::{self, Selection, Statement};
 use crate::store::{
     Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, StoreError, Value,
 };
-use crate::triggers::http::accept_loop;
+use crate::triggers::http::{accept_loop, ListenerLimits};
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -102,10 +102,15 @@ pub async fn serve(
     settings: ServerSettings,
 ) -> Result<()> {
     let server = Arc::new(Server { backend, settings });
-    accept_loop(listener, "WebAPI", move |req, _client| {
-        let server = server.clone();
-        async move { server.handle(req).await }
-    })
+    accept_loop(
+        listener,
+        "WebAPI",
+        &ListenerLimits::default(),
+        move |req, _client| {
+            let server = server.clone();
+            async move { server.handle(req).await }
+        },
+    )
     .await
 }
 

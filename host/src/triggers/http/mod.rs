@@ -1,7 +1,8 @@
 //! The HTTP trigger: hyper serves the routes of `[[trigger.http]]`, each request
 //! handled by a fresh instance of its component through `wasi:http/incoming-handler`.
 //!
-//! Per request: match the route → bound the body → new `Store` → instantiate
+//! Per request: check the caller's token (`access`, before any byte of the
+//! body is read) → match the route → bound the body → new `Store` → instantiate
 //! from the component's `ProxyPre` → `handle` in a task of its own → relay the
 //! response the component sets. A component that traps, or never answers, costs
 //! that one request a 500; the server goes on.
@@ -9,6 +10,7 @@
 mod builtin;
 mod routes;
 
+use crate::access::{self, admin, Access, Denied};
 use crate::live::Live;
 use crate::manifest::App;
 use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
@@ -26,6 +28,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use wasmtime::component::InstancePre;
 use wasmtime_wasi_http::io::TokioIo;
@@ -49,6 +52,9 @@ pub struct HttpTrigger {
     /// (and so the component versions) it started with.
     routes: RwLock<Arc<Routes>>,
     max_body_bytes: usize,
+    limits: ListenerLimits,
+    /// Who may call what; checked before a body is read.
+    access: Arc<Access>,
     /// Serves `POST /admin/components/<id>` once set.
     live: OnceLock<Arc<Live>>,
 }
@@ -57,6 +63,9 @@ pub struct HttpTrigger {
 struct Routes {
     router: Router<Arc<HttpComponent>>,
     base: String,
+    /// The application they came from (the admin API's Mosquitto export reads
+    /// its MQTT triggers).
+    app: Arc<App>,
 }
 
 /// Whether `pre` is a wasi:http component (exports the incoming handler).
@@ -72,6 +81,8 @@ impl HttpTrigger {
         runtime: Arc<Runtime>,
         components: &Components,
         max_body_bytes: usize,
+        limits: ListenerLimits,
+        access: Arc<Access>,
     ) -> Result<HttpTrigger> {
         let routes = Self::routes(app, &runtime, components)?;
         Ok(HttpTrigger {
@@ -79,6 +90,8 @@ impl HttpTrigger {
             runtime,
             routes: RwLock::new(Arc::new(routes)),
             max_body_bytes,
+            limits,
+            access,
             live: OnceLock::new(),
         })
     }
@@ -88,6 +101,7 @@ impl HttpTrigger {
     pub fn replace(&self, app: &App, components: &Components) -> Result<()> {
         let routes = Self::routes(app, &self.runtime, components)?;
         *self.routes.write().expect("routes lock") = Arc::new(routes);
+        self.access.replace(app);
         Ok(())
     }
 
@@ -127,12 +141,14 @@ impl HttpTrigger {
         Ok(Routes {
             router: Router::new(&app.http_base, routes)?,
             base: app.http_base.clone(),
+            app: Arc::new(app.clone()),
         })
     }
 
     /// Accepts connections on `listener` until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
-        accept_loop(listener, "HTTP", move |req, client| {
+        let limits = self.limits.clone();
+        accept_loop(listener, "HTTP", &limits, move |req, client| {
             let trigger = self.clone();
             async move { trigger.handle(req, client).await }
         })
@@ -157,6 +173,10 @@ impl HttpTrigger {
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
         let routes = self.routes.read().expect("routes lock").clone();
+        let req = match self.authorize(req, &routes.base).await {
+            Ok(req) => req,
+            Err(denied) => return refusal(denied),
+        };
         let Some(matched) = routes.router.route(req.uri().path()) else {
             // What the manifest does not route may be one of the host's own pages.
             if let Some(admin) = req.uri().path().strip_prefix("/admin/components/") {
@@ -169,6 +189,17 @@ impl HttpTrigger {
                         json!({ "path": req.uri().path() }),
                     ),
                 };
+            }
+            if req.uri().path().starts_with("/admin/") {
+                let (status, body) = admin::handle(
+                    self.access.credentials(),
+                    &routes.app,
+                    req.method(),
+                    req.uri().path(),
+                    req.uri().query(),
+                )
+                .await;
+                return json_response(status, &body);
             }
             if let Some(builtin) = builtin::route(req.method(), req.uri().path()) {
                 return builtin::serve(builtin, self.backend.as_ref());
@@ -220,6 +251,42 @@ impl HttpTrigger {
         }
     }
 
+    /// Checks the caller's token for what the route needs, and takes an
+    /// `access_token` query parameter out of the URI: past here, no token is
+    /// in the request a component or a log line sees.
+    async fn authorize(
+        &self,
+        req: Request<Incoming>,
+        base: &str,
+    ) -> Result<Request<Incoming>, Denied> {
+        let path = req.uri().path();
+        let relative = match base.trim_end_matches('/') {
+            "" => path,
+            base => path.strip_prefix(base).unwrap_or(path),
+        };
+        let need = access::need(req.method(), relative);
+        let presented = access::presented(req.method(), req.headers(), req.uri().query());
+        self.access.authorize(&need, &presented).await?;
+        let Some(query) = req.uri().query() else {
+            return Ok(req);
+        };
+        if !query.contains(access::ACCESS_TOKEN) && !query.contains('%') {
+            return Ok(req);
+        }
+        let kept = access::without_access_token(query);
+        let (mut parts, body) = req.into_parts();
+        let path_and_query = match kept {
+            Some(kept) => format!("{}?{kept}", parts.uri.path()),
+            None => parts.uri.path().to_owned(),
+        };
+        let mut uri = parts.uri.clone().into_parts();
+        uri.path_and_query = path_and_query.parse().ok();
+        if let Ok(uri) = http::Uri::from_parts(uri) {
+            parts.uri = uri;
+        }
+        Ok(Request::from_parts(parts, body))
+    }
+
     /// Reads the whole body, up to the limit: an over-long body is refused before
     /// any component runs, and a component never sees a truncated one.
     ///
@@ -248,7 +315,19 @@ impl HttpTrigger {
         let (parts, mut body) = req.into_parts();
         let mut kept = bytes::BytesMut::new();
         let mut seen: u64 = 0;
-        while let Some(frame) = body.frame().await {
+        let idle = self.limits.body_idle_timeout;
+        loop {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body timed out",
+                        json!({ "idle_timeout_secs": idle.as_secs() }),
+                    ))
+                }
+            };
             let frame = frame.map_err(|e| {
                 error(
                     StatusCode::BAD_REQUEST,
@@ -316,12 +395,36 @@ impl HttpTrigger {
     }
 }
 
+/// What one listener allows its clients: slow or too many clients are cut
+/// off rather than left to hold the host's connections (slowloris).
+#[derive(Clone, Debug)]
+pub struct ListenerLimits {
+    /// Connections served at once; further ones wait in the accept backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (the first
+    /// request of a connection, and every next one on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// How long a request body may stay silent between two chunks (408).
+    pub body_idle_timeout: Duration,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Serves HTTP/1 (keep-alive) on every connection `listener` accepts, each
 /// request answered by `handle`, until the task is dropped. `what` names the
 /// server in logs. Shared by the trigger and the WebAPI server.
 pub async fn accept_loop<F, Fut, B>(
     listener: TcpListener,
     what: &'static str,
+    limits: &ListenerLimits,
     handle: F,
 ) -> Result<()>
 where
@@ -331,7 +434,27 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut told_full = false;
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if !told_full {
+                    tracing::warn!(
+                        server = what,
+                        limit = limits.max_connections,
+                        "connection limit reached: new connections wait"
+                    );
+                    told_full = true;
+                }
+                slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed")
+            }
+        };
         let (stream, client) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -342,13 +465,17 @@ where
             }
         };
         let handle = handle.clone();
+        let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let answer = handle(req, client);
                 async move { Ok::<_, Infallible>(answer.await) }
             });
             if let Err(e) = http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -358,13 +485,45 @@ where
     }
 }
 
+/// A refused request: 401s say how to authenticate (RFC 9110 §11.6.1).
+fn refusal(denied: Denied) -> Response<HyperOutgoingBody> {
+    let detail = match denied.hint {
+        "" => json!(null),
+        hint => json!(hint),
+    };
+    let mut response = error(denied.status, &denied.message, detail);
+    if denied.status == StatusCode::UNAUTHORIZED {
+        for challenge in ["Bearer realm=\"cromflag\"", "Basic realm=\"cromflag\""] {
+            response.headers_mut().append(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+    }
+    response
+}
+
+/// A JSON response with `body`.
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+) -> Response<HyperOutgoingBody> {
+    json_bytes(status, body.to_string().into_bytes())
+}
+
 /// A JSON error response in the components' shape, `{"error": ..., "detail": ...}`.
 pub(crate) fn error(
     status: StatusCode,
     message: &str,
     detail: serde_json::Value,
 ) -> Response<HyperOutgoingBody> {
-    let body = ApiError::new(status.as_u16(), message, detail).body();
+    json_bytes(
+        status,
+        ApiError::new(status.as_u16(), message, detail).body(),
+    )
+}
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<HyperOutgoingBody> {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -373,5 +532,5 @@ pub(crate) fn error(
                 .map_err(|never| match never {})
                 .boxed_unsync(),
         )
-        .expect("a static status and header are valid")
+        .expect("a status and a static header are valid")
 }

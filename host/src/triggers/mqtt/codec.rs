@@ -26,8 +26,10 @@ pub enum Incoming {
         /// MQTT 3.1.1 clean session, MQTT 5 clean start.
         clean: bool,
         keep_alive_secs: u16,
-        /// For the log only: the endpoint does not authenticate yet.
+        /// The device id, when the host requires tokens.
         username: Option<String>,
+        /// The device's token.
+        password: Option<Bytes>,
     },
     Publish {
         topic: String,
@@ -62,6 +64,8 @@ pub enum Refusal {
     PayloadInvalid,
     /// No `[[trigger.mqtt]]` takes the topic.
     NoMatchingTrigger,
+    /// The topic is another device's: not stored.
+    NotAuthorized,
 }
 
 /// What the endpoint answers.
@@ -75,6 +79,11 @@ pub enum Outgoing {
     },
     /// CONNACK refusing an unsupported protocol level (3.1.1 return code 1).
     RefuseProtocol,
+    /// CONNACK refusing the credentials: none or unknown (`bad_credentials`,
+    /// 3.1.1 return code 4), or a token of another device (5).
+    RefuseLogin {
+        bad_credentials: bool,
+    },
     PubAck {
         pkid: u16,
         refused: Option<Refusal>,
@@ -190,7 +199,8 @@ fn from_v4(packet: v4::Packet) -> Incoming {
             client_id: c.client_id,
             clean: c.clean_session,
             keep_alive_secs: c.keep_alive,
-            username: c.login.map(|l| l.username),
+            username: c.login.as_ref().map(|l| l.username.clone()),
+            password: c.login.map(|l| Bytes::from(l.password)),
         },
         v4::Packet::Publish(p) => Incoming::Publish {
             topic: p.topic,
@@ -226,7 +236,8 @@ fn from_v5(packet: v5::Packet) -> Incoming {
             client_id: c.client_id,
             clean: c.clean_start,
             keep_alive_secs: c.keep_alive,
-            username: login.map(|l| l.username),
+            username: login.as_ref().map(|l| l.username.clone()),
+            password: login.map(|l| Bytes::from(l.password)),
         },
         v5::Packet::Publish(p) => Incoming::Publish {
             // A topic that is not UTF-8 cannot match any filter.
@@ -296,6 +307,14 @@ fn to_v4(packet: Outgoing) -> Option<v4::Packet> {
             v4::ConnectReturnCode::RefusedProtocolVersion,
             false,
         )),
+        Outgoing::RefuseLogin { bad_credentials } => v4::Packet::ConnAck(v4::ConnAck::new(
+            if bad_credentials {
+                v4::ConnectReturnCode::BadUserNamePassword
+            } else {
+                v4::ConnectReturnCode::NotAuthorized
+            },
+            false,
+        )),
         // 3.1.1 has no way to refuse a PUBLISH: a rejected message is in
         // `_rejected`, so it is acked all the same.
         Outgoing::PubAck { pkid, .. } => v4::Packet::PubAck(v4::PubAck::new(pkid)),
@@ -347,12 +366,22 @@ fn to_v5(packet: Outgoing) -> v5::Packet {
             code: v5::ConnectReturnCode::UnsupportedProtocolVersion,
             properties: None,
         }),
+        Outgoing::RefuseLogin { bad_credentials } => v5::Packet::ConnAck(v5::ConnAck {
+            session_present: false,
+            code: if bad_credentials {
+                v5::ConnectReturnCode::BadUserNamePassword
+            } else {
+                v5::ConnectReturnCode::NotAuthorized
+            },
+            properties: None,
+        }),
         Outgoing::PubAck { pkid, refused } => v5::Packet::PubAck(v5::PubAck {
             pkid,
             reason: match refused {
                 None => v5::PubAckReason::Success,
                 Some(Refusal::PayloadInvalid) => v5::PubAckReason::PayloadFormatInvalid,
                 Some(Refusal::NoMatchingTrigger) => v5::PubAckReason::TopicNameInvalid,
+                Some(Refusal::NotAuthorized) => v5::PubAckReason::NotAuthorized,
             },
             properties: None,
         }),
@@ -362,6 +391,7 @@ fn to_v5(packet: Outgoing) -> v5::Packet {
                 None => v5::PubRecReason::Success,
                 Some(Refusal::PayloadInvalid) => v5::PubRecReason::PayloadFormatInvalid,
                 Some(Refusal::NoMatchingTrigger) => v5::PubRecReason::TopicNameInvalid,
+                Some(Refusal::NotAuthorized) => v5::PubRecReason::NotAuthorized,
             },
             properties: None,
         }),

@@ -22,6 +22,15 @@
 //! live in memory: after a host restart a device's PUBREL for an unknown id
 //! is simply completed (its message was committed before its PUBREC).
 //!
+//! Access: when the host requires tokens (see `access`), a CONNECT's user name
+//! is the device id and its password the device's token; others are refused
+//! in CONNACK. A device publishes only to its own topics (the trigger's
+//! filters with `+` standing for its id): another topic gets PUBACK "not
+//! authorized" in MQTT 5 and closes a 3.1.1 connection, which has no way to
+//! refuse a message but silence, and an ack would promise it was stored.
+//! A revoked token stops its connection at the next publish (within the
+//! credentials cache's second).
+//!
 //! Bad input closes the connection (MQTT 5: with a DISCONNECT saying why):
 //! malformed packets, a packet over the size limit, a PUBLISH before CONNECT,
 //! a topic with wildcards, a topic alias, QoS 3, a second CONNECT, silence
@@ -30,6 +39,7 @@
 
 use super::codec::{self, Incoming, Outgoing, Refusal, Version};
 use super::{MqttTrigger, Outcome, Rejection};
+use crate::access::Access;
 use anyhow::{Context, Result};
 use bytes::BytesMut;
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -70,6 +80,7 @@ struct Session {
 /// The endpoint's state: the trigger it feeds and the sessions it keeps.
 struct Endpoint {
     trigger: Arc<MqttTrigger>,
+    access: Arc<Access>,
     sessions: Mutex<HashMap<String, Session>>,
     connections: AtomicU64,
     /// The largest packet read; bigger ones close the connection.
@@ -80,6 +91,7 @@ struct Endpoint {
 pub async fn start(
     listen: SocketAddr,
     trigger: Arc<MqttTrigger>,
+    access: Arc<Access>,
     max_payload: usize,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(listen).await.with_context(|| {
@@ -88,6 +100,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let endpoint = Arc::new(Endpoint {
         trigger,
+        access,
         sessions: Mutex::new(HashMap::new()),
         connections: AtomicU64::new(0),
         // Room for a payload up to twice the limit (dead-lettered, its first
@@ -192,9 +205,24 @@ impl Endpoint {
             clean,
             keep_alive_secs,
             username,
+            password,
         } = connect
         else {
             unreachable!("read_connect returns a CONNECT")
+        };
+        let login = match self
+            .access
+            .login(username.as_deref(), password.as_deref())
+            .await
+        {
+            Ok(device) => device.zip(password),
+            Err(denied) => {
+                tracing::info!(%client_id, ?username, reason = %denied.message, "MQTT CONNECT refused");
+                let bad_credentials = denied.status != http::StatusCode::FORBIDDEN;
+                conn.send(Outgoing::RefuseLogin { bad_credentials }).await?;
+                let _ = conn.stream.shutdown().await;
+                return Ok(());
+            }
         };
         let id = self.connections.fetch_add(1, Ordering::Relaxed);
         let (session_present, released_pending, kicked) = self.open_session(&client_id, clean, id);
@@ -207,7 +235,13 @@ impl Endpoint {
         .await?;
 
         let result = self
-            .run(&mut conn, keep_alive_secs, &released_pending, &kicked)
+            .run(
+                &mut conn,
+                login.as_ref(),
+                keep_alive_secs,
+                &released_pending,
+                &kicked,
+            )
             .await;
         self.close_session(&client_id, clean, id);
         match result {
@@ -229,6 +263,7 @@ impl Endpoint {
     async fn run(
         &self,
         conn: &mut Connection,
+        login: Option<&(String, bytes::Bytes)>,
         keep_alive_secs: u16,
         released_pending: &Arc<Mutex<HashSet<u16>>>,
         kicked: &Notify,
@@ -270,6 +305,35 @@ impl Endpoint {
                                 DisconnectReasonCode::TopicNameInvalid,
                                 format!("invalid topic name {topic:?}"),
                             )));
+                        }
+                        if let Some((device, token)) = login {
+                            if !self.access.still_valid(token).await {
+                                return Ok(Some((
+                                    DisconnectReasonCode::NotAuthorized,
+                                    format!("device `{device}`'s token was revoked"),
+                                )));
+                            }
+                            if !self.trigger.is_own_topic(device, &topic) {
+                                tracing::info!(%device, %topic, "MQTT publish to another device's topic refused");
+                                let refused = Some(Refusal::NotAuthorized);
+                                let answer = match (conn.version, qos) {
+                                    (_, QoS::AtMostOnce) => continue,
+                                    (Version::V4, _) => {
+                                        return Ok(Some((
+                                            DisconnectReasonCode::NotAuthorized,
+                                            format!("device `{device}` may not publish to {topic}"),
+                                        )))
+                                    }
+                                    (Version::V5, QoS::AtLeastOnce) => {
+                                        Outgoing::PubAck { pkid, refused }
+                                    }
+                                    (Version::V5, QoS::ExactlyOnce) => {
+                                        Outgoing::PubRec { pkid, refused }
+                                    }
+                                };
+                                owed.push_back(Box::pin(std::future::ready(Some(answer))));
+                                continue;
+                            }
                         }
                         if qos == QoS::ExactlyOnce
                             && released_pending

@@ -324,6 +324,21 @@ impl MqttTrigger {
     }
 
     /// Whether an external broker is configured.
+    /// Whether `device` may publish to `topic`: one of the triggers' filters
+    /// takes it with the device's own id for its wildcard (`access::may_publish`).
+    pub fn is_own_topic(&self, device: &str, topic: &str) -> bool {
+        let subscriptions = self
+            .subscriptions
+            .read()
+            .expect("subscriptions lock")
+            .clone();
+        crate::access::may_publish(
+            device,
+            topic,
+            subscriptions.iter().map(|s| s.filter.as_str()),
+        )
+    }
+
     pub fn has_broker(&self) -> bool {
         self.broker.is_some()
     }
