@@ -275,7 +275,10 @@ fn parse_cursor(text: &str, order: Order) -> Result<i64, ApiError> {
             "a cursor from a previous response's Link header",
         )
     };
-    let (direction, key) = text.split_at(text.len().min(1));
+    // Split after the first character, not byte: a cursor may start with a
+    // multi-byte character, and splitting inside it panicked.
+    let first = text.chars().next().map_or(0, char::len_utf8);
+    let (direction, key) = text.split_at(first);
     let key: i64 = key.parse().map_err(|_| invalid())?;
     match (direction, order) {
         ("a", Order::Asc) | ("d", Order::Desc) => Ok(key),
