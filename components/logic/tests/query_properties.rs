@@ -1,7 +1,8 @@
 //! Property tests of query strings and the fetch API's parameters: the strict
 //! parser (`query::parse`, `percent_decode`, `preferred`), `FetchQuery::parse`
 //! with every parameter (from, to, limit, cursor, order, columns, agg,
-//! interval, fill, tz, format), cursors, and `api::handle_fetch` over a store
+//! interval, fill, tz, format), cursors, and `api::handle_fetch` and
+//! `api::handle_grafana` (the JSON datasource's request bodies) over a store
 //! that holds one empty time series.
 //!
 //! Why: a query string is text anyone can send, percent-escaped or not, and
@@ -16,12 +17,15 @@
 //!   edges, repeated and unknown keys, random escapes) and arbitrary cursors
 //!   parse or fail with a 4xx, and what parses is consistent;
 //! - a cursor as a response hands it out reads back as the same key;
-//! - the fetch endpoint answers every such query with a 200 or a 4xx.
+//! - the fetch endpoint answers every such query with a 200 or a 4xx;
+//! - the Grafana endpoints answer arbitrary bodies and near-valid requests
+//!   (ranges at the ends of time, huge or negative sizes, unknown targets)
+//!   with a 200 or a 4xx.
 //!
 //! Failures are not persisted to files: a case a property finds is kept as an
 //! explicit test below (see `regressions`).
 
-use cromflag_logic::api::{handle_fetch, Request};
+use cromflag_logic::api::{handle_fetch, handle_grafana, Request, Response};
 use cromflag_logic::fetch::{FetchQuery, Order, DEFAULT_MAX_LIMIT};
 use cromflag_logic::model::{
     Column, ColumnType, ContainerInfo, ContainerKind, QueryResult, Row, Store, StoreError,
@@ -31,6 +35,7 @@ use cromflag_logic::query;
 use cromflag_logic::ApiError;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use serde_json::{json, Value as Json};
 
 /// The most buckets and rows a query may ask for here: small, so that a
 /// property's fetches stay quick.
@@ -402,6 +407,16 @@ impl Store for EmptySeries {
     }
 }
 
+/// Asserts that `response` is a 200 or a 4xx.
+fn assert_ok_or_client_error(response: &Response, request: &str) {
+    assert!(
+        response.status == 200 || (400..=499).contains(&response.status),
+        "{} for {request}: {}",
+        response.status,
+        String::from_utf8_lossy(&response.body)
+    );
+}
+
 proptest! {
     #![proptest_config(config(1024))]
 
@@ -418,13 +433,147 @@ proptest! {
             body: b"",
         };
         let response = handle_fetch(&mut EmptySeries::new(), &request, MAX_LIMIT);
-        prop_assert!(
-            response.status == 200 || (400..=499).contains(&response.status),
-            "{} for {}: {}",
-            response.status,
-            path,
-            String::from_utf8_lossy(&response.body)
-        );
+        assert_ok_or_client_error(&response, &path);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The Grafana endpoints
+// ---------------------------------------------------------------------------
+
+/// Any JSON value, a few levels deep.
+fn any_json() -> impl Strategy<Value = Json> {
+    let leaf = prop_oneof![
+        Just(Json::Null),
+        any::<bool>().prop_map(Json::from),
+        any::<i64>().prop_map(Json::from),
+        any::<u64>().prop_map(Json::from),
+        any::<f64>().prop_map(Json::from),
+        ".{0,12}".prop_map(Json::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Json::from),
+            proptest::collection::btree_map(".{0,8}", inner, 0..4)
+                .prop_map(|m| Json::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A Grafana request as the JSON datasource sends it, each field at or past
+/// its edges, or any JSON value in its place.
+fn grafana_request() -> impl Strategy<Value = Json> {
+    let instant = prop_oneof![
+        Just("2020-02-18T17:25:38.255Z"),
+        Just("1970-01-01T00:00:00Z"),
+        Just("0001-01-01T00:00:00Z"),
+        Just("9999-12-31T23:59:59.999Z"),
+        Just("9999-12-31T23:59:59.999-23:59"),
+        Just("2020-02-30T00:00:00Z"),
+        Just("yesterday"),
+    ]
+    .prop_map(Json::from);
+    let number = prop_oneof![
+        Just(json!(0)),
+        Just(json!(-1)),
+        Just(json!(1)),
+        Just(json!(i64::MAX)),
+        Just(json!(u64::MAX)),
+        Just(json!(1.5)),
+        (1..100_000i64).prop_map(Json::from),
+    ];
+    let target = (
+        prop_oneof![
+            Just("sensor.temp"),
+            Just("sensor.motion"),
+            Just("sensor.label"),
+            Just("sensor"),
+            Just("sensor.timestamp"),
+            Just("sensor.nope"),
+            Just("other.temp"),
+            Just(".temp"),
+            Just(""),
+            Just("é.x"),
+        ],
+        prop_oneof![Just("timeserie"), Just("table")],
+        prop_oneof![Just("avg"), Just("count"), Just("stddev"), Just("nope")],
+        any::<bool>(),
+    )
+        .prop_map(|(target, kind, agg, hide)| {
+            json!({ "target": target, "type": kind, "payload": { "agg": agg }, "hide": hide, "refId": "A" })
+        });
+    let field = |value: BoxedStrategy<Json>| prop_oneof![6 => value, 1 => any_json()];
+    (
+        field(
+            (instant.clone(), instant)
+                .prop_map(|(from, to)| json!({ "from": from, "to": to }))
+                .boxed(),
+        ),
+        field(
+            proptest::collection::vec(target, 0..3)
+                .prop_map(Json::from)
+                .boxed(),
+        ),
+        field(number.clone().boxed()),
+        field(number.boxed()),
+        field(
+            prop_oneof![
+                Just("sensor"),
+                Just("motion sensor"),
+                Just("battery sensor"),
+                Just("a b c")
+            ]
+            .prop_map(|q| json!({ "query": q }))
+            .boxed(),
+        ),
+    )
+        .prop_map(|(range, targets, points, interval, annotation)| {
+            json!({
+                "range": range,
+                "targets": targets,
+                "maxDataPoints": points,
+                "intervalMs": interval,
+                "annotation": annotation,
+                "adhocFilters": [{ "key": "device", "operator": "=", "value": "sensor" }],
+            })
+        })
+}
+
+const GRAFANA_PATHS: [&str; 10] = [
+    "/grafana",
+    "/grafana/query",
+    "/grafana/annotations",
+    "/grafana/metrics",
+    "/grafana/variable",
+    "/grafana/search",
+    "/grafana/tag-values",
+    "/grafana/options",
+    "/grafana/nope",
+    "/grafanax",
+];
+
+proptest! {
+    #![proptest_config(config(1024))]
+
+    #[test]
+    fn the_grafana_endpoints_answer_200_or_a_client_error(
+        path in proptest::sample::select(&GRAFANA_PATHS[..]),
+        method in prop_oneof![4 => Just("POST"), 1 => Just("GET"), 1 => Just("DELETE")],
+        body in prop_oneof![
+            4 => grafana_request().prop_map(|request| request.to_string().into_bytes()),
+            1 => any_json().prop_map(|json| json.to_string().into_bytes()),
+            1 => proptest::collection::vec(any::<u8>(), 0..64),
+        ],
+    ) {
+        let request = Request {
+            method,
+            path_with_query: path,
+            content_type: Some("application/json"),
+            accept: None,
+            body: &body,
+        };
+        let response = handle_grafana(&mut EmptySeries::new(), &request, MAX_LIMIT);
+        assert_ok_or_client_error(&response, &format!("{method} {path} {}", String::from_utf8_lossy(&body)));
     }
 }
 
