@@ -120,7 +120,12 @@ impl Host {
             // Compiled code is shared between tests: each compiles nothing twice.
             .arg("--cache-dir")
             .arg(repo_root().join("target/test-compile-cache"))
-            .args(["--listen", "127.0.0.1:0"])
+            // Loopback, unless the test listens elsewhere itself.
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .arg("--mqtt-broker")
             .arg(format!("127.0.0.1:{mqtt_port}"))
             .args(extra)
@@ -339,9 +344,32 @@ pub fn insert_sample(host: &Host) -> Answer {
     )
 }
 
+/// `id` as one URL path segment: every character but `A-Za-z0-9-._~`
+/// percent-encoded (UTF-8), as the page's `encodeURIComponent` does.
+pub fn path_segment(id: &str) -> String {
+    const KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(id, KEPT).to_string()
+}
+
+/// Posts the sample payload as device `id` (its `deviceid` changed) to
+/// `/insert/<id>`, the id percent-encoded.
+pub fn insert_sample_as(host: &Host, id: &str) -> Answer {
+    let mut doc: serde_json::Value = serde_json::from_slice(&sample_payload()).unwrap();
+    doc["deviceinfo"]["deviceid"] = serde_json::json!(id);
+    post(
+        &host.url(&format!("/insert/{}", path_segment(id))),
+        "application/json",
+        doc.to_string().as_bytes(),
+    )
+}
+
 /// The rows `GET /fetch/<device>` returns, or `None` when the device is unknown (404).
 pub fn fetch_rows(host: &Host, device: &str) -> Option<Vec<serde_json::Value>> {
-    let answer = get(&host.url(&format!("/fetch/{device}")));
+    let answer = get(&host.url(&format!("/fetch/{}", path_segment(device))));
     match answer.status {
         404 => None,
         200 => Some(
