@@ -6,11 +6,15 @@
 //! `event: rows` per committed batch of the device (`data:` the rows as
 //! `/fetch` shapes them). Each client has its own bounded buffer; a client too
 //! slow to keep up is sent `event: dropped` and closed, and never slows ingestion.
+//! `<device>` is a percent-encoded device id, mapped to its container by
+//! `cromflag_logic::device` as inserts map it.
 
 use super::error;
 use crate::store::{Backend, Committed};
 use bytes::Bytes;
+use cromflag_logic::device;
 use cromflag_logic::json::RowObjects;
+use cromflag_logic::ApiError;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame};
@@ -30,7 +34,15 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// A built-in answer for `method path`, if there is one.
 pub enum Builtin {
     Page(&'static str, &'static [u8]),
-    Stream(String),
+    Stream(Device),
+    /// A stream asked for with an invalid device id: a 400 naming the problem.
+    Refused(ApiError),
+}
+
+/// A device by its id and the container its rows are committed to.
+pub struct Device {
+    id: String,
+    container: String,
 }
 
 pub fn route(method: &http::Method, path: &str) -> Option<Builtin> {
@@ -45,9 +57,21 @@ pub fn route(method: &http::Method, path: &str) -> Option<Builtin> {
         )),
         "/ui/app.css" => Some(Builtin::Page("text/css; charset=utf-8", page::STYLE)),
         _ => {
-            let device = path.strip_prefix("/stream/")?;
-            (!device.is_empty() && !device.contains('/'))
-                .then(|| Builtin::Stream(device.to_owned()))
+            let segment = path.strip_prefix("/stream/")?;
+            if segment.is_empty() || segment.contains('/') {
+                return None;
+            }
+            let id = device::from_path_segment(segment).and_then(|id| {
+                device::check(&id)?;
+                Ok(id)
+            });
+            Some(match id {
+                Ok(id) => Builtin::Stream(Device {
+                    container: device::container_of(&id),
+                    id,
+                }),
+                Err(refused) => Builtin::Refused(refused),
+            })
         }
     }
 }
@@ -71,15 +95,20 @@ pub fn serve(builtin: Builtin, backend: &dyn Backend) -> Response<HyperOutgoingB
             )
             .expect("static headers are valid"),
         Builtin::Stream(device) => stream(backend, device),
+        Builtin::Refused(refused) => error(
+            StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST),
+            &refused.error,
+            refused.detail,
+        ),
     }
 }
 
-fn stream(backend: &dyn Backend, device: String) -> Response<HyperOutgoingBody> {
+fn stream(backend: &dyn Backend, device: Device) -> Response<HyperOutgoingBody> {
     let Some(commits) = backend.commits() else {
         return error(
             StatusCode::NOT_IMPLEMENTED,
             "this store does not publish its commits",
-            json!({ "device": device }),
+            json!({ "device": device.id }),
         );
     };
     let (events, body) = mpsc::channel(CLIENT_BUFFER);
@@ -100,10 +129,10 @@ fn stream(backend: &dyn Backend, device: String) -> Response<HyperOutgoingBody> 
 async fn forward(
     mut commits: broadcast::Receiver<Arc<Committed>>,
     events: mpsc::Sender<Bytes>,
-    device: String,
+    device: Device,
 ) {
     if events
-        .send(event("ready", &json!({ "device": device }).to_string()))
+        .send(event("ready", &json!({ "device": device.id }).to_string()))
         .await
         .is_err()
     {
@@ -114,7 +143,7 @@ async fn forward(
     loop {
         tokio::select! {
             received = commits.recv() => match received {
-                Ok(batch) if batch.container.eq_ignore_ascii_case(&device) => {
+                Ok(batch) if batch.container.eq_ignore_ascii_case(&device.container) => {
                     let rows = RowObjects { columns: &batch.columns, rows: &batch.rows }.to_vec();
                     let rows = String::from_utf8(rows).expect("JSON is UTF-8");
                     if events.send(event("rows", &rows)).await.is_err() {
@@ -123,7 +152,7 @@ async fn forward(
                 }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::info!(%device, missed, "a live stream client fell behind; dropped");
+                    tracing::info!(device = %device.id, missed, "a live stream client fell behind; dropped");
                     let reason = json!({ "reason": "the client fell behind", "missed_batches": missed });
                     let _ = tokio::time::timeout(Duration::from_secs(1), events.send(event("dropped", &reason.to_string()))).await;
                     return;
