@@ -14,6 +14,7 @@
 
 mod support;
 
+use cromflag::access::Access;
 use cromflag::app;
 use cromflag::manifest;
 use cromflag::runtime::{Runtime, RuntimeLimits};
@@ -97,7 +98,15 @@ async fn run(rows: i64) -> anyhow::Result<()> {
         RuntimeLimits::default(),
     )?);
     let (components, _) = cromflag::live::link_all(&runtime, &app, None, &Default::default())?;
-    let http = Arc::new(HttpTrigger::new(&app, runtime, &components, 1 << 20)?);
+    let access = Arc::new(Access::open(backend.clone(), &app));
+    let http = Arc::new(HttpTrigger::new(
+        &app,
+        runtime,
+        &components,
+        1 << 20,
+        Default::default(),
+        access,
+    )?);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(http.serve(listener));

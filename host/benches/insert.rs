@@ -57,6 +57,7 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
         data_dir: tmp.path().join("wasm"),
         cache_dir: tmp.path().join("cache"),
         listen: "127.0.0.1:0".parse()?,
+        listener_limits: Default::default(),
         max_body_bytes: 1 << 20,
         mqtt_broker: None,
         mqtt_client_id: None,

@@ -15,6 +15,7 @@
 mod support;
 
 use chrono::{Days, Utc};
+use cromflag::access::Access;
 use cromflag::app;
 use cromflag::manifest;
 use cromflag::runtime::{Runtime, RuntimeLimits};
@@ -79,6 +80,9 @@ async fn run(duration: Duration, rows: u64) -> anyhow::Result<()> {
         runtime.clone(),
         &components,
         16 << 20,
+        Default::default(),
+        // Open, as `cromflag up` on loopback.
+        Arc::new(Access::open(backend.clone(), &app)),
     )?);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -110,7 +114,7 @@ async fn run(duration: Duration, rows: u64) -> anyhow::Result<()> {
             .collect();
         next += batch.len() as u64;
         let doc = json!({ "deviceinfo": { "deviceid": "big", "batt_lvl": 50, "fw_ver": "1" }, "tsdata": batch });
-        support::insert(&mut sender, "/insert/big", serde_json::to_vec(&doc)?).await?;
+        support::insert(&mut sender, "/insert/big", serde_json::to_vec(&doc)?, None).await?;
     }
     println!(
         "preloaded {rows} rows of one device in {:.1}s; {}s per phase, {CONCURRENCY} insert connections",

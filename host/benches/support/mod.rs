@@ -26,17 +26,36 @@ pub async fn load(
     sample: &Value,
     sequence: &Arc<AtomicU64>,
 ) -> anyhow::Result<f64> {
+    load_as(addr, None, concurrency, duration, sample, sequence).await
+}
+
+/// `load`, each request sending `authorization` as its Authorization header.
+pub async fn load_as(
+    addr: SocketAddr,
+    authorization: Option<String>,
+    concurrency: usize,
+    duration: Duration,
+    sample: &Value,
+    sequence: &Arc<AtomicU64>,
+) -> anyhow::Result<f64> {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut clients = Vec::new();
     for _ in 0..concurrency {
         let (sample, sequence) = (sample.clone(), sequence.clone());
+        let authorization = authorization.clone();
         clients.push(tokio::spawn(async move {
             let mut sender = connect(addr).await?;
             let mut done = 0u64;
             while Instant::now() < deadline {
                 let body = shifted(&sample, sequence.fetch_add(1, Ordering::Relaxed));
-                insert(&mut sender, "/insert/sample", body).await?;
+                insert(
+                    &mut sender,
+                    "/insert/sample",
+                    body,
+                    authorization.as_deref(),
+                )
+                .await?;
                 done += 1;
             }
             anyhow::Ok(done)
@@ -59,12 +78,21 @@ pub async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
     Ok(sender)
 }
 
-/// POSTs an insert document to `path`; fails unless the answer is `200 True`.
-pub async fn insert(sender: &mut Sender, path: &str, body: Vec<u8>) -> anyhow::Result<()> {
-    let request = http::Request::post(path)
+/// POSTs an insert document to `path` (with `authorization`, if any); fails
+/// unless the answer is `200 True`.
+pub async fn insert(
+    sender: &mut Sender,
+    path: &str,
+    body: Vec<u8>,
+    authorization: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut request = http::Request::post(path)
         .header("host", "bench")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))?;
+        .header("content-type", "application/json");
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
     // The connection takes the next request once it has finished the last one.
     sender.ready().await?;
     let response = sender.send_request(request).await?;

@@ -219,6 +219,12 @@ impl Access {
         }
     }
 
+    /// Open access over `backend`'s credentials: what `cromflag up` does on
+    /// loopback, for embedders (benchmarks) that serve a trigger themselves.
+    pub fn open(backend: Arc<dyn crate::store::Backend>, app: &App) -> Access {
+        Access::new(Mode::Open, Arc::new(Credentials::new(backend)), app)
+    }
+
     pub fn mode(&self) -> Mode {
         self.mode
     }

@@ -1,0 +1,102 @@
+//! What authentication costs an insert: the same `cromflag` HTTP trigger and
+//! insert component, once open (loopback, no token) and once with tokens
+//! required, every request carrying the device's token (`Authorization:
+//! Bearer`: a SHA-256 and a cache lookup; the store is asked once a second
+//! per token). Both hosts run in this process on their own embedded stores and
+//! get the same load, open first, then authenticated, at each concurrency.
+//! Every request must answer `200 True`.
+//!
+//! Run: `cargo bench -p cromflag --bench access` (components must be built:
+//! `cargo build --release` does it). `BENCH_SECONDS` sets the time per case.
+
+mod support;
+
+use cromflag::access::credentials::Credentials;
+use cromflag::app::{self, UpOptions};
+use cromflag::runtime::RuntimeLimits;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+fn main() -> anyhow::Result<()> {
+    let seconds = support::env_number("BENCH_SECONDS", 3);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(Duration::from_secs(seconds)))
+}
+
+fn options(root: &Path, data_dir: &Path, cache_dir: &Path) -> anyhow::Result<UpOptions> {
+    Ok(UpOptions {
+        manifest: root.join("spin.toml"),
+        data_dir: data_dir.to_owned(),
+        cache_dir: cache_dir.to_owned(),
+        listen: "127.0.0.1:0".parse()?,
+        listener_limits: Default::default(),
+        max_body_bytes: 1 << 20,
+        mqtt_broker: None,
+        mqtt_client_id: None,
+        limits: RuntimeLimits::default(),
+        cron_timeout: Duration::from_secs(600),
+        webapi: None,
+    })
+}
+
+async fn run(duration: Duration) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let tmp = tempfile::TempDir::new()?;
+    let cache = tmp.path().join("cache");
+    let open = app::start(&options(&root, &tmp.path().join("open"), &cache)?).await?;
+    anyhow::ensure!(open.access == cromflag::access::Mode::Open);
+
+    // The device's token, made in the store before its host opens it.
+    let secured_dir = tmp.path().join("secured");
+    let token = {
+        let (store, _lock) = app::open_embedded(&secured_dir)?;
+        let issued = Credentials::new(store).add_device("sample").await?;
+        issued
+            .map_err(|refused| anyhow::anyhow!("{refused}"))?
+            .token
+    };
+    // SAFETY: set before the second host reads its variables; the benchmark's
+    // other threads read no environment.
+    unsafe { std::env::set_var("SPIN_VARIABLE_ACCESS", "required") };
+    let secured = app::start(&options(&root, &secured_dir, &cache)?).await?;
+    anyhow::ensure!(secured.access == cromflag::access::Mode::Required);
+    let authorization = Some(format!("Bearer {token}"));
+
+    let sample = support::sample(&root)?;
+    let sequence = Arc::new(AtomicU64::new(0));
+    println!(
+        "insert with and without authentication, {}s per case",
+        duration.as_secs()
+    );
+    println!(
+        "{:>5} | {:>12} | {:>12} | {:>10}",
+        "conc", "open req/s", "token req/s", "token/open"
+    );
+    for concurrency in CONCURRENCY {
+        let open_rate =
+            support::load(open.http_addr, concurrency, duration, &sample, &sequence).await?;
+        let token_rate = support::load_as(
+            secured.http_addr,
+            authorization.clone(),
+            concurrency,
+            duration,
+            &sample,
+            &sequence,
+        )
+        .await?;
+        println!(
+            "{concurrency:>5} | {open_rate:>12.0} | {token_rate:>12.0} | {:>10.2}",
+            token_rate / open_rate
+        );
+    }
+    Ok(())
+}
