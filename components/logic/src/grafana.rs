@@ -435,6 +435,7 @@ fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Column, ColumnType, ContainerKind, QueryResult, Row, StoreError};
 
     #[test]
     fn payload_options_list_the_aggregates() {
@@ -444,6 +445,89 @@ mod tests {
         assert_eq!(options[0], json!({ "label": "avg", "value": "avg" }));
         assert_eq!(options.as_array().unwrap().len(), 6);
         assert_eq!(payload_options(&json!({ "name": "other" })), json!([]));
+    }
+
+    /// Containers only, looked up regardless of case as GridDB does.
+    struct Containers(Vec<ContainerInfo>);
+
+    impl Store for Containers {
+        fn put_container(&mut self, _: ContainerInfo) -> Result<ContainerInfo, StoreError> {
+            unreachable!("targets are only looked up")
+        }
+        fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
+            let found = self.0.iter().find(|c| c.name.eq_ignore_ascii_case(name));
+            Ok(found.cloned())
+        }
+        fn list_containers(&mut self) -> Result<Vec<String>, StoreError> {
+            Ok(self.0.iter().map(|c| c.name.clone()).collect())
+        }
+        fn put_rows(&mut self, _: &str, _: Vec<Row>) -> Result<u64, StoreError> {
+            unreachable!("targets are only looked up")
+        }
+        fn multi_put(&mut self, _: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
+            unreachable!("targets are only looked up")
+        }
+        fn query(&mut self, _: &str, _: &str) -> Result<QueryResult, StoreError> {
+            unreachable!("targets are only looked up")
+        }
+    }
+
+    fn series(id: &str, columns: &[&str]) -> ContainerInfo {
+        ContainerInfo {
+            name: crate::device::container_of(id),
+            kind: ContainerKind::TimeSeries,
+            columns: std::iter::once("timestamp")
+                .chain(columns.iter().copied())
+                .map(|c| Column::new(c, ColumnType::Double))
+                .collect(),
+            row_key: true,
+        }
+    }
+
+    #[test]
+    fn targets_name_devices_by_id_whatever_dots_they_hold() {
+        let mut store = Containers(vec![
+            series("sample", &["temperature"]),
+            series("Sample", &["temperature"]),
+            series("sensor.kitchen", &["t"]),
+            series("a", &["b.c"]),
+        ]);
+        let mut parse = |target: &str| {
+            parse_target(&mut store, target)
+                .map(|(device, info, column)| (device.to_owned(), info.name, column))
+        };
+        let found = |id: &str, column: Option<&str>| {
+            Ok((
+                id.to_owned(),
+                crate::device::container_of(id),
+                column.map(str::to_owned),
+            ))
+        };
+        assert_eq!(
+            parse("sample.temperature"),
+            found("sample", Some("temperature"))
+        );
+        assert_eq!(
+            parse("Sample.temperature"),
+            found("Sample", Some("temperature"))
+        );
+        assert_eq!(
+            parse("sensor.kitchen.t"),
+            found("sensor.kitchen", Some("t"))
+        );
+        assert_eq!(parse("sensor.kitchen"), found("sensor.kitchen", None));
+        assert_eq!(parse("a.b.c"), found("a", Some("b.c")));
+        assert_eq!(parse("sample"), found("sample", None));
+        let unknown_column = parse("sample.nope").unwrap_err();
+        assert_eq!(
+            (unknown_column.status, &unknown_column.detail["column"]),
+            (400, &json!("nope"))
+        );
+        let unknown_device = parse("nobody.temperature").unwrap_err();
+        assert_eq!(
+            (unknown_device.status, &unknown_device.detail["device"]),
+            (404, &json!("nobody"))
+        );
     }
 
     #[test]
