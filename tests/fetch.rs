@@ -282,7 +282,8 @@ fn a_device_has_its_latest_row_and_its_schema() {
     assert_eq!(latest.status, 200, "{}", latest.text());
     assert_eq!(latest.json(), sample_rows()[5]);
     let schema = get(&host.url("/devices/sample/schema")).json();
-    assert_eq!(schema["name"], "sample");
+    assert_eq!(schema["device"], "sample");
+    assert_eq!(schema["container"], "sample");
     assert_eq!(schema["type"], "TIME_SERIES");
     assert_eq!(
         schema["columns"][0],

@@ -2,7 +2,7 @@
 //! `/grafana` (request shapes from simPod's openapi.yaml and SimpleJSON's
 //! README), and the request Infinity makes of `/fetch`.
 
-use cromflag_tests::{get, insert_sample, post, sample_payload, Host};
+use cromflag_tests::{get, insert_sample, insert_sample_as, post, sample_payload, Host};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -15,6 +15,25 @@ fn grafana(host: &Host, path: &str, body: Value) -> Value {
     assert_eq!(answer.status, 200, "{path}: {}", answer.text());
     assert!(answer.content_type.starts_with("application/json"));
     answer.json()
+}
+
+/// The `value`s (`<device>.<column>`) of a `/metrics` answer.
+fn metric_values(metrics: &Value) -> Vec<&str> {
+    let metrics = metrics.as_array().expect("an array of metrics");
+    metrics
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect()
+}
+
+/// `POST /variable` for a device: its numeric columns, as Grafana's variables.
+fn variable_columns(host: &Host, device: &str) -> Vec<Value> {
+    let columns = grafana(
+        host,
+        "/variable",
+        json!({ "payload": { "target": device } }),
+    );
+    columns.as_array().cloned().expect("an array of values")
 }
 
 fn sample_host(dir: &TempDir) -> Host {
@@ -142,12 +161,7 @@ fn discovery_endpoints_answer_the_documented_shapes() {
     assert_eq!(get(&host.url("/grafana/")).status, 200);
 
     let metrics = grafana(&host, "/metrics", json!({ "metric": "", "payload": {} }));
-    let values: Vec<&str> = metrics
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap())
-        .collect();
+    let values = metric_values(&metrics);
     for column in [
         "day",
         "dayofweek",
@@ -190,15 +204,8 @@ fn discovery_endpoints_answer_the_documented_shapes() {
         ),
         json!([{ "__text": "sample", "__value": "sample" }])
     );
-    let columns = grafana(
-        &host,
-        "/variable",
-        json!({ "payload": { "target": "sample" } }),
-    );
-    assert!(columns
-        .as_array()
-        .unwrap()
-        .contains(&json!({ "__text": "temperature", "__value": "temperature" })));
+    let columns = variable_columns(&host, "sample");
+    assert!(columns.contains(&json!({ "__text": "temperature", "__value": "temperature" })));
     assert_eq!(
         grafana(&host, "/tag-keys", json!({})),
         json!([{ "type": "string", "text": "device" }])
@@ -254,6 +261,61 @@ fn annotations_mark_motion_and_low_battery() {
             .len(),
         2
     );
+}
+
+/// Metrics, queries, variables and annotations name devices by their ids,
+/// whatever their containers: ids with a `.`, Unicode, and ids that differ
+/// only by case.
+#[test]
+fn devices_are_named_by_their_ids() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let ids = ["sensor.kitchen", "capteur-été", "Sample", "sample"];
+    for id in ids {
+        assert_eq!(insert_sample_as(&host, id).status, 200, "{id}");
+    }
+    let metrics = grafana(&host, "/metrics", json!({}));
+    let values = metric_values(&metrics);
+    for id in ids {
+        assert!(
+            values.contains(&format!("{id}.temperature").as_str()),
+            "{values:?}"
+        );
+    }
+    let targets: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({ "target": format!("{id}.temperature"), "refId": id }))
+        .collect();
+    let series = grafana(&host, "/query", query_request(json!(targets), 1000));
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(series[i]["target"], format!("{id}.temperature"));
+        assert_eq!(series[i]["datapoints"].as_array().unwrap().len(), 6, "{id}");
+    }
+    // A table target names the device alone, `.` and all.
+    let table = grafana(
+        &host,
+        "/query",
+        query_request(
+            json!([{ "target": "sensor.kitchen", "type": "table", "refId": "T" }]),
+            1000,
+        ),
+    );
+    assert_eq!(table[0]["rows"].as_array().unwrap().len(), 6, "{table}");
+    // Ad hoc filters compare ids exactly: `Sample` is not `sample`.
+    let mut filtered = query_request(json!(targets), 1000);
+    filtered["adhocFilters"] = json!([{ "key": "device", "operator": "=", "value": "Sample" }]);
+    let kept = grafana(&host, "/query", filtered);
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept}");
+    assert_eq!(kept[0]["target"], "Sample.temperature");
+    let columns = variable_columns(&host, "capteur-été");
+    assert!(columns.contains(&json!({ "__text": "temperature", "__value": "temperature" })));
+    let annotation = json!({
+        "range": { "from": "2020-02-18T00:00:00.000Z", "to": "2020-02-18T23:59:59.999Z" },
+        "annotation": { "name": "events", "query": "motion capteur-été" }
+    });
+    let motion = grafana(&host, "/annotations", annotation);
+    assert_eq!(motion.as_array().unwrap().len(), 1, "{motion}");
+    assert_eq!(motion[0]["tags"], json!(["motion", "capteur-été"]));
 }
 
 /// What Infinity's backend parser reads of a time-series query: the URL with

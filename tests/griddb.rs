@@ -7,7 +7,10 @@
 use cromflag_tests::cron::cromflag_with_env;
 use cromflag_tests::mqtt::Publisher;
 use cromflag_tests::sse::Stream;
-use cromflag_tests::{free_port, get, insert_sample, post, repo_root, wait_until, Answer, Host};
+use cromflag_tests::{
+    fetch_rows, free_port, get, insert_sample, insert_sample_as, path_segment, post, repo_root,
+    wait_until, Answer, Host,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -155,6 +158,21 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
         assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
     }
 
+    // Ids that are not container names reach GridDB under encoded names, and
+    // ids differing only by case under two names, though GridDB ignores case.
+    let mut containers = Vec::new();
+    for id in ["capteur-été", "Sensor1", "sensor1"] {
+        assert_eq!(insert_sample_as(&a, id).status, 200, "{id}");
+        let schema = get(&a.url(&format!("/devices/{}/schema", path_segment(id)))).json();
+        let container = schema["container"].as_str().unwrap().to_owned();
+        assert_eq!(count(port, &container), 6, "{id} in {container}");
+        assert_eq!(fetch_rows(&a, id).unwrap().len(), 6, "{id}");
+        assert_eq!(fetch_rows(&a, id), fetch_rows(&b, id), "{id}");
+        containers.push(container.to_ascii_lowercase());
+    }
+    containers.dedup();
+    assert_eq!(containers.len(), 3, "{containers:?}");
+
     // MQTT into A's broker ends up in B, and A's live stream shows the rows
     // once GridDB has taken them.
     let mut stream = Stream::open(&a, "m1");
@@ -211,6 +229,11 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
         (&json!(77.0), &json!(82.0), &json!(79.5))
     );
     assert_eq!(body["motion_events"], 1);
+    // The report of a device whose id is not a container name, by its id.
+    let report = get(&b.url("/reports/daily-capteur-%C3%A9t%C3%A9-2020-02-18"));
+    assert_eq!(report.status, 200, "{}", report.text());
+    assert_eq!(report.json()["device"], "capteur-été");
+    assert_eq!(report.json()["body"]["rows"], 6);
 }
 
 #[test]

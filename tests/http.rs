@@ -1,7 +1,8 @@
 //! The HTTP API of the original stack, against the real binary and its real store.
 
 use cromflag_tests::{
-    fetch_rows, get, insert_sample, post, repo_root, request, sample_payload, write_manifest, Host,
+    fetch_rows, get, insert_sample, insert_sample_as, path_segment, post, repo_root, request,
+    sample_payload, write_manifest, Host,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -324,4 +325,167 @@ component = "fault"
         "the trap is logged:\n{}",
         host.log()
     );
+}
+
+/// The "must show": a UUID is a device id like any other.
+#[test]
+fn a_uuid_device_is_stored_and_fetched_back() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let uuid = "123e4567-e89b-12d3-a456-426614174000";
+    let answer = insert_sample_as(&host, uuid);
+    assert_eq!(
+        (answer.status, answer.text().as_str()),
+        (200, "True"),
+        "{}",
+        answer.text()
+    );
+    let rows = get(&host.url(&format!("/fetch/{uuid}")));
+    assert_eq!(rows.status, 200, "{}", rows.text());
+    assert_same_rows(rows.json().as_array().unwrap(), &sample_rows());
+    assert_eq!(
+        fetch_rows(&host, "devices").unwrap(),
+        [json!({ "deviceid": uuid, "batt_lvl": 78, "fw_ver": "12345.009" })]
+    );
+}
+
+/// UUIDs, MAC addresses, Unicode, dots and spaces: stored under their own
+/// container, read back by the id, listed by the id; a valid lower-case
+/// container name (the Flask collector's `sample`) keeps its own container.
+#[test]
+fn any_device_id_round_trips() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let ids = [
+        "sample",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "00:1A:2B:3C:4D:5E",
+        "sensor.kitchen",
+        "salle 2 (nord)",
+        "温度計",
+    ];
+    for id in ids {
+        let answer = insert_sample_as(&host, id);
+        assert_eq!(answer.status, 200, "{id}: {}", answer.text());
+    }
+    // A Unicode id as a client sends it: percent-encoded UTF-8.
+    let mut doc: Value = serde_json::from_slice(&sample_payload()).unwrap();
+    doc["deviceinfo"]["deviceid"] = json!("capteur-été");
+    let answer = post(
+        &host.url("/insert/capteur-%C3%A9t%C3%A9"),
+        "application/json",
+        doc.to_string().as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+
+    let mut listed: Vec<String> = fetch_rows(&host, "devices")
+        .unwrap()
+        .iter()
+        .map(|d| d["deviceid"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    expected.push("capteur-été".to_owned());
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    let mut containers = Vec::new();
+    for id in &expected {
+        assert_same_rows(&fetch_rows(&host, id).unwrap(), &sample_rows());
+        let segment = path_segment(id);
+        let latest = get(&host.url(&format!("/devices/{segment}/latest")));
+        assert_eq!(latest.json(), sample_rows()[5], "{id}");
+        let schema = get(&host.url(&format!("/devices/{segment}/schema"))).json();
+        assert_eq!(schema["device"], json!(id));
+        let container = schema["container"].as_str().unwrap().to_owned();
+        if id == "sample" {
+            assert_eq!(container, "sample", "a valid name keeps its container");
+        } else {
+            assert!(container.starts_with("b32_"), "{id}: {container}");
+        }
+        containers.push(container);
+    }
+    containers.sort();
+    containers.dedup();
+    assert_eq!(containers.len(), expected.len(), "{containers:?}");
+
+    // The path's device and the body's deviceid must still match.
+    let answer = post(
+        &host.url("/insert/capteur-%C3%A9t%C3%A9"),
+        "application/json",
+        doc.to_string()
+            .replace("capteur-été", "capteur-ete")
+            .as_bytes(),
+    );
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.json()["detail"]["expected"], "capteur-été");
+}
+
+/// GridDB matches container names case-insensitively: `Sensor1` and `sensor1`
+/// are still two devices with two containers.
+#[test]
+fn ids_differing_only_by_case_stay_distinct() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    for (id, temperature) in [("Sensor1", 1.5), ("sensor1", 2.5), ("SENSOR1", 3.5)] {
+        let doc = json!({
+            "deviceinfo": { "deviceid": id },
+            "tsdata": [{ "timestamp": 1600000000000i64, "temperature": temperature }],
+        });
+        let answer = post(
+            &host.url(&format!("/insert/{id}")),
+            "application/json",
+            doc.to_string().as_bytes(),
+        );
+        assert_eq!(answer.status, 200, "{id}: {}", answer.text());
+    }
+    let mut containers = Vec::new();
+    for (id, temperature) in [("Sensor1", 1.5), ("sensor1", 2.5), ("SENSOR1", 3.5)] {
+        assert_eq!(
+            fetch_rows(&host, id).unwrap(),
+            [json!({ "timestamp": 1600000000000i64, "temperature": temperature })],
+            "{id}"
+        );
+        let schema = get(&host.url(&format!("/devices/{id}/schema"))).json();
+        containers.push(schema["container"].as_str().unwrap().to_ascii_lowercase());
+    }
+    assert_eq!(containers[1], "sensor1", "the lower-case id keeps its name");
+    containers.sort();
+    containers.dedup();
+    assert_eq!(containers.len(), 3, "{containers:?}");
+    assert_eq!(fetch_rows(&host, "devices").unwrap().len(), 3);
+}
+
+/// Ids with `/`, `+`, `#`, NUL or control characters, over 128 bytes, or
+/// naming one of the stack's own containers: a 400 naming the device, and
+/// nothing written.
+#[test]
+fn bad_device_ids_are_refused_naming_the_problem() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let long = "x".repeat(129);
+    for segment in [
+        "a%2Fb",
+        "a%2Bb",
+        "a+b",
+        "a%23b",
+        "nul%00",
+        "tab%09",
+        long.as_str(),
+        "messages",
+        "_rejected",
+    ] {
+        let body = json!({ "deviceinfo": { "deviceid": "x" }, "tsdata": [] });
+        let answer = post(
+            &host.url(&format!("/insert/{segment}")),
+            "application/json",
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(answer.status, 400, "{segment}: {}", answer.text());
+        let error = answer.json();
+        assert_eq!(error["error"], "invalid device id", "{segment}: {error}");
+        assert!(error["detail"]["reason"].is_string(), "{segment}: {error}");
+    }
+    assert_eq!(fetch_rows(&host, "devices").unwrap(), Vec::<Value>::new());
+    assert_eq!(get(&host.url("/fetch/a%23b")).status, 400);
 }

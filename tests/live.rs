@@ -4,7 +4,7 @@
 
 use cromflag_tests::mqtt::Publisher;
 use cromflag_tests::sse::Stream;
-use cromflag_tests::{get, insert_sample, post, repo_root, sample_payload, Host};
+use cromflag_tests::{get, insert_sample, insert_sample_as, post, repo_root, sample_payload, Host};
 use serde_json::{json, Value};
 use std::io::Read;
 use std::time::Duration;
@@ -38,6 +38,44 @@ fn the_page_is_served_with_its_bundle() {
         "the page must not need a CDN"
     );
     assert_eq!(get(&host.url("/ui/app.css")).status, 200);
+}
+
+/// `/stream/<device>` takes any device id, percent-encoded as the page sends
+/// it, and hears that device only: not the one differing by case.
+#[test]
+fn a_stream_follows_a_device_by_its_id() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let mut unicode = Stream::open(&host, "capteur-été");
+    let mut upper = Stream::open(&host, "Sensor1");
+    for id in ["sensor1", "capteur-été", "Sensor1"] {
+        assert_eq!(insert_sample_as(&host, id).status, 200, "{id}");
+    }
+    for stream in [&mut unicode, &mut upper] {
+        let (name, data) = stream.next_event();
+        assert_eq!(name, "rows");
+        let rows: Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(rows.as_array().unwrap(), &sample_rows());
+    }
+    // `Sensor1`'s stream skipped `sensor1`'s batch: its next batch is its own.
+    for (id, ts, v) in [("sensor1", 7, 1), ("Sensor1", 8, 2)] {
+        let doc =
+            json!({ "deviceinfo": { "deviceid": id }, "tsdata": [{ "timestamp": ts, "v": v }] });
+        let url = host.url(&format!("/insert/{id}"));
+        let answer = post(&url, "application/json", doc.to_string().as_bytes());
+        assert_eq!(answer.status, 200, "{id}: {}", answer.text());
+    }
+    let (name, data) = upper.next_event();
+    assert_eq!(name, "rows");
+    let rows: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert_eq!(
+        (&rows[0]["timestamp"], &rows[0]["v"]),
+        (&json!(8), &json!(2))
+    );
+    let refused = get(&host.url("/stream/a%23b"));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(refused.json()["error"], "invalid device id");
 }
 
 #[test]

@@ -90,6 +90,47 @@ fn the_sample_is_stored_at_every_qos_through_the_embedded_broker() {
     every_qos_and_a_bad_message(&host, host.mqtt_port);
 }
 
+/// Any device id comes in through its topic as it does through its URL: a
+/// UUID, a MAC address, Unicode, and ids that differ only by case, published
+/// to the host's own endpoint, are stored apart and read back by their ids.
+#[test]
+fn any_device_id_is_stored_from_its_topic() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let mut publisher = Publisher::connect(host.mqtt_port, "id-publisher");
+    let ids = [
+        "123e4567-e89b-12d3-a456-426614174000",
+        "00:1A:2B:3C:4D:5E",
+        "capteur-été",
+    ];
+    for id in ids {
+        let payload = sample_for(id).to_string().into_bytes();
+        publisher.publish(&format!("devices/{id}/telemetry"), 1, payload);
+    }
+    for (id, ts) in [("Sensor1", 1), ("sensor1", 2)] {
+        publisher.publish(&format!("devices/{id}/telemetry"), 1, one_row(ts, ts));
+    }
+    for id in ids {
+        assert_sample_rows(&host, id);
+    }
+    for (id, ts) in [("Sensor1", 1), ("sensor1", 2)] {
+        assert_eq!(
+            wait_for_rows(&host, id, 1),
+            [json!({ "timestamp": ts, "seq": ts })],
+            "{id}"
+        );
+    }
+    let devices = wait_for_rows(&host, "devices", 5);
+    let mut listed: Vec<&str> = devices
+        .iter()
+        .map(|d| d["deviceid"].as_str().unwrap())
+        .collect();
+    listed.sort();
+    let mut expected = vec![ids[0], ids[1], ids[2], "Sensor1", "sensor1"];
+    expected.sort();
+    assert_eq!(listed, expected);
+}
+
 /// MessagePack is told apart from JSON by its bytes; a bad message lands in
 /// `_rejected` while the good ones around it are stored.
 #[test]

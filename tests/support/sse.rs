@@ -21,7 +21,8 @@ impl Stream {
             .unwrap();
         write!(
             socket,
-            "GET /stream/{device} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
+            "GET /stream/{} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n",
+            crate::path_segment(device)
         )
         .unwrap();
         let mut stream = Stream {
