@@ -110,7 +110,7 @@ fn the_article_curl_needs_a_device_token_beyond_loopback() {
         &data,
         &["--listen", "0.0.0.0:0"],
     );
-    assert!(host.log().contains("tokens required"), "{}", host.log());
+    host.wait_for_log("(tokens required)", 1);
 
     let refused = insert(&host, "sample", None);
     assert_eq!(refused.status, 401, "{}", refused.text());
@@ -155,11 +155,7 @@ fn the_article_curl_needs_a_device_token_beyond_loopback() {
 fn on_loopback_the_original_api_needs_no_token() {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(&dir.path().join("data"));
-    assert!(
-        host.log().contains("open: no token needed"),
-        "{}",
-        host.log()
-    );
+    host.wait_for_log("(open: no token needed)", 1);
     let stored = insert(&host, "sample", None);
     assert_eq!((stored.status, stored.text()), (200, "True".to_owned()));
     assert_eq!(get(&host.url("/fetch/sample")).status, 200);
@@ -627,4 +623,31 @@ fn tokens_are_checked_before_any_body_is_read() {
         .read_exact(&mut head)
         .expect("an answer without a body sent");
     assert_eq!(&head, b"HTTP/1.1 401");
+}
+
+/// The built-in page on a host that requires tokens: it asks for a reader
+/// token, signs in through its form, and charts what the device inserts (its
+/// live stream authenticated by the token as a query parameter).
+#[test]
+fn the_page_signs_in_with_a_reader_token() {
+    let f = fleet();
+    let sample = token_of(&cli(&f.data, &["devices", "add", "sample"], &[]));
+    let screenshot = repo_root().join("target/ui-screenshot-signed-in.png");
+    let output = Command::new("node")
+        .arg(repo_root().join("tests/browser/ui-test.mjs"))
+        .arg(f.host.url(""))
+        .arg(&screenshot)
+        .env("CROMFLAG_READ_TOKEN", &f.reader)
+        .env("CROMFLAG_DEVICE_TOKEN", &sample)
+        .current_dir(repo_root())
+        .output()
+        .expect("running node (./scripts/test installs what it needs)");
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{}\n{}\nhost log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        f.host.log()
+    );
+    assert!(!f.host.log().contains(&f.reader), "the token is in the log");
 }

@@ -3,6 +3,9 @@
 // Loads the page in the system Chromium, inserts the sample payload through the
 // HTTP API, waits for the temperature chart to show its 6 rows, and saves a
 // full-page screenshot. Prints one JSON line; exits 0 on success, 1 on failure.
+// With CROMFLAG_READ_TOKEN set, the host requires tokens: the page must ask for
+// one, and is signed in through its form; the insert then sends
+// CROMFLAG_DEVICE_TOKEN.
 // playwright-core comes from ui/node_modules (`npm --prefix ui ci`).
 import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
@@ -32,15 +35,24 @@ try {
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 
-  // 1. Load the page and wait until it says it is ready.
+  // 1. Load the page (signing in if the host asks) and wait until it says it is ready.
   await page.goto(url('/'), { waitUntil: 'load', timeout: 20000 });
+  const readToken = process.env.CROMFLAG_READ_TOKEN;
+  if (readToken) {
+    await page.waitForSelector('#login:not([hidden])', { timeout: 20000 });
+    await page.fill('#token', readToken);
+    await Promise.all([
+      page.waitForNavigation({ waitUntil: 'load', timeout: 20000 }),
+      page.click('#login button'),
+    ]);
+  }
   await page.waitForFunction(() => window.cromflagState?.ready === true, null, { timeout: 20000 });
 
   // 2. Insert the sample payload from Node (not the page).
   const body = await readFile(resolve(root, 'tests/fixtures/sample-insert.json'), 'utf8');
-  const ins = await fetch(url('/insert/sample'), {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body,
-  });
+  const headers = { 'content-type': 'application/json' };
+  if (process.env.CROMFLAG_DEVICE_TOKEN) headers.authorization = `Bearer ${process.env.CROMFLAG_DEVICE_TOKEN}`;
+  const ins = await fetch(url('/insert/sample'), { method: 'POST', headers, body });
   if (!ins.ok) throw new Error(`insert failed: HTTP ${ins.status} ${await ins.text()}`);
 
   // 3. The page picks up the new device/rows: 6 temperature points and a chart canvas.

@@ -31,10 +31,42 @@ let streamOk = false;  // true while the SSE stream is open
 let retryTimer = null;
 let aggregatedTo = 0;  // when the load was aggregated: end of the averaged span (exclusive)
 
+// ---------- access ----------
+// A host that listens beyond loopback asks for a reader token. The page keeps
+// the one typed into its sign-in form in localStorage, sends it as
+// `Authorization: Bearer` on fetches, and as `access_token` where a browser
+// cannot set headers (EventSource, the CSV link).
+const TOKEN_KEY = 'cromflag.readToken';
+const readToken = () => localStorage.getItem(TOKEN_KEY) || '';
+
+function withToken(url) {
+  const token = readToken();
+  if (!token) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}access_token=${enc(token)}`;
+}
+
+function askForToken(why) {
+  const form = $('login');
+  form.hidden = false;
+  $('login-why').textContent = why;
+}
+
+$('login').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  localStorage.setItem(TOKEN_KEY, $('token').value.trim());
+  location.reload();
+});
+
 // ---------- helpers ----------
 
 async function getJson(url) {
-  const res = await fetch(url, { headers: { accept: 'application/json' } });
+  const headers = { accept: 'application/json' };
+  if (readToken()) headers.authorization = `Bearer ${readToken()}`;
+  const res = await fetch(url, { headers });
+  if (res.status === 401 || res.status === 403) {
+    askForToken(res.status === 401 ? 'This host needs a reader token.' : 'This token may not read that.');
+    throw new Error(`${url}: HTTP ${res.status}`);
+  }
   if (res.status === 404) return { res, body: null };
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return { res, body: await res.json() };
@@ -165,7 +197,7 @@ async function load() {
     Object.assign(state, { from, to, series: {} });
     for (const c of columns) state.series[c] = { timestamps: [], values: [] };
     appendRows(rows, false);
-    ui.csv.href = `/fetch/${enc(dev)}?from=${from}&to=${to}&limit=${CSV_LIMIT}&format=csv`;
+    ui.csv.href = withToken(`/fetch/${enc(dev)}?from=${from}&to=${to}&limit=${CSV_LIMIT}&format=csv`);
     ui.csv.setAttribute('download', `${dev}.csv`);
     buildCharts();
     renderLatest();
@@ -319,7 +351,7 @@ function openStream(delay = 1000) {
   closeStream();
   const dev = state.device;
   if (!dev) return;
-  const es = (stream = new EventSource(`/stream/${enc(dev)}`));
+  const es = (stream = new EventSource(withToken(`/stream/${enc(dev)}`)));
   es.addEventListener('open', () => {
     streamOk = true;
     delay = 1000;

@@ -73,13 +73,17 @@ pub enum Need {
     Read(Option<String>),
     /// Manages credentials.
     Admin,
+    /// A write to a route of the manifest this host does not know (a
+    /// component of the user's own): open when the host is, otherwise the
+    /// admin token's.
+    OtherWrite,
     /// Uploads components: the `admin_token` only.
     Upload,
 }
 
 /// The routes of the stack's API and what each needs. A route of the
-/// manifest this does not know is a read when it is GET or HEAD, and an admin
-/// call otherwise: secure by default.
+/// manifest this does not know is a read when it is GET or HEAD, and
+/// `OtherWrite` otherwise: secure by default.
 pub fn need(method: &Method, path: &str) -> Need {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let device = |segment: &str| cromflag_logic::device::from_path_segment(segment).ok();
@@ -88,16 +92,17 @@ pub fn need(method: &Method, path: &str) -> Need {
         [""] | ["ui"] | ["ui", ""] | ["ui", "app.js"] | ["ui", "app.css"] if reading => {
             Need::Nothing
         }
-        ["insert", d] => match device(d) {
-            Some(d) => Need::Write(d),
-            None => Need::Admin,
-        },
+        // A segment that is no UTF-8 names no device a token can hold; the
+        // component answers it with a 400 where the host is open.
+        ["insert", d] => Need::Write(device(d).unwrap_or_else(|| d.to_owned())),
+        // Grafana's JSON datasource POSTs its queries.
+        ["grafana", ..] => Need::Read(None),
         ["admin", "components", ..] => Need::Upload,
         ["admin", ..] => Need::Admin,
         ["fetch", "devices"] | ["devices"] => Need::Read(None),
         ["fetch", d] | ["stream", d] | ["devices", d, ..] if reading => Need::Read(device(d)),
         _ if reading => Need::Read(None),
-        _ => Need::Admin,
+        _ => Need::OtherWrite,
     }
 }
 
@@ -272,7 +277,12 @@ impl Access {
                 "missing or wrong token",
                 "send Authorization: Bearer <admin_token>",
             )),
-            Need::Write(_) | Need::Read(_) if self.mode == Mode::Open => Ok(()),
+            Need::Write(_) | Need::Read(_) | Need::OtherWrite if self.mode == Mode::Open => Ok(()),
+            Need::OtherWrite if is_admin => Ok(()),
+            Need::OtherWrite => Err(Denied::unauthorized(
+                "this route takes the admin token",
+                "send Authorization: Bearer <admin_token>",
+            )),
             Need::Read(_) if is_admin => Ok(()),
             Need::Write(device) => match self.holder(token).await? {
                 Holder::Device(d) if &d == device => Ok(()),
@@ -420,9 +430,11 @@ mod tests {
         assert_eq!(need(&get, "/grafana/search"), Need::Read(None));
         assert_eq!(
             need(&post, "/grafana/query"),
-            Need::Admin,
-            "unknown writes need admin"
+            Need::Read(None),
+            "Grafana POSTs its queries"
         );
+        assert_eq!(need(&post, "/mine/x"), Need::OtherWrite);
+        assert_eq!(need(&post, "/insert/%FF"), Need::Write("%FF".into()));
         assert_eq!(need(&get, "/reports"), Need::Read(None));
         assert_eq!(need(&get, "/"), Need::Nothing);
         assert_eq!(need(&get, "/ui/app.js"), Need::Nothing);

@@ -175,7 +175,7 @@ impl HttpTrigger {
         let routes = self.routes.read().expect("routes lock").clone();
         let req = match self.authorize(req, &routes.base).await {
             Ok(req) => req,
-            Err(denied) => return refusal(denied),
+            Err(refused) => return refused,
         };
         let Some(matched) = routes.router.route(req.uri().path()) else {
             // What the manifest does not route may be one of the host's own pages.
@@ -258,7 +258,7 @@ impl HttpTrigger {
         &self,
         req: Request<Incoming>,
         base: &str,
-    ) -> Result<Request<Incoming>, Denied> {
+    ) -> Result<Request<Incoming>, Response<HyperOutgoingBody>> {
         let path = req.uri().path();
         let relative = match base.trim_end_matches('/') {
             "" => path,
@@ -266,7 +266,11 @@ impl HttpTrigger {
         };
         let need = access::need(req.method(), relative);
         let presented = access::presented(req.method(), req.headers(), req.uri().query());
-        self.access.authorize(&need, &presented).await?;
+        if let Err(denied) = self.access.authorize(&need, &presented).await {
+            // Basic is offered to devices only: a browser met with a Basic
+            // challenge on the page's fetches would pop up a password dialog.
+            return Err(refusal(denied, matches!(need, access::Need::Write(_))));
+        }
         let Some(query) = req.uri().query() else {
             return Ok(req);
         };
@@ -485,15 +489,17 @@ where
     }
 }
 
-/// A refused request: 401s say how to authenticate (RFC 9110 §11.6.1).
-fn refusal(denied: Denied) -> Response<HyperOutgoingBody> {
+/// A refused request: 401s say how to authenticate (RFC 9110 §11.6.1), with
+/// `Basic` too when `basic` (device ingest).
+fn refusal(denied: Denied, basic: bool) -> Response<HyperOutgoingBody> {
     let detail = match denied.hint {
         "" => json!(null),
         hint => json!(hint),
     };
     let mut response = error(denied.status, &denied.message, detail);
     if denied.status == StatusCode::UNAUTHORIZED {
-        for challenge in ["Bearer realm=\"cromflag\"", "Basic realm=\"cromflag\""] {
+        let challenges = ["Bearer realm=\"cromflag\"", "Basic realm=\"cromflag\""];
+        for challenge in &challenges[..if basic { 2 } else { 1 }] {
             response.headers_mut().append(
                 http::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
