@@ -5,98 +5,17 @@
 //! Mosquitto export used by a real Mosquitto; the listener's header timeout
 //! against slowloris clients; and no token in any log line.
 
-mod support;
-
 use base64::Engine;
+use cromflag_tests::access::{bearer, call, cli, insert_as, token_of};
+use cromflag_tests::mosquitto::Mosquitto;
+use cromflag_tests::{
+    fetch_rows, get, insert_sample, repo_root, sample_of, wait_for_rows, wait_until, Host,
+};
 use rumqttc::{Client, ConnectReturnCode, Event, MqttOptions, Packet, QoS};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::mosquitto::Mosquitto;
-use support::*;
-
-/// Runs `cromflag <args> --manifest spin.toml --data-dir <data>` and returns
-/// its stdout; panics with its stderr if it fails.
-fn cli(data: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = Command::new(cromflag_bin())
-        .args(args)
-        .arg("--manifest")
-        .arg(repo_root().join("spin.toml"))
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--cache-dir")
-        .arg(repo_root().join("target/test-compile-cache"))
-        .envs(env.iter().copied())
-        .output()
-        .expect("running cromflag");
-    assert!(
-        output.status.success(),
-        "cromflag {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// The token `cromflag devices add|rotate` or `readers add` printed: its last line.
-fn token_of(output: &str) -> String {
-    output.lines().last().unwrap().trim().to_owned()
-}
-
-/// A request with an optional Authorization header value.
-fn call(method: &str, url: &str, authorization: Option<&str>, body: &[u8]) -> Answer {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build();
-    let mut request = agent
-        .request(method, url)
-        .set("Content-Type", "application/json");
-    if let Some(value) = authorization {
-        request = request.set("Authorization", value);
-    }
-    let result = if body.is_empty() {
-        request.call()
-    } else {
-        request.send_bytes(body)
-    };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = response.status();
-    let content_type = response.content_type().to_owned();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| Some((n.to_ascii_lowercase(), response.header(&n)?.to_owned())))
-        .collect();
-    let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).unwrap();
-    Answer {
-        status,
-        content_type,
-        headers,
-        body,
-    }
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-/// The sample document of `device`.
-fn sample_of(device: &str) -> Vec<u8> {
-    let mut doc: serde_json::Value = serde_json::from_slice(&sample_payload()).unwrap();
-    doc["deviceinfo"]["deviceid"] = device.into();
-    serde_json::to_vec(&doc).unwrap()
-}
-
-fn insert(host: &Host, device: &str, authorization: Option<&str>) -> Answer {
-    let url = host.url(&format!("/insert/{}", path_segment(device)));
-    call("POST", &url, authorization, &sample_of(device))
-}
 
 #[test]
 fn the_article_curl_needs_a_device_token_beyond_loopback() {
@@ -112,7 +31,7 @@ fn the_article_curl_needs_a_device_token_beyond_loopback() {
     );
     host.wait_for_log("(tokens required)", 1);
 
-    let refused = insert(&host, "sample", None);
+    let refused = insert_as(&host, "sample", None);
     assert_eq!(refused.status, 401, "{}", refused.text());
     assert_eq!(refused.json()["error"], "a token is required");
     let challenges: Vec<&str> = refused
@@ -126,11 +45,11 @@ fn the_article_curl_needs_a_device_token_beyond_loopback() {
         "{challenges:?}"
     );
 
-    let stored = insert(&host, "sample", Some(&bearer(&token)));
+    let stored = insert_as(&host, "sample", Some(&bearer(&token)));
     assert_eq!((stored.status, stored.text()), (200, "True".to_owned()));
     // Basic auth with the token as the password, as devices that only do Basic send it.
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("sample:{token}"));
-    let stored = insert(&host, "sample", Some(&format!("Basic {basic}")));
+    let stored = insert_as(&host, "sample", Some(&format!("Basic {basic}")));
     assert_eq!(stored.status, 200, "{}", stored.text());
 
     let read = call("GET", &host.url("/fetch/sample"), None, b"");
@@ -156,7 +75,7 @@ fn on_loopback_the_original_api_needs_no_token() {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(&dir.path().join("data"));
     host.wait_for_log("(open: no token needed)", 1);
-    let stored = insert(&host, "sample", None);
+    let stored = insert_as(&host, "sample", None);
     assert_eq!((stored.status, stored.text()), (200, "True".to_owned()));
     assert_eq!(get(&host.url("/fetch/sample")).status, 200);
 }
@@ -207,19 +126,19 @@ fn every_route_checks_who_calls() {
     let f = fleet();
     let host = &f.host;
     // Writes: only the device's own token.
-    assert_eq!(insert(host, "a", None).status, 401);
-    assert_eq!(insert(host, "a", Some("Bearer cfd_wrong")).status, 401);
-    assert_eq!(insert(host, "a", Some("Digest x")).status, 401);
-    let other = insert(host, "a", Some(&bearer(&f.b)));
+    assert_eq!(insert_as(host, "a", None).status, 401);
+    assert_eq!(insert_as(host, "a", Some("Bearer cfd_wrong")).status, 401);
+    assert_eq!(insert_as(host, "a", Some("Digest x")).status, 401);
+    let other = insert_as(host, "a", Some(&bearer(&f.b)));
     assert_eq!(other.status, 403, "{}", other.text());
-    assert_eq!(insert(host, "a", Some(&bearer(&f.reader))).status, 403);
+    assert_eq!(insert_as(host, "a", Some(&bearer(&f.reader))).status, 403);
     assert_eq!(
-        insert(host, "a", Some(&bearer(ADMIN))).status,
+        insert_as(host, "a", Some(&bearer(ADMIN))).status,
         401,
         "the admin token is not a device's"
     );
-    assert_eq!(insert(host, "a", Some(&bearer(&f.a))).status, 200);
-    assert_eq!(insert(host, "b", Some(&bearer(&f.b))).status, 200);
+    assert_eq!(insert_as(host, "a", Some(&bearer(&f.a))).status, 200);
+    assert_eq!(insert_as(host, "b", Some(&bearer(&f.b))).status, 200);
 
     // Reads of one device, and of all.
     let one_device = ["/fetch/a", "/devices/a/latest", "/devices/a/schema"];
@@ -318,24 +237,24 @@ fn rotation_overlaps_and_revocation_is_felt_within_a_second() {
     let host = &f.host;
     let second = token_of(&cli(&f.data, &["devices", "rotate", "a"], &[]));
     // Both tokens of a rotation work.
-    assert_eq!(insert(host, "a", Some(&bearer(&f.a))).status, 200);
-    assert_eq!(insert(host, "a", Some(&bearer(&second))).status, 200);
+    assert_eq!(insert_as(host, "a", Some(&bearer(&f.a))).status, 200);
+    assert_eq!(insert_as(host, "a", Some(&bearer(&second))).status, 200);
     // A third token revokes the oldest: two live at most.
     let third_output = cli(&f.data, &["devices", "rotate", "a"], &[]);
     assert!(third_output.contains("revoked key"), "{third_output}");
     let third = token_of(&third_output);
     let gone = wait_until("the first token refused", || {
-        (insert(host, "a", Some(&bearer(&f.a))).status == 401).then_some(())
+        (insert_as(host, "a", Some(&bearer(&f.a))).status == 401).then_some(())
     });
     let () = gone;
-    assert_eq!(insert(host, "a", Some(&bearer(&second))).status, 200);
-    assert_eq!(insert(host, "a", Some(&bearer(&third))).status, 200);
+    assert_eq!(insert_as(host, "a", Some(&bearer(&second))).status, 200);
+    assert_eq!(insert_as(host, "a", Some(&bearer(&third))).status, 200);
 
     // Revoke through the running host: refused within the cache's second.
     let revoked_at = Instant::now();
     cli(&f.data, &["devices", "revoke", "a"], &[]);
     loop {
-        let status = insert(host, "a", Some(&bearer(&third))).status;
+        let status = insert_as(host, "a", Some(&bearer(&third))).status;
         if status == 401 {
             break;
         }
@@ -363,7 +282,7 @@ fn rotation_overlaps_and_revocation_is_felt_within_a_second() {
         .collect();
     assert_eq!(ids, ["a"]);
     wait_until("b's token refused", || {
-        (insert(host, "b", Some(&bearer(&f.b))).status == 401).then_some(())
+        (insert_as(host, "b", Some(&bearer(&f.b))).status == 401).then_some(())
     });
 }
 

@@ -4,6 +4,7 @@
 //! cluster (none can run here); `tests/webapi.rs` pins B's answers to the
 //! WebAPI's documented shapes, so what works against B works against GridDB.
 
+use cromflag_tests::access::{bearer, cli, insert_as, token_of};
 use cromflag_tests::cron::cromflag_with_env;
 use cromflag_tests::mqtt::Publisher;
 use cromflag_tests::sse::Stream;
@@ -364,4 +365,50 @@ fn batches_over_the_request_limit_are_split() {
     let rows = get(&a.url("/fetch/big?limit=1000")).json();
     assert_eq!(rows.as_array().unwrap().len(), 500);
     assert_eq!(rows[499]["temperature"], 29.0);
+}
+
+/// Credentials live in the store: two hosts on one GridDB share them. A device
+/// added from one host's data directory (the CLI opens GridDB directly) writes
+/// through both; its revocation from the other is felt by both within a second.
+#[test]
+fn hosts_on_one_griddb_share_device_credentials() {
+    let dir = TempDir::new().unwrap();
+    let port = free_port();
+    let _b = start_b(&dir.path().join("b"), port, &[]);
+    let required = [("SPIN_VARIABLE_ACCESS", "required".to_owned())];
+    let mut env = griddb_env(port);
+    env.extend(required.iter().cloned());
+    let token = token_of(&cli(
+        &dir.path().join("a"),
+        &["devices", "add", "shared"],
+        &borrowed(&env),
+    ));
+    let a = start_a(&dir.path().join("a"), port, &required);
+    let c = start_a(&dir.path().join("c"), port, &required);
+    for host in [&a, &c] {
+        assert_eq!(insert_as(host, "shared", None).status, 401);
+        let stored = insert_as(host, "shared", Some(&bearer(&token)));
+        assert_eq!(stored.status, 200, "{}", stored.text());
+    }
+    // B keeps one credential row, with the token's hash, not the token.
+    assert_eq!(count(port, "_credentials"), 1);
+    let row = tql(port, "_credentials", "select *");
+    assert!(!row.to_string().contains(&token), "{row}");
+
+    cli(
+        &dir.path().join("c"),
+        &["devices", "revoke", "shared"],
+        &borrowed(&env),
+    );
+    let revoked = std::time::Instant::now();
+    for host in [&a, &c] {
+        wait_until("the revoked token refused", || {
+            (insert_as(host, "shared", Some(&bearer(&token))).status == 401).then_some(())
+        });
+    }
+    assert!(
+        revoked.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        revoked.elapsed()
+    );
 }

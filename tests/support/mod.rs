@@ -5,6 +5,7 @@
 //! The binary is the one `cargo build` put beside the test executable
 //! (`target/<profile>/cromflag`); `.ci/run` builds it before the tests run.
 
+pub mod access;
 pub mod cron;
 pub mod mosquitto;
 pub mod mqtt;
@@ -259,7 +260,7 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
+pub(crate) fn answer(result: Result<ureq::Response, ureq::Error>) -> Answer {
     let response = match result {
         Ok(response) => response,
         Err(ureq::Error::Status(_, response)) => response,
@@ -358,13 +359,18 @@ pub fn path_segment(id: &str) -> String {
 /// Posts the sample payload as device `id` (its `deviceid` changed) to
 /// `/insert/<id>`, the id percent-encoded.
 pub fn insert_sample_as(host: &Host, id: &str) -> Answer {
-    let mut doc: serde_json::Value = serde_json::from_slice(&sample_payload()).unwrap();
-    doc["deviceinfo"]["deviceid"] = serde_json::json!(id);
     post(
         &host.url(&format!("/insert/{}", path_segment(id))),
         "application/json",
-        doc.to_string().as_bytes(),
+        &sample_of(id),
     )
+}
+
+/// The sample document with `id` for its `deviceinfo.deviceid`.
+pub fn sample_of(id: &str) -> Vec<u8> {
+    let mut doc: serde_json::Value = serde_json::from_slice(&sample_payload()).unwrap();
+    doc["deviceinfo"]["deviceid"] = serde_json::json!(id);
+    doc.to_string().into_bytes()
 }
 
 /// The rows `GET /fetch/<device>` returns, or `None` when the device is unknown (404).
