@@ -570,3 +570,39 @@ fn the_page_signs_in_with_a_reader_token() {
     );
     assert!(!f.host.log().contains(&f.reader), "the token is in the log");
 }
+
+/// The value of `key: value` in the shipped datasource provisioning, with
+/// Grafana's `${VAR}` expansion of `CROMFLAG_READ_TOKEN` applied.
+fn provisioned(key: &str, read_token: &str) -> String {
+    let text =
+        std::fs::read_to_string(repo_root().join("grafana/provisioning/datasources/cromflag.yaml"))
+            .unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in the provisioning"));
+    line.trim().replace("${CROMFLAG_READ_TOKEN}", read_token)
+}
+
+/// Grafana's datasources as provisioned reach a host that requires tokens:
+/// the JSON datasource's proxy adds `httpHeaderName1: httpHeaderValue1`, and
+/// Infinity with `auth_method: bearerToken` sends `Authorization: Bearer
+/// <bearerToken>`.
+#[test]
+fn the_provisioned_grafana_datasources_send_a_read_token() {
+    let f = fleet();
+    let name = provisioned("httpHeaderName1", &f.reader);
+    let value = provisioned("httpHeaderValue1", &f.reader);
+    assert_eq!(name, "Authorization");
+    let search = ureq::post(&f.host.url("/grafana/search"))
+        .set(&name, &value)
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"target":""}"#)
+        .expect("the JSON datasource's search is answered");
+    assert_eq!(search.status(), 200);
+
+    assert_eq!(provisioned("auth_method", &f.reader), "bearerToken");
+    let infinity = bearer(&provisioned("bearerToken", &f.reader));
+    let devices = call("GET", &f.host.url("/fetch/devices"), Some(&infinity), b"");
+    assert_eq!(devices.status, 200, "{}", devices.text());
+}
