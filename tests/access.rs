@@ -606,3 +606,46 @@ fn the_provisioned_grafana_datasources_send_a_read_token() {
     let devices = call("GET", &f.host.url("/fetch/devices"), Some(&infinity), b"");
     assert_eq!(devices.status, 200, "{}", devices.text());
 }
+
+/// MQTT 5 can refuse one message: a publish to another device's topic gets
+/// PUBACK 0x87 (not authorized), is not stored, and the connection goes on.
+#[test]
+fn mqtt5_devices_are_told_another_topic_is_not_theirs() {
+    use rumqttc::v5::mqttbytes::v5::{Packet as V5Packet, PubAckReason};
+    use rumqttc::v5::mqttbytes::QoS as V5QoS;
+    use rumqttc::v5::{Client as V5Client, Event as V5Event, MqttOptions as V5Options};
+    let f = fleet();
+    let mut options = V5Options::new("v5-a", "127.0.0.1", f.host.mqtt_port);
+    options
+        .set_credentials("a", f.a.as_str())
+        .set_keep_alive(Duration::from_secs(10));
+    let (client, mut connection) = V5Client::new(options, 10);
+    for topic in ["devices/b/telemetry", "devices/a/telemetry"] {
+        let device = topic.split('/').nth(1).unwrap();
+        client
+            .publish(topic, V5QoS::AtLeastOnce, false, sample_of(device))
+            .unwrap();
+    }
+    let mut reasons = Vec::new();
+    for event in connection.iter() {
+        match event {
+            Ok(V5Event::Incoming(V5Packet::PubAck(ack))) => {
+                reasons.push(ack.reason);
+                if reasons.len() == 2 {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the endpoint dropped the MQTT 5 device: {e}"),
+        }
+    }
+    assert_eq!(
+        reasons,
+        [PubAckReason::NotAuthorized, PubAckReason::Success]
+    );
+    let reader = bearer(&f.reader);
+    let b_rows = call("GET", &f.host.url("/fetch/b"), Some(&reader), b"");
+    assert_eq!(b_rows.json().as_array().map_or(0, Vec::len), 0);
+    let a_rows = call("GET", &f.host.url("/fetch/a"), Some(&reader), b"");
+    assert_eq!(a_rows.json().as_array().unwrap().len(), 6);
+}
