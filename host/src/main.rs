@@ -26,7 +26,12 @@ struct Cli {
 #[derive(Args)]
 struct AppArgs {
     /// The Spin manifest (v2) to run.
-    #[arg(long, global = true, env = "CROMFLAG_MANIFEST", default_value = "spin.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "CROMFLAG_MANIFEST",
+        default_value = "spin.toml"
+    )]
     manifest: PathBuf,
     /// Where the embedded store and the compile cache live.
     #[arg(long, global = true, env = "CROMFLAG_DATA_DIR", default_value = "data")]
@@ -35,7 +40,12 @@ struct AppArgs {
     #[arg(long, global = true, env = "CROMFLAG_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Seconds one cron run may take before its instance is stopped.
-    #[arg(long, global = true, env = "CROMFLAG_CRON_TIMEOUT", default_value_t = 600)]
+    #[arg(
+        long,
+        global = true,
+        env = "CROMFLAG_CRON_TIMEOUT",
+        default_value_t = 600
+    )]
     cron_timeout_secs: u64,
 }
 
