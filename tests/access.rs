@@ -9,7 +9,8 @@ use base64::Engine;
 use cromflag_tests::access::{bearer, call, cli, insert_as, token_of};
 use cromflag_tests::mosquitto::Mosquitto;
 use cromflag_tests::{
-    fetch_rows, get, insert_sample, repo_root, sample_of, wait_for_rows, wait_until, Host,
+    cromflag_bin, fetch_rows, get, insert_sample, repo_root, sample_of, wait_for_rows, wait_until,
+    Host,
 };
 use rumqttc::{Client, ConnectReturnCode, Event, MqttOptions, Packet, QoS};
 use std::io::{Read, Write};
@@ -284,6 +285,15 @@ fn rotation_overlaps_and_revocation_is_felt_within_a_second() {
     wait_until("b's token refused", || {
         (insert_as(host, "b", Some(&bearer(&f.b))).status == 401).then_some(())
     });
+
+    // A revoked reader reads no more.
+    let read = |token: &str| call("GET", &host.url("/fetch/a"), Some(&bearer(token)), b"").status;
+    assert_eq!(read(&f.reader), 200);
+    cli(&f.data, &["readers", "revoke", "grafana"], &[]);
+    wait_until("the revoked reader refused", || {
+        (read(&f.reader) == 401).then_some(())
+    });
+    assert_eq!(read(&f.reader_a), 200, "the other reader reads on");
 }
 
 /// Connects to the endpoint as `user` with `password` and says how CONNECT went.
@@ -648,4 +658,122 @@ fn mqtt5_devices_are_told_another_topic_is_not_theirs() {
     assert_eq!(b_rows.json().as_array().map_or(0, Vec::len), 0);
     let a_rows = call("GET", &f.host.url("/fetch/a"), Some(&reader), b"");
     assert_eq!(a_rows.json().as_array().unwrap().len(), 6);
+}
+
+/// Starts `cromflag up` with `args` and expects it to refuse to start: its
+/// stderr once it has exited on its own (within a minute).
+fn up_refused(data: &std::path::Path, args: &[&str]) -> String {
+    let mut child = Command::new(cromflag_bin())
+        .arg("up")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--manifest")
+        .arg(repo_root().join("spin.toml"))
+        .arg("--cache-dir")
+        .arg(repo_root().join("target/test-compile-cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success());
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return stderr;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("cromflag up {args:?} kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_webapi_refuses_admin_admin_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = up_refused(
+        &dir.path().join("data"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--mqtt-broker",
+            "off",
+            "--webapi",
+            "0.0.0.0:0",
+        ],
+    );
+    assert!(stderr.contains("admin/admin is refused"), "{stderr}");
+}
+
+/// At most `--max-connections` are served at once: another waits to be
+/// accepted until one closes, then is answered.
+#[test]
+fn connections_past_the_cap_wait_their_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start_with(
+        &repo_root().join("spin.toml"),
+        &dir.path().join("data"),
+        &["--max-connections", "2"],
+    );
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(host.addr).unwrap())
+        .collect();
+    // The kernel completes the handshake; the host does not take the connection yet.
+    let mut waiting = TcpStream::connect(host.addr).unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    write!(waiting, "GET /fetch/devices HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    assert!(
+        waiting.read_exact(&mut head).is_err(),
+        "answered past the cap"
+    );
+    drop(held);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    waiting
+        .read_exact(&mut head)
+        .expect("answered once a slot is free");
+    assert_eq!(&head, b"HTTP/1.1 200");
+}
+
+/// A body that stops coming is answered 408 after `--body-timeout-secs`.
+#[test]
+fn a_stalled_body_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start_with(
+        &repo_root().join("spin.toml"),
+        &dir.path().join("data"),
+        &["--body-timeout-secs", "1"],
+    );
+    let mut stream = TcpStream::connect(host.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    write!(
+        stream,
+        "POST /insert/sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"deviceinfo\""
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).expect("an answer");
+    assert_eq!(&head, b"HTTP/1.1 408");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(insert_sample(&host).status, 200, "the host goes on");
 }

@@ -65,7 +65,7 @@ pub fn component(name: &str) -> PathBuf {
     ))
 }
 
-pub(crate) fn cromflag_bin() -> PathBuf {
+pub fn cromflag_bin() -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/cromflag
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("cromflag");
