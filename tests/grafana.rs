@@ -2,6 +2,7 @@
 //! `/grafana` (request shapes from simPod's openapi.yaml and SimpleJSON's
 //! README), and the request Infinity makes of `/fetch`.
 
+use cromflag_tests::grafana::{self, Format, VarValue};
 use cromflag_tests::{get, insert_sample, insert_sample_as, post, sample_payload, Host};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -220,24 +221,26 @@ fn discovery_endpoints_answer_the_documented_shapes() {
     );
 }
 
-#[test]
-fn annotations_mark_motion_and_low_battery() {
-    let dir = TempDir::new().unwrap();
-    let host = sample_host(&dir);
-    // A later document from the same device reports a low battery.
+/// The sample, then a later document from the same device reporting a battery at 12 %.
+fn host_with_low_battery(dir: &TempDir) -> Host {
+    let host = sample_host(dir);
     let low = json!({
         "deviceinfo": { "deviceid": "sample", "batt_lvl": 12, "fw_ver": "12345.009" },
         "tsdata": [{ "timestamp": 1582050000000i64, "temperature": 70.0, "motion": false }]
     });
-    assert_eq!(
-        post(
-            &host.url("/insert/sample"),
-            "application/json",
-            low.to_string().as_bytes()
-        )
-        .status,
-        200
+    let stored = post(
+        &host.url("/insert/sample"),
+        "application/json",
+        low.to_string().as_bytes(),
     );
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    host
+}
+
+#[test]
+fn annotations_mark_motion_and_low_battery() {
+    let dir = TempDir::new().unwrap();
+    let host = host_with_low_battery(&dir);
     let request = |query: &str| {
         json!({
             "range": { "from": "2020-02-18T00:00:00.000Z", "to": "2020-02-18T23:59:59.999Z" },
@@ -344,56 +347,326 @@ fn an_infinity_time_series_query_reads_fetch() {
     assert_eq!(devices[0]["deviceid"], "sample");
 }
 
-/// The shipped dashboard's Infinity queries, with Grafana's variables filled in,
-/// work against the stack and yield the columns they select.
+/// The shipped dashboard, run as Grafana runs it. The device variable's query
+/// goes through Infinity's `migrateLegacyQuery` (a query without the
+/// `queryType: "infinity"` wrapper would become an empty legacy query: no
+/// devices) and its `interpolateQuery` / `GetQueryURL`; its first value is the
+/// variable's value; every panel query, interpolated with it in `glob` as
+/// Infinity does, answers rows with the columns it selects, typed as declared.
+/// (Sources: see `cromflag_tests::grafana`.)
 #[test]
-fn the_shipped_dashboard_queries_work() {
+fn the_shipped_dashboard_works_as_infinity_runs_it() {
     let dir = TempDir::new().unwrap();
     let host = sample_host(&dir);
-    let text = std::fs::read_to_string(
-        cromflag_tests::repo_root().join("grafana/dashboards/cromflag.json"),
-    )
-    .unwrap();
-    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    let dashboard = shipped_dashboard();
+    let variable = &dashboard["templating"]["list"][0];
+    assert_eq!(variable["name"], "device");
+    assert_eq!(variable["datasource"]["type"], INFINITY);
+    let migrated = grafana::migrate_legacy_variable_query(&variable["query"]);
+    assert_eq!(migrated["queryType"], "infinity", "{migrated}");
+    let query = &migrated["infinityQuery"];
+    let path = grafana::infinity_request_path(query, &[]);
+    let devices: Vec<Value> = infinity_rows(&host, query, &path)
+        .iter()
+        .map(|row| row[query["columns"][0]["selector"].as_str().unwrap()].clone())
+        .collect();
+    assert_eq!(devices, [json!("sample")]);
+
+    // Grafana picks the first value; the range is Feb 18 2020, 60 s per point.
+    let vars = [
+        (
+            "device",
+            VarValue::One(devices[0].as_str().unwrap().to_owned()),
+        ),
+        ("__from", VarValue::One("1581984000000".into())),
+        ("__to", VarValue::One("1582070400000".into())),
+        ("__interval_ms", VarValue::One("60000".into())),
+    ];
     let mut checked = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
+        assert_eq!(panel["datasource"]["type"], INFINITY);
         for target in panel["targets"].as_array().unwrap() {
-            assert_eq!(target["datasource"]["uid"], "cromflag-infinity");
-            let mut url = target["url"]
-                .as_str()
-                .unwrap()
-                .replace("${device}", "sample");
-            let params: Vec<String> = target["url_options"]["params"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .map(|p| {
-                    let value = p["value"]
-                        .as_str()
-                        .unwrap()
-                        .replace("${__from}", "1581984000000")
-                        .replace("${__to}", "1582070399999")
-                        .replace("${__interval_ms}", "60000");
-                    format!("{}={value}", p["key"].as_str().unwrap())
-                })
-                .collect();
-            if !params.is_empty() {
-                url = format!("{url}?{}", params.join("&"));
-            }
-            let answer = get(&host.url(&url));
-            assert_eq!(answer.status, 200, "{url}: {}", answer.text());
-            let rows = answer.json();
-            let first = &rows.as_array().unwrap()[0];
-            for column in target["columns"].as_array().unwrap() {
-                let selector = column["selector"].as_str().unwrap();
-                assert!(
-                    !first[selector].is_null(),
-                    "{url}: no `{selector}` in {first}"
-                );
-            }
+            // The fields Infinity's current editor saves for a backend JSON query.
+            assert_eq!(
+                (&target["type"], &target["source"], &target["parser"]),
+                (&json!("json"), &json!("url"), &json!("backend")),
+                "{target}"
+            );
+            assert!(
+                target["format"] == "timeseries" || target["format"] == "table",
+                "{target}"
+            );
+            assert_eq!(target["url_options"]["method"], "GET");
+            let path = grafana::infinity_request_path(target, &vars);
+            let rows = infinity_rows(&host, target, &path);
+            assert!(!rows.is_empty(), "{path}: no rows");
             checked += 1;
         }
     }
     assert_eq!(checked, 4);
+}
+
+const INFINITY: &str = "yesoreyeram-infinity-datasource";
+const SIMPOD: &str = "simpod-json-datasource";
+
+fn shipped_dashboard() -> Value {
+    let path = cromflag_tests::repo_root().join("grafana/dashboards/cromflag.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The rows an Infinity backend query reads at `path`: the root array (the
+/// dashboard sets no `root_selector`), each with every declared column, an
+/// epoch-ms integer for `timestamp_epoch`, a number for `number`.
+fn infinity_rows(host: &Host, query: &Value, path: &str) -> Vec<Value> {
+    assert_eq!(query["root_selector"], "", "{query}");
+    let answer = get(&host.url(path));
+    assert_eq!(answer.status, 200, "{path}: {}", answer.text());
+    let rows = answer.json().as_array().cloned().expect("a root array");
+    for row in &rows {
+        for column in query["columns"].as_array().unwrap() {
+            let value = &row[column["selector"].as_str().unwrap()];
+            let typed = match column["type"].as_str().unwrap() {
+                "timestamp_epoch" => value.is_i64(),
+                "number" => value.is_number(),
+                "string" => value.is_string(),
+                other => panic!("a column type the dashboard should not use: {other}"),
+            };
+            assert!(typed, "{path}: {column} in {row}");
+        }
+    }
+    rows
+}
+
+/// Grafana's `glob` and `regex` formats, as the tests' interpolation renders them.
+#[test]
+fn interpolation_follows_the_format_registry() {
+    let one = [("device", VarValue::One("sensor.kitchen".into()))];
+    let glob = |text: &str, vars: grafana::Vars| grafana::interpolate(text, vars, Format::Glob);
+    let regex = |text: &str, vars: grafana::Vars| grafana::interpolate(text, vars, Format::Regex);
+    assert_eq!(glob("${device}.t", &one), "sensor.kitchen.t");
+    assert_eq!(regex("$device.t", &one), "sensor\\.kitchen.t");
+    let many = [("device", VarValue::Many(vec!["a".into(), "b".into()]))];
+    assert_eq!(glob("/fetch/${device}", &many), "/fetch/{a,b}");
+    assert_eq!(regex("${device}.t", &many), "(a|b).t");
+    assert_eq!(regex("$nobody", &many), "$nobody");
+}
+
+/// A `/query` request as Grafana's annotation support makes it for a
+/// dashboard's annotation entry: `standardAnnotationSupport.ts` turns the
+/// entry into its query, simpod's `processTargets` keeps it only if it has a
+/// `target` and interpolates it (`regex` format), over Feb 18 2020.
+fn simpod_annotation_request(annotation: &Value, vars: grafana::Vars) -> Value {
+    let query = grafana::annotation_query(annotation);
+    let targets = grafana::simpod_targets(&[query], vars);
+    assert_eq!(targets.len(), 1, "simpod drops {annotation}: no `target`");
+    query_request(json!(targets), 1000)
+}
+
+/// The events Grafana's `getAnnotationsFromData` makes of `/query`'s answer:
+/// the time field (by name, else the first `time` field) and the text field
+/// (by name, else the first `string` field) must both exist, or there are none.
+/// Returns `(time, text)` of each row.
+fn annotation_events(answer: &Value) -> Vec<(i64, String)> {
+    let frames = answer.as_array().unwrap();
+    assert_eq!(frames.len(), 1, "{answer}");
+    let frame = &frames[0];
+    assert_eq!(frame["type"], "table", "{frame}");
+    let columns = frame["columns"].as_array().unwrap();
+    let find = |name: &str, kind: &str| {
+        let by_name = columns
+            .iter()
+            .position(|c| c["text"].as_str().unwrap().eq_ignore_ascii_case(name));
+        by_name.or_else(|| columns.iter().position(|c| c["type"] == kind))
+    };
+    let time = find("time", "time").expect("a time field");
+    let text = find("text", "string").expect("a text field");
+    assert_eq!(columns[time]["type"], "time");
+    assert_eq!(columns[text]["type"], "string");
+    frame["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let text = row[text].as_str().expect("the text is a string");
+            (row[time].as_i64().expect("epoch ms"), text.to_owned())
+        })
+        .collect()
+}
+
+/// Must show: the shipped dashboard's motion annotation, run as Grafana and
+/// simpod run it for `sample` over Feb 18 2020, answers the motion event as a
+/// table with a time and a string text column; its low-battery annotation
+/// answers the document that reported 12 %.
+#[test]
+fn the_shipped_dashboard_annotations_work_as_simpod_runs_them() {
+    let dir = TempDir::new().unwrap();
+    let host = host_with_low_battery(&dir);
+    let dashboard = shipped_dashboard();
+    let annotations = dashboard["annotations"]["list"].as_array().unwrap();
+    let vars = [("device", VarValue::One("sample".into()))];
+    let mut found = Vec::new();
+    for annotation in annotations {
+        assert_eq!(annotation["datasource"]["type"], SIMPOD);
+        let request = simpod_annotation_request(annotation, &vars);
+        let answer = grafana(&host, "/query", request);
+        found.push((annotation["name"].clone(), annotation_events(&answer)));
+    }
+    assert_eq!(
+        found,
+        [
+            (
+                json!("Motion"),
+                vec![(1582046768255, "sample: motion detected".to_owned())]
+            ),
+            (
+                json!("Low battery"),
+                vec![(1582050000000, "sample: battery 12 (below 20)".to_owned())]
+            ),
+        ]
+    );
+    // Tags come as one comma-separated string: Grafana splits them on `,`.
+    let motion = grafana(
+        &host,
+        "/query",
+        simpod_annotation_request(&annotations[0], &vars),
+    );
+    assert_eq!(
+        motion[0]["columns"][3],
+        json!({ "text": "Tags", "type": "string" })
+    );
+    assert_eq!(motion[0]["rows"][0][3], "motion,sample");
+}
+
+/// A multi-value (or "All") device variable: simpod sends `(a|b)` (`regex`),
+/// SimpleJSON `{a,b}` (`glob`); either stands for a series per device, and
+/// an annotation target for the events of each.
+#[test]
+fn multi_value_variables_give_a_series_per_device() {
+    let dir = TempDir::new().unwrap();
+    let host = sample_host(&dir);
+    assert_eq!(insert_sample_as(&host, "sensor.kitchen").status, 200);
+    let both = [(
+        "device",
+        VarValue::Many(vec!["sample".into(), "sensor.kitchen".into()]),
+    )];
+    let panel = [json!({ "target": "$device.temperature", "refId": "A" })];
+    let simpod = grafana::simpod_targets(&panel, &both);
+    assert_eq!(simpod[0]["target"], r"(sample|sensor\.kitchen).temperature");
+    let glob = grafana::interpolate("${device}.temperature", &both, Format::Glob);
+    assert_eq!(glob, "{sample,sensor.kitchen}.temperature");
+    for targets in [json!(simpod), json!([{ "target": glob, "refId": "A" }])] {
+        let answer = grafana(&host, "/query", query_request(targets, 1000));
+        let series: Vec<(&str, usize)> = answer
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let points = s["datapoints"].as_array().unwrap().len();
+                (s["target"].as_str().unwrap(), points)
+            })
+            .collect();
+        assert_eq!(
+            series,
+            [("sample.temperature", 6), ("sensor.kitchen.temperature", 6)]
+        );
+    }
+    // One value in `regex` is escaped: `sensor\.kitchen` is that device.
+    let one = [("device", VarValue::One("sensor.kitchen".into()))];
+    let answer = grafana(
+        &host,
+        "/query",
+        query_request(json!(grafana::simpod_targets(&panel, &one)), 1000),
+    );
+    assert_eq!(answer[0]["target"], "sensor.kitchen.temperature");
+    // The motion annotation for both devices: each one's event.
+    let annotation = &shipped_dashboard()["annotations"]["list"][0];
+    let answer = grafana(
+        &host,
+        "/query",
+        simpod_annotation_request(annotation, &both),
+    );
+    let texts: Vec<String> = annotation_events(&answer)
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(
+        texts,
+        ["sample: motion detected", "sensor.kitchen: motion detected"]
+    );
+    // A value no device has is still a 404 naming it.
+    let none = grafana::interpolate("{sample,nobody}.temperature", &both, Format::Glob);
+    let answer = post(
+        &host.url("/grafana/query"),
+        "application/json",
+        query_request(json!([{ "target": none, "refId": "A" }]), 1000)
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(answer.status, 404, "{}", answer.text());
+    assert_eq!(answer.json()["detail"]["device"], "nobody");
+}
+
+/// `/grafana/query` ranges are `from <= t < to`, as `/fetch`'s; a table target
+/// naming a column gives that column; a BOOL column is no series; a 405 says
+/// which method the path takes.
+#[test]
+fn query_edges_follow_the_fetch_api() {
+    let dir = TempDir::new().unwrap();
+    let host = sample_host(&dir);
+    let (first, last) = (1582046738255i64, 1582046788255i64);
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let mut request = query_request(
+        json!([{ "target": "sample.temperature", "refId": "A" }]),
+        1000,
+    );
+    request["range"] = json!({ "from": iso(first), "to": iso(last) });
+    let points = grafana(&host, "/query", request.clone());
+    let times: Vec<i64> = points[0]["datapoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_i64().unwrap())
+        .collect();
+    assert_eq!(times.first(), Some(&first));
+    assert_eq!(times.len(), 5, "the row at `to` is out: {times:?}");
+    let fetched = get(&host.url(&format!("/fetch/sample?from={first}&to={last}"))).json();
+    assert_eq!(fetched.as_array().unwrap().len(), times.len());
+
+    let table = grafana(
+        &host,
+        "/query",
+        query_request(
+            json!([{ "target": "sample.temperature", "refId": "T", "type": "table" }]),
+            1000,
+        ),
+    );
+    assert_eq!(
+        table[0]["columns"],
+        json!([{ "text": "Time", "type": "time" }, { "text": "temperature", "type": "number" }])
+    );
+    assert_eq!(table[0]["rows"][0], json!([first, 78.0]));
+
+    let boolean = post(
+        &host.url("/grafana/query"),
+        "application/json",
+        query_request(json!([{ "target": "sample.motion", "refId": "A" }]), 1000)
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(boolean.status, 400, "{}", boolean.text());
+    assert_eq!(boolean.json()["detail"]["column"], "motion");
+
+    let wrong_method = get(&host.url("/grafana/query"));
+    assert_eq!(wrong_method.status, 405);
+    let allow: Vec<&str> = wrong_method
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "allow")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    assert_eq!(allow, ["POST"]);
 }

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod cron;
+pub mod grafana;
 pub mod mosquitto;
 pub mod mqtt;
 pub mod rumqttd;

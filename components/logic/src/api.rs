@@ -44,8 +44,19 @@ impl From<crate::fetch::Output> for Response {
 
 impl From<ApiError> for Response {
     fn from(err: ApiError) -> Response {
+        // A 405 names the methods its path takes (RFC 9110 §15.5.6), as its detail does.
+        let allowed: Vec<&str> = match err.status {
+            405 => err.detail["allowed"]
+                .as_array()
+                .map(|methods| methods.iter().filter_map(|m| m.as_str()).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         Response {
-            headers: Vec::new(),
+            headers: match allowed.as_slice() {
+                [] => Vec::new(),
+                methods => vec![("allow", methods.join(", "))],
+            },
             status: err.status,
             content_type: JSON,
             body: err.body(),

@@ -2,20 +2,24 @@
 //! a superset of the older SimpleJSON), over the fetch API.
 //!
 //! A metric is `<device>.<column>`, the device by its id (see `parse_target` for
-//! ids and columns that hold a `.`). Series come
+//! ids and columns that hold a `.`); a target holding a multi-value variable
+//! stands for a series per value (`targets`). Series come
 //! back as stored rows when the range holds at most `maxDataPoints` of them,
 //! and otherwise as buckets of the fetch API's aggregation, `intervalMs` wide
-//! or wider, so a panel never gets more points than it can draw.
+//! or wider, so a panel never gets more points than it can draw. A target with
+//! a `payload.annotation` asks for a device's events (`events`) as a table
+//! Grafana's annotation support reads. Ranges are `from <= t < to`, as `/fetch`'s.
+
+mod events;
+mod targets;
 
 use crate::error::ApiError;
 use crate::fetch::{self, Agg, FetchQuery, Interval};
-use crate::insert::MESSAGES;
-use crate::model::{tql_name, tql_string, ContainerInfo, Store, Value};
+use crate::model::{tql_name, ColumnType, ContainerInfo, Store, Value};
+use events::Kind;
 use serde_json::{json, Value as Json};
 
 const AGGS: [&str; 6] = ["avg", "min", "max", "sum", "count", "stddev"];
-/// Battery levels below this are annotated (as the report's default threshold).
-const LOW_BATTERY: f64 = 20.0;
 
 /// Answers one `/grafana/...` request: `path` is what follows `/grafana`.
 pub fn handle(
@@ -29,10 +33,16 @@ pub fn handle(
         return Ok(json!({ "status": "ok", "datasource": "cromflag" }));
     }
     if !method.eq_ignore_ascii_case("POST") {
+        // The health check is the one GET; every other route is a POST.
+        let allowed = if matches!(path, "" | "/") {
+            "GET"
+        } else {
+            "POST"
+        };
         return Err(ApiError::new(
             405,
             "method not allowed",
-            json!({ "method": method, "allowed": ["POST"] }),
+            json!({ "method": method, "allowed": [allowed] }),
         ));
     }
     let request: Json = match body {
@@ -180,7 +190,39 @@ fn range(request: &Json) -> Result<(i64, i64), ApiError> {
     Ok((from, to))
 }
 
-/// `POST /query`: a series per time-series target, a table per table target.
+/// What one plain target names: the device, its time series and, if any, the column.
+struct Named {
+    target: String,
+    device: String,
+    info: ContainerInfo,
+    column: Option<String>,
+}
+
+/// The series `text` names: itself when it names one, else one per reading
+/// of the multi-value forms it holds (each must name one).
+fn resolve(store: &mut impl Store, text: &str) -> Result<Vec<Named>, ApiError> {
+    let named = |store: &mut _, target: &str| {
+        parse_target(store, target).map(|(device, info, column)| Named {
+            target: target.to_owned(),
+            device: device.to_owned(),
+            info,
+            column,
+        })
+    };
+    match named(store, text) {
+        Ok(one) => Ok(vec![one]),
+        Err(err) => {
+            let readings = targets::readings(text)?;
+            if readings.len() == 1 && readings[0] == text {
+                return Err(err);
+            }
+            readings.iter().map(|r| named(store, r)).collect()
+        }
+    }
+}
+
+/// `POST /query`: a series per time-series target (and per value of a
+/// multi-value variable in it), a table per table or annotation target.
 fn query(store: &mut impl Store, request: &Json, max_limit: u64) -> Result<Json, ApiError> {
     let (from, to) = range(request)?;
     let max_points = request["maxDataPoints"]
@@ -205,76 +247,188 @@ fn query(store: &mut impl Store, request: &Json, max_limit: u64) -> Result<Json,
         if target["hide"].as_bool() == Some(true) {
             continue;
         }
-        let (device, info, column) = parse_target(store, name)?;
-        if device_filter.as_ref().is_some_and(|d| d != device) {
+        if let Some(kind) = target["payload"].get("annotation") {
+            out.push(annotation_table(store, target, name, kind, from, to)?);
             continue;
         }
-        let base = FetchQuery {
-            from: Some(from),
-            to: Some(to.saturating_add(1)),
-            ..FetchQuery::default()
-        };
-        if target["type"] == "table" || column.is_none() {
-            let q = FetchQuery {
-                limit: Some(max_points),
-                ..base
+        for named in resolve(store, name)? {
+            if device_filter.as_ref().is_some_and(|d| *d != named.device) {
+                continue;
+            }
+            let base = FetchQuery {
+                from: Some(from),
+                to: Some(to),
+                columns: named.column.clone().map(|c| vec![c]),
+                ..FetchQuery::default()
             };
-            let selection = fetch::select(store, &info, &q, max_limit)?;
-            let columns: Vec<Json> = selection
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let kind = match c.column_type {
-                        _ if i == 0 => "time",
-                        t if t.is_numeric() => "number",
-                        crate::model::ColumnType::Bool => "boolean",
-                        _ => "string",
+            match &named.column {
+                Some(column) if target["type"] != "table" => {
+                    let range = (from, to, interval_ms, max_points);
+                    let series = series(store, target, &named, column, base, range, max_limit)?;
+                    out.push(series);
+                }
+                _ => {
+                    let q = FetchQuery {
+                        limit: Some(max_points),
+                        ..base
                     };
-                    json!({ "text": if i == 0 { "Time".to_owned() } else { c.name.clone() }, "type": kind })
-                })
-                .collect();
-            let rows: Vec<Json> = selection
-                .rows
-                .iter()
-                .map(|r| Json::Array(r.iter().map(cell).collect()))
-                .collect();
-            out.push(json!({ "type": "table", "columns": columns, "rows": rows, "refId": target["refId"] }));
-            continue;
+                    out.push(table(store, target, &named.info, &q, max_limit)?);
+                }
+            }
         }
-        let column = column.expect("checked above");
-        let count = count_rows(store, &info, from, to)?;
-        let q = if count <= max_points {
-            FetchQuery {
-                columns: Some(vec![column.clone()]),
-                limit: Some(max_points),
-                ..base
-            }
-        } else {
-            let agg = match target["payload"]["agg"].as_str().unwrap_or("avg") {
-                "min" => Agg::Min,
-                "max" => Agg::Max,
-                "sum" => Agg::Sum,
-                "count" => Agg::Count,
-                "stddev" => Agg::Stddev,
-                _ => Agg::Avg,
-            };
-            let width = interval_ms.max((to - from) / max_points as i64 + 1);
-            FetchQuery {
-                columns: Some(vec![column.clone()]),
-                agg: Some((agg, Interval::Millis(width))),
-                ..base
-            }
-        };
-        let selection = fetch::select(store, &info, &q, max_limit)?;
-        let datapoints: Vec<Json> = selection
-            .rows
-            .iter()
-            .map(|row| json!([cell(&row[1]), cell(&row[0])]))
-            .collect();
-        out.push(json!({ "target": name, "refId": target["refId"], "datapoints": datapoints }));
     }
     Ok(Json::Array(out))
+}
+
+/// A table target's rows (all columns, or the target's one) with typed columns.
+fn table(
+    store: &mut impl Store,
+    target: &Json,
+    info: &ContainerInfo,
+    q: &FetchQuery,
+    max_limit: u64,
+) -> Result<Json, ApiError> {
+    let selection = fetch::select(store, info, q, max_limit)?;
+    let columns: Vec<Json> = selection
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let kind = match c.column_type {
+                _ if i == 0 => "time",
+                t if t.is_numeric() => "number",
+                ColumnType::Bool => "boolean",
+                _ => "string",
+            };
+            json!({ "text": if i == 0 { "Time".to_owned() } else { c.name.clone() }, "type": kind })
+        })
+        .collect();
+    let rows: Vec<Json> = selection
+        .rows
+        .iter()
+        .map(|r| Json::Array(r.iter().map(cell).collect()))
+        .collect();
+    Ok(json!({ "type": "table", "columns": columns, "rows": rows, "refId": target["refId"] }))
+}
+
+/// One column of one device as datapoints: the stored rows while the range
+/// holds at most `max_points` of them, else buckets.
+fn series(
+    store: &mut impl Store,
+    target: &Json,
+    named: &Named,
+    column: &str,
+    base: FetchQuery,
+    (from, to, interval_ms, max_points): (i64, i64, i64, u64),
+    max_limit: u64,
+) -> Result<Json, ApiError> {
+    let info = &named.info;
+    let index = info.column_index(column).expect("parse_target found it");
+    if info.columns[index].column_type == ColumnType::Bool {
+        return Err(ApiError::bad_request(
+            "a BOOL column is not a series: datapoints are numbers",
+            json!({ "target": named.target, "column": column, "use": "a table target, or the motion annotation" }),
+        ));
+    }
+    let count = count_rows(store, info, from, to)?;
+    let q = if count <= max_points {
+        FetchQuery {
+            limit: Some(max_points),
+            ..base
+        }
+    } else {
+        let agg = match target["payload"]["agg"].as_str().unwrap_or("avg") {
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "sum" => Agg::Sum,
+            "count" => Agg::Count,
+            "stddev" => Agg::Stddev,
+            _ => Agg::Avg,
+        };
+        let span = (to - from).max(1) as u64;
+        let width = interval_ms.max(span.div_ceil(max_points) as i64);
+        FetchQuery {
+            agg: Some((agg, Interval::Millis(width))),
+            ..base
+        }
+    };
+    let selection = fetch::select(store, info, &q, max_limit)?;
+    let datapoints: Vec<Json> = selection
+        .rows
+        .iter()
+        .map(|row| json!([cell(&row[1]), cell(&row[0])]))
+        .collect();
+    Ok(json!({ "target": named.target, "refId": target["refId"], "datapoints": datapoints }))
+}
+
+/// An annotation target (`payload.annotation`: `motion`, `battery` or `all`;
+/// `target`: the device, or several in a multi-value form) as the table
+/// Grafana's `getAnnotationsFromData` reads: a time field, a string `text`,
+/// a `title`, and `tags` as one comma-separated string (it splits them on `,`).
+fn annotation_table(
+    store: &mut impl Store,
+    target: &Json,
+    text: &str,
+    kind: &Json,
+    from: i64,
+    to: i64,
+) -> Result<Json, ApiError> {
+    let kinds = kind.as_str().and_then(Kind::parse).ok_or_else(|| {
+        ApiError::bad_request(
+            "payload.annotation is `motion`, `battery` or `all`",
+            json!({ "got": kind }),
+        )
+    })?;
+    let mut events = Vec::new();
+    for (device, info) in annotated_devices(store, text)? {
+        for event in events::find(store, &device, &info, kinds, from, to)? {
+            events.push((event, device.clone()));
+        }
+    }
+    events.sort_by_key(|(e, _)| e.time);
+    let rows: Vec<Json> = events
+        .iter()
+        .map(|(e, device)| {
+            json!([
+                e.time,
+                e.kind.title(),
+                e.text,
+                format!("{},{device}", e.kind.tag())
+            ])
+        })
+        .collect();
+    Ok(json!({
+        "type": "table",
+        "refId": target["refId"],
+        "columns": [
+            { "text": "Time", "type": "time" },
+            { "text": "Title", "type": "string" },
+            { "text": "Text", "type": "string" },
+            { "text": "Tags", "type": "string" },
+        ],
+        "rows": rows,
+    }))
+}
+
+/// The devices an annotation target names: the text as an id, else each
+/// reading of its multi-value forms.
+fn annotated_devices(
+    store: &mut impl Store,
+    text: &str,
+) -> Result<Vec<(String, ContainerInfo)>, ApiError> {
+    match fetch::time_series(store, text) {
+        Ok(info) => Ok(vec![(text.to_owned(), info)]),
+        Err(err) => {
+            let readings = targets::readings(text)?;
+            if readings.len() == 1 && readings[0] == text {
+                return Err(err);
+            }
+            readings
+                .into_iter()
+                .map(|device| fetch::time_series(store, &device).map(|info| (device, info)))
+                .collect()
+        }
+    }
 }
 
 /// The device an ad hoc filter `device = x` picks, if any.
@@ -296,7 +450,7 @@ fn count_rows(
 ) -> Result<u64, ApiError> {
     let key = tql_name(&info.columns[0].name);
     let tql = format!(
-        "SELECT COUNT(*) WHERE {key} >= TO_TIMESTAMP_MS({from}) AND {key} <= TO_TIMESTAMP_MS({to})"
+        "SELECT COUNT(*) WHERE {key} >= TO_TIMESTAMP_MS({from}) AND {key} < TO_TIMESTAMP_MS({to})"
     );
     let result = store.query(&info.name, &tql)?;
     Ok(match result.rows.first().and_then(|r| r.first()) {
@@ -365,18 +519,18 @@ fn search(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
     Ok(Json::Array(names))
 }
 
-/// Legacy `POST /annotations`: `annotation.query` is `[motion|battery] <device>`;
-/// motion events are rows whose `motion` is true, low battery is a document
-/// reporting `batt_lvl` under 20, at the time of its last row.
+/// Legacy `POST /annotations` (SimpleJSON): `annotation.query` is
+/// `[motion|battery] <device>`, the events as SimpleJSON's list.
 fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
     let (from, to) = range(request)?;
     let annotation = &request["annotation"];
     // The device is the rest of the query: an id may hold spaces.
     let query = annotation["query"].as_str().unwrap_or("").trim();
     let (kinds, device) = match query.split_once(char::is_whitespace) {
-        Some(("motion", device)) => (vec!["motion"], device.trim_start()),
-        Some(("battery", device)) => (vec!["battery"], device.trim_start()),
-        _ => (vec!["motion", "battery"], query),
+        Some((word @ ("motion" | "battery"), device)) => {
+            (Kind::parse(word).expect("a kind"), device.trim_start())
+        }
+        _ => (Kind::parse("all").expect("a kind"), query),
     };
     if device.is_empty() {
         return Err(ApiError::bad_request(
@@ -385,50 +539,15 @@ fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError>
         ));
     }
     let info = fetch::time_series(store, device)?;
-    let mut out = Vec::new();
-    if kinds.contains(&"motion") {
-        if let Some(index) = info
-            .column_index("motion")
-            .filter(|&i| info.columns[i].column_type == crate::model::ColumnType::Bool)
-        {
-            let key = tql_name(&info.columns[0].name);
-            let tql = format!(
-                "SELECT {key} WHERE {} AND {key} >= TO_TIMESTAMP_MS({from}) AND {key} <= TO_TIMESTAMP_MS({to}) ORDER BY {key} LIMIT 10000",
-                tql_name(&info.columns[index].name)
-            );
-            for row in store.query(&info.name, &tql)?.rows {
-                if let Some(Value::Timestamp(ms)) = row.first() {
-                    out.push(json!({
-                        "annotation": annotation, "time": ms, "title": "Motion",
-                        "text": format!("{device}: motion detected"), "tags": ["motion", device],
-                    }));
-                }
-            }
-        }
-    }
-    if kinds.contains(&"battery") && store.get_container(MESSAGES)?.is_some() {
-        let tql = format!(
-            "SELECT last_ts, deviceinfo WHERE device = {} AND last_ts >= TO_TIMESTAMP_MS({from}) \
-             AND last_ts <= TO_TIMESTAMP_MS({to}) ORDER BY last_ts LIMIT 10000",
-            tql_string(device)
-        );
-        for row in store.query(MESSAGES, &tql)?.rows {
-            let (Some(Value::Timestamp(ms)), Some(Value::String(text))) = (row.first(), row.get(1))
-            else {
-                continue;
-            };
-            let level = serde_json::from_str::<Json>(text)
-                .ok()
-                .and_then(|i| i["batt_lvl"].as_f64());
-            if let Some(level) = level.filter(|l| *l < LOW_BATTERY) {
-                out.push(json!({
-                    "annotation": annotation, "time": ms, "title": "Low battery",
-                    "text": format!("{device}: battery {level} (below {LOW_BATTERY})"), "tags": ["battery", device],
-                }));
-            }
-        }
-    }
-    out.sort_by_key(|a| a["time"].as_i64());
+    let out: Vec<Json> = events::find(store, device, &info, kinds, from, to)?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "annotation": annotation, "time": e.time, "title": e.kind.title(),
+                "text": e.text, "tags": [e.kind.tag(), device],
+            })
+        })
+        .collect();
     Ok(Json::Array(out))
 }
 
