@@ -88,6 +88,21 @@ fn the_sample_averages_to_79_5_in_one_minute_bucket() {
     let previous = rows_of(&get(&host.url(&format!("{url}&fill=previous"))));
     assert_eq!(previous[7]["temperature"], json!(77.0));
     assert_eq!(previous[0]["temperature"], Value::Null);
+
+    // Buckets count only the rows of `from <= timestamp < to`: a minute bucket
+    // runs past `to` (the row at `to` is out), a day bucket starts before `from`.
+    let (first, last) = (1582046738255i64, 1582046788255i64);
+    for interval in ["1m", "1d"] {
+        let url = format!(
+            "/fetch/sample?agg=count&interval={interval}&columns=temperature&from={}&to={last}",
+            first + 1
+        );
+        let counts: Vec<i64> = rows_of(&get(&host.url(&url)))
+            .iter()
+            .map(|r| r["temperature"].as_i64().unwrap())
+            .collect();
+        assert_eq!(counts.iter().sum::<i64>(), 4, "{interval}: {counts:?}");
+    }
 }
 
 #[test]

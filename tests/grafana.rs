@@ -660,6 +660,47 @@ fn query_edges_follow_the_fetch_api() {
     assert_eq!(boolean.status, 400, "{}", boolean.text());
     assert_eq!(boolean.json()["detail"]["column"], "motion");
 
+    // Buckets start on whole multiples of their width and count only the
+    // rows of the range: 30 s buckets from 17:25:30.123, the first keyed 17:25:30.
+    let mut counted = query_request(
+        json!([{ "target": "sample.temperature", "refId": "A", "payload": { "agg": "count" } }]),
+        3,
+    );
+    counted["range"] =
+        json!({ "from": "2020-02-18T17:25:30.123Z", "to": "2020-02-18T17:26:30.123Z" });
+    let buckets = grafana(&host, "/query", counted);
+    let buckets: Vec<(i64, i64)> = buckets[0]["datapoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[1].as_i64().unwrap(), p[0].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        buckets,
+        [(1582046730000, 3), (1582046760000, 3)],
+        "(start, rows) of each bucket"
+    );
+    // The range's end is exclusive in every bucket: a 20 s range ending on a row.
+    let mut clipped = query_request(
+        json!([{ "target": "sample.temperature", "refId": "A", "payload": { "agg": "count" } }]),
+        1,
+    );
+    clipped["range"] = json!({ "from": iso(first), "to": iso(first + 20_000) });
+    let clipped = grafana(&host, "/query", clipped);
+    assert_eq!(clipped[0]["datapoints"], json!([[2, 1582046730000i64]]));
+
+    // Ranges beyond the TIMESTAMP range are refused without the store's words.
+    let mut ancient = query_request(json!([{ "target": "sample.temperature" }]), 10);
+    ancient["range"] = json!({ "from": "0001-01-01T00:00:00Z", "to": "2020-01-01T00:00:00Z" });
+    let refused = post(
+        &host.url("/grafana/query"),
+        "application/json",
+        ancient.to_string().as_bytes(),
+    );
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.json()["detail"]["field"], "range.from");
+    assert!(!refused.text().contains("TQL"), "{}", refused.text());
+
     let wrong_method = get(&host.url("/grafana/query"));
     assert_eq!(wrong_method.status, 405);
     let allow: Vec<&str> = wrong_method

@@ -89,6 +89,10 @@ pub struct FetchQuery {
     pub fill: Fill,
     pub tz: Tz,
     pub format: Option<Format>,
+    /// Where fixed-width buckets count from, at or before `from` (no query
+    /// parameter: the JSON datasource puts them on whole multiples of their
+    /// width, so a panel's points stay put as its range moves). Default `from`.
+    pub origin: Option<i64>,
 }
 
 impl Default for FetchQuery {
@@ -104,6 +108,7 @@ impl Default for FetchQuery {
             fill: Fill::Omit,
             tz: Tz::UTC,
             format: None,
+            origin: None,
         }
     }
 }
@@ -510,7 +515,8 @@ fn aggregate(
     let Some((from, to)) = agg_range(store, info, &key, q)? else {
         return Ok((agg_columns(info, &value_columns, agg), Vec::new()));
     };
-    let buckets = buckets(from, to, interval, q.tz, max_buckets)?;
+    let origin = q.origin.map_or(from, |origin| origin.min(from));
+    let buckets = buckets(origin, to, interval, q.tz, max_buckets)?;
 
     let selection: Vec<String> = std::iter::once("COUNT(*)".to_owned())
         .chain(
@@ -521,7 +527,9 @@ fn aggregate(
         .collect();
     let mut rows: Vec<(i64, Option<Vec<Value>>)> = Vec::with_capacity(buckets.len());
     for (start, end) in buckets {
-        let conditions = range_conditions(&key, Some(start), Some(end));
+        // A bucket keyed before `from` (local midnight, an origin) or ending
+        // past `to` counts only the rows of `from <= t < to`.
+        let conditions = range_conditions(&key, Some(start.max(from)), Some(end.min(to)));
         let tql = format!(
             "SELECT {}{}",
             selection.join(", "),

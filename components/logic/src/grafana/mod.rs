@@ -15,7 +15,7 @@ mod targets;
 
 use crate::error::ApiError;
 use crate::fetch::{self, Agg, FetchQuery, Interval};
-use crate::model::{tql_name, ColumnType, ContainerInfo, Store, Value};
+use crate::model::{tql_name, ColumnType, ContainerInfo, Store, Value, TIMESTAMP_RANGE};
 use events::Kind;
 use serde_json::{json, Value as Json};
 
@@ -167,18 +167,27 @@ fn parse_target<'t>(
     }))
 }
 
-/// The request's range in epoch ms: `range.from`/`range.to` are ISO 8601.
+/// The request's range in epoch ms: `range.from`/`range.to` are ISO 8601,
+/// within the TIMESTAMP range (as `/fetch` takes them), so that no store query
+/// is asked for what it cannot hold.
 fn range(request: &Json) -> Result<(i64, i64), ApiError> {
     let instant = |field: &str| {
         let text = request["range"][field].as_str().unwrap_or_default();
-        chrono::DateTime::parse_from_rfc3339(text)
+        let ms = chrono::DateTime::parse_from_rfc3339(text)
             .map(|t| t.timestamp_millis())
             .map_err(|_| {
                 ApiError::bad_request(
                     "range needs ISO 8601 `from` and `to`",
                     json!({ "field": format!("range.{field}"), "got": text }),
                 )
-            })
+            })?;
+        if !TIMESTAMP_RANGE.contains(&ms) {
+            return Err(ApiError::bad_request(
+                "the range reaches beyond the TIMESTAMP range (1970-01-01 to 9999-12-31 UTC)",
+                json!({ "field": format!("range.{field}"), "got": text }),
+            ));
+        }
+        Ok(ms)
     };
     let (from, to) = (instant("from")?, instant("to")?);
     if from > to {
@@ -349,6 +358,10 @@ fn series(
         let width = interval_ms.max(span.div_ceil(max_points) as i64);
         FetchQuery {
             agg: Some((agg, Interval::Millis(width))),
+            // Buckets start on whole multiples of the width: the same points
+            // whatever `from` the refresh brings (the first one holds only
+            // the rows from `from` on).
+            origin: Some(from - from.rem_euclid(width)),
             ..base
         }
     };
