@@ -267,6 +267,7 @@ impl HttpTrigger {
         let need = access::need(req.method(), relative);
         let presented = access::presented(req.method(), req.headers(), req.uri().query());
         if let Err(denied) = self.access.authorize(&need, &presented).await {
+            discard_small_body(req).await;
             // Basic is offered to devices only: a browser met with a Basic
             // challenge on the page's fetches would pop up a password dialog.
             return Err(refusal(denied, matches!(need, access::Need::Write(_))));
@@ -487,6 +488,36 @@ where
             }
         });
     }
+}
+
+/// How much of a refused request's body is read (and dropped) so that a
+/// client still sending gets its answer rather than a broken pipe; a larger or
+/// slower body is not waited for (the connection closes after the answer).
+const DISCARDED_BODY_BYTES: u64 = 1 << 20;
+const DISCARD_TIME: Duration = Duration::from_secs(2);
+
+/// Reads and drops the body of a request refused before its body was read,
+/// when it is small: never more than `DISCARDED_BODY_BYTES`, never longer than
+/// `DISCARD_TIME`, nothing kept.
+async fn discard_small_body(req: Request<Incoming>) {
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > DISCARDED_BODY_BYTES) {
+        return;
+    }
+    let mut body = req.into_body();
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(DISCARD_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > DISCARDED_BODY_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// A refused request: 401s say how to authenticate (RFC 9110 §11.6.1), with
