@@ -2,7 +2,9 @@
 //! columns, aggregation into time buckets (with fills and time zones), output
 //! formats, and the device endpoints — against the real binary and store.
 
-use cromflag_tests::{get, get_accepting, insert_sample, post, sample_payload, Answer, Host};
+use cromflag_tests::{
+    get, get_accepting, insert_sample, insert_sample_as, post, sample_payload, Answer, Host,
+};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -311,4 +313,69 @@ fn a_device_has_its_latest_row_and_its_schema() {
     assert_eq!(get(&host.url("/devices/nobody/latest")).status, 404);
     assert_eq!(get(&host.url("/devices/sample/history")).status, 404);
     assert_eq!(get(&host.url("/devices/sample/schema?x=1")).status, 400);
+}
+
+/// `/fetch/{a,b}` (how Grafana's `glob` format, which Infinity uses, renders a
+/// multi-value variable) answers the rows of each listed device, each with its
+/// `device` after the key, in key order (ties in the order listed); `agg`
+/// buckets each device on its own. A device answers as before; an id that
+/// looks like a list is read as itself when it is a device. An unknown device
+/// is a 404 naming it, more than 100 devices or a `cursor` a 400.
+#[test]
+fn a_list_of_devices_answers_the_rows_of_each() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    assert_eq!(insert_sample(&host).status, 200);
+    assert_eq!(insert_sample_as(&host, "other").status, 200);
+    let url = |path: &str| host.url(path);
+    let with = |row: &Value, device: &str| {
+        let mut row = row.as_object().unwrap().clone();
+        let key = row.remove("timestamp").unwrap();
+        let mut out = serde_json::Map::new();
+        out.insert("timestamp".into(), key);
+        out.insert("device".into(), json!(device));
+        out.extend(row);
+        Value::Object(out)
+    };
+    for query in [
+        "",
+        "?agg=avg&interval=1h&columns=temperature",
+        "?order=desc&columns=humidity,temperature",
+    ] {
+        let sample = rows_of(&get(&url(&format!("/fetch/sample{query}"))));
+        let other = rows_of(&get(&url(&format!("/fetch/other{query}"))));
+        assert!(!sample.is_empty() && sample.iter().all(|r| r.get("device").is_none()));
+        let both = rows_of(&get(&url(&format!("/fetch/%7Bsample,other%7D{query}"))));
+        let expected: Vec<Value> = sample
+            .iter()
+            .zip(&other)
+            .flat_map(|(s, o)| [with(s, "sample"), with(o, "other")])
+            .collect();
+        assert_eq!(both, expected, "{query}");
+    }
+    let sample = rows_of(&get(&url("/fetch/sample")));
+    let csv = get_accepting(&url("/fetch/%7Bsample,other%7D"), "text/csv");
+    assert!(
+        csv.text().starts_with("timestamp,device,"),
+        "{}",
+        csv.text()
+    );
+    assert_eq!(csv.text().lines().count(), 1 + 2 * sample.len());
+
+    let unknown = get(&url("/fetch/%7Bsample,nobody%7D"));
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert_eq!(unknown.json()["detail"]["device"], "nobody");
+    let paged = get(&url("/fetch/%7Bsample,other%7D?cursor=a1582046748255"));
+    assert_eq!(paged.status, 400, "{}", paged.text());
+    let small = get(&url("/fetch/%7Bsample,other%7D?limit=3"));
+    assert_eq!(small.status, 400, "{}", small.text());
+    let many: Vec<String> = (0..101).map(|i| format!("d{i}")).collect();
+    let too_many = get(&url(&format!("/fetch/%7B{}%7D", many.join(","))));
+    assert_eq!(too_many.status, 400, "{}", too_many.text());
+    assert_eq!(too_many.json()["detail"]["most"], 100);
+
+    // A device whose id looks like a list is read as itself.
+    assert_eq!(insert_sample_as(&host, "{sample,other}").status, 200);
+    let itself = rows_of(&get(&url("/fetch/%7Bsample,other%7D")));
+    assert_eq!(itself, sample);
 }

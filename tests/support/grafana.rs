@@ -154,13 +154,30 @@ const QUERY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// What Go's `url.URL.EscapedPath` leaves alone in a path (`shouldEscape`
+/// with `encodePath`: the unreserved characters and `$&+,/:;=@`). A `{a,b}`
+/// list goes out as `%7Ba,b%7D`.
+const PATH_ESCAPE: &AsciiSet = &QUERY_ESCAPE
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b'/')
+    .remove(b':')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b'@');
+
 /// The path and query an Infinity URL query requests, after `interpolateQuery`
-/// (the URL and each param's value in `glob`) and `GetQueryURL` (params added to
-/// the URL's own query, sorted by key, escaped as Go escapes them).
+/// (the URL and each param's value in `glob`) and `GetQueryURL` (the path as Go
+/// escapes it, params added to the URL's own query, sorted by key, escaped as
+/// Go escapes them).
 pub fn infinity_request_path(query: &Value, vars: Vars) -> String {
     assert_eq!(query["source"], "url", "{query}");
     let url = interpolate(query["url"].as_str().unwrap(), vars, Format::Glob);
     let (path, own_query) = url.split_once('?').unwrap_or((&url, ""));
+    let path = utf8_percent_encode(path, PATH_ESCAPE).to_string();
+    let path = path.as_str();
     let mut params: Vec<(String, String)> = own_query
         .split('&')
         .filter(|p| !p.is_empty())

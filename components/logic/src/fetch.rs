@@ -315,6 +315,11 @@ pub fn fetch(
     let query_text = path_with_query.split_once('?').map(|(_, q)| q);
     let q = FetchQuery::parse(query_text, max_limit)?;
     let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
+    if name.contains('{') && !names_one(store, name)? {
+        if let Some(devices) = listed_devices(name)? {
+            return fetch_many(store, &devices, &q, format, max_limit);
+        }
+    }
     let info = match Fetched::of(name)? {
         Fetched::Device(id) => time_series(store, id)?,
         Fetched::Container(container) => match store.get_container(container)? {
@@ -361,6 +366,136 @@ pub fn fetch(
         format,
         body: encode::rows(format, &selection.columns, &selection.rows),
         headers,
+    })
+}
+
+/// At most this many devices in one `/fetch/{a,b,…}`.
+pub const MOST_DEVICES: usize = 100;
+
+/// Whether `name` is a readable container or an existing device's id: then it
+/// is read as itself, even when it looks like a list (ids may hold `{`, `,`).
+fn names_one(store: &mut impl Store, name: &str) -> Result<bool, ApiError> {
+    Ok(match Fetched::of(name) {
+        Ok(Fetched::Container(_)) => true,
+        Ok(Fetched::Device(id)) => time_series(store, id).is_ok(),
+        Err(_) => false,
+    })
+}
+
+/// The devices a path segment lists in Grafana's `glob` form, `{a,b,…}` (how
+/// Infinity puts a multi-value or "All" variable into a URL), each once, in
+/// order; `None` when it lists none (no `{…}` group, or a single reading equal
+/// to the text). The reading is `grafana::targets`' (the one `/grafana`
+/// targets use). More than `MOST_DEVICES` devices is a 400.
+pub fn listed_devices(name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    if !name.contains('{') {
+        return Ok(None);
+    }
+    let readings = crate::grafana::targets::readings(name)?;
+    if readings.len() == 1 && readings[0] == name {
+        return Ok(None);
+    }
+    let mut devices: Vec<String> = Vec::new();
+    for reading in readings {
+        if !devices.contains(&reading) {
+            devices.push(reading);
+        }
+    }
+    if devices.len() > MOST_DEVICES {
+        return Err(ApiError::bad_request(
+            "too many devices in one fetch",
+            json!({ "devices": devices.len(), "most": MOST_DEVICES }),
+        ));
+    }
+    Ok(Some(devices))
+}
+
+/// `GET /fetch/{a,b,…}`: the rows (or buckets) `q` asks of each listed device,
+/// each row with a `device` column after the key, merged in key order (ties in
+/// the order listed). This is the "long" shape Grafana's data frames know: the
+/// Infinity datasource's backend parser, for `format: "timeseries"`, turns a
+/// frame with a time field and a string field into one series per string value
+/// (`PostProcessFrame` in grafana-infinity-datasource's
+/// pkg/infinity/postprocess.go calls the plugin SDK's `data.LongToWide`, which
+/// makes string fields labels and needs the time field sorted ascending:
+/// grafana-plugin-sdk-go data/time_series.go). Columns are the union of the
+/// devices' (a column a device lacks is null in its rows). Such an answer is
+/// not paged: a `cursor` is a 400, and so is an answer of more than `limit`
+/// rows (buckets are bounded per device, as for one device alone). An unknown
+/// device is a 404 naming it.
+fn fetch_many(
+    store: &mut impl Store,
+    devices: &[String],
+    q: &FetchQuery,
+    format: Format,
+    max_limit: u64,
+) -> Result<Output, ApiError> {
+    if q.cursor.is_some() {
+        return Err(ApiError::bad_request(
+            "a fetch of several devices is not paged",
+            json!({ "parameter": "cursor", "devices": devices }),
+        ));
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT.min(max_limit));
+    let mut selections = Vec::with_capacity(devices.len());
+    for device in devices {
+        let info = time_series(store, device)?;
+        selections.push(select(store, &info, q, max_limit)?);
+    }
+    let mut columns: Vec<Column> = Vec::new();
+    for selection in &selections {
+        for (i, column) in selection.columns.iter().enumerate() {
+            if columns.is_empty() {
+                columns.push(column.clone());
+                columns.push(Column::new("device", ColumnType::String));
+            } else if i > 0 && !columns[2..].iter().any(|c| c.name == column.name) {
+                columns.push(column.clone());
+            }
+        }
+    }
+    let mut rows: Vec<(usize, Row)> = Vec::new();
+    for (d, selection) in selections.into_iter().enumerate() {
+        let more = selection.last_key.is_some();
+        let positions: Vec<usize> = (selection.columns.iter().enumerate())
+            .map(|(i, c)| match i {
+                0 => 0,
+                _ => {
+                    2 + columns[2..]
+                        .iter()
+                        .position(|u| u.name == c.name)
+                        .expect("in the union")
+                }
+            })
+            .collect();
+        for row in selection.rows {
+            let mut out = vec![Value::Null; columns.len()];
+            out[1] = Value::String(devices[d].clone());
+            for (value, &at) in row.into_iter().zip(&positions) {
+                out[at] = value;
+            }
+            rows.push((d, out));
+        }
+        if more || (q.agg.is_none() && rows.len() as u64 > limit) {
+            return Err(ApiError::bad_request(
+                "too many rows for one answer of several devices",
+                json!({ "limit": limit, "devices": devices, "hint": "narrow from/to, raise limit or aggregate" }),
+            ));
+        }
+    }
+    let key = |row: &Row| match row.first() {
+        Some(Value::Timestamp(t)) => *t,
+        _ => i64::MIN,
+    };
+    // Stable: rows of one key stay in the order the devices are listed.
+    rows.sort_by_key(|(d, row)| match q.order {
+        Order::Asc => (key(row), *d as i64),
+        Order::Desc => (-key(row).max(i64::MIN + 1), *d as i64),
+    });
+    let rows: Vec<Row> = rows.into_iter().map(|(_, row)| row).collect();
+    Ok(Output {
+        format,
+        body: encode::rows(format, &columns, &rows),
+        headers: Vec::new(),
     })
 }
 
@@ -930,6 +1065,23 @@ mod tests {
                 (50, Value::Null)
             ]
         );
+    }
+
+    #[test]
+    fn listed_devices_read_the_glob_form() {
+        let listed = |name: &str| listed_devices(name).unwrap();
+        assert_eq!(listed("sample"), None);
+        assert_eq!(listed("{open"), None);
+        assert_eq!(listed("{a}"), Some(vec!["a".to_owned()]));
+        assert_eq!(
+            listed("{sample,sensor.kitchen,sample}"),
+            Some(vec!["sample".to_owned(), "sensor.kitchen".to_owned()])
+        );
+        let names: Vec<String> = (0..=MOST_DEVICES).map(|i| format!("d{i}")).collect();
+        let text = format!("{{{}}}", names.join(","));
+        assert_eq!(listed_devices(&text).unwrap_err().status, 400);
+        let text = format!("{{{}}}", names[1..].join(","));
+        assert_eq!(listed(&text).unwrap().len(), MOST_DEVICES);
     }
 
     #[test]

@@ -100,6 +100,17 @@ pub fn need(method: &Method, path: &str) -> Need {
         ["admin", "components", ..] => Need::Upload,
         ["admin", ..] => Need::Admin,
         ["fetch", "devices"] | ["devices"] => Need::Read(None),
+        // `{a,b}` may list several devices (`fetch::listed_devices`): only a
+        // reader of every device may ask (a limited reader is refused, even
+        // for a device whose id looks like such a list).
+        ["fetch", d]
+            if reading
+                && device(d).is_some_and(|d| {
+                    !matches!(cromflag_logic::fetch::listed_devices(&d), Ok(None))
+                }) =>
+        {
+            Need::Read(None)
+        }
         ["fetch", d] | ["stream", d] | ["devices", d, ..] if reading => Need::Read(device(d)),
         _ if reading => Need::Read(None),
         _ => Need::OtherWrite,
@@ -424,6 +435,8 @@ mod tests {
             Need::Read(Some("sample".into()))
         );
         assert_eq!(need(&get, "/fetch/devices"), Need::Read(None));
+        assert_eq!(need(&get, "/fetch/%7Ba,b%7D"), Need::Read(None));
+        assert_eq!(need(&get, "/fetch/{a"), Need::Read(Some("{a".into())));
         assert_eq!(
             need(&get, "/stream/sample"),
             Need::Read(Some("sample".into()))

@@ -11,7 +11,7 @@
 //! Grafana's annotation support reads. Ranges are `from <= t < to`, as `/fetch`'s.
 
 mod events;
-mod targets;
+pub(crate) mod targets;
 
 use crate::error::ApiError;
 use crate::fetch::{self, Agg, FetchQuery, Interval};
