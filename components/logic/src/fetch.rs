@@ -419,7 +419,8 @@ pub fn listed_devices(name: &str) -> Result<Option<Vec<String>>, ApiError> {
 /// pkg/infinity/postprocess.go calls the plugin SDK's `data.LongToWide`, which
 /// makes string fields labels and needs the time field sorted ascending:
 /// grafana-plugin-sdk-go data/time_series.go). Columns are the union of the
-/// devices' (a column a device lacks is null in its rows). Such an answer is
+/// devices' (a column a device lacks is null in its rows; a column named
+/// `device` is a 400). Such an answer is
 /// not paged: a `cursor` is a 400, and so is an answer of more than `limit`
 /// rows (buckets are bounded per device, as for one device alone). An unknown
 /// device is a 404 naming it.
@@ -445,6 +446,12 @@ fn fetch_many(
     let mut columns: Vec<Column> = Vec::new();
     for selection in &selections {
         for (i, column) in selection.columns.iter().enumerate() {
+            if i > 0 && column.name == "device" {
+                return Err(ApiError::bad_request(
+                    "a listed device has a column named `device`: fetch it alone",
+                    json!({ "column": column.name }),
+                ));
+            }
             if columns.is_empty() {
                 columns.push(column.clone());
                 columns.push(Column::new("device", ColumnType::String));
