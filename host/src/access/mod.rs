@@ -267,16 +267,20 @@ impl Access {
         if public {
             return Ok(());
         }
-        let admin = self.admin_token.read().expect("admin token lock").clone();
         let token = match presented {
             Presented::Token(token) => Some(token.as_str()),
             Presented::Nothing => None,
             Presented::Unreadable(why) => return Err(Denied::unauthorized(*why, "")),
         };
-        let is_admin = token.is_some_and(|t| !admin.is_empty() && same_secret(t, &admin));
+        // Compared under the read lock, not copied out: this runs per request.
+        let (admin_set, is_admin) = {
+            let admin = self.admin_token.read().expect("admin token lock");
+            let is_admin = token.is_some_and(|t| !admin.is_empty() && same_secret(t, &admin));
+            (!admin.is_empty(), is_admin)
+        };
         match need {
             Need::Nothing => Ok(()),
-            Need::Upload if admin.is_empty() => Err(Denied {
+            Need::Upload if !admin_set => Err(Denied {
                 status: StatusCode::NOT_FOUND,
                 message: "no such route".into(),
                 hint: "set the admin_token variable to enable uploads",
