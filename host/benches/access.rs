@@ -16,47 +16,24 @@
 mod support;
 
 use cromflag::access::credentials::Credentials;
-use cromflag::app::{self, UpOptions};
-use cromflag::runtime::RuntimeLimits;
+use cromflag::app;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-const CONCURRENCY: [usize; 3] = [1, 16, 64];
+use support::CONCURRENCY;
 
 fn main() -> anyhow::Result<()> {
     let seconds = support::env_number("BENCH_SECONDS", 3);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(Duration::from_secs(seconds)))
-}
-
-fn options(root: &Path, data_dir: &Path, cache_dir: &Path) -> anyhow::Result<UpOptions> {
-    Ok(UpOptions {
-        manifest: root.join("spin.toml"),
-        data_dir: data_dir.to_owned(),
-        cache_dir: cache_dir.to_owned(),
-        listen: "127.0.0.1:0".parse()?,
-        listener_limits: Default::default(),
-        max_body_bytes: 1 << 20,
-        mqtt_broker: None,
-        mqtt_client_id: None,
-        limits: RuntimeLimits::default(),
-        cron_timeout: Duration::from_secs(600),
-        webapi: None,
-    })
+    support::block_on(run(Duration::from_secs(seconds)))
 }
 
 async fn run(duration: Duration) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = support::repo_root();
     let tmp = tempfile::TempDir::new()?;
     let cache = tmp.path().join("cache");
-    let open = app::start(&options(&root, &tmp.path().join("open"), &cache)?).await?;
+    let open = app::start(&support::up_options(&tmp.path().join("open"), &cache)?).await?;
     anyhow::ensure!(open.access == cromflag::access::Mode::Open);
 
     // The device's token, made in the store before its host opens it.
@@ -71,7 +48,7 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
     // SAFETY: set before the second host reads its variables; the benchmark's
     // other threads read no environment.
     unsafe { std::env::set_var("SPIN_VARIABLE_ACCESS", "required") };
-    let secured = app::start(&options(&root, &secured_dir, &cache)?).await?;
+    let secured = app::start(&support::up_options(&secured_dir, &cache)?).await?;
     anyhow::ensure!(secured.access == cromflag::access::Mode::Required);
     let authorization = Some(format!("Bearer {token}"));
 

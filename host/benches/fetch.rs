@@ -21,7 +21,6 @@ use cromflag::runtime::{Runtime, RuntimeLimits};
 use cromflag::store::{Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use cromflag::triggers::http::HttpTrigger;
 use http_body_util::BodyExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -33,17 +32,11 @@ const SAMPLES: usize = 60;
 
 fn main() -> anyhow::Result<()> {
     let rows = support::env_number("BENCH_FETCH_ROWS", 1_000_000) as i64;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(rows))
+    support::block_on(run(rows))
 }
 
 async fn run(rows: i64) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = support::repo_root();
     let tmp = tempfile::TempDir::new()?;
     let manifest_path = tmp.path().join("spin.toml");
     std::fs::write(

@@ -12,24 +12,21 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use support::{load, spawn_host, ROWS_PER_REQUEST};
 
-const CONCURRENCY: [usize; 3] = [1, 16, 64];
+use support::CONCURRENCY;
 
 fn main() -> anyhow::Result<()> {
     let seconds = support::env_number("BENCH_SECONDS", 3);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(Duration::from_secs(seconds)))
+    support::block_on(run(Duration::from_secs(seconds)))
 }
 
 async fn run(duration: Duration) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = support::repo_root();
+    let root = root.as_path();
     let tmp = tempfile::TempDir::new()?;
     let manifest = root.join("spin.toml");
     let manifest = manifest.to_str().unwrap();

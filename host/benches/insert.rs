@@ -14,7 +14,7 @@
 mod support;
 
 use bytes::Bytes;
-use cromflag::app::{self, UpOptions};
+use cromflag::app;
 use cromflag::runtime::{Runtime, RuntimeLimits};
 use cromflag::store::embedded::EmbeddedStore;
 use cromflag::store::{Backend, ContainerInfo, QueryResult, Row, StoreError};
@@ -36,35 +36,20 @@ use support::{load, ROWS_PER_REQUEST};
 
 /// Keeps the native baseline's message ids distinct, as the guest's random nonce does.
 static NONCE: AtomicU64 = AtomicU64::new(0);
-const CONCURRENCY: [usize; 3] = [1, 16, 64];
+use support::CONCURRENCY;
 
 fn main() -> anyhow::Result<()> {
     let seconds = support::env_number("BENCH_SECONDS", 3);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(Duration::from_secs(seconds)))
+    support::block_on(run(Duration::from_secs(seconds)))
 }
 
 async fn run(duration: Duration) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = support::repo_root();
     let tmp = tempfile::TempDir::new()?;
-    let wasm = app::start(&UpOptions {
-        manifest: root.join("spin.toml"),
-        data_dir: tmp.path().join("wasm"),
-        cache_dir: tmp.path().join("cache"),
-        listen: "127.0.0.1:0".parse()?,
-        listener_limits: Default::default(),
-        max_body_bytes: 1 << 20,
-        mqtt_broker: None,
-        mqtt_client_id: None,
-        limits: RuntimeLimits::default(),
-        cron_timeout: Duration::from_secs(600),
-        webapi: None,
-    })
+    let wasm = app::start(&support::up_options(
+        &tmp.path().join("wasm"),
+        &tmp.path().join("cache"),
+    )?)
     .await?;
     std::fs::create_dir_all(tmp.path().join("native"))?;
     let native_store: Arc<dyn Backend> = Arc::new(Arc::new(EmbeddedStore::open(

@@ -22,7 +22,6 @@ use cromflag::runtime::{Runtime, RuntimeLimits};
 use cromflag::triggers::cron;
 use cromflag::triggers::http::HttpTrigger;
 use serde_json::json;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,17 +35,11 @@ fn main() -> anyhow::Result<()> {
     let env = support::env_number;
     let seconds = env("BENCH_SECONDS", 5);
     let rows = env("BENCH_REPORT_ROWS", 200_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(Duration::from_secs(seconds), rows))
+    support::block_on(run(Duration::from_secs(seconds), rows))
 }
 
 async fn run(duration: Duration, rows: u64) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = support::repo_root();
     let tmp = tempfile::TempDir::new()?;
     let component = |name: &str| {
         root.join(format!(

@@ -19,10 +19,7 @@ use support::{load, spawn_host, ROWS_PER_REQUEST};
 
 fn main() -> anyhow::Result<()> {
     let env = support::env_number;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(
+    support::block_on(run(
         Duration::from_secs(env("BENCH_SECONDS", 3)),
         env("BENCH_SWAPS", 20) as usize,
     ))
@@ -103,7 +100,8 @@ fn start(
 }
 
 async fn run(duration: Duration, swaps: usize) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = support::repo_root();
+    let root = root.as_path();
     let tmp = tempfile::TempDir::new()?;
     let cache = tmp.path().join("cache");
     let sample = support::sample(root)?;

@@ -1,5 +1,6 @@
-//! What the benchmarks share: the HTTP load generator and its payload,
-//! starting `cromflag` processes, and reading settings from the environment.
+//! What the benchmarks share: the runtime they run on and where the
+//! repository is, the HTTP load generator and its payload, starting `cromflag`
+//! hosts (in process or as processes), and reading settings from the environment.
 
 // Each benchmark compiles this module and uses a part of it.
 #![allow(dead_code)]
@@ -13,6 +14,46 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
+
+/// The concurrencies the throughput benchmarks load a host at.
+pub const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+/// Runs a benchmark's body on a multi-threaded tokio runtime, as `cromflag up` runs.
+pub fn block_on(body: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(body)
+}
+
+/// The repository: its `spin.toml`, fixtures and built components.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ sits in the repository")
+        .to_path_buf()
+}
+
+/// Options for `app::start`: the repository's `spin.toml` on `data_dir`, HTTP
+/// on an ephemeral loopback port, no MQTT endpoint, default limits.
+pub fn up_options(
+    data_dir: &std::path::Path,
+    cache_dir: &std::path::Path,
+) -> anyhow::Result<cromflag::app::UpOptions> {
+    Ok(cromflag::app::UpOptions {
+        manifest: repo_root().join("spin.toml"),
+        data_dir: data_dir.to_owned(),
+        cache_dir: cache_dir.to_owned(),
+        listen: "127.0.0.1:0".parse()?,
+        listener_limits: Default::default(),
+        max_body_bytes: 1 << 20,
+        mqtt_broker: None,
+        mqtt_client_id: None,
+        limits: cromflag::runtime::RuntimeLimits::default(),
+        cron_timeout: Duration::from_secs(600),
+        webapi: None,
+    })
+}
 
 /// Rows in the sample payload: what each request appends.
 pub const ROWS_PER_REQUEST: u64 = 6;
