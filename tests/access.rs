@@ -9,8 +9,8 @@ use base64::Engine;
 use cromflag_tests::access::{bearer, call, cli, insert_as, token_of};
 use cromflag_tests::mosquitto::Mosquitto;
 use cromflag_tests::{
-    cromflag_bin, fetch_rows, get, insert_sample, repo_root, sample_of, wait_for_rows, wait_until,
-    Host,
+    cromflag_bin, fetch_rows, get, insert_sample, repo_root, run_page_test, sample_of,
+    wait_for_rows, wait_until, Host,
 };
 use rumqttc::{Client, ConnectReturnCode, Event, MqttOptions, Packet, QoS};
 use std::io::{Read, Write};
@@ -35,12 +35,7 @@ fn the_article_curl_needs_a_device_token_beyond_loopback() {
     let refused = insert_as(&host, "sample", None);
     assert_eq!(refused.status, 401, "{}", refused.text());
     assert_eq!(refused.json()["error"], "a token is required");
-    let challenges: Vec<&str> = refused
-        .headers
-        .iter()
-        .filter(|(n, _)| n == "www-authenticate")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let challenges = refused.header_values("www-authenticate");
     assert!(
         challenges.iter().any(|c| c.starts_with("Bearer")),
         "{challenges:?}"
@@ -562,21 +557,13 @@ fn the_page_signs_in_with_a_reader_token() {
     let f = fleet();
     let sample = token_of(&cli(&f.data, &["devices", "add", "sample"], &[]));
     let screenshot = repo_root().join("target/ui-screenshot-signed-in.png");
-    let output = Command::new("node")
-        .arg(repo_root().join("tests/browser/ui-test.mjs"))
-        .arg(f.host.url(""))
-        .arg(&screenshot)
-        .env("CROMFLAG_READ_TOKEN", &f.reader)
-        .env("CROMFLAG_DEVICE_TOKEN", &sample)
-        .current_dir(repo_root())
-        .output()
-        .expect("running node (./scripts/test installs what it needs)");
-    assert!(
-        output.status.success(),
-        "the browser test failed:\n{}\n{}\nhost log:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        f.host.log()
+    run_page_test(
+        &f.host,
+        &screenshot,
+        &[
+            ("CROMFLAG_READ_TOKEN", &f.reader),
+            ("CROMFLAG_DEVICE_TOKEN", &sample),
+        ],
     );
     assert!(!f.host.log().contains(&f.reader), "the token is in the log");
 }
@@ -621,9 +608,10 @@ fn the_provisioned_grafana_datasources_send_a_read_token() {
 /// PUBACK 0x87 (not authorized), is not stored, and the connection goes on.
 #[test]
 fn mqtt5_devices_are_told_another_topic_is_not_theirs() {
-    use rumqttc::v5::mqttbytes::v5::{Packet as V5Packet, PubAckReason};
+    use cromflag_tests::mqtt::v5_puback_reasons;
+    use rumqttc::v5::mqttbytes::v5::PubAckReason;
     use rumqttc::v5::mqttbytes::QoS as V5QoS;
-    use rumqttc::v5::{Client as V5Client, Event as V5Event, MqttOptions as V5Options};
+    use rumqttc::v5::{Client as V5Client, MqttOptions as V5Options};
     let f = fleet();
     let mut options = V5Options::new("v5-a", "127.0.0.1", f.host.mqtt_port);
     options
@@ -636,19 +624,7 @@ fn mqtt5_devices_are_told_another_topic_is_not_theirs() {
             .publish(topic, V5QoS::AtLeastOnce, false, sample_of(device))
             .unwrap();
     }
-    let mut reasons = Vec::new();
-    for event in connection.iter() {
-        match event {
-            Ok(V5Event::Incoming(V5Packet::PubAck(ack))) => {
-                reasons.push(ack.reason);
-                if reasons.len() == 2 {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => panic!("the endpoint dropped the MQTT 5 device: {e}"),
-        }
-    }
+    let reasons = v5_puback_reasons(&mut connection, 2);
     assert_eq!(
         reasons,
         [PubAckReason::NotAuthorized, PubAckReason::Success]

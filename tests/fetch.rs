@@ -32,11 +32,7 @@ fn insert_rows(host: &Host, device: &str, rows: &[Value]) {
 }
 
 fn header(answer: &Answer, name: &str) -> Option<String> {
-    answer
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.clone())
+    answer.header_values(name).first().map(|v| v.to_string())
 }
 
 #[test]

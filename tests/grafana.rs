@@ -804,11 +804,5 @@ fn query_edges_follow_the_fetch_api() {
 
     let wrong_method = get(&host.url("/grafana/query"));
     assert_eq!(wrong_method.status, 405);
-    let allow: Vec<&str> = wrong_method
-        .headers
-        .iter()
-        .filter(|(name, _)| name == "allow")
-        .map(|(_, value)| value.as_str())
-        .collect();
-    assert_eq!(allow, ["POST"]);
+    assert_eq!(wrong_method.header_values("allow"), ["POST"]);
 }

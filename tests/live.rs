@@ -4,10 +4,11 @@
 
 use cromflag_tests::mqtt::Publisher;
 use cromflag_tests::sse::Stream;
-use cromflag_tests::{get, insert_sample, insert_sample_as, post, repo_root, sample_payload, Host};
+use cromflag_tests::{
+    get, insert_sample, insert_sample_as, post, repo_root, run_page_test, sample_payload, Host,
+};
 use serde_json::{json, Value};
 use std::io::Read;
-use std::time::Duration;
 use tempfile::TempDir;
 
 fn sample_rows() -> Vec<Value> {
@@ -167,19 +168,6 @@ fn the_page_charts_the_sample_in_a_browser() {
     let dir = TempDir::new().unwrap();
     let host = Host::start(dir.path());
     let screenshot = repo_root().join("target/ui-screenshot.png");
-    let output = std::process::Command::new("node")
-        .arg(repo_root().join("tests/browser/ui-test.mjs"))
-        .arg(host.url(""))
-        .arg(&screenshot)
-        .current_dir(repo_root())
-        .output()
-        .expect("running node (./scripts/test installs what it needs)");
-    assert!(
-        output.status.success(),
-        "the browser test failed:\n{}\n{}\nhost log:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        host.log()
-    );
+    run_page_test(&host, &screenshot, &[]);
     assert!(screenshot.exists());
 }

@@ -1,7 +1,7 @@
 //! MQTT ingestion through a real Mosquitto broker and the real binary.
 
 use cromflag_tests::mosquitto::Mosquitto;
-use cromflag_tests::mqtt::{manifest, Publisher};
+use cromflag_tests::mqtt::{manifest, v5_puback_reasons, Publisher};
 use cromflag_tests::{fetch_rows, sample_payload, wait_for_rows, Host};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -742,9 +742,9 @@ fn a_spin_component_with_handle_message_only_gets_one_call_per_message() {
 /// stored one, 0x99 (payload format invalid) for one that went to `_rejected`.
 #[test]
 fn mqtt5_devices_get_a_reason_code_per_message() {
-    use rumqttc::v5::mqttbytes::v5::{Packet as V5Packet, PubAckReason};
+    use rumqttc::v5::mqttbytes::v5::PubAckReason;
     use rumqttc::v5::mqttbytes::QoS as V5QoS;
-    use rumqttc::v5::{Client, Event, MqttOptions};
+    use rumqttc::v5::{Client, MqttOptions};
     let dir = TempDir::new().unwrap();
     let host = Host::start(dir.path());
     let mut options = MqttOptions::new("v5-device", "127.0.0.1", host.mqtt_port);
@@ -766,19 +766,7 @@ fn mqtt5_devices_get_a_reason_code_per_message() {
             b"not a document".to_vec(),
         )
         .unwrap();
-    let mut reasons = Vec::new();
-    for event in connection.iter() {
-        match event {
-            Ok(Event::Incoming(V5Packet::PubAck(ack))) => {
-                reasons.push(ack.reason);
-                if reasons.len() == 2 {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => panic!("the endpoint dropped an MQTT 5 client: {e}"),
-        }
-    }
+    let reasons = v5_puback_reasons(&mut connection, 2);
     assert_eq!(
         reasons,
         [PubAckReason::Success, PubAckReason::PayloadFormatInvalid]

@@ -253,6 +253,15 @@ impl Answer {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text()))
     }
+
+    /// Every value of the header `name` (lower case), in order.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 fn agent() -> ureq::Agent {
@@ -409,3 +418,25 @@ pub fn wait_for_rows(host: &Host, device: &str, count: usize) -> Vec<serde_json:
 }
 
 use std::io::Read as _;
+
+/// Runs the browser test of the built-in page (`tests/browser/ui-test.mjs`,
+/// headless Chromium driven by Playwright from `ui/`) against `host`, with
+/// `env` (tokens, when the host requires them), saving its screenshot to
+/// `screenshot`; fails with the script's output and the host's log.
+pub fn run_page_test(host: &Host, screenshot: &Path, env: &[(&str, &str)]) {
+    let output = Command::new("node")
+        .arg(repo_root().join("tests/browser/ui-test.mjs"))
+        .arg(host.url(""))
+        .arg(screenshot)
+        .envs(env.iter().copied())
+        .current_dir(repo_root())
+        .output()
+        .expect("running node (./scripts/test installs what it needs)");
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{}\n{}\nhost log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        host.log()
+    );
+}

@@ -1,5 +1,6 @@
 //! An MQTT publisher (rumqttc) that waits for the broker's acknowledgement of
-//! each message, and the manifest that binds the insert component to MQTT.
+//! each message, the reason codes an MQTT 5 device is answered with, and the
+//! manifest that binds the insert component to MQTT.
 
 use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
 use std::path::{Path, PathBuf};
@@ -151,4 +152,28 @@ pub fn publish_burst(
         let _ = sender.join();
         acked
     })
+}
+
+/// The reason codes of the next `count` PUBACKs an MQTT 5 connection gets, in
+/// order; panics if the connection drops first.
+pub fn v5_puback_reasons(
+    connection: &mut rumqttc::v5::Connection,
+    count: usize,
+) -> Vec<rumqttc::v5::mqttbytes::v5::PubAckReason> {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::Event;
+    let mut reasons = Vec::new();
+    for event in connection.iter() {
+        match event {
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                reasons.push(ack.reason);
+                if reasons.len() == count {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the endpoint dropped an MQTT 5 client: {e}"),
+        }
+    }
+    reasons
 }
