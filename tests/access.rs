@@ -753,3 +753,53 @@ fn a_stalled_body_times_out() {
     );
     assert_eq!(insert_sample(&host).status, 200, "the host goes on");
 }
+
+/// At the rates devices reach, with tokens required: several devices, each
+/// logged in with its own token, publish thousands of QoS 1 messages as fast
+/// as their connections take them; every PUBACKed message is stored, once.
+#[test]
+fn a_burst_of_logged_in_devices_stores_every_acked_message() {
+    const MESSAGES: usize = 2_000;
+    let f = fleet();
+    let devices: Vec<(String, String)> = (0..4)
+        .map(|d| {
+            let id = format!("burst{d}");
+            let token = token_of(&cli(&f.data, &["devices", "add", &id], &[]));
+            (id, token)
+        })
+        .collect();
+    let bursts: Vec<_> = devices
+        .iter()
+        .map(|(id, token)| {
+            let topic = format!("devices/{id}/telemetry");
+            cromflag_tests::mqtt::publish_burst_as(
+                f.host.mqtt_port,
+                &format!("client-{id}"),
+                Some((id, token)),
+                MESSAGES,
+                move |i| {
+                    let row = serde_json::json!({
+                        "deviceinfo": { "batt_lvl": 50 },
+                        "tsdata": [{ "timestamp": 1_700_000_000_000i64 + i as i64, "seq": i }],
+                    });
+                    (topic.clone(), row.to_string().into_bytes())
+                },
+            )
+        })
+        .collect();
+    let reader = bearer(&f.reader);
+    for ((id, _), burst) in devices.iter().zip(bursts) {
+        let acked = burst.join().unwrap();
+        assert_eq!(acked.len(), MESSAGES, "{id}: PUBACKs");
+        let url = f.host.url(&format!("/fetch/{id}?limit=100000"));
+        let rows = call("GET", &url, Some(&reader), b"").json();
+        let mut seqs: Vec<i64> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_i64().unwrap())
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..MESSAGES as i64).collect::<Vec<_>>(), "{id}");
+    }
+}

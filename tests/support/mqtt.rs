@@ -106,11 +106,25 @@ pub fn publish_burst(
     count: usize,
     message: impl Fn(usize) -> (String, Vec<u8>) + Send + 'static,
 ) -> std::thread::JoinHandle<Vec<usize>> {
+    publish_burst_as(port, id, None, count, message)
+}
+
+/// `publish_burst`, logging in with `credentials` (user name, password).
+pub fn publish_burst_as(
+    port: u16,
+    id: &str,
+    credentials: Option<(&str, &str)>,
+    count: usize,
+    message: impl Fn(usize) -> (String, Vec<u8>) + Send + 'static,
+) -> std::thread::JoinHandle<Vec<usize>> {
     use rumqttc::Outgoing as Out;
     let mut options = MqttOptions::new(id, "127.0.0.1", port);
     options
         .set_keep_alive(Duration::from_secs(10))
         .set_clean_session(false);
+    if let Some((user, password)) = credentials {
+        options.set_credentials(user, password);
+    }
     let (client, mut connection) = Client::new(options, 256);
     std::thread::spawn(move || {
         let sender = std::thread::spawn(move || {
