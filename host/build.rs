@@ -100,7 +100,16 @@ fn ensure_target() {
 /// installed with `npm ci` from the lock file when they are missing or stale.
 fn build_ui(root: &Path) {
     let ui = root.join("ui");
-    for watched in ["src", "build.mjs", "package.json", "package-lock.json"] {
+    // node_modules too: the browser tests drive Chromium with the playwright-core
+    // installed there, so a deleted node_modules is installed again on the next
+    // build even when nothing else changed.
+    for watched in [
+        "src",
+        "build.mjs",
+        "package.json",
+        "package-lock.json",
+        "node_modules/.package-lock.json",
+    ] {
         println!("cargo:rerun-if-changed={}", ui.join(watched).display());
     }
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("ui");
