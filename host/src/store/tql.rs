@@ -44,6 +44,12 @@ pub struct Statement {
     /// start of the token after it. A backend that must send GridDB another
     /// selection (the `griddb` one, for our extensions) replaces just this.
     pub selection_span: std::ops::Range<usize>,
+    /// Where the clauses after `SELECT … [FROM …]` start (`WHERE`, `ORDER BY`,
+    /// `LIMIT`, or the end): a backend that pages a statement keeps the text
+    /// before this and writes its own clauses.
+    pub clauses_start: usize,
+    /// The `WHERE` condition's text, to the start of the token after it.
+    pub filter_span: Option<std::ops::Range<usize>>,
 }
 
 /// What the statement selects.
@@ -807,8 +813,13 @@ impl Parser {
         } else {
             None
         };
+        let clauses_start = self.offset();
+        let mut filter_span = None;
         let filter = if self.eat_keyword("WHERE") {
-            Some(self.expr()?)
+            let start = self.offset();
+            let filter = self.expr()?;
+            filter_span = Some(start..self.offset());
+            Some(filter)
         } else {
             None
         };
@@ -853,6 +864,8 @@ impl Parser {
             order_by,
             limit,
             selection_span,
+            clauses_start,
+            filter_span,
         })
     }
 
@@ -1470,12 +1483,15 @@ pub(crate) mod tests {
                 order_by: vec![],
                 limit: None,
                 selection_span: 7..8,
+                clauses_start: 8,
+                filter_span: None,
             }
         );
         assert_eq!(
             parse("SELECT * ;").unwrap(),
             Statement {
                 selection_span: 7..9,
+                clauses_start: 9,
                 ..stmt.clone()
             }
         );
@@ -1483,9 +1499,17 @@ pub(crate) mod tests {
             parse("  SeLeCt\n*\t").unwrap(),
             Statement {
                 selection_span: 9..11,
+                clauses_start: 11,
                 ..stmt
             }
         );
+        let text = "SELECT * FROM d WHERE a > 1 OR b ORDER BY a LIMIT 2";
+        let stmt = parse(text).unwrap();
+        assert_eq!(
+            &text[stmt.clauses_start..],
+            "WHERE a > 1 OR b ORDER BY a LIMIT 2"
+        );
+        assert_eq!(&text[stmt.filter_span.unwrap()], "a > 1 OR b ");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::store::{Column, ColumnType, ContainerInfo, ContainerKind, Row, Value};
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -48,8 +48,10 @@ impl ErrorBody {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ColumnDto {
     pub name: String,
+    /// `null` only in the answer to an aggregation that found no value (the
+    /// WebAPI then names no type; see [`TqlResult`]).
     #[serde(rename = "type")]
-    pub column_type: String,
+    pub column_type: Option<String>,
     /// Indexes (`TREE`, `HASH`, `SPATIAL`); only in container info and create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<Vec<String>>,
@@ -72,7 +74,7 @@ impl ColumnDto {
     pub fn typed(name: &str, column_type: &str, with_index: bool) -> ColumnDto {
         ColumnDto {
             name: name.to_owned(),
-            column_type: column_type.to_owned(),
+            column_type: Some(column_type.to_owned()),
             index: with_index.then(Vec::new),
             time_precision: (column_type == ColumnType::Timestamp.name())
                 .then(|| "MILLISECOND".to_owned()),
@@ -82,15 +84,11 @@ impl ColumnDto {
     /// The column it describes; `None` for a type this store has no column for
     /// (GEOMETRY, arrays) or a timestamp finer than milliseconds.
     pub fn column(&self) -> Result<Column, String> {
+        let type_name = self.column_type.as_deref().unwrap_or("null");
         let column_type = ColumnType::ALL
             .into_iter()
-            .find(|t| t.name() == self.column_type)
-            .ok_or_else(|| {
-                format!(
-                    "column `{}`: type {} is not supported",
-                    self.name, self.column_type
-                )
-            })?;
+            .find(|t| t.name() == type_name)
+            .ok_or_else(|| format!("column `{}`: type {type_name} is not supported", self.name))?;
         match self.time_precision.as_deref() {
             None | Some("MILLISECOND") => Ok(Column::new(&self.name, column_type)),
             Some(other) => Err(format!(
@@ -163,6 +161,14 @@ pub struct RowsQuery {
     pub condition: Option<String>,
     #[serde(default)]
     pub sort: Option<String>,
+    /// The BLOB zip endpoints' file-name column; known to the WebAPI's
+    /// mapping (so not an unknown field), unused here.
+    #[serde(
+        default,
+        rename = "fileNameCol",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub file_name_col: Option<String>,
 }
 
 /// The answer to `POST containers/<c>/rows`.
@@ -186,6 +192,9 @@ pub struct PutCount {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRows {
     pub container_name: String,
+    /// A column list the WebAPI's mapping knows and its multi-put ignores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Json>,
     pub rows: Vec<Vec<Json>>,
 }
 
@@ -235,17 +244,41 @@ pub struct TqlResult {
     pub response_size_byte: Option<u64>,
 }
 
+/// One statement of the SQL endpoints (`sql/ddl`, `sql/update`, …).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SqlStatement {
+    pub stmt: String,
+    /// `sql-select` in GridDB Cloud's samples; ignored by the WebAPI.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// One statement's answer from `sql/ddl` (no `updatedRows`) or `sql/update`:
+/// `status` 1 for done, 0 for refused with GridDB's `message`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SqlOutcome {
+    #[serde(
+        default,
+        rename = "updatedRows",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub updated_rows: Option<i64>,
+    pub status: i64,
+    pub message: Option<String>,
+    pub stmt: String,
+}
+
 /// The column name of an aggregation's answer.
 pub const AGGREGATION_RESULT: &str = "aggregationResult";
 
-/// `YYYY-MM-DDThh:mm:ss.SSSZ`, the WebAPI's TIMESTAMP text.
+/// `YYYY-MM-DDThh:mm:ss.SSSZ`, the TIMESTAMP text the WebAPI reads in puts
+/// and row keys (and writes when no `timeZone` is set).
 pub fn format_timestamp(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_else(|| ms.to_string())
+    AnswerZone::Utc.format(ms)
 }
 
-/// Reads exactly `YYYY-MM-DDThh:mm:ss.SSSZ` (three fraction digits, UTC).
+/// Reads exactly `YYYY-MM-DDThh:mm:ss.SSSZ` (three fraction digits, UTC): what
+/// a put may carry.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
     let fraction = text.strip_suffix('Z')?.rsplit_once('.')?.1;
     if text.len() != 24 || fraction.len() != 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
@@ -256,10 +289,112 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_millis())
 }
 
-/// One value as a response writes it (§3.2). JSON has no NaN or infinities:
-/// they are written as the strings `NaN`, `Infinity` and `-Infinity`, which
-/// [`decode_value`] reads back.
+/// Reads a TIMESTAMP of an answer: RFC 3339 with `Z` or any offset
+/// (`…+09:00`, as a WebAPI with a `timeZone` setting writes them) and any
+/// number of fraction digits (those past milliseconds are dropped).
+pub fn read_timestamp(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// How answers write TIMESTAMP values: the WebAPI's `timeZone` setting
+/// (`yyyy-MM-dd'T'HH:mm:ss.SSSXXX` in that zone; `XXX` is `Z` at offset 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum AnswerZone {
+    /// Unset: UTC.
+    #[default]
+    Utc,
+    /// A fixed offset (`+09:00`, `-0530`, `+9`, `Z`: Java's `ZoneOffset.of`).
+    Offset(FixedOffset),
+    /// `auto`: the server's own zone, its offset at each instant.
+    Local,
+}
+
+impl AnswerZone {
+    /// Reads the setting as the WebAPI does: empty → UTC, `auto` → the
+    /// system's zone, else an offset.
+    pub fn parse(setting: &str) -> Result<AnswerZone, String> {
+        let setting = setting.trim();
+        if setting.is_empty() {
+            return Ok(AnswerZone::Utc);
+        }
+        if setting == "auto" {
+            return Ok(AnswerZone::Local);
+        }
+        let refused = || format!("time zone `{setting}` is not `auto` or an offset such as +09:00");
+        if setting == "Z" {
+            return Ok(AnswerZone::Offset(
+                FixedOffset::east_opt(0).expect("0 is an offset"),
+            ));
+        }
+        let (sign, digits) = match setting.split_at(1) {
+            ("+", rest) => (1, rest),
+            ("-", rest) => (-1, rest),
+            _ => return Err(refused()),
+        };
+        let digits: String = digits.chars().filter(|c| *c != ':').collect();
+        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refused());
+        }
+        // `h`, `hh`, `hhmm` or `hhmmss`.
+        let digits = if digits.len() == 1 {
+            format!("0{digits}")
+        } else {
+            digits
+        };
+        if digits.len() % 2 != 0 {
+            return Err(refused());
+        }
+        let part = |i: usize| {
+            digits
+                .get(i..i + 2)
+                .map_or(0, |p| p.parse::<i32>().unwrap_or(99))
+        };
+        let (hours, minutes, seconds) = (part(0), part(2), part(4));
+        if hours > 18 || minutes > 59 || seconds > 59 {
+            return Err(refused());
+        }
+        FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60 + seconds))
+            .map(AnswerZone::Offset)
+            .ok_or_else(refused)
+    }
+
+    /// `ms` as the WebAPI writes it in this zone.
+    pub fn format(&self, ms: i64) -> String {
+        let Some(utc) = DateTime::from_timestamp_millis(ms) else {
+            return ms.to_string();
+        };
+        let offset = match self {
+            AnswerZone::Utc => return utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            AnswerZone::Offset(offset) => *offset,
+            AnswerZone::Local => chrono::Local
+                .offset_from_utc_datetime(&utc.naive_utc())
+                .fix(),
+        };
+        let local = utc.with_timezone(&offset);
+        if offset.local_minus_utc() == 0 {
+            local.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+        } else {
+            local.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+        }
+    }
+}
+
+/// One value as a put carries it, and as a response writes it with no
+/// `timeZone` set (§3.2). JSON has no NaN or infinities: they are written as
+/// the strings `NaN`, `Infinity` and `-Infinity` (Jackson's default), which
+/// [`read_value`] reads back and a put refuses.
 pub fn encode_value(value: &Value) -> Json {
+    encode_answer(value, AnswerZone::Utc)
+}
+
+pub fn encode_row(row: &[Value]) -> Vec<Json> {
+    row.iter().map(encode_value).collect()
+}
+
+/// One value as a response writes it, its timestamps in `zone`.
+pub fn encode_answer(value: &Value, zone: AnswerZone) -> Json {
     match value {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
@@ -284,17 +419,18 @@ pub fn encode_value(value: &Value) -> Json {
                 Json::Number,
             )
         }
-        Value::Timestamp(ms) => Json::String(format_timestamp(*ms)),
+        Value::Timestamp(ms) => Json::String(zone.format(*ms)),
         Value::Blob(bytes) => Json::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
     }
 }
 
-pub fn encode_row(row: &[Value]) -> Vec<Json> {
-    row.iter().map(encode_value).collect()
+pub fn encode_answer_row(row: &[Value], zone: AnswerZone) -> Vec<Json> {
+    row.iter().map(|v| encode_answer(v, zone)).collect()
 }
 
-/// One JSON value read into a column of `column_type` (§3.3): numbers and
-/// numeric strings alike for numeric columns, numbers as text for STRING,
+/// One JSON value of a put read into a column of `column_type` (§3.3):
+/// numbers and numeric strings alike for numeric columns, numbers as text for
+/// STRING, no infinities (the WebAPI's `convertToDouble` refuses them),
 /// TIMESTAMP only as `YYYY-MM-DDThh:mm:ss.SSSZ`, BLOB as base64. The error
 /// reads like the WebAPI's.
 pub fn decode_value(json: &Json, column_type: ColumnType) -> Result<Value, String> {
@@ -335,11 +471,12 @@ pub fn decode_value(json: &Json, column_type: ColumnType) -> Result<Value, Strin
         ColumnType::Float | ColumnType::Double => {
             let v = match number.as_deref() {
                 Some("NaN") => f64::NAN,
-                Some("Infinity") => f64::INFINITY,
-                Some("-Infinity") => f64::NEG_INFINITY,
                 Some(n) => n.parse::<f64>().map_err(|_| refused())?,
                 None => return Err(refused()),
             };
+            if v.is_infinite() || (column_type == ColumnType::Float && (v as f32).is_infinite()) {
+                return Err(refused());
+            }
             if column_type == ColumnType::Float {
                 Value::Float(v as f32)
             } else {
@@ -356,7 +493,8 @@ pub fn decode_value(json: &Json, column_type: ColumnType) -> Result<Value, Strin
     })
 }
 
-/// A JSON row read against `columns`: one value per column, as the WebAPI requires.
+/// A JSON row of a put read against `columns`: one value per column, as the
+/// WebAPI requires.
 pub fn decode_row(json: &[Json], columns: &[Column]) -> Result<Row, String> {
     if json.len() != columns.len() {
         return Err("Row data is invalid".into());
@@ -364,6 +502,46 @@ pub fn decode_row(json: &[Json], columns: &[Column]) -> Result<Row, String> {
     json.iter()
         .zip(columns)
         .map(|(v, c)| decode_value(v, c.column_type))
+        .collect()
+}
+
+/// One value of an answer (rows, TQL, aggregations): as a put's, except that
+/// timestamps may carry any offset and infinities are read.
+pub fn read_value(json: &Json, column_type: ColumnType) -> Result<Value, String> {
+    match (column_type, json) {
+        (ColumnType::Timestamp, Json::String(text)) => read_timestamp(text)
+            .map(Value::Timestamp)
+            .ok_or_else(|| format!("`{text}` is not a timestamp")),
+        (ColumnType::Float | ColumnType::Double, Json::String(text))
+            if matches!(text.as_str(), "Infinity" | "-Infinity") =>
+        {
+            let v = if text.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            };
+            Ok(if column_type == ColumnType::Float {
+                Value::Float(v as f32)
+            } else {
+                Value::Double(v)
+            })
+        }
+        _ => decode_value(json, column_type),
+    }
+}
+
+/// A row of an answer read against `columns`.
+pub fn read_row(json: &[Json], columns: &[Column]) -> Result<Row, String> {
+    if json.len() != columns.len() {
+        return Err(format!(
+            "a row of {} values for {} columns",
+            json.len(),
+            columns.len()
+        ));
+    }
+    json.iter()
+        .zip(columns)
+        .map(|(v, c)| read_value(v, c.column_type))
         .collect()
 }
 
@@ -411,6 +589,27 @@ mod tests {
     }
 
     #[test]
+    fn answers_are_read_and_written_in_any_zone() {
+        let ms = 1_714_564_800_123;
+        assert_eq!(read_timestamp("2024-05-01T12:00:00.123Z"), Some(ms));
+        assert_eq!(read_timestamp("2024-05-01T21:00:00.123+09:00"), Some(ms));
+        assert_eq!(read_timestamp("2024-05-01T06:30:00.123456-05:30"), Some(ms));
+        assert_eq!(read_timestamp("2024-05-01T12:00:00Z"), Some(ms - 123));
+        assert_eq!(read_timestamp("1714564800123"), None);
+        let zone = |setting: &str| AnswerZone::parse(setting).unwrap();
+        assert_eq!(zone("").format(ms), "2024-05-01T12:00:00.123Z");
+        assert_eq!(zone("Z").format(ms), "2024-05-01T12:00:00.123Z");
+        assert_eq!(zone("+09:00").format(ms), "2024-05-01T21:00:00.123+09:00");
+        assert_eq!(zone("+0900").format(ms), "2024-05-01T21:00:00.123+09:00");
+        assert_eq!(zone("+9").format(ms), "2024-05-01T21:00:00.123+09:00");
+        assert_eq!(zone("-05:30").format(ms), "2024-05-01T06:30:00.123-05:30");
+        assert_eq!(read_timestamp(&zone("auto").format(ms)), Some(ms));
+        for bad in ["Asia/Tokyo", "+19", "+09:60", "09:00", "+123"] {
+            assert!(AnswerZone::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn values_round_trip_through_their_json() {
         let row = vec![
             Value::Timestamp(1_714_564_800_123),
@@ -433,7 +632,12 @@ mod tests {
         assert_eq!(json[7], json!(0.1));
         assert_eq!(json[8], json!("-Infinity"));
         assert_eq!(json[9], json!("AAH/"));
-        assert_eq!(decode_row(&json, &columns).unwrap(), row);
+        assert_eq!(read_row(&json, &columns).unwrap(), row);
+        // A put cannot carry the infinity an answer may.
+        assert!(decode_row(&json, &columns).is_err());
+        let zoned = encode_answer_row(&row, AnswerZone::parse("+09:00").unwrap());
+        assert_eq!(zoned[0], json!("2024-05-01T21:00:00.123+09:00"));
+        assert_eq!(read_row(&zoned, &columns).unwrap(), row);
     }
 
     #[test]
@@ -457,6 +661,13 @@ mod tests {
             (json!(true), ColumnType::String),
             (json!(1_714_564_800_123_i64), ColumnType::Timestamp),
             (json!("x"), ColumnType::Double),
+            (json!("Infinity"), ColumnType::Double),
+            (json!("-Infinity"), ColumnType::Double),
+            (json!(1e300), ColumnType::Float),
+            (
+                json!("2024-05-01T21:00:00.123+09:00"),
+                ColumnType::Timestamp,
+            ),
         ] {
             let err = decode_value(&json, ty).unwrap_err();
             assert_eq!(

@@ -132,7 +132,7 @@ pub fn rows(answer: TqlResult, projection: Option<&[Column]>) -> Result<QueryRes
         rows: Vec::with_capacity(answer.results.len()),
     };
     for row in &answer.results {
-        let values = wire::decode_row(row, &answered).map_err(|e| {
+        let values = wire::read_row(row, &answered).map_err(|e| {
             StoreError::Backend(format!(
                 "the WebAPI answered a row this store cannot read: {e}"
             ))
@@ -169,9 +169,9 @@ pub fn aggregate(answer: &TqlResult, ty: ColumnType) -> Result<Option<Value>, St
             if v.fract() != 0.0 || v.abs() > 9.007_199_254_740_992e15 {
                 return Err(unreadable());
             }
-            wire::decode_value(&serde_json::Value::from(v as i64), ty).map_err(|_| unreadable())?
+            wire::read_value(&serde_json::Value::from(v as i64), ty).map_err(|_| unreadable())?
         }
-        _ => wire::decode_value(json, ty).map_err(|_| unreadable())?,
+        _ => wire::read_value(json, ty).map_err(|_| unreadable())?,
     };
     Ok(Some(value))
 }

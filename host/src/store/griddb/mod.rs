@@ -442,6 +442,7 @@ impl Backend for GriddbStore {
                     }
                     _ => request.push(ContainerRows {
                         container_name: info.name.clone(),
+                        columns: None,
                         rows: vec![wire::encode_row(&row)],
                     }),
                 }
