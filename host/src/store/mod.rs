@@ -107,8 +107,9 @@ pub fn check_column_name(name: &str, existing: &[Column]) -> Result<(), StoreErr
 
 /// Checks rows against their container before anything is written: at most
 /// one value per column, each of its column's type, no null key, no NaN (the
-/// embedded store could not keep it) and timestamps in GridDB's range. Every
-/// backend refuses the same rows, with the same message.
+/// embedded store could not keep it), no infinity (GridDB's WebAPI refuses it
+/// in a put) and timestamps in GridDB's range. Every backend refuses the same
+/// rows, with the same message.
 pub fn check_rows(info: &ContainerInfo, rows: &[Row]) -> Result<(), StoreError> {
     for (r, row) in rows.iter().enumerate() {
         if row.len() > info.columns.len() {
@@ -140,6 +141,8 @@ fn check_value(value: &Value, ty: ColumnType, is_key: bool) -> Result<(), String
         Value::Null => Ok(()),
         Value::Float(v) if v.is_nan() => Err("NaN cannot be stored".into()),
         Value::Double(v) if v.is_nan() => Err("NaN cannot be stored".into()),
+        Value::Float(v) if v.is_infinite() => Err("an infinite value cannot be stored".into()),
+        Value::Double(v) if v.is_infinite() => Err("an infinite value cannot be stored".into()),
         Value::Timestamp(v) if !cromflag_logic::model::TIMESTAMP_RANGE.contains(v) => {
             Err(format!("{v} is outside the TIMESTAMP range"))
         }
@@ -177,4 +180,48 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_every_backend_refuses() {
+        let info = ContainerInfo {
+            name: "sensor".into(),
+            kind: ContainerKind::TimeSeries,
+            columns: vec![
+                Column::new("ts", ColumnType::Timestamp),
+                Column::new("f", ColumnType::Float),
+                Column::new("d", ColumnType::Double),
+            ],
+            row_key: true,
+        };
+        let row = |f: f32, d: f64| vec![Value::Timestamp(0), Value::Float(f), Value::Double(d)];
+        assert_eq!(check_rows(&info, &[row(1.5, f64::MAX)]), Ok(()));
+        for (bad, why) in [
+            (
+                row(f32::INFINITY, 0.0),
+                "row 0, column `f`: an infinite value cannot be stored",
+            ),
+            (
+                row(0.0, f64::NEG_INFINITY),
+                "row 0, column `d`: an infinite value cannot be stored",
+            ),
+            (
+                row(0.0, f64::NAN),
+                "row 0, column `d`: NaN cannot be stored",
+            ),
+            (
+                vec![Value::Null],
+                "row 0, column `ts`: the row key must not be null",
+            ),
+        ] {
+            assert_eq!(
+                check_rows(&info, &[bad]),
+                Err(StoreError::Invalid(why.into()))
+            );
+        }
+    }
 }
