@@ -23,11 +23,17 @@ struct WebApi {
 
 impl WebApi {
     fn start() -> WebApi {
+        WebApi::start_with(&[])
+    }
+
+    /// A host whose WebAPI settings `env` overrides (`SPIN_VARIABLE_WEBAPI_…`).
+    fn start_with(env: &[(&str, &str)]) -> WebApi {
         let dir = TempDir::new().unwrap();
-        let host = Host::start_with(
+        let host = Host::start_with_env(
             &repo_root().join("spin.toml"),
             dir.path(),
             &["--webapi", "127.0.0.1:0"],
+            env,
         );
         let root = host.webapi_url();
         assert!(root.ends_with("/griddb"), "{root}");
@@ -129,6 +135,16 @@ impl Reply {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the WebAPI error body with `status`, `code` and exactly `message`.
+    fn assert_exact_error(&self, status: u16, code: i64, message: &str) {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(self.content_type, "application/json; charset=UTF-8");
+        assert_eq!(
+            self.json(),
+            json!({"version": "v2", "errorCode": code, "errorMessage": message})
+        );
     }
 
     /// Asserts the WebAPI error body with `status`, `code` and a message
@@ -811,8 +827,25 @@ fn multi_container_put() {
     api.send("PUT", "/containers/rows", &later(json!({"containerName": "sensor_b", "rows": [["2024-05-01T13:00:00.000Z", 1.0, big], ["2024-05-01T13:01:00.000Z", 1.0, big]]})))
         .assert_error(400, 0, "Too many rows data");
     assert_eq!((total("sensor_a"), total("sensor_b")), (2, 1));
-    api.send("PUT", "/containers/rows", &json!([]))
-        .assert_error(400, 0, "");
+    // An empty list writes nothing and says so, as the WebAPI's loop over no
+    // entries does; an entry without rows or a name is refused.
+    assert_eq!(
+        api.expect("PUT", "/containers/rows", &json!([]), 200)
+            .json(),
+        json!([])
+    );
+    api.send(
+        "PUT",
+        "/containers/rows",
+        &json!([{"containerName": "sensor_a", "rows": []}]),
+    )
+    .assert_exact_error(400, 0, "Row data is invalid");
+    api.send(
+        "PUT",
+        "/containers/rows",
+        &json!([{"containerName": " ", "rows": [["2024-05-01T13:00:00.000Z", 1.0, "x"]]}]),
+    )
+    .assert_exact_error(400, 0, "The container is invalid");
     api.send("PUT", "/containers/rows", &json!([{"rows": []}]))
         .assert_error(400, 0, "");
 }
@@ -1203,10 +1236,10 @@ fn sql_ddl_adds_columns_and_nothing_else() {
         200,
     );
 
-    // Failures are items with status 0; the HTTP status stays 200. PUT works too.
+    // Failures are items with status 0; the HTTP status stays 200.
     let answers = api
         .expect(
-            "PUT",
+            "POST",
             "/sql/ddl",
             &json!([
                 {"stmt": "alter table sensor_a add flag bool;"},
@@ -1229,6 +1262,27 @@ fn sql_ddl_adds_columns_and_nothing_else() {
         api.get("/containers/sensor_a/info").json()["columns"][4]["type"],
         "BOOL"
     );
+
+    // The SQL endpoints are POST only.
+    let reply = api.send("PUT", "/sql/ddl", &json!([{"stmt": stmt}]));
+    reply.assert_error(405, 0, "PUT");
+    assert_eq!(reply.header("allow"), Some("POST"));
+
+    // The WebAPI's list checks: a statement of another kind, an empty list.
+    api.send(
+        "POST",
+        "/sql/ddl",
+        &json!([{"stmt": "select * from sensor_a"}]),
+    )
+    .assert_exact_error(400, 0, "Statement is invalid");
+    api.send(
+        "POST",
+        "/sql/ddl",
+        &json!([{"stmt": "ALTER TABLE sensor_a\nADD COLUMN y INTEGER"}]),
+    )
+    .assert_exact_error(400, 0, "Statement is invalid");
+    api.send("POST", "/sql/ddl", &json!([]))
+        .assert_exact_error(400, 0, "List of SQL is empty");
 
     // Any other SQL: 400.
     api.send(

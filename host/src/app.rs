@@ -257,7 +257,7 @@ async fn start_webapi(
         .await
         .with_context(|| format!("binding the WebAPI to {addr}"))?;
     let addr = listener.local_addr()?;
-    tracing::info!(cluster = %settings.cluster, user = %settings.user, "WebAPI serving at http://{addr}/griddb");
+    tracing::info!(cluster = %settings.cluster, user = %settings.user, release = %settings.release, multi_put = ?settings.multi_put, "WebAPI serving at http://{addr}/griddb");
     Ok((
         addr,
         tokio::spawn(server::serve(listener, backend, settings)),

@@ -1,35 +1,52 @@
-//! `cromflag up --webapi ADDR`: the WebAPI served from a `Backend`.
+//! `cromflag up --webapi ADDR`: GridDB's WebAPI v2 answered from any `Backend`,
+//! as strict as the Java WebAPI (griddb/webapi; 5.8 unless `webapi_version`
+//! says otherwise) wherever a client's correctness depends on it.
 //!
-//! Requests go through the steps GridDB's WebAPI (Spring Boot) takes, in its
-//! order: route (404, Spring's default error body) → method (405) → Basic
-//! header well-formed (401) → cluster known (400) → database known (400) →
-//! credentials (401, GridDB's 10005) → JSON content type (415) → body parsed
-//! (400) → the endpoint's own checks. Every failure after routing answers the
-//! WebAPI error body, `{"version":"v2","errorCode":…,"errorMessage":…}`.
+//! A request goes through the steps Spring Boot and the WebAPI take, in their
+//! order: route, among those of the emulated release (else 404 with Spring's
+//! default error body) → method (405) → JSON content type (415) → body read
+//! and mapped into the endpoint's request type as the WebAPI's Jackson mapper
+//! does (400: unparsable, missing, or naming a field the release's DTO lacks)
+//! → Basic header (401) → cluster (400) → database (400) → credentials (401,
+//! GridDB's 10005) → the endpoint's own checks and work. Every failure after
+//! routing answers the WebAPI error body,
+//! `{"version":"v2","errorCode":…,"errorMessage":…}`.
 //!
-//! Where this server departs from the real one, on purpose:
-//! - a database other than the one served (`public`) is 400, errorCode 0,
-//!   "Database '<name>' not found (this server has only '<public>')"; GridDB
-//!   would fail the login instead;
-//! - `POST /tql` also serves our TQL extensions, which GridDB rejects: several
-//!   aggregates (`SELECT COUNT(*), AVG(a)`) and column lists (`SELECT a, b`)
-//!   answer row-shaped output with the engine's columns (`total` 1 for
-//!   aggregates, the matching row count for column lists);
-//! - a trailing `;` or `--` comment does not break the LIMIT the server adds;
-//! - TQL errors answer errorCode 151001 with this engine's message (which
-//!   starts with `TQL: `) rather than GridDB's `[151001:…] … (address=…)`;
-//! - the SQL endpoints answer 400 "SQL is not supported by this server",
-//!   except `sql/ddl` with `ALTER TABLE <t> ADD [COLUMN] <c> <type>`;
-//! - `DELETE containers/<c>/rows` and the BLOB zip endpoints answer 400 (the
-//!   `Backend` has no row deletion; zip transfer is not implemented);
-//! - request bodies are read up to 8 × `max_request_bytes` + 1 MiB (413 past
-//!   that), the row-put size check then uses `wire::estimated_size` as GridDB does;
-//! - `maxResponseSize` ("Too many result") is not enforced: `MAX_LIMIT` bounds
-//!   every answer instead.
+//! The settings are Spin variables (`ServerSettings::from_variables`):
+//! `webapi_cluster`, `webapi_user`, `webapi_password`,
+//! `webapi_max_request_bytes` (`maxRequestSize`), `webapi_max_response_bytes`
+//! (`maxResponseSize`), `webapi_time_zone` (`timeZone`), `webapi_version` (the
+//! release: its routes and DTO fields) and `webapi_multi_put` (`griddb`: as
+//! the Java service; `atomic`).
+//!
+//! Where this server departs from the Java WebAPI, on purpose:
+//!
+//! | What | The Java WebAPI | This server |
+//! |---|---|---|
+//! | a database other than `public` | the GridDB login fails | 400, errorCode 0, "Database '<name>' not found (this server has only 'public')" |
+//! | when an endpoint validates its input ("List of TQL is empty", "'limit' is invalid", "Rows data is empty", …) | after the Basic header, before the cluster and credentials are checked | after the credentials: a wrong password is a 401 before any of these 400s |
+//! | a field missing from a body (`stmt`, `name`, `containerName`, `rows`, a column's `name`) | mapped as null, then the endpoint's own 400 after the Basic header | 400 "Mapping JSON data error: missing field …", before the Basic header |
+//! | Jackson's leniencies: `"5"` or `5.7` for `limit`, a number for a string, a repeated key (the last wins), text after the JSON value | accepted | 400 "Mapping JSON data error: …" (serde's message, without Jackson's path) |
+//! | a field of a later release sent as `null` (`"timePrecision": null` to 2.2) | an unknown field: 400 | accepted: `null` is the field's absence here |
+//! | `PUT containers/rows` with `webapi_multi_put = atomic` | the containers are written one by one, in no fixed order, a repeated container's last entry winning | one `multi_put`: all or nothing, entries in request order (every entry of a repeated container written, in order) |
+//! | the `columns` of a multi-put entry | mapped as GridDB `ColumnInfo`s | any JSON, ignored |
+//! | a row of `PUT containers/{c}/rows` that is not an array | skipped | 400 "Row data is invalid" |
+//! | a column without a type in a create | fails in GridDB | 400 "Empty column type" |
+//! | GEOMETRY and array columns, time precisions finer than ms, indexes | supported | 400 (this store has no such columns); `index` is accepted and not kept (info answers `[]`) |
+//! | `POST /tql` | GridDB refuses several aggregates (`SELECT COUNT(*), AVG(a)`) and column lists (`SELECT a, b`) | served: rows with the engine's columns (`total` 1 for aggregates, the matching row count for column lists) |
+//! | a `/tql` statement ending in `;` or a `--` comment | may break the LIMIT the WebAPI appends | does not |
+//! | TQL errors | `[151001:…] … (address=…)` | errorCode 151001 with this engine's message (which starts with `TQL: `) |
+//! | SQL statements (`sql/ddl` 5.7+, `sql/update` 5.5+) | any statement JDBC runs (once `sql/ddl` has checked they are DDL, as this server does too) | `ALTER TABLE <t> ADD [COLUMN] <c> <type>` only (a failing one is a status 0 item); any other statement: 400 "SQL is not supported by this server" |
+//! | `sql`, `sql/select`, `sql/dcl`, `sql/dml/query`, `sql/dml/update` | served | 400 "SQL is not supported by this server" (the body is still mapped first) |
+//! | `DELETE containers/{c}/rows`, `POST containers/rows` (multi-container get), `containers/{c}/rows/blob` | served | 400 (the `Backend` deletes no rows; zip transfer is not implemented) |
+//! | request body size | Tomcat's limits | 8 × `webapi_max_request_bytes` + 1 MiB (413 past it); the row-put check is then by `wire::estimated_size`, as GridDB's |
+//! | `maxResponseSize` | whole MB, 1–2048 | `webapi_max_response_bytes`, in bytes (small limits for tests); `GET containers` is not bounded by it |
+//! | `OPTIONS` and `HEAD` | answered by Spring | 405 |
 
 use super::wire::{
-    self, ColumnDto, ContainerDto, ContainerList, ContainerRows, ErrorBody, PutCount, RowsQuery,
-    RowsResult, TqlQuery, TqlResult, UpdatedRows, AGGREGATION_RESULT, MAX_LIMIT, MAX_QUERIES,
+    self, AnswerZone, ColumnDto, ContainerDto, ContainerList, ContainerRows, ErrorBody, PutCount,
+    RowsQuery, RowsResult, SqlOutcome, SqlStatement, TqlQuery, TqlResult, UpdatedRows,
+    AGGREGATION_RESULT, MAX_LIMIT, MAX_QUERIES,
 };
 use crate::manifest::Variables;
 use crate::store::tql::{self, Selection, Statement};
@@ -37,7 +54,7 @@ use crate::store::{
     Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, StoreError, Value,
 };
 use crate::triggers::http::{accept_loop, ListenerLimits};
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use base64::Engine as _;
 use bytes::Bytes;
 use cromflag_logic::query::percent_decode;
@@ -45,12 +62,14 @@ use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Who may call the WebAPI, and under which names.
+/// Who may call the WebAPI, under which names, and how the emulated WebAPI
+/// is configured.
 #[derive(Clone)]
 pub struct ServerSettings {
     /// The one cluster name answered; others get 400 "Cluster not found in repository".
@@ -61,25 +80,44 @@ pub struct ServerSettings {
     pub password: String,
     /// `maxRequestSize`: the largest row put, by `wire::estimated_size`.
     pub max_request_bytes: usize,
+    /// `maxResponseSize`: the most the rows of one answer may weigh, by
+    /// `wire::estimated_size` ("Too many result" past it).
+    pub max_response_bytes: usize,
+    /// `timeZone`: how answers write TIMESTAMP values.
+    pub time_zone: AnswerZone,
+    /// The release emulated: its routes and DTO fields.
+    pub release: Release,
+    /// How `PUT containers/rows` writes.
+    pub multi_put: MultiPut,
 }
 
 impl ServerSettings {
-    /// Reads `webapi_cluster`, `webapi_user`, `webapi_password` and
-    /// `webapi_max_request_bytes` (each with a default when undeclared).
+    /// Reads `webapi_cluster`, `webapi_user`, `webapi_password`,
+    /// `webapi_max_request_bytes`, `webapi_max_response_bytes`,
+    /// `webapi_time_zone`, `webapi_version` and `webapi_multi_put` (each with
+    /// a default when undeclared).
     pub fn from_variables(variables: &Variables) -> Result<ServerSettings> {
         let get = |name: &str, default: &str| variables.get(name).unwrap_or(default).to_owned();
-        let max_request_bytes = get(
-            "webapi_max_request_bytes",
-            &wire::MAX_REQUEST_BYTES.to_string(),
-        );
+        let bytes = |name: &str, default: usize| -> Result<usize> {
+            let text = get(name, &default.to_string());
+            text.trim()
+                .parse()
+                .with_context(|| format!("{name} `{text}` is not a byte count"))
+        };
+        let time_zone = get("webapi_time_zone", "");
+        let version = get("webapi_version", "5.8");
+        let multi_put = get("webapi_multi_put", "griddb");
         Ok(ServerSettings {
             cluster: get("webapi_cluster", "defaultCluster"),
             database: "public".into(),
             user: get("webapi_user", "admin"),
             password: get("webapi_password", "admin"),
-            max_request_bytes: max_request_bytes.parse().with_context(|| {
-                format!("webapi_max_request_bytes `{max_request_bytes}` is not a byte count")
-            })?,
+            max_request_bytes: bytes("webapi_max_request_bytes", wire::MAX_REQUEST_BYTES)?,
+            max_response_bytes: bytes("webapi_max_response_bytes", MAX_RESPONSE_BYTES)?,
+            time_zone: AnswerZone::parse(&time_zone)
+                .map_err(|e| anyhow!("webapi_time_zone: {e}"))?,
+            release: Release::parse(&version).map_err(|e| anyhow!("webapi_version: {e}"))?,
+            multi_put: MultiPut::parse(&multi_put).map_err(|e| anyhow!("webapi_multi_put: {e}"))?,
         })
     }
 }
@@ -91,7 +129,91 @@ impl std::fmt::Debug for ServerSettings {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("time_zone", &self.time_zone)
+            .field("release", &self.release)
+            .field("multi_put", &self.multi_put)
             .finish_non_exhaustive()
+    }
+}
+
+/// A WebAPI release, `major.minor`: which routes exist and which fields its
+/// DTOs have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Release {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl Release {
+    /// The 2.x line (2.0.0–2.2.0): checkConnection, containers, info, rows,
+    /// tql and the legacy `sql`.
+    const FIRST: Release = Release { major: 2, minor: 0 };
+    /// 5.5: `containers/rows`, `rows/blob`, `sql/select`, `sql/update`;
+    /// `timePrecision` in column DTOs, `fileNameCol` in row queries.
+    const V5_5: Release = Release { major: 5, minor: 5 };
+    /// 5.7: `sql/ddl`, `sql/dcl`, `sql/dml/query|update`; `hasPartialExecution`.
+    const V5_7: Release = Release { major: 5, minor: 7 };
+
+    /// `major.minor`, or `major.minor.patch` (the patch is not looked at);
+    /// 2.0 or later, the first open-source release.
+    pub fn parse(text: &str) -> Result<Release, String> {
+        let refused = || format!("`{text}` is not a release such as 5.8 or 2.2 (2.0 or later)");
+        let parts: Vec<&str> = text.trim().split('.').collect();
+        let number = |part: &str| {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(refused());
+            }
+            part.parse::<u32>().map_err(|_| refused())
+        };
+        match parts.as_slice() {
+            [major, minor] | [major, minor, _] => {
+                if let [_, _, patch] = parts.as_slice() {
+                    number(patch)?;
+                }
+                let release = Release {
+                    major: number(major)?,
+                    minor: number(minor)?,
+                };
+                if release < Release::FIRST {
+                    return Err(refused());
+                }
+                Ok(release)
+            }
+            _ => Err(refused()),
+        }
+    }
+
+    /// Whether column DTOs carry `timePrecision` (in requests and answers).
+    fn has_time_precision(self) -> bool {
+        self >= Release::V5_5
+    }
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// How `PUT containers/rows` writes its containers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultiPut {
+    /// As the Java service (BulkMultipleContainerServiceImpl): one map entry
+    /// per container name as given (a repeated name keeps its last entry's
+    /// rows), written container by container in no fixed order.
+    Griddb,
+    /// Every entry, in request order, in one `Backend::multi_put`.
+    Atomic,
+}
+
+impl MultiPut {
+    pub fn parse(text: &str) -> Result<MultiPut, String> {
+        match text.trim() {
+            "griddb" => Ok(MultiPut::Griddb),
+            "atomic" => Ok(MultiPut::Atomic),
+            other => Err(format!("`{other}` is not `griddb` or `atomic`")),
+        }
     }
 }
 
@@ -126,6 +248,13 @@ fn body_limit(settings: &ServerSettings) -> usize {
 
 const JSON_TYPE: &str = "application/json; charset=UTF-8";
 
+/// The WebAPI's `maxResponseSize` default (20 MB).
+const MAX_RESPONSE_BYTES: usize = 20 << 20;
+
+/// The WebAPI's `maxTotalResponseSize` default (2048 MB): the most the row
+/// answers of one `/tql` request may weigh together.
+const MAX_TOTAL_RESPONSE_BYTES: u64 = 2048 << 20;
+
 /// GridDB's TQL syntax error number, for every error the TQL engine reports.
 const TQL_ERROR: i64 = 151_001;
 
@@ -154,6 +283,14 @@ fn bad_request(message: impl Into<String>) -> Failure {
 
 fn container_missing() -> Failure {
     fail(StatusCode::NOT_FOUND, 0, "Container not existed")
+}
+
+fn too_many_result() -> Failure {
+    bad_request("Too many result")
+}
+
+fn sql_refused() -> Failure {
+    bad_request("SQL is not supported by this server")
 }
 
 /// A store error as the WebAPI reports GridDB's: missing → 404, refused →
@@ -203,22 +340,44 @@ enum Endpoint {
     Rows(String),
     Blob(String),
     Tql,
-    /// `sql/ddl`.
-    SqlDdl,
-    /// Every other SQL path.
-    Sql,
+    Sql(SqlPath),
+}
+
+/// The SQL endpoints, each mapped from its own release on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SqlPath {
+    /// `sql`, the legacy query endpoint.
+    Legacy,
+    Select,
+    Update,
+    Ddl,
+    Dcl,
+    DmlQuery,
+    DmlUpdate,
 }
 
 impl Endpoint {
+    /// The methods its controllers map (the same in every release).
     fn methods(&self) -> &'static [Method] {
         match self {
             Endpoint::CheckConnection | Endpoint::Info(_) => &[Method::GET],
             Endpoint::Containers => &[Method::GET, Method::POST, Method::DELETE],
-            Endpoint::MultiRows | Endpoint::Blob(_) | Endpoint::SqlDdl => {
-                &[Method::POST, Method::PUT]
-            }
+            Endpoint::MultiRows | Endpoint::Blob(_) => &[Method::POST, Method::PUT],
             Endpoint::Rows(_) => &[Method::PUT, Method::POST, Method::DELETE],
-            Endpoint::Tql | Endpoint::Sql => &[Method::POST],
+            Endpoint::Tql | Endpoint::Sql(_) => &[Method::POST],
+        }
+    }
+
+    /// The first release whose controllers map it.
+    fn since(&self) -> Release {
+        match self {
+            Endpoint::MultiRows
+            | Endpoint::Blob(_)
+            | Endpoint::Sql(SqlPath::Select | SqlPath::Update) => Release::V5_5,
+            Endpoint::Sql(SqlPath::Ddl | SqlPath::Dcl | SqlPath::DmlQuery | SqlPath::DmlUpdate) => {
+                Release::V5_7
+            }
+            _ => Release::FIRST,
         }
     }
 }
@@ -231,8 +390,9 @@ struct Route {
     endpoint: Endpoint,
 }
 
-/// Maps a path to its endpoint; `None` is Spring's 404. One trailing `/` is
-/// ignored (Spring Boot 2.7 matches it), segments are percent-decoded.
+/// Maps a path to its endpoint, whatever the release; `None` is Spring's 404.
+/// One trailing `/` is ignored (Spring Boot 2.7 matches it), segments are
+/// percent-decoded.
 fn route(path: &str) -> Option<Route> {
     let rest = path.strip_prefix("/griddb/v2/")?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -255,10 +415,13 @@ fn route(path: &str) -> Option<Route> {
         ["containers", c, "rows"] => Endpoint::Rows((*c).to_owned()),
         ["containers", c, "rows", "blob"] => Endpoint::Blob((*c).to_owned()),
         ["tql"] => Endpoint::Tql,
-        ["sql", "ddl"] => Endpoint::SqlDdl,
-        ["sql"] | ["sql", "select" | "update" | "dcl"] | ["sql", "dml", "query" | "update"] => {
-            Endpoint::Sql
-        }
+        ["sql"] => Endpoint::Sql(SqlPath::Legacy),
+        ["sql", "select"] => Endpoint::Sql(SqlPath::Select),
+        ["sql", "update"] => Endpoint::Sql(SqlPath::Update),
+        ["sql", "ddl"] => Endpoint::Sql(SqlPath::Ddl),
+        ["sql", "dcl"] => Endpoint::Sql(SqlPath::Dcl),
+        ["sql", "dml", "query"] => Endpoint::Sql(SqlPath::DmlQuery),
+        ["sql", "dml", "update"] => Endpoint::Sql(SqlPath::DmlUpdate),
         _ => return None,
     };
     Some(Route {
@@ -338,6 +501,257 @@ fn is_json_type(content_type: &str) -> bool {
             .is_some_and(|sub| sub.ends_with("+json"))
 }
 
+/// `body` read as `T` the way the WebAPI's `new ObjectMapper()` reads its
+/// DTOs, with FAIL_ON_UNKNOWN_PROPERTIES: a field `T` does not know is a 400
+/// naming where it is, as GWExceptionHandler words it ("Mapping JSON data
+/// error at " and then ` object N` for the Nth item of a list, ` field 'x'`
+/// for a field). Whichever comes first in the text wins, an unknown field or
+/// another mapping error, as Jackson stops at the first.
+fn mapped<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    let mut unknown: Option<String> = None;
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let value: Result<T, serde_json::Error> = serde_ignored::deserialize(&mut json, |path| {
+        unknown.get_or_insert_with(|| jackson_path(&path));
+    });
+    // An unknown field was met before any error: the mapping stopped there.
+    if let Some(path) = unknown {
+        return Err(mapping_error_at(&path));
+    }
+    let refused = |e: serde_json::Error| match e.classify() {
+        serde_json::error::Category::Data => bad_request(format!("Mapping JSON data error: {e}")),
+        _ => bad_request(format!("JSON parse error: {e}")),
+    };
+    let value = value.map_err(refused)?;
+    json.end().map_err(refused)?;
+    Ok(value)
+}
+
+/// Where a field is, as GWExceptionHandler lists Jackson's path: ` object N`
+/// (1-based) for a list item, ` field 'name'` for an object's field.
+fn jackson_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{} object {}", jackson_path(parent), index + 1),
+        Path::Map { parent, key } => format!("{} field '{key}'", jackson_path(parent)),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => jackson_path(parent),
+    }
+}
+
+/// The 400 of a mapping error at `path` (as [`jackson_path`] writes it): a
+/// field the DTO lacks, or a value its Java enum has no constant for.
+fn mapping_error_at(path: &str) -> Failure {
+    bad_request(format!("Mapping JSON data error at {path}"))
+}
+
+/// The body of `POST containers`: GWContainerInfo, every field nullable as
+/// in Java (the endpoint then says which is missing). Its columns are
+/// GWColumnInfo's fields: `ColumnDto`.
+#[derive(Debug, Deserialize)]
+struct CreateBody {
+    #[serde(default)]
+    container_name: Option<String>,
+    #[serde(default)]
+    container_type: Option<String>,
+    /// A Java `boolean`: `null` reads as false.
+    #[serde(default)]
+    rowkey: Option<bool>,
+    #[serde(default)]
+    columns: Option<Vec<ColumnDto>>,
+}
+
+/// The names of the Java enums that GWContainerInfo and GWColumnInfo map
+/// (`ContainerType`, `GSType`, `TimeUnit`, `IndexType`): any other value is
+/// a mapping error at its field, as Jackson's enum deserializer makes it.
+const CONTAINER_TYPES: &[&str] = &["COLLECTION", "TIME_SERIES"];
+const GS_TYPES: &[&str] = &[
+    "STRING",
+    "BOOL",
+    "BYTE",
+    "SHORT",
+    "INTEGER",
+    "LONG",
+    "FLOAT",
+    "DOUBLE",
+    "TIMESTAMP",
+    "GEOMETRY",
+    "BLOB",
+    "STRING_ARRAY",
+    "BOOL_ARRAY",
+    "BYTE_ARRAY",
+    "SHORT_ARRAY",
+    "INTEGER_ARRAY",
+    "LONG_ARRAY",
+    "FLOAT_ARRAY",
+    "DOUBLE_ARRAY",
+    "TIMESTAMP_ARRAY",
+];
+const TIME_UNITS: &[&str] = &[
+    "YEAR",
+    "MONTH",
+    "DAY",
+    "HOUR",
+    "MINUTE",
+    "SECOND",
+    "MILLISECOND",
+    "MICROSECOND",
+    "NANOSECOND",
+];
+const INDEX_TYPES: &[&str] = &["TREE", "HASH", "SPATIAL", "DEFAULT"];
+
+impl CreateBody {
+    /// What Jackson refuses while mapping, beyond unknown fields: enum
+    /// values that name no constant, and `timePrecision` before 5.5 (whose
+    /// GWColumnInfo has no such field).
+    fn check_mapping(&self, release: Release) -> Result<(), Failure> {
+        let named = |value: Option<&str>, names: &[&str]| {
+            // An empty string maps to null, which the endpoint then checks.
+            value.is_none_or(|v| v.is_empty() || names.contains(&v))
+        };
+        if !named(self.container_type.as_deref(), CONTAINER_TYPES) {
+            return Err(mapping_error_at(" field 'container_type'"));
+        }
+        for (i, column) in self.columns.iter().flatten().enumerate() {
+            let at = |field: &str| format!(" field 'columns' object {} field '{field}'", i + 1);
+            if !named(column.column_type.as_deref(), GS_TYPES) {
+                return Err(mapping_error_at(&at("type")));
+            }
+            if column.time_precision.is_some() && !release.has_time_precision() {
+                return Err(mapping_error_at(&at("timePrecision")));
+            }
+            if !named(column.time_precision.as_deref(), TIME_UNITS) {
+                return Err(mapping_error_at(&at("timePrecision")));
+            }
+            if let Some(index) = &column.index {
+                if let Some(j) = index
+                    .iter()
+                    .position(|t| !INDEX_TYPES.contains(&t.as_str()))
+                {
+                    return Err(mapping_error_at(&format!(
+                        "{} object {}",
+                        at("index"),
+                        j + 1
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A request whose body is read and mapped, ready to run once the caller is
+/// authenticated.
+#[derive(Debug)]
+enum Call {
+    CheckConnection,
+    /// `GET containers`, with its query string.
+    List(Option<String>),
+    Create(CreateBody),
+    Drop(Vec<String>),
+    Info(String),
+    /// `PUT containers/{c}/rows`: the rows as JSON, checked one by one later.
+    PutRows(String, Vec<Json>),
+    GetRows(String, RowsQuery),
+    DeleteRows(String),
+    MultiPut(Vec<ContainerRows>),
+    MultiGet,
+    Blob,
+    Tql(Vec<TqlQuery>),
+    SqlDdl(Vec<SqlStatement>),
+    SqlUpdate(Vec<SqlStatement>),
+    /// Any other SQL endpoint.
+    Sql,
+}
+
+impl Call {
+    /// The fields that later releases added to the request DTOs, refused in
+    /// the emulated `release` as unknown. (A field sent as `null` reads as
+    /// absent here and goes through.)
+    fn check_release(&self, release: Release) -> Result<(), Failure> {
+        match self {
+            Call::GetRows(_, query) if query.file_name_col.is_some() && release < Release::V5_5 => {
+                Err(mapping_error_at(" field 'fileNameCol'"))
+            }
+            Call::Tql(queries) if release < Release::V5_7 => {
+                match queries
+                    .iter()
+                    .position(|q| q.has_partial_execution.is_some())
+                {
+                    Some(i) => Err(mapping_error_at(&format!(
+                        " object {} field 'hasPartialExecution'",
+                        i + 1
+                    ))),
+                    None => Ok(()),
+                }
+            }
+            Call::Create(body) => body.check_mapping(release),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The estimated size of the rows of one answer, refused with "Too many
+/// result" as soon as the running sum exceeds `max`, as the WebAPI's
+/// `rowSetToTqlResult` adds and checks row by row.
+fn response_size<'a>(rows: impl IntoIterator<Item = &'a Row>, max: usize) -> Result<u64, Failure> {
+    let mut size = 0usize;
+    for row in rows {
+        size = size.saturating_add(wire::estimated_size(row));
+        if size > max {
+            return Err(too_many_result());
+        }
+    }
+    Ok(size as u64)
+}
+
+/// Whether a statement is of the kind `sql/ddl` accepts, by the WebAPI's
+/// check: lower-cased and trimmed, it matches `(create|alter|drop).*`, where
+/// `.` crosses no line break (so a statement of several lines never does).
+fn is_ddl(stmt: &str) -> bool {
+    let text = stmt.trim_matches(|c: char| c <= ' ').to_lowercase();
+    ["create", "alter", "drop"]
+        .iter()
+        .any(|kind| text.starts_with(kind))
+        && !text.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+}
+
+/// The SQL endpoints' list checks (ExecuteSqlServiceImpl.validateInput).
+fn check_statements(statements: &[SqlStatement]) -> Result<(), Failure> {
+    if statements.is_empty() {
+        return Err(bad_request("List of SQL is empty"));
+    }
+    if statements.len() > MAX_QUERIES {
+        return Err(bad_request("Exceed maximum of SQLs that can be executed"));
+    }
+    if statements.iter().any(|s| s.stmt.trim().is_empty()) {
+        return Err(bad_request("Statement is invalid"));
+    }
+    Ok(())
+}
+
+/// Whether a statement starts with `ALTER`: the one statement served.
+fn is_alter(stmt: &str) -> bool {
+    stmt.trim_start()
+        .get(..5)
+        .is_some_and(|w| w.eq_ignore_ascii_case("alter"))
+}
+
+/// What `griddb` mode writes for a multi-put: one entry per container name
+/// as given (`HashMap` in BulkMultipleContainerServiceImpl, so a repeated
+/// name keeps its last entry's rows), in a random order. Each item is the
+/// name given, the stored name, and the rows.
+fn griddb_writes(entries: Vec<(String, String, Vec<Row>)>) -> Vec<(String, Vec<Row>)> {
+    let mut by_name: HashMap<String, (String, Vec<Row>)> = HashMap::new();
+    for (given, stored, rows) in entries {
+        by_name.insert(given, (stored, rows));
+    }
+    let mut writes: Vec<(String, Vec<Row>)> = by_name.into_values().collect();
+    fastrand::shuffle(&mut writes);
+    writes
+}
+
 struct Server {
     backend: Arc<dyn Backend>,
     settings: ServerSettings,
@@ -358,7 +772,8 @@ impl Server {
 
     async fn dispatch(&self, req: Request<Incoming>) -> Result<Reply, Failure> {
         let path = req.uri().path().to_owned();
-        let Some(route) = route(&path) else {
+        let Some(route) = route(&path).filter(|r| r.endpoint.since() <= self.settings.release)
+        else {
             return Ok(not_found(&path));
         };
         let allowed = route.endpoint.methods();
@@ -379,7 +794,56 @@ impl Server {
             }
             return Ok(reply);
         }
-        let (user, password) = basic_credentials(req.headers())?;
+        let headers = req.headers().clone();
+        let call = self.call(route.endpoint.clone(), req).await?;
+        call.check_release(self.settings.release)?;
+        self.authenticate(&headers, &route)?;
+        self.run(call).await
+    }
+
+    /// The request's body read and mapped into the endpoint's request type;
+    /// no credential has been looked at yet (Spring maps the body before the
+    /// controller runs).
+    async fn call(&self, endpoint: Endpoint, req: Request<Incoming>) -> Result<Call, Failure> {
+        let method = req.method().clone();
+        let query = req.uri().query().map(str::to_owned);
+        Ok(match (endpoint, method) {
+            (Endpoint::CheckConnection, _) => Call::CheckConnection,
+            (Endpoint::Containers, Method::GET) => Call::List(query),
+            (Endpoint::Containers, Method::POST) => Call::Create(self.body(req).await?),
+            (Endpoint::Containers, _) => Call::Drop(self.body(req).await?),
+            (Endpoint::Info(c), _) => Call::Info(c),
+            (Endpoint::Rows(c), Method::PUT) => Call::PutRows(c, self.body(req).await?),
+            (Endpoint::Rows(c), Method::POST) => Call::GetRows(c, self.body(req).await?),
+            (Endpoint::Rows(c), _) => {
+                let _keys: Vec<Json> = self.body(req).await?;
+                Call::DeleteRows(c)
+            }
+            (Endpoint::MultiRows, Method::PUT) => Call::MultiPut(self.body(req).await?),
+            (Endpoint::MultiRows, _) => {
+                let _queries: Vec<Json> = self.body(req).await?;
+                Call::MultiGet
+            }
+            (Endpoint::Blob(_), Method::POST) => {
+                let _query: RowsQuery = self.body(req).await?;
+                Call::Blob
+            }
+            // Multipart parts, not read.
+            (Endpoint::Blob(_), _) => Call::Blob,
+            (Endpoint::Tql, _) => Call::Tql(self.body(req).await?),
+            (Endpoint::Sql(SqlPath::Ddl), _) => Call::SqlDdl(self.body(req).await?),
+            (Endpoint::Sql(SqlPath::Update), _) => Call::SqlUpdate(self.body(req).await?),
+            (Endpoint::Sql(_), _) => {
+                let _statements: Vec<SqlStatement> = self.body(req).await?;
+                Call::Sql
+            }
+        })
+    }
+
+    /// The Basic header (401), the cluster and the database (400), then the
+    /// credentials (401 with GridDB's 10005).
+    fn authenticate(&self, headers: &HeaderMap, route: &Route) -> Result<(), Failure> {
+        let (user, password) = basic_credentials(headers)?;
         if route.cluster != self.settings.cluster {
             return Err(bad_request("Cluster not found in repository"));
         }
@@ -399,36 +863,39 @@ impl Server {
                 "[10005:TXN_AUTH_FAILED] Authentication failed",
             ));
         }
-        let method = req.method().clone();
-        let query = req.uri().query().map(str::to_owned);
-        match (route.endpoint, method) {
-            (Endpoint::CheckConnection, _) => self.check_connection().await,
-            (Endpoint::Containers, Method::GET) => self.list(query.as_deref()).await,
-            (Endpoint::Containers, Method::POST) => self.create(self.json(req).await?).await,
-            (Endpoint::Containers, _) => self.drop_containers(self.json(req).await?).await,
-            (Endpoint::Info(c), _) => self.info(&c).await,
-            (Endpoint::Rows(c), Method::PUT) => self.put_rows(&c, self.json(req).await?).await,
-            (Endpoint::Rows(c), Method::POST) => self.get_rows(&c, self.json(req).await?).await,
-            (Endpoint::Rows(c), _) => {
+        Ok(())
+    }
+
+    async fn run(&self, call: Call) -> Result<Reply, Failure> {
+        match call {
+            Call::CheckConnection => self.check_connection().await,
+            Call::List(query) => self.list(query.as_deref()).await,
+            Call::Create(body) => self.create(body).await,
+            Call::Drop(names) => self.drop_containers(names).await,
+            Call::Info(c) => self.info(&c).await,
+            Call::PutRows(c, rows) => self.put_rows(&c, rows).await,
+            Call::GetRows(c, query) => self.get_rows(&c, query).await,
+            Call::DeleteRows(c) => {
                 self.container(&c).await?;
                 Err(bad_request("Deleting rows is not supported by this server"))
             }
-            (Endpoint::MultiRows, Method::PUT) => self.multi_put(self.json(req).await?).await,
-            (Endpoint::MultiRows, _) => Err(bad_request(
+            Call::MultiPut(entries) => self.multi_put(entries).await,
+            Call::MultiGet => Err(bad_request(
                 "Getting rows of several containers is not supported by this server",
             )),
-            (Endpoint::Blob(_), _) => Err(bad_request(
+            Call::Blob => Err(bad_request(
                 "BLOB zip transfer is not supported by this server",
             )),
-            (Endpoint::Tql, _) => self.tql(self.json(req).await?).await,
-            (Endpoint::SqlDdl, _) => self.sql_ddl(self.json(req).await?).await,
-            (Endpoint::Sql, _) => Err(bad_request("SQL is not supported by this server")),
+            Call::Tql(queries) => self.tql(queries).await,
+            Call::SqlDdl(statements) => self.sql_ddl(statements).await,
+            Call::SqlUpdate(statements) => self.sql_update(statements).await,
+            Call::Sql => Err(sql_refused()),
         }
     }
 
-    /// The body as JSON: a JSON content type (else 415), at most the body
-    /// limit (else 413), well-formed (else 400).
-    async fn json(&self, req: Request<Incoming>) -> Result<Json, Failure> {
+    /// The body mapped into `T` ([`mapped`]): a JSON content type (else
+    /// 415), at most the body limit (else 413), present (else 400).
+    async fn body<T: DeserializeOwned>(&self, req: Request<Incoming>) -> Result<T, Failure> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -471,7 +938,7 @@ impl Server {
         if kept.is_empty() {
             return Err(bad_request("Required request body is missing"));
         }
-        serde_json::from_slice(&kept).map_err(|e| bad_request(format!("JSON parse error: {e}")))
+        mapped(&kept)
     }
 
     async fn container(&self, name: &str) -> Result<ContainerInfo, Failure> {
@@ -501,6 +968,24 @@ impl Server {
             Some(other) => Ok(other.as_f64().unwrap_or(0.0) as i64),
             None => Ok(0),
         }
+    }
+
+    /// Column descriptions as the emulated release writes them: no
+    /// `timePrecision` before 5.5 (GWColumnInfo and GWTQLColumnInfo had none).
+    fn described(&self, mut columns: Vec<ColumnDto>) -> Vec<ColumnDto> {
+        if !self.settings.release.has_time_precision() {
+            for column in &mut columns {
+                column.time_precision = None;
+            }
+        }
+        columns
+    }
+
+    /// Rows as answers write them: timestamps in the `timeZone` setting.
+    fn answer_rows(&self, rows: &[Row]) -> Vec<Vec<Json>> {
+        rows.iter()
+            .map(|row| wire::encode_answer_row(row, self.settings.time_zone))
+            .collect()
     }
 
     /// §2.1: the store answers, so the connection is good.
@@ -586,36 +1071,36 @@ impl Server {
         ))
     }
 
-    /// §2.4.
-    async fn create(&self, body: Json) -> Result<Reply, Failure> {
-        let Json::Object(fields) = &body else {
-            return Err(bad_request(
-                "Mapping JSON data error: a container object is expected",
-            ));
-        };
-        let present = |name: &str| fields.get(name).filter(|v| !v.is_null());
-        if present("container_type").is_none() {
-            return Err(bad_request("'container_type' is required"));
-        }
-        if present("container_name")
-            .and_then(Json::as_str)
-            .is_none_or(|name| name.trim().is_empty())
+    /// §2.4: Validation.validateGWContainerInfo's checks in its order, then
+    /// the columns this store can keep.
+    async fn create(&self, body: CreateBody) -> Result<Reply, Failure> {
+        let CreateBody {
+            container_name,
+            container_type,
+            rowkey,
+            columns,
+        } = body;
+        let container_name = container_name
+            .filter(|name| !name.trim().is_empty())
+            .ok_or_else(|| bad_request("Container name is invalid"))?;
+        let container_type = container_type
+            .filter(|kind| !kind.is_empty())
+            .ok_or_else(|| bad_request("'container_type' is required"))?;
+        let columns = columns
+            .filter(|columns| !columns.is_empty())
+            .ok_or_else(|| bad_request("'columns' is required"))?;
+        if columns
+            .iter()
+            .any(|c| c.column_type.as_deref().is_none_or(str::is_empty))
         {
-            return Err(bad_request("Container name is invalid"));
-        }
-        let columns = present("columns").and_then(Json::as_array);
-        if columns.is_none_or(Vec::is_empty) {
-            return Err(bad_request("'columns' is required"));
-        }
-        if columns.into_iter().flatten().any(|column| {
-            column
-                .get("type")
-                .and_then(Json::as_str)
-                .is_none_or(str::is_empty)
-        }) {
             return Err(bad_request("Empty column type"));
         }
-        let dto: ContainerDto = mapped(body)?;
+        let dto = ContainerDto {
+            container_name,
+            container_type,
+            rowkey: rowkey.unwrap_or(false),
+            columns,
+        };
         let info = dto.info().map_err(bad_request)?;
         if self
             .backend
@@ -634,8 +1119,7 @@ impl Server {
     }
 
     /// §2.5: 204 whatever happened to each name.
-    async fn drop_containers(&self, body: Json) -> Result<Reply, Failure> {
-        let names: Vec<String> = mapped(body)?;
+    async fn drop_containers(&self, names: Vec<String>) -> Result<Reply, Failure> {
         for name in names {
             if let Err(e) = self.backend.drop_container(&name).await {
                 tracing::warn!(container = %name, error = %e, "WebAPI: dropping a container failed");
@@ -647,45 +1131,47 @@ impl Server {
     /// §2.3.
     async fn info(&self, name: &str) -> Result<Reply, Failure> {
         let info = self.container(name).await?;
-        Ok(json_reply(StatusCode::OK, &ContainerDto::describe(&info)))
+        let mut dto = ContainerDto::describe(&info);
+        dto.columns = self.described(dto.columns);
+        Ok(json_reply(StatusCode::OK, &dto))
     }
 
-    /// Converts `rows` (JSON rows) for `info`: every row, before anything is written.
-    fn convert(info: &ContainerInfo, rows: &[Json]) -> Result<Vec<Row>, Failure> {
-        rows.iter()
-            .map(|row| {
-                let values = row
-                    .as_array()
-                    .ok_or_else(|| bad_request("Row data is invalid"))?;
-                wire::decode_row(values, &info.columns).map_err(bad_request)
-            })
-            .collect()
-    }
-
-    fn check_size<'a>(&self, rows: impl IntoIterator<Item = &'a Row>) -> Result<(), Failure> {
-        let mut size = 0usize;
-        for row in rows {
-            size = size.saturating_add(wire::estimated_size(row));
-            if size > self.settings.max_request_bytes {
+    /// Converts `rows` for `info` as WebAPIServiceImpl.setRowValue does, row
+    /// by row: the values, then the running size (`size`, shared by every
+    /// container of one request) against `maxRequestSize`.
+    fn convert<'a>(
+        &self,
+        info: &ContainerInfo,
+        rows: impl IntoIterator<Item = &'a [Json]>,
+        size: &mut usize,
+    ) -> Result<Vec<Row>, Failure> {
+        let mut converted = Vec::new();
+        for values in rows {
+            let row = wire::decode_row(values, &info.columns).map_err(bad_request)?;
+            *size = size.saturating_add(wire::estimated_size(&row));
+            if *size > self.settings.max_request_bytes {
                 return Err(bad_request("Too many rows data"));
             }
+            converted.push(row);
         }
-        Ok(())
+        Ok(converted)
     }
 
     /// §2.6: all rows converted and sized, then one `put_rows`.
-    async fn put_rows(&self, name: &str, body: Json) -> Result<Reply, Failure> {
-        let Json::Array(rows) = body else {
-            return Err(bad_request(
-                "Mapping JSON data error: an array of rows is expected",
-            ));
-        };
+    async fn put_rows(&self, name: &str, rows: Vec<Json>) -> Result<Reply, Failure> {
         if rows.is_empty() {
             return Err(bad_request("Rows data is empty"));
         }
         let info = self.container(name).await?;
-        let rows = Self::convert(&info, &rows)?;
-        self.check_size(&rows)?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .map(Vec::as_slice)
+                    .ok_or_else(|| bad_request("Row data is invalid"))
+            })
+            .collect::<Result<Vec<&[Json]>, Failure>>()?;
+        let rows = self.convert(&info, rows, &mut 0)?;
         let count = rows.len() as u64;
         self.backend
             .put_rows(&info.name, rows)
@@ -695,8 +1181,7 @@ impl Server {
     }
 
     /// §2.7.
-    async fn get_rows(&self, name: &str, body: Json) -> Result<Reply, Failure> {
-        let request: RowsQuery = mapped(body)?;
+    async fn get_rows(&self, name: &str, request: RowsQuery) -> Result<Reply, Failure> {
         let limit = request
             .limit
             .filter(|&l| l >= 1)
@@ -715,16 +1200,18 @@ impl Server {
             offset,
         );
         let result = self.query(&info.name, &rows_tql).await?;
+        response_size(&result.rows, self.settings.max_response_bytes)?;
         let total = self.count(&info.name, &count_tql).await?;
+        let columns = result
+            .columns
+            .iter()
+            .map(|c| ColumnDto::describe(c, false))
+            .collect();
         Ok(json_reply(
             StatusCode::OK,
             &RowsResult {
-                columns: result
-                    .columns
-                    .iter()
-                    .map(|c| ColumnDto::describe(c, false))
-                    .collect(),
-                rows: result.rows.iter().map(|r| wire::encode_row(r)).collect(),
+                columns: self.described(columns),
+                rows: self.answer_rows(&result.rows),
                 offset,
                 limit,
                 total: total.max(0) as u64,
@@ -732,66 +1219,88 @@ impl Server {
         ))
     }
 
-    /// §2.11 PUT: every container's rows converted and the whole request
-    /// sized first, then one `multi_put` (atomic here, unlike GridDB).
-    async fn multi_put(&self, body: Json) -> Result<Reply, Failure> {
-        let request: Vec<ContainerRows> = mapped(body)?;
-        if request.is_empty() {
-            return Err(bad_request("Rows data is empty"));
-        }
-        let mut batches = Vec::with_capacity(request.len());
-        let mut answer = Vec::with_capacity(request.len());
-        for entry in &request {
+    /// §2.11 PUT: the entries checked, looked up and converted in request
+    /// order (any failure: nothing written; the size counted across them),
+    /// then written as `webapi_multi_put` says. The answer lists every entry
+    /// with its own row count.
+    async fn multi_put(&self, entries: Vec<ContainerRows>) -> Result<Reply, Failure> {
+        let mut answer = Vec::with_capacity(entries.len());
+        let mut converted = Vec::with_capacity(entries.len());
+        let mut size = 0usize;
+        for entry in entries {
+            if entry.container_name.trim().is_empty() {
+                return Err(bad_request("The container is invalid"));
+            }
+            if entry.rows.is_empty() {
+                return Err(bad_request("Row data is invalid"));
+            }
             let info = self.container(&entry.container_name).await?;
-            let rows = entry
-                .rows
-                .iter()
-                .map(|row| wire::decode_row(row, &info.columns).map_err(bad_request))
-                .collect::<Result<Vec<Row>, Failure>>()?;
+            let rows = self.convert(&info, entry.rows.iter().map(Vec::as_slice), &mut size)?;
             answer.push(UpdatedRows {
                 container_name: entry.container_name.clone(),
                 updated_rows: rows.len() as u64,
             });
-            batches.push((info.name, rows));
+            converted.push((entry.container_name, info.name, rows));
         }
-        self.check_size(batches.iter().flat_map(|(_, rows)| rows))?;
-        self.backend
-            .multi_put(batches)
-            .await
-            .map_err(store_failure)?;
+        match self.settings.multi_put {
+            MultiPut::Griddb => {
+                for (name, rows) in griddb_writes(converted) {
+                    self.backend
+                        .put_rows(&name, rows)
+                        .await
+                        .map_err(store_failure)?;
+                }
+            }
+            MultiPut::Atomic if converted.is_empty() => {}
+            MultiPut::Atomic => {
+                let batches = converted
+                    .into_iter()
+                    .map(|(_, stored, rows)| (stored, rows))
+                    .collect();
+                self.backend
+                    .multi_put(batches)
+                    .await
+                    .map_err(store_failure)?;
+            }
+        }
         Ok(json_reply(StatusCode::OK, &answer))
     }
 
-    /// §2.9: the statements in order; the first failure fails the request.
-    async fn tql(&self, body: Json) -> Result<Reply, Failure> {
-        let Json::Array(items) = body else {
-            return Err(bad_request(
-                "Mapping JSON data error: an array of queries is expected",
-            ));
-        };
-        if items.is_empty() {
-            return Err(bad_request("Query list is empty"));
+    /// §2.9: the list and every statement checked (Validation.validateGWTQLInput),
+    /// then the statements run in order, the first failure failing the request;
+    /// the row answers together stay within `maxTotalResponseSize`.
+    async fn tql(&self, queries: Vec<TqlQuery>) -> Result<Reply, Failure> {
+        if queries.is_empty() {
+            return Err(bad_request("List of TQL is empty"));
         }
-        if items.len() > MAX_QUERIES {
-            return Err(bad_request(format!(
-                "Number of queries exceeds the limit ({MAX_QUERIES})"
-            )));
+        if queries.len() > MAX_QUERIES {
+            return Err(bad_request("Exceed maximum of TQLs that can be executed"));
         }
-        let mut answers = Vec::with_capacity(items.len());
-        for item in items {
-            let query: TqlQuery = mapped(item)?;
-            answers.push(self.tql_one(&query).await?);
+        for query in &queries {
+            if query.name.trim().is_empty() {
+                return Err(bad_request("Container invalid"));
+            }
+            if query.stmt.trim().is_empty() {
+                return Err(bad_request("Statement invalid"));
+            }
+            if query.stmt.contains('\0') {
+                return Err(bad_request("Invalid character(s) found"));
+            }
+        }
+        let mut answers = Vec::with_capacity(queries.len());
+        let mut total = 0u64;
+        for query in &queries {
+            let answer = self.tql_one(query).await?;
+            total = total.saturating_add(answer.response_size_byte.unwrap_or(0));
+            answers.push(answer);
+        }
+        if total > MAX_TOTAL_RESPONSE_BYTES {
+            return Err(too_many_result());
         }
         Ok(json_reply(StatusCode::OK, &answers))
     }
 
     async fn tql_one(&self, query: &TqlQuery) -> Result<TqlResult, Failure> {
-        if query.name.trim().is_empty() {
-            return Err(bad_request("Container name is invalid"));
-        }
-        if query.stmt.trim().is_empty() {
-            return Err(bad_request("'stmt' is required"));
-        }
         let info = self.container(&query.name).await?;
         let projection = query.columns.as_deref().unwrap_or_default();
         for name in projection {
@@ -809,17 +1318,23 @@ impl Server {
             (Selection::Aggregates(_), None) => 1,
             _ => -1,
         };
+        // Rows sized as the WebAPI's getSelectedColumnsByTQL / rowSetToTqlResult
+        // do: the projected values, "Too many result" past maxResponseSize.
         let rows_of =
-            |columns: &[Column], rows: Vec<Vec<Json>>, size: usize, total: i64| TqlResult {
-                columns: columns
+            |columns: &[Column], rows: &[Row], total: i64| -> Result<TqlResult, Failure> {
+                let size = response_size(rows, self.settings.max_response_bytes)?;
+                let columns = columns
                     .iter()
                     .map(|c| ColumnDto::describe(c, false))
-                    .collect(),
-                results: rows,
-                offset: Some(prepared.offset),
-                limit: Some(prepared.limit),
-                total: Some(total),
-                response_size_byte: Some(size as u64),
+                    .collect();
+                Ok(TqlResult {
+                    columns: self.described(columns),
+                    results: self.answer_rows(rows),
+                    offset: Some(prepared.offset),
+                    limit: Some(prepared.limit),
+                    total: Some(total),
+                    response_size_byte: Some(size),
+                })
             };
         match &prepared.statement.selection {
             Selection::Aggregates(aggregates) if aggregates.len() == 1 => {
@@ -827,66 +1342,76 @@ impl Server {
                 let column = result.columns.first();
                 match (value, column) {
                     (Some(value), Some(column)) if !value.is_null() => {
-                        Ok(aggregation(value, column.column_type))
+                        let mut answer =
+                            aggregation(value, column.column_type, self.settings.time_zone);
+                        answer.columns = self.described(answer.columns);
+                        Ok(answer)
                     }
                     // No value (AVG over no rows): the row shape, empty.
-                    _ => Ok(rows_of(&info.columns, Vec::new(), 0, total)),
+                    _ => rows_of(&info.columns, &[], total),
                 }
             }
-            Selection::Aggregates(_) => {
-                // Our extension: several aggregates, one row; no projection.
-                let size = result.rows.iter().map(|r| wire::estimated_size(r)).sum();
-                let rows = result.rows.iter().map(|r| wire::encode_row(r)).collect();
-                Ok(rows_of(&result.columns, rows, size, total))
-            }
+            // Our extension: several aggregates, one row; no projection.
+            Selection::Aggregates(_) => rows_of(&result.columns, &result.rows, total),
             _ => {
                 let (columns, rows) = project(result.columns, result.rows, projection)?;
-                let size = rows.iter().map(|r| wire::estimated_size(r)).sum();
-                let rows = rows.iter().map(|r| wire::encode_row(r)).collect();
-                Ok(rows_of(&columns, rows, size, total))
+                rows_of(&columns, &rows, total)
             }
         }
     }
 
-    /// `sql/ddl`: `ALTER TABLE <t> ADD [COLUMN] <c> <type>` only (what a
-    /// client needs to add a column); any other kind of statement → 400.
-    async fn sql_ddl(&self, body: Json) -> Result<Reply, Failure> {
-        let Json::Array(items) = body else {
-            return Err(bad_request(
-                "Mapping JSON data error: an array of statements is expected",
-            ));
-        };
-        if items.is_empty() || items.len() > MAX_QUERIES {
-            return Err(bad_request("Statement list is invalid"));
+    /// `sql/ddl` (5.7+): the list checked as ExecuteSqlServiceImpl does
+    /// (every statement of the DDL kind, else "Statement is invalid"); of DDL,
+    /// `ALTER TABLE <t> ADD [COLUMN] <c> <type>` only (any other: 400). Each
+    /// statement answers `{status, message, stmt}`, status 0 for a failure.
+    async fn sql_ddl(&self, statements: Vec<SqlStatement>) -> Result<Reply, Failure> {
+        check_statements(&statements)?;
+        if !statements.iter().all(|s| is_ddl(&s.stmt)) {
+            return Err(bad_request("Statement is invalid"));
         }
-        let mut statements = Vec::with_capacity(items.len());
-        for item in items {
-            let stmt = item
-                .get("stmt")
-                .and_then(Json::as_str)
-                .ok_or_else(|| bad_request("'stmt' is required"))?
-                .to_owned();
-            if !stmt
-                .trim_start()
-                .get(..5)
-                .is_some_and(|w| w.eq_ignore_ascii_case("alter"))
-            {
-                return Err(bad_request("SQL is not supported by this server"));
-            }
-            statements.push(stmt);
+        if !statements.iter().all(|s| is_alter(&s.stmt)) {
+            return Err(sql_refused());
         }
         let mut answers = Vec::with_capacity(statements.len());
-        for stmt in statements {
-            let outcome = match parse_add_column(&stmt) {
-                Ok((table, column)) => self.add_column(&table, column).await,
-                Err(message) => Err(message),
-            };
-            answers.push(match outcome {
-                Ok(()) => json!({"status": 1, "message": null, "stmt": stmt}),
-                Err(message) => json!({"status": 0, "message": message, "stmt": stmt}),
+        for statement in statements {
+            let outcome = self.alter(&statement.stmt).await;
+            answers.push(SqlOutcome {
+                updated_rows: None,
+                status: i64::from(outcome.is_ok()),
+                message: outcome.err(),
+                stmt: statement.stmt,
             });
         }
         Ok(json_reply(StatusCode::OK, &answers))
+    }
+
+    /// `sql/update` (5.5+): JDBC's `executeUpdate` of any statement in the
+    /// WebAPI; here the ALTER that `sql/ddl` serves (any other statement:
+    /// 400). Each statement answers `{updatedRows, status, message, stmt}`:
+    /// `updatedRows` 0 (what executeUpdate counts for DDL, and the Java
+    /// default when it fails), status 1, or status 0 with the message.
+    async fn sql_update(&self, statements: Vec<SqlStatement>) -> Result<Reply, Failure> {
+        check_statements(&statements)?;
+        if !statements.iter().all(|s| is_alter(&s.stmt)) {
+            return Err(sql_refused());
+        }
+        let mut answers = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let outcome = self.alter(&statement.stmt).await;
+            answers.push(SqlOutcome {
+                updated_rows: Some(0),
+                status: i64::from(outcome.is_ok()),
+                message: outcome.err(),
+                stmt: statement.stmt,
+            });
+        }
+        Ok(json_reply(StatusCode::OK, &answers))
+    }
+
+    /// Runs one `ALTER TABLE … ADD [COLUMN] …`; the failure's message otherwise.
+    async fn alter(&self, stmt: &str) -> Result<(), String> {
+        let (table, column) = parse_add_column(stmt)?;
+        self.add_column(&table, column).await
     }
 
     async fn add_column(&self, table: &str, column: Column) -> Result<(), String> {
@@ -908,19 +1433,16 @@ impl Server {
     }
 }
 
-/// `body` read as `T`; 400 with the mapping error otherwise.
-fn mapped<T: DeserializeOwned>(body: Json) -> Result<T, Failure> {
-    serde_json::from_value(body).map_err(|e| bad_request(format!("Mapping JSON data error: {e}")))
-}
-
 /// One aggregate's answer (§2.9): `aggregationResult`, DOUBLE (COUNT 6 → 6.0),
-/// or TIMESTAMP for MIN/MAX over a timestamp.
-fn aggregation(value: &Value, column_type: ColumnType) -> TqlResult {
+/// or TIMESTAMP for MIN/MAX over a timestamp (written in `zone`).
+fn aggregation(value: &Value, column_type: ColumnType, zone: AnswerZone) -> TqlResult {
     let (type_name, json) = match (column_type, value.as_f64()) {
-        (ColumnType::Timestamp, _) | (_, None) => (column_type.name(), wire::encode_value(value)),
+        (ColumnType::Timestamp, _) | (_, None) => {
+            (column_type.name(), wire::encode_answer(value, zone))
+        }
         (_, Some(v)) => (
             ColumnType::Double.name(),
-            wire::encode_value(&Value::Double(v)),
+            wire::encode_answer(&Value::Double(v), zone),
         ),
     };
     TqlResult {
@@ -1002,7 +1524,7 @@ fn prepare_tql(stmt: &str) -> Result<PreparedTql, Failure> {
         .get(..7)
         .is_some_and(|w| w.eq_ignore_ascii_case("explain"))
     {
-        return Err(bad_request("EXPLAIN is not supported"));
+        return Err(bad_request("'EXPLAIN/ANALYZE' is not supported"));
     }
     let statement = tql::parse(&text).map_err(store_failure)?;
     let span = statement.selection_span.clone();
@@ -1257,9 +1779,10 @@ mod tests {
             ("/containers/a%5Fb/rows", Endpoint::Rows("a_b".into())),
             ("/containers/a/rows/blob", Endpoint::Blob("a".into())),
             ("/tql", Endpoint::Tql),
-            ("/sql/ddl", Endpoint::SqlDdl),
-            ("/sql/dml/query", Endpoint::Sql),
-            ("/sql", Endpoint::Sql),
+            ("/sql/ddl", Endpoint::Sql(SqlPath::Ddl)),
+            ("/sql/dml/query", Endpoint::Sql(SqlPath::DmlQuery)),
+            ("/sql/update", Endpoint::Sql(SqlPath::Update)),
+            ("/sql", Endpoint::Sql(SqlPath::Legacy)),
         ] {
             assert_eq!(route_of(&format!("{base}{tail}")), Some(endpoint), "{tail}");
         }
@@ -1269,6 +1792,7 @@ mod tests {
             "/griddb/v2/c/db/d/tql",
             "/griddb/v1/c/dbs/d/tql",
             "/griddb/v2/c/dbs//tql",
+            "/griddb/v2/c/dbs/d/sql/dml",
             "/other",
         ] {
             assert_eq!(route_of(path), None, "{path}");
@@ -1431,12 +1955,25 @@ mod tests {
     fn aggregates_answer_a_double_or_a_timestamp() {
         let json = |r: &TqlResult| serde_json::to_string(r).unwrap();
         assert_eq!(
-            json(&aggregation(&Value::Long(6), ColumnType::Long)),
+            json(&aggregation(
+                &Value::Long(6),
+                ColumnType::Long,
+                AnswerZone::Utc
+            )),
             r#"{"columns":[{"name":"aggregationResult","type":"DOUBLE"}],"results":[[6.0]]}"#
         );
         assert_eq!(
-            json(&aggregation(&Value::Timestamp(0), ColumnType::Timestamp)),
+            json(&aggregation(
+                &Value::Timestamp(0),
+                ColumnType::Timestamp,
+                AnswerZone::Utc
+            )),
             r#"{"columns":[{"name":"aggregationResult","type":"TIMESTAMP","timePrecision":"MILLISECOND"}],"results":[["1970-01-01T00:00:00.000Z"]]}"#
+        );
+        let tokyo = AnswerZone::parse("+09:00").unwrap();
+        assert_eq!(
+            aggregation(&Value::Timestamp(0), ColumnType::Timestamp, tokyo).results,
+            [[json!("1970-01-01T09:00:00.000+09:00")]]
         );
     }
 
@@ -1469,5 +2006,316 @@ mod tests {
         ] {
             assert!(parse_add_column(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The message `mapped` refuses `body` with, as `T`.
+    fn refusal<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+        let failure = mapped::<T>(body.as_bytes()).unwrap_err();
+        assert_eq!(
+            (failure.status, failure.body.error_code),
+            (StatusCode::BAD_REQUEST, 0)
+        );
+        failure.body.error_message
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_where_jackson_finds_them() {
+        assert_eq!(
+            refusal::<CreateBody>(r#"{"container_name": "a", "bogus": 1}"#),
+            "Mapping JSON data error at  field 'bogus'"
+        );
+        assert_eq!(
+            refusal::<CreateBody>(
+                r#"{"container_name": "a", "columns": [{"name": "ts", "type": "TIMESTAMP"}, {"name": "v", "type": "LONG", "size": 8}]}"#
+            ),
+            "Mapping JSON data error at  field 'columns' object 2 field 'size'"
+        );
+        assert_eq!(
+            refusal::<Vec<TqlQuery>>(
+                r#"[{"name": "a", "stmt": "select *"}, {"name": "a", "stmt": "select *", "column": ["x"]}]"#
+            ),
+            "Mapping JSON data error at  object 2 field 'column'"
+        );
+        assert_eq!(
+            refusal::<Vec<ContainerRows>>(r#"[{"container_name": "a", "rows": [[1]]}]"#),
+            "Mapping JSON data error at  object 1 field 'container_name'"
+        );
+        assert_eq!(
+            refusal::<RowsQuery>(r#"{"limit": 1, "where": "a > 1"}"#),
+            "Mapping JSON data error at  field 'where'"
+        );
+        assert_eq!(
+            refusal::<Vec<SqlStatement>>(r#"[{"stmt": "x", "params": []}]"#),
+            "Mapping JSON data error at  object 1 field 'params'"
+        );
+        // Jackson stops at the first problem in the text.
+        assert_eq!(
+            refusal::<RowsQuery>(r#"{"bogus": 1, "limit": "ten"}"#),
+            "Mapping JSON data error at  field 'bogus'"
+        );
+        assert!(refusal::<RowsQuery>(r#"{"limit": "ten", "bogus": 1}"#)
+            .starts_with("Mapping JSON data error: "));
+        assert!(refusal::<Vec<TqlQuery>>(r#"[{"name": "a"}]"#).contains("stmt"));
+        assert!(refusal::<RowsQuery>(r#"{"limit": 1"#).starts_with("JSON parse error: "));
+        assert!(refusal::<RowsQuery>(r#"{"limit": 1} {}"#).starts_with("JSON parse error: "));
+    }
+
+    #[test]
+    fn every_field_of_the_java_dtos_is_known() {
+        let create: CreateBody = mapped(
+            br#"{"container_name": "a", "container_type": "TIME_SERIES", "rowkey": null,
+                 "columns": [{"name": "ts", "type": "TIMESTAMP", "index": ["TREE"], "timePrecision": "MILLISECOND"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(create.rowkey, None);
+        let rows: RowsQuery = mapped(
+            br#"{"limit": 1, "offset": 0, "condition": "a > 1", "sort": "a", "fileNameCol": "f"}"#,
+        )
+        .unwrap();
+        assert_eq!(rows.file_name_col.as_deref(), Some("f"));
+        let tql: Vec<TqlQuery> = mapped(
+            br#"[{"name": "a", "stmt": "select *", "columns": null, "hasPartialExecution": true}]"#,
+        )
+        .unwrap();
+        assert_eq!(tql[0].has_partial_execution, Some(true));
+        let puts: Vec<ContainerRows> =
+            mapped(br#"[{"containerName": "a", "columns": null, "rows": [[1]]}]"#).unwrap();
+        assert_eq!(puts[0].rows, [[json!(1)]]);
+        let sql: Vec<SqlStatement> =
+            mapped(br#"[{"type": "sql-select", "stmt": "select 1"}]"#).unwrap();
+        assert_eq!(sql[0].kind.as_deref(), Some("sql-select"));
+    }
+
+    #[test]
+    fn enum_values_and_later_fields_are_mapping_errors() {
+        let create = |body: &str| Call::Create(mapped(body.as_bytes()).unwrap());
+        let refused = |call: Call, release: &str| {
+            call.check_release(Release::parse(release).unwrap())
+                .unwrap_err()
+                .body
+                .error_message
+        };
+        let columns = |column: &str| {
+            format!(
+                r#"{{"container_name": "a", "container_type": "COLLECTION", "columns": [{{"name": "k", "type": "STRING"}}, {column}]}}"#
+            )
+        };
+        assert_eq!(
+            refused(create(r#"{"container_type": "TABLE"}"#), "5.8"),
+            "Mapping JSON data error at  field 'container_type'"
+        );
+        assert_eq!(
+            refused(
+                create(&columns(r#"{"name": "v", "type": "decimal"}"#)),
+                "5.8"
+            ),
+            "Mapping JSON data error at  field 'columns' object 2 field 'type'"
+        );
+        assert_eq!(
+            refused(
+                create(&columns(
+                    r#"{"name": "v", "type": "LONG", "index": ["TREE", "BTREE"]}"#
+                )),
+                "5.8"
+            ),
+            "Mapping JSON data error at  field 'columns' object 2 field 'index' object 2"
+        );
+        assert_eq!(
+            refused(
+                create(&columns(
+                    r#"{"name": "t", "type": "TIMESTAMP", "timePrecision": "ms"}"#
+                )),
+                "5.8"
+            ),
+            "Mapping JSON data error at  field 'columns' object 2 field 'timePrecision'"
+        );
+        // GridDB's own types and units map (the store may refuse them later).
+        let geometry = create(&columns(
+            r#"{"name": "g", "type": "GEOMETRY"}, {"name": "t", "type": "TIMESTAMP", "timePrecision": "NANOSECOND"}"#,
+        ));
+        assert!(geometry
+            .check_release(Release::parse("5.8").unwrap())
+            .is_ok());
+        // 2.2's GWColumnInfo has no timePrecision; 5.5's has.
+        let precise = || {
+            create(&columns(
+                r#"{"name": "t", "type": "TIMESTAMP", "timePrecision": "MILLISECOND"}"#,
+            ))
+        };
+        assert_eq!(
+            refused(precise(), "2.2"),
+            "Mapping JSON data error at  field 'columns' object 2 field 'timePrecision'"
+        );
+        assert!(precise()
+            .check_release(Release::parse("5.5").unwrap())
+            .is_ok());
+        // An empty type is the endpoint's "Empty column type", not a mapping error.
+        assert!(create(&columns(r#"{"name": "v", "type": ""}"#))
+            .check_release(Release::parse("5.8").unwrap())
+            .is_ok());
+
+        let rows = || {
+            Call::GetRows(
+                "a".into(),
+                mapped(br#"{"limit": 1, "fileNameCol": "f"}"#).unwrap(),
+            )
+        };
+        assert_eq!(
+            refused(rows(), "2.2"),
+            "Mapping JSON data error at  field 'fileNameCol'"
+        );
+        assert!(rows().check_release(Release::parse("5.5").unwrap()).is_ok());
+        let tql = || {
+            Call::Tql(
+                mapped(br#"[{"name": "a", "stmt": "s"}, {"name": "a", "stmt": "s", "hasPartialExecution": false}]"#)
+                    .unwrap(),
+            )
+        };
+        assert_eq!(
+            refused(tql(), "5.6"),
+            "Mapping JSON data error at  object 2 field 'hasPartialExecution'"
+        );
+        assert!(tql().check_release(Release::parse("5.7").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn releases_decide_the_routes() {
+        let release = |text: &str| Release::parse(text).unwrap();
+        assert_eq!(release("5.8"), Release { major: 5, minor: 8 });
+        assert_eq!(release(" 5.8.0 "), release("5.8"));
+        assert!(release("2.2") < release("5.5") && release("5.6") < release("5.7"));
+        assert!(release("5.10") > release("5.8"));
+        for bad in ["", "5", "5.", "x.8", "5.8.1.2", "5.-1", "1.9", "+5.8"] {
+            assert!(Release::parse(bad).is_err(), "{bad}");
+        }
+        let routes_in = |text: &str| {
+            let base = "/griddb/v2/c/dbs/d";
+            [
+                "/checkConnection",
+                "/containers",
+                "/containers/a/info",
+                "/containers/a/rows",
+                "/tql",
+                "/sql",
+                "/containers/rows",
+                "/containers/a/rows/blob",
+                "/sql/select",
+                "/sql/update",
+                "/sql/ddl",
+                "/sql/dcl",
+                "/sql/dml/query",
+                "/sql/dml/update",
+            ]
+            .into_iter()
+            .filter(|tail| {
+                route(&format!("{base}{tail}")).unwrap().endpoint.since() <= release(text)
+            })
+            .count()
+        };
+        assert_eq!(routes_in("2.2"), 6);
+        assert_eq!(routes_in("5.5"), 10);
+        assert_eq!(routes_in("5.6"), 10);
+        assert_eq!(routes_in("5.7"), 14);
+        assert_eq!(routes_in("5.8"), 14);
+        assert_eq!(Endpoint::Sql(SqlPath::Ddl).methods(), [Method::POST]);
+    }
+
+    #[test]
+    fn settings_default_to_the_webapi_defaults() {
+        let settings = ServerSettings::from_variables(&Variables::default()).unwrap();
+        assert_eq!(settings.release, Release { major: 5, minor: 8 });
+        assert_eq!(settings.multi_put, MultiPut::Griddb);
+        assert_eq!(settings.time_zone, AnswerZone::Utc);
+        assert_eq!(settings.max_response_bytes, 20 << 20);
+        assert_eq!(settings.max_request_bytes, 20 << 20);
+        assert_eq!(MultiPut::parse("atomic"), Ok(MultiPut::Atomic));
+        assert!(MultiPut::parse("GridDB").is_err());
+    }
+
+    #[test]
+    fn answers_are_sized_row_by_row() {
+        // 8 (TIMESTAMP) + 8 (DOUBLE) + 4 ("abcd") = 20 a row; null counts 0.
+        let row = vec![
+            Value::Timestamp(0),
+            Value::Double(1.0),
+            Value::String("abcd".into()),
+            Value::Null,
+        ];
+        let rows = vec![row.clone(), row.clone(), row];
+        assert_eq!(response_size(&rows[..2], 40).unwrap(), 40);
+        assert_eq!(response_size(&rows, 60).unwrap(), 60);
+        let refused = response_size(&rows, 59).unwrap_err();
+        assert_eq!(
+            (
+                refused.status,
+                refused.body.error_code,
+                refused.body.error_message.as_str()
+            ),
+            (StatusCode::BAD_REQUEST, 0, "Too many result")
+        );
+        assert_eq!(response_size(&[], 0).unwrap(), 0);
+    }
+
+    #[test]
+    fn sql_lists_are_checked_like_the_webapi() {
+        let statements = |stmts: &[&str]| -> Vec<SqlStatement> {
+            stmts
+                .iter()
+                .map(|s| SqlStatement {
+                    stmt: (*s).to_owned(),
+                    kind: None,
+                })
+                .collect()
+        };
+        let message = |stmts: &[&str]| {
+            check_statements(&statements(stmts))
+                .unwrap_err()
+                .body
+                .error_message
+        };
+        assert_eq!(message(&[]), "List of SQL is empty");
+        assert_eq!(
+            message(&["select 1"; 11]),
+            "Exceed maximum of SQLs that can be executed"
+        );
+        assert_eq!(message(&["select 1", "  "]), "Statement is invalid");
+        assert!(check_statements(&statements(&["select 1"; 10])).is_ok());
+        for ddl in [
+            "CREATE TABLE t (a INTEGER)",
+            "  alter table t add x int;",
+            "DROP TABLE t",
+            "dropx",
+        ] {
+            assert!(is_ddl(ddl), "{ddl}");
+        }
+        for other in ["select 1", "ALTER TABLE t\nADD x INTEGER", "", "-- alter"] {
+            assert!(!is_ddl(other), "{other}");
+        }
+        assert!(is_alter(" ALTER TABLE t ADD x INTEGER") && !is_alter("DROP TABLE t"));
+    }
+
+    #[test]
+    fn griddb_multi_puts_keep_the_last_entry_of_a_name() {
+        let row = |v: i64| vec![Value::Long(v)];
+        let writes = griddb_writes(vec![
+            ("a".into(), "a".into(), vec![row(1)]),
+            ("b".into(), "b".into(), vec![row(2)]),
+            ("a".into(), "a".into(), vec![row(3), row(4)]),
+            // Another spelling of a stored name is another entry, as in Java's map.
+            ("A".into(), "a".into(), vec![row(5)]),
+        ]);
+        let mut writes: Vec<(String, Vec<Row>)> = writes;
+        writes.sort_by_key(|(_, rows)| match rows[0][0] {
+            Value::Long(v) => v,
+            _ => 0,
+        });
+        assert_eq!(
+            writes,
+            [
+                ("b".to_owned(), vec![row(2)]),
+                ("a".to_owned(), vec![row(3), row(4)]),
+                ("a".to_owned(), vec![row(5)]),
+            ]
+        );
     }
 }
