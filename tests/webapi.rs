@@ -1303,3 +1303,211 @@ fn sql_ddl_adds_columns_and_nothing_else() {
             .assert_error(400, 0, "SQL is not supported by this server");
     }
 }
+
+/// Jackson's `new ObjectMapper()` (FAIL_ON_UNKNOWN_PROPERTIES): a request
+/// body naming a field its DTO lacks is a 400, wherever the field is, and
+/// nothing is done. The fields the DTOs do have all pass.
+#[test]
+fn unknown_fields_in_request_bodies_are_refused() {
+    let api = WebApi::start();
+    api.sensor_a(json!([]));
+
+    // Must show: the create of a container with a stray field.
+    let mut body = sensor_a_schema();
+    body["container_name"] = json!("sensor_c");
+    body["bogus"] = json!(1);
+    api.send("POST", "/containers", &body).assert_exact_error(
+        400,
+        0,
+        "Mapping JSON data error at  field 'bogus'",
+    );
+    api.get("/containers/sensor_c/info")
+        .assert_error(404, 0, "Container not existed");
+    let mut body = sensor_a_schema();
+    body["container_name"] = json!("sensor_c");
+    body["columns"][1]["nullable"] = json!(true);
+    api.send("POST", "/containers", &body).assert_exact_error(
+        400,
+        0,
+        "Mapping JSON data error at  field 'columns' object 2 field 'nullable'",
+    );
+    // A value no Java enum constant names is a mapping error at its field.
+    let mut body = sensor_a_schema();
+    body["container_type"] = json!("TABLE");
+    api.send("POST", "/containers", &body).assert_exact_error(
+        400,
+        0,
+        "Mapping JSON data error at  field 'container_type'",
+    );
+
+    // A tql item, a multi-put entry, a row query, an SQL statement.
+    api.send(
+        "POST",
+        "/tql",
+        &json!([
+            {"name": "sensor_a", "stmt": "select *"},
+            {"name": "sensor_a", "stmt": "select *", "limit": 5}
+        ]),
+    )
+    .assert_exact_error(400, 0, "Mapping JSON data error at  object 2 field 'limit'");
+    api.send(
+        "PUT",
+        "/containers/rows",
+        &json!([{"containerName": "sensor_a", "rows": [["2024-05-01T12:00:00.000Z", 1.0, "x"]], "rowKey": true}]),
+    )
+    .assert_exact_error(400, 0, "Mapping JSON data error at  object 1 field 'rowKey'");
+    api.send(
+        "PUT",
+        "/containers/rows",
+        &json!([{"container_name": "sensor_a", "rows": [["2024-05-01T12:00:00.000Z", 1.0, "x"]]}]),
+    )
+    .assert_exact_error(
+        400,
+        0,
+        "Mapping JSON data error at  object 1 field 'container_name'",
+    );
+    api.send(
+        "POST",
+        "/containers/sensor_a/rows",
+        &json!({"limit": 10, "order": "ts"}),
+    )
+    .assert_exact_error(400, 0, "Mapping JSON data error at  field 'order'");
+    api.send(
+        "POST",
+        "/sql/ddl",
+        &json!([{"stmt": "ALTER TABLE sensor_a ADD COLUMN x INTEGER", "timeout": 5}]),
+    )
+    .assert_exact_error(
+        400,
+        0,
+        "Mapping JSON data error at  object 1 field 'timeout'",
+    );
+    assert_eq!(
+        api.get("/containers/sensor_a/info").json()["columns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "a refused statement ran"
+    );
+    let rows = api
+        .expect(
+            "POST",
+            "/containers/sensor_a/rows",
+            &json!({"limit": 10}),
+            200,
+        )
+        .json();
+    assert_eq!(rows["total"], 0, "a refused put wrote rows");
+
+    // Every field of GWTQLInput, GWQueryParams, GWBulkPutRow and GWSQLInput.
+    api.expect(
+        "PUT",
+        "/containers/rows",
+        &json!([{"containerName": "sensor_a", "columns": null, "rows": [["2024-05-01T12:00:00.000Z", 1.0, "x"]]}]),
+        200,
+    );
+    let answers = api.tql(json!([
+        {"name": "sensor_a", "stmt": "select *", "columns": ["temp"], "hasPartialExecution": false}
+    ]));
+    assert_eq!(answers[0]["results"], json!([[1.0]]));
+    let rows = api
+        .expect(
+            "POST",
+            "/containers/sensor_a/rows",
+            &json!({"limit": 10, "offset": 0, "condition": "temp > 0", "sort": "ts desc", "fileNameCol": "label"}),
+            200,
+        )
+        .json();
+    assert_eq!(rows["total"], 1);
+    api.expect(
+        "POST",
+        "/sql/ddl",
+        &json!([{"type": "sql-ddl", "stmt": "ALTER TABLE sensor_a ADD COLUMN x INTEGER"}]),
+        200,
+    );
+}
+
+/// Spring reads and maps a body before the WebAPI looks at the credentials:
+/// a wrong content type is a 415 and a bad body a 400 even with a wrong
+/// password; a good body with it is the 401.
+#[test]
+fn bodies_are_mapped_before_the_credentials_are_checked() {
+    let api = WebApi::start();
+    api.sensor_a(six_rows());
+    let wrong = basic(USER, "wrong");
+    let tql = api.url("/tql");
+    let good = json!([{"name": "sensor_a", "stmt": "select *"}]).to_string();
+
+    send(
+        "POST",
+        &tql,
+        Some(&wrong),
+        Some(("text/plain", good.as_bytes())),
+    )
+    .assert_error(415, 0, "text/plain");
+    send(
+        "POST",
+        &tql,
+        Some(&wrong),
+        Some(("application/json", b"[{\"name\": ")),
+    )
+    .assert_error(400, 0, "");
+    send(
+        "POST",
+        &tql,
+        Some(&wrong),
+        Some((
+            "application/json",
+            b"[{\"name\": \"sensor_a\", \"stmt\": \"select *\", \"x\": 1}]",
+        )),
+    )
+    .assert_exact_error(400, 0, "Mapping JSON data error at  object 1 field 'x'");
+    send("POST", &tql, None, Some(("application/json", b""))).assert_exact_error(
+        400,
+        0,
+        "Required request body is missing",
+    );
+    let put = api.url("/containers/sensor_a/rows");
+    send("PUT", &put, Some(&wrong), Some(("application/json", b"{}"))).assert_error(400, 0, "");
+    // The cluster is checked after the body too.
+    let other_cluster = format!("{}/v2/myCluster/dbs/public/tql", api.root);
+    send(
+        "POST",
+        &other_cluster,
+        Some(&basic(USER, PASSWORD)),
+        Some(("text/plain", good.as_bytes())),
+    )
+    .assert_error(415, 0, "");
+    send(
+        "POST",
+        &other_cluster,
+        Some(&basic(USER, PASSWORD)),
+        Some(("application/json", good.as_bytes())),
+    )
+    .assert_error(400, 0, "Cluster not found in repository");
+
+    // A body that maps: now the credentials count.
+    send(
+        "POST",
+        &tql,
+        Some(&wrong),
+        Some(("application/json", good.as_bytes())),
+    )
+    .assert_error(401, 10005, "TXN_AUTH_FAILED");
+    send(
+        "POST",
+        &tql,
+        None,
+        Some(("application/json", good.as_bytes())),
+    )
+    .assert_error(401, 0, "Basic authentication not found");
+    // The method comes before the body.
+    send(
+        "PUT",
+        &tql,
+        Some(&wrong),
+        Some(("text/plain", good.as_bytes())),
+    )
+    .assert_error(405, 0, "PUT");
+}
