@@ -147,6 +147,19 @@ impl Reply {
         );
     }
 
+    /// Asserts Spring's default 404 body for `path`.
+    fn assert_spring_not_found(&self, path: &str) {
+        assert_eq!(self.status, 404, "{path}: {}", self.text());
+        let body = self.json();
+        assert_eq!(
+            (&body["status"], &body["error"]),
+            (&json!(404), &json!("Not Found")),
+            "{body}"
+        );
+        assert!(path.ends_with(body["path"].as_str().unwrap()), "{body}");
+        assert!(body["timestamp"].is_string(), "{body}");
+    }
+
     /// Asserts the WebAPI error body with `status`, `code` and a message
     /// containing `message`.
     fn assert_error(&self, status: u16, code: i64, message: &str) {
@@ -1510,4 +1523,312 @@ fn bodies_are_mapped_before_the_credentials_are_checked() {
         Some(("text/plain", good.as_bytes())),
     )
     .assert_error(405, 0, "PUT");
+}
+
+/// `maxResponseSize` by the WebAPI's estimate (8 for a TIMESTAMP, the UTF-8
+/// length of a STRING): the running sum of the answered rows may reach the
+/// limit, one byte past it is 400 "Too many result".
+#[test]
+fn answers_past_the_response_size_are_too_many_result() {
+    const LIMIT: usize = 50;
+    let limit = LIMIT.to_string();
+    let api = WebApi::start_with(&[("SPIN_VARIABLE_WEBAPI_MAX_RESPONSE_BYTES", &limit)]);
+    let schema = json!({
+        "container_name": "sized",
+        "container_type": "TIME_SERIES",
+        "rowkey": true,
+        "columns": [{"name": "ts", "type": "TIMESTAMP"}, {"name": "label", "type": "STRING"}]
+    });
+    api.expect("POST", "/containers", &schema, 201);
+    let labels = ["aaaaaaaaa", "bbbbbbbbb", "cccccccc", "ddddddddd"];
+    let rows: Vec<Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, label)| json!([format!("2024-05-01T12:0{i}:00.000Z"), label]))
+        .collect();
+    api.expect("PUT", "/containers/sized/rows", &json!(rows), 200);
+    let estimate = |picked: &[usize]| picked.iter().map(|&i| 8 + labels[i].len()).sum::<usize>();
+    assert_eq!(estimate(&[0, 1, 2]), LIMIT);
+    assert_eq!(estimate(&[0, 1, 3]), LIMIT + 1);
+
+    // Get rows: the first three weigh the limit exactly; four are past it.
+    let reply = api.expect("POST", "/containers/sized/rows", &json!({"limit": 3}), 200);
+    assert_eq!(reply.json()["rows"].as_array().unwrap().len(), 3);
+    api.send("POST", "/containers/sized/rows", &json!({"limit": 4}))
+        .assert_exact_error(400, 0, "Too many result");
+    // TQL: the same rows, and a one-byte-heavier choice of three.
+    let answers = api.tql(json!([{"name": "sized", "stmt": "select * limit 3"}]));
+    assert_eq!(answers[0]["responseSizeByte"], LIMIT);
+    api.send(
+        "POST",
+        "/tql",
+        &json!([{"name": "sized", "stmt": "select * where label <> 'cccccccc'"}]),
+    )
+    .assert_exact_error(400, 0, "Too many result");
+    // One statement past it fails the whole request.
+    api.send(
+        "POST",
+        "/tql",
+        &json!([
+            {"name": "sized", "stmt": "select count(*)"},
+            {"name": "sized", "stmt": "select *"}
+        ]),
+    )
+    .assert_exact_error(400, 0, "Too many result");
+    // A projection weighs only its columns; aggregations are not sized.
+    let answers = api.tql(json!([
+        {"name": "sized", "stmt": "select *", "columns": ["label"]},
+        {"name": "sized", "stmt": "select count(*)"},
+        {"name": "sized", "stmt": "select *", "columns": ["label"]}
+    ]));
+    assert_eq!(answers[0]["responseSizeByte"], 35);
+    assert_eq!(answers[1]["results"], json!([[4.0]]));
+}
+
+/// The `timeZone` setting: answers write TIMESTAMP values at that offset
+/// (rows, TQL, MIN/MAX); puts still take only `…SSSZ`, and instants in TQL
+/// text are unchanged.
+#[test]
+fn answers_write_timestamps_in_the_time_zone() {
+    let api = WebApi::start_with(&[("SPIN_VARIABLE_WEBAPI_TIME_ZONE", "+09:00")]);
+    api.sensor_a(six_rows());
+    let rows = api
+        .expect(
+            "POST",
+            "/containers/sensor_a/rows",
+            &json!({"limit": 1}),
+            200,
+        )
+        .json();
+    assert_eq!(
+        rows["rows"],
+        json!([["2024-05-01T21:00:00.000+09:00", 21.5, "ok"]])
+    );
+    let answers = api.tql(json!([
+        {"name": "sensor_a", "stmt": "select * where ts = TIMESTAMP('2024-05-01T12:05:00.000Z')"},
+        {"name": "sensor_a", "stmt": "select MAX(ts)"},
+        {"name": "sensor_a", "stmt": "select TIME_NEXT(*, TIMESTAMP('2024-05-01T12:02:30.000Z'))", "columns": ["ts"]}
+    ]));
+    assert_eq!(
+        answers[0]["results"],
+        json!([["2024-05-01T21:05:00.000+09:00", 23.0, null]])
+    );
+    assert_eq!(
+        answers[1],
+        json!({
+            "columns": [{"name": "aggregationResult", "type": "TIMESTAMP", "timePrecision": "MILLISECOND"}],
+            "results": [["2024-05-01T21:05:00.000+09:00"]]
+        })
+    );
+    assert_eq!(
+        answers[2]["results"],
+        json!([["2024-05-01T21:03:00.000+09:00"]])
+    );
+    // A put takes what the WebAPI's DateFormatUtils parses: `…SSSZ` only.
+    api.send(
+        "PUT",
+        "/containers/sensor_a/rows",
+        &json!([["2024-05-02T06:00:00.000+09:00", 1.0, "x"]]),
+    )
+    .assert_exact_error(
+        400,
+        0,
+        "The specified data cannot be converted to TIMESTAMP type.",
+    );
+}
+
+/// `webapi_multi_put = griddb` (the default), as the Java service: entries
+/// go into a map by container name, so a container named twice keeps only
+/// its last entry's rows, while the answer still lists each entry.
+#[test]
+fn griddb_multi_put_keeps_the_last_entry_of_a_repeated_container() {
+    let api = WebApi::start();
+    api.sensor_a(json!([]));
+    let mut b = sensor_a_schema();
+    b["container_name"] = json!("sensor_b");
+    api.expect("POST", "/containers", &b, 201);
+
+    let request = json!([
+        {"containerName": "sensor_a", "rows": [["2024-05-01T12:00:00.000Z", 1.0, "first"], ["2024-05-01T12:01:00.000Z", 2.0, "first"]]},
+        {"containerName": "sensor_b", "rows": [["2024-05-01T12:00:00.000Z", 3.0, "b"]]},
+        {"containerName": "sensor_a", "rows": [["2024-05-01T12:02:00.000Z", 4.0, "last"]]}
+    ]);
+    assert_eq!(
+        api.expect("PUT", "/containers/rows", &request, 200).json(),
+        json!([
+            {"containerName": "sensor_a", "updatedRows": 2},
+            {"containerName": "sensor_b", "updatedRows": 1},
+            {"containerName": "sensor_a", "updatedRows": 1}
+        ])
+    );
+    let rows = |name: &str| {
+        api.expect(
+            "POST",
+            &format!("/containers/{name}/rows"),
+            &json!({"limit": 10}),
+            200,
+        )
+        .json()["rows"]
+            .clone()
+    };
+    assert_eq!(
+        rows("sensor_a"),
+        json!([["2024-05-01T12:02:00.000Z", 4.0, "last"]])
+    );
+    assert_eq!(
+        rows("sensor_b"),
+        json!([["2024-05-01T12:00:00.000Z", 3.0, "b"]])
+    );
+
+    // `atomic`: every entry written, in request order, in one transaction.
+    let api = WebApi::start_with(&[("SPIN_VARIABLE_WEBAPI_MULTI_PUT", "atomic")]);
+    api.sensor_a(json!([]));
+    api.expect("POST", "/containers", &b, 201);
+    api.expect("PUT", "/containers/rows", &request, 200);
+    assert_eq!(
+        api.expect(
+            "POST",
+            "/containers/sensor_a/rows",
+            &json!({"limit": 10}),
+            200
+        )
+        .json()["total"],
+        3
+    );
+}
+
+/// `webapi_version = 5.6`: no `sql/ddl` (nor the other 5.7 SQL paths), which
+/// Spring answers 404; `sql/update` adds a column, answering `updatedRows` 0;
+/// `hasPartialExecution` is not yet a field.
+#[test]
+fn release_5_6_adds_columns_through_sql_update() {
+    let api = WebApi::start_with(&[("SPIN_VARIABLE_WEBAPI_VERSION", "5.6")]);
+    api.sensor_a(six_rows());
+    let stmt = "ALTER TABLE sensor_a ADD COLUMN humidity DOUBLE";
+    for path in ["/sql/ddl", "/sql/dcl", "/sql/dml/query", "/sql/dml/update"] {
+        api.send("POST", path, &json!([{"stmt": stmt}]))
+            .assert_spring_not_found(&api.url(path));
+    }
+    assert_eq!(
+        api.get("/containers/sensor_a/info").json()["columns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let answers = api
+        .expect("POST", "/sql/update", &json!([{"stmt": stmt}]), 200)
+        .json();
+    assert_eq!(
+        answers,
+        json!([{"updatedRows": 0, "status": 1, "message": null, "stmt": stmt}])
+    );
+    assert_eq!(
+        api.get("/containers/sensor_a/info").json()["columns"][3],
+        json!({"name": "humidity", "type": "DOUBLE", "index": []})
+    );
+    // A failing statement is an item with status 0; the request stays 200.
+    let answers = api
+        .expect("POST", "/sql/update", &json!([{"stmt": stmt}]), 200)
+        .json();
+    assert_eq!(
+        (&answers[0]["updatedRows"], &answers[0]["status"]),
+        (&json!(0), &json!(0))
+    );
+    assert!(answers[0]["message"].is_string(), "{answers}");
+    api.send(
+        "POST",
+        "/sql/update",
+        &json!([{"stmt": "UPDATE sensor_a SET temp = 0"}]),
+    )
+    .assert_exact_error(400, 0, "SQL is not supported by this server");
+
+    // 5.5's routes are there; 5.7's TQL field is not.
+    api.expect(
+        "PUT",
+        "/containers/rows",
+        &json!([{"containerName": "sensor_a", "rows": [["2024-05-01T13:00:00.000Z", 1.0, "x", 50.0]]}]),
+        200,
+    );
+    api.send(
+        "POST",
+        "/tql",
+        &json!([{"name": "sensor_a", "stmt": "select *", "hasPartialExecution": true}]),
+    )
+    .assert_exact_error(
+        400,
+        0,
+        "Mapping JSON data error at  object 1 field 'hasPartialExecution'",
+    );
+}
+
+/// `webapi_version = 2.2`: none of 5.5's routes (multi-put, BLOB, sql/select,
+/// sql/update), and column DTOs without `timePrecision`, in requests (an
+/// unknown field) and in answers.
+#[test]
+fn release_2_2_has_no_multi_put_and_no_time_precision() {
+    let api = WebApi::start_with(&[("SPIN_VARIABLE_WEBAPI_VERSION", "2.2")]);
+    let mut precise = sensor_a_schema();
+    precise["columns"][0]["timePrecision"] = json!("MILLISECOND");
+    api.send("POST", "/containers", &precise)
+        .assert_exact_error(
+            400,
+            0,
+            "Mapping JSON data error at  field 'columns' object 1 field 'timePrecision'",
+        );
+    api.sensor_a(six_rows());
+
+    for (method, path, body) in [
+        (
+            "PUT",
+            "/containers/rows",
+            json!([{"containerName": "sensor_a", "rows": []}]),
+        ),
+        ("POST", "/containers/rows", json!([{"name": "sensor_a"}])),
+        (
+            "POST",
+            "/containers/sensor_a/rows/blob",
+            json!({"limit": 1}),
+        ),
+        ("POST", "/sql/select", json!([{"stmt": "select 1"}])),
+        ("POST", "/sql/update", json!([{"stmt": "select 1"}])),
+        ("POST", "/sql/ddl", json!([{"stmt": "select 1"}])),
+    ] {
+        api.send(method, path, &body)
+            .assert_spring_not_found(&api.url(path));
+    }
+    // The legacy `sql` is there (and refused here).
+    api.send("POST", "/sql", &json!([{"stmt": "select 1"}]))
+        .assert_error(400, 0, "SQL is not supported by this server");
+
+    let ts = json!({"name": "ts", "type": "TIMESTAMP"});
+    assert_eq!(
+        api.get("/containers/sensor_a/info").json()["columns"][0],
+        json!({"name": "ts", "type": "TIMESTAMP", "index": []})
+    );
+    let rows = api
+        .expect(
+            "POST",
+            "/containers/sensor_a/rows",
+            &json!({"limit": 1}),
+            200,
+        )
+        .json();
+    assert_eq!(rows["columns"][0], ts);
+    let answers = api.tql(json!([
+        {"name": "sensor_a", "stmt": "select * limit 1", "columns": ["ts"]},
+        {"name": "sensor_a", "stmt": "select MIN(ts)"}
+    ]));
+    assert_eq!(answers[0]["columns"], json!([ts]));
+    assert_eq!(
+        answers[1]["columns"],
+        json!([{"name": "aggregationResult", "type": "TIMESTAMP"}])
+    );
+    api.send(
+        "POST",
+        "/containers/sensor_a/rows",
+        &json!({"limit": 1, "fileNameCol": "label"}),
+    )
+    .assert_exact_error(400, 0, "Mapping JSON data error at  field 'fileNameCol'");
 }
