@@ -1,8 +1,11 @@
 //! One WebAPI endpoint, called well: pooled keep-alive connections (HTTP or
-//! HTTPS), Basic auth on every call, a deadline per call, and retries with
-//! capped, jittered backoff on what may pass (a refused connection, a timeout,
-//! a 5xx). Every call here is safe to repeat: row puts are upserts on their
-//! key, creates answer 409 the second time, reads are reads.
+//! HTTPS), Basic auth and a `User-Agent: cromflag/<version>` on every call
+//! (GridDB Cloud's samples send one; it also names us in the WebAPI's access
+//! log), a deadline per call, and retries with capped, jittered backoff on
+//! what may pass (a refused connection, a timeout, a 5xx). Every call here is
+//! safe to repeat: row puts are upserts on their key, creates answer 409 the
+//! second time, reads are reads, `ALTER TABLE … ADD COLUMN` fails harmlessly
+//! the second time.
 
 use super::GriddbSettings;
 use crate::store::StoreError;
@@ -22,6 +25,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Attempts per call, the first included; fewer if the deadline comes first.
 const MAX_ATTEMPTS: u32 = 4;
 
+/// What every call says it is.
+const USER_AGENT: &str = concat!("cromflag/", env!("CARGO_PKG_VERSION"));
+
 /// A WebAPI answer other than a 5xx: its status and body.
 pub struct Answer {
     pub status: StatusCode,
@@ -29,11 +35,19 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The WebAPI's own error body, if this is one. A path no controller maps
+    /// is answered by Spring (`{"timestamp", "status", "error", "path"}`) or
+    /// by whatever stands in front of the WebAPI, never with this shape: so
+    /// a 404 with it is a missing container, a 404 without it a missing endpoint.
+    pub fn webapi_error(&self) -> Option<ErrorBody> {
+        serde_json::from_slice::<ErrorBody>(&self.body).ok()
+    }
+
     /// The error body's message (or the raw text when it is not one).
     pub fn message(&self) -> String {
-        match serde_json::from_slice::<ErrorBody>(&self.body) {
-            Ok(error) => error.error_message,
-            Err(_) => String::from_utf8_lossy(&self.body).into_owned(),
+        match self.webapi_error() {
+            Some(error) => error.error_message,
+            None => String::from_utf8_lossy(&self.body).into_owned(),
         }
     }
 }
@@ -150,6 +164,7 @@ impl WebApiClient {
             .method(method.clone())
             .uri(uri)
             .header(header::AUTHORIZATION, self.authorization.clone())
+            .header(header::USER_AGENT, USER_AGENT)
             .header(header::ACCEPT, "application/json");
         if !body.is_empty() {
             request = request.header(header::CONTENT_TYPE, "application/json; charset=UTF-8");
@@ -176,5 +191,46 @@ impl WebApiClient {
             Ok(answer) => answer,
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_webapi_error_body_is_told_from_spring_and_proxies() {
+        let missing_container = answer(
+            404,
+            r#"{"version":"v2","errorCode":0,"errorMessage":"Container not existed"}"#,
+        );
+        assert_eq!(
+            missing_container.webapi_error().unwrap().error_message,
+            "Container not existed"
+        );
+        assert_eq!(missing_container.message(), "Container not existed");
+        let unmapped = answer(
+            404,
+            r#"{"timestamp":"2024-05-01T12:00:00.000+00:00","status":404,"error":"Not Found","path":"/griddb/v2/c/dbs/public/sql/ddl"}"#,
+        );
+        assert!(unmapped.webapi_error().is_none());
+        assert!(answer(404, "<html>Not Found</html>")
+            .webapi_error()
+            .is_none());
+    }
+
+    #[test]
+    fn every_call_names_this_release() {
+        assert_eq!(
+            USER_AGENT,
+            format!("cromflag/{}", env!("CARGO_PKG_VERSION"))
+        );
     }
 }
