@@ -1,35 +1,55 @@
 //! The `griddb` backend: the store interface over a GridDB cluster (or GridDB
 //! Cloud) through its WebAPI, so that no component changes with the store.
 //!
-//! `client` makes the calls (pooling, auth, deadlines, retries); `dialect`
-//! turns our TQL into what GridDB runs and its answers back into ours. This
-//! file maps each `Backend` method onto WebAPI calls and keeps the schemas it
-//! has seen, so that a put needs no extra round trip to learn its columns.
+//! `client` makes the calls (pooling, auth, deadlines, retries); `features`
+//! reads which WebAPI release answers; `dialect` turns our TQL into what
+//! GridDB runs and its answers back into ours; `puts` turns a multi-put into
+//! requests. This file maps
+//! each `Backend` method onto WebAPI calls and keeps the schemas it has seen,
+//! so that a put needs no extra round trip to learn its columns.
 //!
 //! What GridDB offers, and so what this backend promises:
-//! - A put is one WebAPI request per `griddb_max_request_bytes` of rows. One
-//!   request is written whole or not at all; a batch split over several is
-//!   not atomic, but every row put is an upsert on its key, so a failed insert
-//!   (answered 503) that the client retries ends up stored exactly once.
-//! - `multi-put` writes its containers in order, so an insert's rows are in
-//!   before its `devices` and `messages` entries.
+//! - Writes. GridDB's multi-put (`PUT containers/rows`, WebAPI 5.5+) writes
+//!   its containers in no fixed order and not atomically, and keeps only the
+//!   last entry of a container named twice. So every row is checked first
+//!   (nothing is sent if one is refused); then every time-series
+//!   container's rows are written, and only then the collections' (`devices`,
+//!   `messages`, … hold what refers to rows): within each phase one request
+//!   per `griddb_max_request_bytes` of rows, each naming a container once
+//!   (its rows merged in order, so the later row of a key wins), sent one
+//!   after the other, a phase only after the previous one succeeded. A
+//!   WebAPI without multi-put (before 5.5) gets one `PUT containers/<c>/rows`
+//!   per container, in the same order. A put returns once every request was
+//!   answered 200. A failed one leaves some containers written and others
+//!   not, but never a collection row without the time-series rows it refers
+//!   to; every row put is an upsert on its key, so the client's retry of a
+//!   failed insert (answered 503) stores it exactly once.
+//! - Schema changes. Columns are added with `ALTER TABLE … ADD COLUMN` through
+//!   `sql/ddl` (5.7+) or `sql/update` (5.5, 5.6, GridDB Cloud); a WebAPI
+//!   with neither cannot add columns, and says so. The release is probed at
+//!   start-up (or on first use, if GridDB was unreachable then) and logged.
 //! - While the WebAPI is unreachable or failing, every call fails with
 //!   `StoreError::Backend` after its retries: HTTP inserts answer 503 and MQTT
 //!   messages stay unacked. Nothing is acknowledged that GridDB did not take.
 
 mod client;
 mod dialect;
+mod features;
+mod puts;
 
 use super::{
     added_columns, check_rows, Backend, Committed, ContainerInfo, ContainerKind, QueryResult, Row,
     StoreError,
 };
 use crate::manifest::Variables;
-use crate::webapi::wire::{self, ContainerDto, ContainerList, ContainerRows, TqlQuery, TqlResult};
+use crate::webapi::wire::{
+    self, ContainerDto, ContainerList, ContainerRows, SqlOutcome, SqlStatement, TqlQuery, TqlResult,
+};
 use anyhow::Context;
 use async_trait::async_trait;
 use client::{Answer, WebApiClient};
 use cromflag_logic::model::is_valid_container_name;
+use features::{Features, Presence, Sql};
 use http::{Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -93,6 +113,8 @@ pub struct GriddbStore {
     /// Containers as last seen, by lower-cased name (names are case-insensitive).
     schemas: RwLock<HashMap<String, ContainerInfo>>,
     max_request_bytes: usize,
+    /// What the WebAPI offers, once probed (`None` until GridDB answered).
+    features: tokio::sync::RwLock<Option<Features>>,
     /// Time-series rows this host wrote, once GridDB took them (live streams
     /// see this host's writes; other writers to the cluster are not seen).
     commits: broadcast::Sender<Arc<Committed>>,
@@ -102,14 +124,16 @@ pub struct GriddbStore {
 const COMMITS_BUFFER: usize = 1024;
 
 impl GriddbStore {
-    /// Checks the connection once. Wrong credentials, an unknown cluster or a
-    /// URL that is no WebAPI stop here; an unreachable WebAPI is only logged, so
-    /// that the host comes up and answers 503 until GridDB does.
+    /// Checks the connection once and probes the WebAPI's release. Wrong
+    /// credentials, an unknown cluster or a URL that is no WebAPI stop here;
+    /// an unreachable WebAPI is only logged, so that the host comes up and
+    /// answers 503 until GridDB does (and is probed then).
     pub async fn connect(settings: &GriddbSettings) -> anyhow::Result<GriddbStore> {
         let store = GriddbStore {
             client: WebApiClient::new(settings)?,
             schemas: RwLock::new(HashMap::new()),
             max_request_bytes: settings.max_request_bytes,
+            features: tokio::sync::RwLock::new(None),
             commits: broadcast::channel(COMMITS_BUFFER).0,
         };
         match store
@@ -123,6 +147,9 @@ impl GriddbStore {
                     user = store.client.user(),
                     "store: GridDB"
                 );
+                if let Err(e) = store.features().await {
+                    tracing::warn!(error = %e, "store: the GridDB WebAPI's release is not known yet; asked again on first use");
+                }
             }
             Ok(answer) => anyhow::bail!("{}", store.refused(&answer, "checkConnection")),
             Err(e) => {
@@ -130,6 +157,61 @@ impl GriddbStore {
             }
         }
         Ok(store)
+    }
+
+    /// What the WebAPI offers: probed on first need, until a probe succeeds.
+    async fn features(&self) -> Result<Features, StoreError> {
+        if let Some(features) = *self.features.read().await {
+            return Ok(features);
+        }
+        let mut slot = self.features.write().await;
+        if let Some(features) = *slot {
+            return Ok(features);
+        }
+        let features = self.detect().await?;
+        tracing::info!(
+            webapi = self.client.base(),
+            "store: GridDB WebAPI {}: {}",
+            features.release,
+            features.summary()
+        );
+        *slot = Some(features);
+        Ok(features)
+    }
+
+    /// Probes with requests that change nothing (see `features`).
+    async fn detect(&self) -> Result<Features, StoreError> {
+        let multi_put = self.probe(Method::PUT, "containers/rows").await?;
+        let sql_ddl = self.probe(Method::POST, "sql/ddl").await?;
+        let sql_update = if sql_ddl {
+            None
+        } else {
+            Some(self.probe(Method::POST, "sql/update").await?)
+        };
+        Ok(Features::from_probes(multi_put, sql_ddl, sql_update))
+    }
+
+    async fn probe(&self, method: Method, path: &str) -> Result<bool, StoreError> {
+        let answer = self.client.call(method, path, Some(b"[]".to_vec())).await?;
+        match features::presence(&answer) {
+            Presence::Present => Ok(true),
+            Presence::Absent => Ok(false),
+            Presence::Refused => Err(self.refused(&answer, path)),
+        }
+    }
+
+    /// An endpoint the probes found is missing after all (404 without the
+    /// WebAPI's body): from now on, do without it.
+    async fn lost(&self, endpoint: &str, change: impl FnOnce(&mut Features)) {
+        let mut slot = self.features.write().await;
+        if let Some(features) = slot.as_mut() {
+            change(features);
+            tracing::warn!(
+                webapi = self.client.base(),
+                "store: the GridDB WebAPI has no {endpoint} after all (404); now {}",
+                features.summary()
+            );
+        }
     }
 
     /// A 4xx answer as a store error; `what` names the call.
@@ -142,6 +224,17 @@ impl GriddbStore {
                 self.client.user(),
                 answer.status
             )),
+            // Not the WebAPI's body: no controller has the path (an older
+            // release, or griddb_url is not the WebAPI's base).
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                if answer.webapi_error().is_none() =>
+            {
+                StoreError::Backend(format!(
+                    "GridDB WebAPI at {}: {what}: the server has no such endpoint ({}); is griddb_url the WebAPI's base, ending in /griddb?",
+                    self.client.base(),
+                    answer.status
+                ))
+            }
             StatusCode::NOT_FOUND => StoreError::NotFound(format!("{what}: {message}")),
             StatusCode::CONFLICT => StoreError::SchemaConflict(format!("{what}: {message}")),
             StatusCode::BAD_REQUEST => StoreError::Invalid(format!("{what}: {message}")),
@@ -163,11 +256,7 @@ impl GriddbStore {
         if !answer.status.is_success() {
             return Err(self.refused(&answer, what));
         }
-        serde_json::from_slice(&answer.body).map_err(|e| {
-            StoreError::Backend(format!(
-                "{what}: the WebAPI's answer is not what it documents: {e}"
-            ))
-        })
+        documented(&answer, what)
     }
 
     fn cached(&self, name: &str) -> Option<ContainerInfo> {
@@ -190,7 +279,7 @@ impl GriddbStore {
             .client
             .call(Method::GET, &format!("containers/{name}/info"), None)
             .await?;
-        if answer.status == StatusCode::NOT_FOUND {
+        if answer.status == StatusCode::NOT_FOUND && answer.webapi_error().is_some() {
             self.forget(name);
             return Ok(None);
         }
@@ -216,36 +305,81 @@ impl GriddbStore {
             .ok_or_else(|| StoreError::NotFound(format!("container `{name}` does not exist")))
     }
 
+    /// Creates a container; `timePrecision` only where the release knows it.
+    async fn create(&self, info: &ContainerInfo) -> Result<Answer, StoreError> {
+        let mut dto = ContainerDto::describe(info);
+        if !self.features().await?.time_precision() {
+            dto.columns.iter_mut().for_each(|c| c.time_precision = None);
+        }
+        let body = serde_json::to_vec(&dto).expect("JSON");
+        self.client
+            .call(Method::POST, "containers", Some(body))
+            .await
+    }
+
     /// Appends columns with GridDB's SQL (`ALTER TABLE … ADD COLUMN`), the one
-    /// way the WebAPI can change a schema.
+    /// way the WebAPI can change a schema: through `sql/ddl`, or `sql/update`
+    /// where there is no `sql/ddl`.
     async fn add_columns(
         &self,
         info: &ContainerInfo,
         columns: &[super::Column],
     ) -> Result<(), StoreError> {
-        let statements: Vec<serde_json::Value> = columns
+        let statements: Vec<SqlStatement> = columns
             .iter()
-            .map(|c| {
-                serde_json::json!({"stmt": format!(
+            .map(|c| SqlStatement {
+                stmt: format!(
                     "ALTER TABLE {} ADD COLUMN {} {}",
                     cromflag_logic::tql_name(&info.name),
                     cromflag_logic::tql_name(&c.name),
                     c.column_type.name()
-                )})
+                ),
+                kind: None,
             })
             .collect();
         let what = format!("adding columns to `{}`", info.name);
         let body = serde_json::to_vec(&statements).expect("JSON");
-        let answers: Vec<serde_json::Value> = self
-            .call_json(Method::POST, "sql/ddl", Some(body), &what)
-            .await?;
-        for answer in answers {
-            if answer["status"] != 1 {
+        let features = self.features().await?;
+        let mut sql = features.sql;
+        let answer = loop {
+            let Some(path) = sql.path() else {
                 return Err(StoreError::SchemaConflict(format!(
-                    "{what}: {}",
-                    answer["message"].as_str().unwrap_or("refused")
+                    "{what}: the GridDB WebAPI at {} (detected release: {}) has neither sql/ddl nor sql/update, the only way it can add a column; use WebAPI 5.5 or later, or create the container with every column up front (see docs/griddb.md)",
+                    self.client.base(),
+                    features.release
                 )));
+            };
+            let answer = self
+                .client
+                .call(Method::POST, path, Some(body.clone()))
+                .await?;
+            if answer.status == StatusCode::NOT_FOUND && answer.webapi_error().is_none() {
+                sql = match sql {
+                    Sql::Ddl => Sql::Update,
+                    _ => Sql::Absent,
+                };
+                self.lost(path, |f| f.sql = sql).await;
+                continue;
             }
+            break answer;
+        };
+        if answer.status == StatusCode::BAD_REQUEST
+            && answer.message().contains("SQL is not active")
+        {
+            return Err(StoreError::SchemaConflict(format!(
+                "{what}: the GridDB WebAPI at {} answered \"SQL is not active\": a self-hosted WebAPI needs SQL configured, the cluster's JDBC address (jdbcAddress and jdbcPort, sqlMember, or providerUrl) in its conf/repository.json; docs/griddb.md explains it",
+                self.client.base()
+            )));
+        }
+        if !answer.status.is_success() {
+            return Err(self.refused(&answer, &what));
+        }
+        let outcomes: Vec<SqlOutcome> = documented(&answer, &what)?;
+        if let Some(failed) = outcomes.iter().find(|o| o.status != 1) {
+            return Err(StoreError::SchemaConflict(format!(
+                "{what}: {}",
+                failed.message.as_deref().unwrap_or("refused")
+            )));
         }
         Ok(())
     }
@@ -291,21 +425,54 @@ impl GriddbStore {
         Ok(answers)
     }
 
-    /// Sends one multi-container put.
+    /// Sends one request of a phase: one multi-put, or (without it) one put
+    /// per container in the request's order.
     async fn put_request(&self, request: &[ContainerRows]) -> Result<(), StoreError> {
-        let body = serde_json::to_vec(request).expect("JSON");
-        let answer = self
-            .client
-            .call(Method::PUT, "containers/rows", Some(body))
-            .await?;
-        if !answer.status.is_success() {
-            if answer.status == StatusCode::NOT_FOUND {
-                request.iter().for_each(|c| self.forget(&c.container_name));
+        if self.features().await?.multi_put {
+            let body = serde_json::to_vec(request).expect("JSON");
+            let answer = self
+                .client
+                .call(Method::PUT, "containers/rows", Some(body))
+                .await?;
+            if answer.status.is_success() {
+                return Ok(());
             }
-            return Err(self.refused(&answer, "put rows"));
+            if answer.status != StatusCode::NOT_FOUND || answer.webapi_error().is_some() {
+                if answer.status == StatusCode::NOT_FOUND {
+                    request.iter().for_each(|c| self.forget(&c.container_name));
+                }
+                return Err(self.refused(&answer, "put rows"));
+            }
+            self.lost("multi-put", |f| f.multi_put = false).await;
+        }
+        for entry in request {
+            let body = serde_json::to_vec(&entry.rows).expect("JSON");
+            let path = format!("containers/{}/rows", entry.container_name);
+            let answer = self.client.call(Method::PUT, &path, Some(body)).await?;
+            if !answer.status.is_success() {
+                if answer.status == StatusCode::NOT_FOUND && answer.webapi_error().is_some() {
+                    self.forget(&entry.container_name);
+                }
+                return Err(self.refused(
+                    &answer,
+                    &format!("put rows into `{}`", entry.container_name),
+                ));
+            }
         }
         Ok(())
     }
+}
+
+/// A 2xx answer's body as the WebAPI documents it.
+fn documented<T: serde::de::DeserializeOwned>(
+    answer: &Answer,
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(&answer.body).map_err(|e| {
+        StoreError::Backend(format!(
+            "{what}: the WebAPI's answer is not what it documents: {e}"
+        ))
+    })
 }
 
 #[async_trait]
@@ -324,11 +491,7 @@ impl Backend for GriddbStore {
                         info.name
                     )));
                 }
-                let body = serde_json::to_vec(&ContainerDto::describe(&info)).expect("JSON");
-                let answer = self
-                    .client
-                    .call(Method::POST, "containers", Some(body))
-                    .await?;
+                let answer = self.create(&info).await?;
                 // 409: created meanwhile (by another host, or by our own retried request).
                 if !answer.status.is_success() && answer.status != StatusCode::CONFLICT {
                     return Err(self.refused(&answer, &format!("creating `{}`", info.name)));
@@ -399,11 +562,10 @@ impl Backend for GriddbStore {
         self.multi_put(vec![(container.to_owned(), rows)]).await
     }
 
-    /// Checks and encodes every row first, then sends them in order, in as
-    /// few requests under `max_request_bytes` as they fit.
+    /// Checks and encodes every row first; then writes the time series and
+    /// then the collections, request after request (see the module's header).
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
-        let mut requests: Vec<Vec<ContainerRows>> = vec![Vec::new()];
-        let mut size = 0;
+        let mut encoded = Vec::with_capacity(batches.len());
         let mut written = 0;
         let mut committed = Vec::new();
         for (container, rows) in batches {
@@ -420,36 +582,35 @@ impl Backend for GriddbStore {
                     rows: rows.clone(),
                 });
             }
-            for (r, mut row) in rows.into_iter().enumerate() {
-                let row_size = wire::estimated_size(&row);
-                if row_size > self.max_request_bytes {
-                    return Err(StoreError::Invalid(format!(
-                        "row {r} of `{}` is {row_size} bytes, over griddb_max_request_bytes ({})",
-                        info.name, self.max_request_bytes
-                    )));
-                }
-                if size + row_size > self.max_request_bytes {
-                    requests.push(Vec::new());
-                    size = 0;
-                }
-                size += row_size;
-                // The WebAPI wants every column, nulls included.
-                row.resize(info.columns.len(), super::Value::Null);
-                let request = requests.last_mut().expect("never empty");
-                match request.last_mut() {
-                    Some(last) if last.container_name == info.name => {
-                        last.rows.push(wire::encode_row(&row));
+            let rows = rows
+                .into_iter()
+                .enumerate()
+                .map(|(r, mut row)| {
+                    let size = wire::estimated_size(&row);
+                    if size > self.max_request_bytes {
+                        return Err(StoreError::Invalid(format!(
+                            "row {r} of `{}` is {size} bytes, over griddb_max_request_bytes ({})",
+                            info.name, self.max_request_bytes
+                        )));
                     }
-                    _ => request.push(ContainerRows {
-                        container_name: info.name.clone(),
-                        columns: None,
-                        rows: vec![wire::encode_row(&row)],
-                    }),
-                }
-            }
+                    // The WebAPI wants every column, nulls included.
+                    row.resize(info.columns.len(), super::Value::Null);
+                    Ok(puts::EncodedRow {
+                        json: wire::encode_row(&row),
+                        size,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            encoded.push(puts::Batch {
+                container: info.name,
+                kind: info.kind,
+                rows,
+            });
         }
-        for request in requests.iter().filter(|r| !r.is_empty()) {
-            self.put_request(request).await?;
+        for phase in puts::phases(encoded, self.max_request_bytes) {
+            for request in &phase.requests {
+                self.put_request(request).await?;
+            }
         }
         for batch in committed {
             // No listener left is not an error.
