@@ -8,35 +8,60 @@
 //! - several aggregations (`SELECT COUNT(*), AVG(a) …`) become one statement
 //!   per aggregation in one `/tql` request, answered as one row.
 //!
-//! Everything else is sent as written. Only the selection is replaced, by its
-//! span in the text, so the rest of a statement reaches GridDB untouched.
-//! The WebAPI types every aggregation DOUBLE (`aggregationResult`); answers
-//! are retyped by [`tql::AggregateFn::result_type`], as the embedded engine types them.
+//! Row statements (`*` and column lists) are asked in pages ([`paging`]);
+//! selection functions (TIME_SAMPLING, MAX_ROWS, …) and aggregations are sent
+//! as written (only the selection is replaced, by its span in the text).
+//!
+//! The WebAPI types every numeric aggregation DOUBLE (`getDouble()`);
+//! answers are retyped by [`tql::AggregateFn::result_type`], as the embedded
+//! engine types them. An integer result beyond 2^53 may have been rounded on
+//! the way: MIN and MAX are then read exactly from the row that holds them
+//! ([`AggregateQuery::exact`]); a SUM cannot be, and is an error that says so.
 
-use crate::store::tql::{self, Selection, Statement};
+use super::paging::{self, Pages};
+use crate::store::tql::{self, AggregateFn, Selection, Statement};
 use crate::store::{
     resolve_column, Column, ColumnType, ContainerInfo, QueryResult, StoreError, Value,
 };
 use crate::webapi::wire::{self, TqlQuery, TqlResult, AGGREGATION_RESULT};
+use cromflag_logic::tql_name;
 
 /// How one statement is asked, and how its answer is read.
 #[derive(Debug, PartialEq)]
 pub enum Plan {
-    /// One statement whose answer is rows; `columns` is the projection (the
-    /// stored names, in the order asked), if any.
+    /// `*` or a column list, a page at a time; `columns` is the projection
+    /// returned (the stored names, in the order asked), if any.
     Rows {
-        query: TqlQuery,
+        pages: Pages,
         columns: Option<Vec<Column>>,
     },
+    /// A selection function's rows: one statement, as written.
+    Function { query: TqlQuery },
     /// One statement per aggregation, answered as one row.
     Aggregates {
-        queries: Vec<TqlQuery>,
-        /// The result columns, as the embedded engine names and types them.
-        columns: Vec<Column>,
+        aggregates: Vec<AggregateQuery>,
         /// GridDB's single-aggregation form: no row when there is no value.
         single: bool,
     },
 }
+
+/// One aggregation of a statement.
+#[derive(Debug, PartialEq)]
+pub struct AggregateQuery {
+    pub query: TqlQuery,
+    /// The result column, as the embedded engine names and types it.
+    pub column: Column,
+    pub function: AggregateFn,
+    /// For MIN/MAX over an integer column: the statement whose one row holds
+    /// the extreme (`SELECT * WHERE (<cond>) AND c IS NOT NULL ORDER BY c
+    /// DESC LIMIT 1`, projected on `c`), asked when the DOUBLE answer is
+    /// beyond 2^53.
+    pub exact: Option<TqlQuery>,
+}
+
+/// Integers up to this magnitude survive a DOUBLE; from it on, neighbours
+/// share a DOUBLE (2^53 + 1 arrives as 2^53).
+const EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
 
 pub fn plan(text: &str, info: &ContainerInfo) -> Result<Plan, StoreError> {
     let statement = tql::parse(text)?;
@@ -47,8 +72,11 @@ pub fn plan(text: &str, info: &ContainerInfo) -> Result<Plan, StoreError> {
         has_partial_execution: None,
     };
     match &statement.selection {
-        Selection::All | Selection::Function(_) => Ok(Plan::Rows {
+        Selection::Function(_) => Ok(Plan::Function {
             query: query(text.to_owned(), None),
+        }),
+        Selection::All => Ok(Plan::Rows {
+            pages: Pages::new(text, &statement, info, None)?,
             columns: None,
         }),
         Selection::Columns(names) => {
@@ -56,27 +84,26 @@ pub fn plan(text: &str, info: &ContainerInfo) -> Result<Plan, StoreError> {
                 .iter()
                 .map(|name| resolve_column(info, name).map(|i| info.columns[i].clone()))
                 .collect::<Result<_, _>>()?;
-            let names = columns.iter().map(|c| c.name.clone()).collect();
             Ok(Plan::Rows {
-                query: query(with_selection(text, &statement, "*"), Some(names)),
+                pages: Pages::new(text, &statement, info, Some(&columns))?,
                 columns: Some(columns),
             })
         }
         Selection::Aggregates(aggregates) => {
-            let mut queries = Vec::new();
-            let mut columns = Vec::new();
+            let mut planned = Vec::new();
             for aggregate in aggregates {
                 let arg = match &aggregate.column {
-                    Some(name) => Some(info.columns[resolve_column(info, name)?].column_type),
+                    Some(name) => Some(info.columns[resolve_column(info, name)?].clone()),
                     None => None,
                 };
-                let ty = aggregate.function.result_type(arg).ok_or_else(|| {
+                let arg_type = arg.as_ref().map(|c| c.column_type);
+                let ty = aggregate.function.result_type(arg_type).ok_or_else(|| {
                     StoreError::Query(format!(
                         "TQL: {} at byte {}: {} is not defined for a column of type {}",
                         aggregate.label(),
                         aggregate.offset,
                         aggregate.function.name(),
-                        arg.map_or("?", ColumnType::name)
+                        arg_type.map_or("?", ColumnType::name)
                     ))
                 })?;
                 let stmt = if aggregates.len() == 1 {
@@ -84,12 +111,25 @@ pub fn plan(text: &str, info: &ContainerInfo) -> Result<Plan, StoreError> {
                 } else {
                     with_selection(text, &statement, &aggregate.label())
                 };
-                queries.push(query(stmt, None));
-                columns.push(Column::new(aggregate.label(), ty));
+                let exact = match (aggregate.function, &arg) {
+                    (AggregateFn::Min | AggregateFn::Max, Some(arg)) if ty.is_integral() => {
+                        let max = aggregate.function == AggregateFn::Max;
+                        Some(query(
+                            extreme_row(text, &statement, &arg.name, max),
+                            Some(vec![arg.name.clone()]),
+                        ))
+                    }
+                    _ => None,
+                };
+                planned.push(AggregateQuery {
+                    query: query(stmt, None),
+                    column: Column::new(aggregate.label(), ty),
+                    function: aggregate.function,
+                    exact,
+                });
             }
             Ok(Plan::Aggregates {
-                queries,
-                columns,
+                aggregates: planned,
                 single: aggregates.len() == 1,
             })
         }
@@ -100,6 +140,22 @@ pub fn plan(text: &str, info: &ContainerInfo) -> Result<Plan, StoreError> {
 fn with_selection(text: &str, statement: &Statement, selection: &str) -> String {
     let span = &statement.selection_span;
     format!("{}{selection} {}", &text[..span.start], &text[span.end..])
+}
+
+/// The statement whose one row holds the largest (`max`) or smallest value
+/// of `column` among the rows `statement` aggregates.
+fn extreme_row(text: &str, statement: &Statement, column: &str, max: bool) -> String {
+    let column = tql_name(column);
+    let not_null = format!("{column} IS NOT NULL");
+    let condition = match &statement.filter_span {
+        Some(span) => format!(
+            "({}) AND {not_null}",
+            paging::without_comments(&text[span.clone()]).trim()
+        ),
+        None => not_null,
+    };
+    let direction = if max { "DESC" } else { "ASC" };
+    format!("SELECT * WHERE {condition} ORDER BY {column} {direction} LIMIT 1")
 }
 
 /// A row-shaped answer as a `QueryResult`; `projection` puts the columns in
@@ -144,18 +200,29 @@ pub fn rows(answer: TqlResult, projection: Option<&[Column]>) -> Result<QueryRes
     Ok(result)
 }
 
-/// The value of one aggregation's answer, typed `ty`; `None` when there was
-/// no value (the WebAPI then answers rows, and none).
-pub fn aggregate(answer: &TqlResult, ty: ColumnType) -> Result<Option<Value>, StoreError> {
+/// What one aggregation's answer holds.
+#[derive(Debug, PartialEq)]
+pub enum Reading {
+    /// No value (AVG over no rows): the WebAPI answers `"type": null` and no
+    /// row, or the row shape with no row.
+    Absent,
+    Value(Value),
+    /// An integer result at or beyond 2^53, as the DOUBLE that came: it
+    /// may be a neighbour of the true value.
+    Inexact(f64),
+}
+
+/// Reads one aggregation's answer as a value of `ty`.
+pub fn aggregate(answer: &TqlResult, ty: ColumnType) -> Result<Reading, StoreError> {
     let is_aggregate = answer
         .columns
         .first()
         .is_some_and(|c| c.name == AGGREGATION_RESULT);
     let Some(json) = answer.results.first().and_then(|row| row.first()) else {
-        return Ok(None);
+        return Ok(Reading::Absent);
     };
-    if !is_aggregate {
-        return Ok(None);
+    if !is_aggregate || json.is_null() {
+        return Ok(Reading::Absent);
     }
     let unreadable = || {
         StoreError::Backend(format!(
@@ -163,30 +230,53 @@ pub fn aggregate(answer: &TqlResult, ty: ColumnType) -> Result<Option<Value>, St
         ))
     };
     let value = match ty {
-        // Counts and integer sums arrive as DOUBLE: exact up to 2^53.
+        // Counts and integer sums, mins and maxes arrive as DOUBLE.
         ColumnType::Long | ColumnType::Integer | ColumnType::Short | ColumnType::Byte => {
             let v = json.as_f64().ok_or_else(unreadable)?;
-            if v.fract() != 0.0 || v.abs() > 9.007_199_254_740_992e15 {
+            if v.abs() >= EXACT_DOUBLE {
+                return Ok(Reading::Inexact(v));
+            }
+            if v.fract() != 0.0 {
                 return Err(unreadable());
             }
             wire::read_value(&serde_json::Value::from(v as i64), ty).map_err(|_| unreadable())?
         }
         _ => wire::read_value(json, ty).map_err(|_| unreadable())?,
     };
-    Ok(Some(value))
+    Ok(Reading::Value(value))
 }
 
-/// One row of aggregations from their answers (in the plan's order).
-pub fn aggregates(
-    answers: &[TqlResult],
+/// The error for an integer aggregation that only an inexact DOUBLE can
+/// give (SUM, or COUNT past 2^53).
+pub fn inexact(aggregate: &AggregateQuery, value: f64) -> StoreError {
+    let what = match aggregate.function {
+        AggregateFn::Sum => "sums".to_owned(),
+        f => format!("{} results", f.name()),
+    };
+    StoreError::Query(format!(
+        "{}: GridDB's WebAPI returns {what} as DOUBLE, and this one (≈{value:e}) is beyond 2^53, so it cannot be given exactly",
+        aggregate.column.name
+    ))
+}
+
+/// The exact extreme from the answer to [`AggregateQuery::exact`]: its one
+/// row's one column (projected), of the column's type as MIN/MAX are.
+pub fn extreme(answer: TqlResult) -> Result<Option<Value>, StoreError> {
+    let result = rows(answer, None)?;
+    Ok(result
+        .rows
+        .into_iter()
+        .next()
+        .and_then(|row| row.into_iter().next())
+        .filter(|v| !matches!(v, Value::Null)))
+}
+
+/// One row of aggregations from their values (in the plan's order).
+pub fn aggregate_row(
+    values: Vec<Option<Value>>,
     columns: Vec<Column>,
     single: bool,
-) -> Result<QueryResult, StoreError> {
-    let values = answers
-        .iter()
-        .zip(&columns)
-        .map(|(answer, column)| aggregate(answer, column.column_type))
-        .collect::<Result<Vec<_>, _>>()?;
+) -> QueryResult {
     let rows = if single && values.iter().all(Option::is_none) {
         Vec::new()
     } else {
@@ -195,7 +285,7 @@ pub fn aggregates(
             .map(|v| v.unwrap_or(Value::Null))
             .collect()]
     };
-    Ok(QueryResult { columns, rows })
+    QueryResult { columns, rows }
 }
 
 #[cfg(test)]
@@ -217,25 +307,41 @@ mod tests {
         }
     }
 
+    fn with_long(mut info: ContainerInfo) -> ContainerInfo {
+        info.columns.push(Column::new("big", ColumnType::Long));
+        info
+    }
+
     #[test]
-    fn plain_statements_are_sent_as_written() {
+    fn row_statements_are_paged_and_functions_sent_as_written() {
         let text = "select * where temp > 1 order by ts desc limit 5";
-        let Plan::Rows { query, columns } = plan(text, &sensor()).unwrap() else {
+        let Plan::Rows { pages, columns } = plan(text, &sensor()).unwrap() else {
             panic!()
         };
-        assert_eq!(query.stmt, text);
-        assert_eq!(query.name, "Sensor");
+        assert_eq!(
+            pages.statement(&paging::Position::Start, 5),
+            "select * WHERE temp > 1 ORDER BY \"ts\" DESC LIMIT 5"
+        );
+        assert_eq!(pages.columns, None);
         assert_eq!(columns, None);
+        let text = "SELECT TIME_SAMPLING(temp, TO_TIMESTAMP_MS(0), TO_TIMESTAMP_MS(9), 1, SECOND)";
+        let Plan::Function { query } = plan(text, &sensor()).unwrap() else {
+            panic!()
+        };
+        assert_eq!((query.name.as_str(), query.stmt.as_str()), ("Sensor", text));
     }
 
     #[test]
     fn column_lists_become_a_projection_of_stored_names() {
         let text = "SELECT temp, \"ts\" WHERE n > 2 ORDER BY ts LIMIT 3";
-        let Plan::Rows { query, columns } = plan(text, &sensor()).unwrap() else {
+        let Plan::Rows { pages, columns } = plan(text, &sensor()).unwrap() else {
             panic!()
         };
-        assert_eq!(query.stmt, "SELECT * WHERE n > 2 ORDER BY ts LIMIT 3");
-        assert_eq!(query.columns, Some(vec!["Temp".into(), "ts".into()]));
+        assert_eq!(
+            pages.statement(&paging::Position::Start, 3),
+            "SELECT * WHERE n > 2 ORDER BY \"ts\" ASC LIMIT 3"
+        );
+        assert_eq!(pages.columns, Some(vec!["Temp".into(), "ts".into()]));
         assert_eq!(columns.unwrap()[0].name, "Temp");
         assert!(matches!(
             plan("SELECT \"temp\"", &sensor()),
@@ -243,43 +349,147 @@ mod tests {
         ));
     }
 
+    fn answers(json: serde_json::Value) -> Vec<TqlResult> {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn read_all(
+        aggregates: &[AggregateQuery],
+        answers: &[TqlResult],
+    ) -> Result<Vec<Reading>, StoreError> {
+        aggregates
+            .iter()
+            .zip(answers)
+            .map(|(a, answer)| aggregate(answer, a.column.column_type))
+            .collect()
+    }
+
     #[test]
     fn several_aggregations_become_one_statement_each() {
-        let text = "SELECT COUNT(*), AVG(temp), MAX(n) WHERE ts > TO_TIMESTAMP_MS(0)";
-        let Plan::Aggregates {
-            queries,
-            columns,
-            single,
-        } = plan(text, &sensor()).unwrap()
-        else {
+        let text = "SELECT COUNT(*), AVG(temp), MAX(n), MIN(temp) WHERE ts > TO_TIMESTAMP_MS(0)";
+        let Plan::Aggregates { aggregates, single } = plan(text, &sensor()).unwrap() else {
             panic!()
         };
-        let stmts: Vec<&str> = queries.iter().map(|q| q.stmt.as_str()).collect();
+        let stmts: Vec<&str> = aggregates.iter().map(|a| a.query.stmt.as_str()).collect();
         assert_eq!(
             stmts,
             [
                 "SELECT COUNT(*) WHERE ts > TO_TIMESTAMP_MS(0)",
                 "SELECT AVG(temp) WHERE ts > TO_TIMESTAMP_MS(0)",
                 "SELECT MAX(n) WHERE ts > TO_TIMESTAMP_MS(0)",
+                "SELECT MIN(temp) WHERE ts > TO_TIMESTAMP_MS(0)",
             ]
         );
         assert!(!single);
-        let types: Vec<ColumnType> = columns.iter().map(|c| c.column_type).collect();
+        let types: Vec<ColumnType> = aggregates.iter().map(|a| a.column.column_type).collect();
         assert_eq!(
             types,
-            [ColumnType::Long, ColumnType::Double, ColumnType::Integer]
+            [
+                ColumnType::Long,
+                ColumnType::Double,
+                ColumnType::Integer,
+                ColumnType::Double
+            ]
         );
-        // COUNT 0 answers 0.0; AVG and MAX over no rows answer rows, and none.
-        let answers: Vec<TqlResult> = serde_json::from_value(json!([
+        // COUNT 0 answers 0.0; an aggregation with no value answers either
+        // `"type": null` and no row, or the row shape and no row.
+        let answers = answers(json!([
             {"columns": [{"name": "aggregationResult", "type": "DOUBLE"}], "results": [[0.0]]},
-            {"columns": [{"name": "ts", "type": "TIMESTAMP"}], "results": [], "offset": 0, "limit": 1000000, "total": 1},
+            {"columns": [{"name": "aggregationResult", "type": null}], "results": []},
             {"columns": [{"name": "aggregationResult", "type": "DOUBLE"}], "results": [[7.0]]},
-        ]))
-        .unwrap();
-        let result = aggregates(&answers, columns, single).unwrap();
+            {"columns": [{"name": "ts", "type": "TIMESTAMP"}], "results": [], "offset": 0, "limit": 1000000, "total": 1},
+        ]));
+        let readings = read_all(&aggregates, &answers).unwrap();
+        assert_eq!(
+            readings,
+            [
+                Reading::Value(Value::Long(0)),
+                Reading::Absent,
+                Reading::Value(Value::Integer(7)),
+                Reading::Absent
+            ]
+        );
+        let values = vec![Some(Value::Long(0)), None, Some(Value::Integer(7)), None];
+        let columns = aggregates.into_iter().map(|a| a.column).collect();
+        let result = aggregate_row(values, columns, single);
         assert_eq!(
             result.rows,
-            [vec![Value::Long(0), Value::Null, Value::Integer(7)]]
+            [vec![
+                Value::Long(0),
+                Value::Null,
+                Value::Integer(7),
+                Value::Null
+            ]]
+        );
+        // One aggregation without a value: no row, as GridDB.
+        let Plan::Aggregates { aggregates, single } = plan("SELECT AVG(temp)", &sensor()).unwrap()
+        else {
+            panic!()
+        };
+        let result = aggregate_row(
+            vec![None],
+            aggregates.into_iter().map(|a| a.column).collect(),
+            single,
+        );
+        assert!(result.rows.is_empty());
+    }
+
+    #[test]
+    fn integer_aggregates_past_two_to_the_53_are_asked_exactly_or_refused() {
+        let text = "SELECT MAX(big), MIN(big), SUM(big) WHERE ts > TO_TIMESTAMP_MS(0) -- recent";
+        let info = with_long(sensor());
+        let Plan::Aggregates { aggregates, .. } = plan(text, &info).unwrap() else {
+            panic!()
+        };
+        let exact: Vec<Option<&str>> = aggregates
+            .iter()
+            .map(|a| a.exact.as_ref().map(|q| q.stmt.as_str()))
+            .collect();
+        assert_eq!(
+            exact,
+            [
+                Some("SELECT * WHERE (ts > TO_TIMESTAMP_MS(0)) AND \"big\" IS NOT NULL ORDER BY \"big\" DESC LIMIT 1"),
+                Some("SELECT * WHERE (ts > TO_TIMESTAMP_MS(0)) AND \"big\" IS NOT NULL ORDER BY \"big\" ASC LIMIT 1"),
+                None,
+            ]
+        );
+        assert_eq!(
+            aggregates[0].exact.as_ref().unwrap().columns,
+            Some(vec!["big".to_owned()])
+        );
+        // Our own parser reads what it sends.
+        for a in &aggregates {
+            if let Some(q) = &a.exact {
+                tql::parse(&q.stmt).unwrap();
+            }
+        }
+        let answers = answers(json!([
+            {"columns": [{"name": "aggregationResult", "type": "DOUBLE"}], "results": [[9.223372036854776e18]]},
+            {"columns": [{"name": "aggregationResult", "type": "DOUBLE"}], "results": [[-9007199254740992.0]]},
+            {"columns": [{"name": "aggregationResult", "type": "DOUBLE"}], "results": [[9007199254740991.0]]},
+        ]));
+        let readings = read_all(&aggregates, &answers).unwrap();
+        assert_eq!(
+            readings,
+            [
+                Reading::Inexact(9.223372036854776e18),
+                Reading::Inexact(-9007199254740992.0),
+                Reading::Value(Value::Long(9_007_199_254_740_991)),
+            ]
+        );
+        // The row holding MAX gives it exactly.
+        let row: TqlResult = serde_json::from_value(json!({
+            "columns": [{"name": "big", "type": "LONG"}],
+            "results": [[9223372036854775807_i64]],
+            "offset": 0, "limit": 1, "total": 3, "responseSizeByte": 8
+        }))
+        .unwrap();
+        assert_eq!(extreme(row).unwrap(), Some(Value::Long(i64::MAX)));
+        // A SUM cannot be read exactly: a query error that says why.
+        let error = inexact(&aggregates[2], 1.2e19);
+        assert!(
+            matches!(&error, StoreError::Query(m) if m.starts_with("SUM(big): GridDB's WebAPI returns sums as DOUBLE") && m.contains("2^53")),
+            "{error}"
         );
     }
 

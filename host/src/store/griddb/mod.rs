@@ -3,8 +3,8 @@
 //!
 //! `client` makes the calls (pooling, auth, deadlines, retries); `features`
 //! reads which WebAPI release answers; `dialect` turns our TQL into what
-//! GridDB runs and its answers back into ours; `puts` turns a multi-put into
-//! requests. This file maps
+//! GridDB runs and its answers back into ours, `paging` asks row statements
+//! a page at a time; `puts` turns a multi-put into requests. This file maps
 //! each `Backend` method onto WebAPI calls and keeps the schemas it has seen,
 //! so that a put needs no extra round trip to learn its columns.
 //!
@@ -28,6 +28,11 @@
 //!   `sql/ddl` (5.7+) or `sql/update` (5.5, 5.6, GridDB Cloud); a WebAPI
 //!   with neither cannot add columns, and says so. The release is probed at
 //!   start-up (or on first use, if GridDB was unreachable then) and logged.
+//! - Reads. Row statements are paged so that no answer nears the WebAPI's
+//!   `maxResponseSize` (`griddb_max_response_bytes`); a selection function
+//!   or aggregation whose answer is over it is a query error that says so.
+//!   Integer aggregations arrive as DOUBLE: MIN/MAX beyond 2^53 are read
+//!   exactly from their row, a SUM beyond it is a query error.
 //! - While the WebAPI is unreachable or failing, every call fails with
 //!   `StoreError::Backend` after its retries: HTTP inserts answer 503 and MQTT
 //!   messages stay unacked. Nothing is acknowledged that GridDB did not take.
@@ -35,6 +40,7 @@
 mod client;
 mod dialect;
 mod features;
+mod paging;
 mod puts;
 
 use super::{
@@ -51,6 +57,7 @@ use client::{Answer, WebApiClient};
 use cromflag_logic::model::is_valid_container_name;
 use features::{Features, Presence, Sql};
 use http::{Method, StatusCode};
+use paging::{PageSize, Pages, Position};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -69,6 +76,8 @@ pub struct GriddbSettings {
     pub timeout: Duration,
     /// The most one put request carries, by the WebAPI's size estimate.
     pub max_request_bytes: usize,
+    /// The server's `maxResponseSize`: a `/tql` answer past it is refused.
+    pub max_response_bytes: u64,
 }
 
 impl GriddbSettings {
@@ -90,6 +99,7 @@ impl GriddbSettings {
                 "griddb_max_request_bytes",
                 &wire::MAX_REQUEST_BYTES.to_string(),
             )?)?,
+            max_response_bytes: number("griddb_max_response_bytes", "20971520")?.max(1),
         })
     }
 }
@@ -104,6 +114,7 @@ impl std::fmt::Debug for GriddbSettings {
             .field("user", &self.user)
             .field("timeout", &self.timeout)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +124,7 @@ pub struct GriddbStore {
     /// Containers as last seen, by lower-cased name (names are case-insensitive).
     schemas: RwLock<HashMap<String, ContainerInfo>>,
     max_request_bytes: usize,
+    max_response_bytes: u64,
     /// What the WebAPI offers, once probed (`None` until GridDB answered).
     features: tokio::sync::RwLock<Option<Features>>,
     /// Time-series rows this host wrote, once GridDB took them (live streams
@@ -122,6 +134,19 @@ pub struct GriddbStore {
 
 /// Batches kept for live streams before a slow listener is dropped.
 const COMMITS_BUFFER: usize = 1024;
+
+/// How a `/tql` request failed.
+enum TqlError {
+    /// 400 "Too many result": a statement's answer is over `maxResponseSize`.
+    TooManyResult,
+    Store(StoreError),
+}
+
+impl From<StoreError> for TqlError {
+    fn from(e: StoreError) -> TqlError {
+        TqlError::Store(e)
+    }
+}
 
 impl GriddbStore {
     /// Checks the connection once and probes the WebAPI's release. Wrong
@@ -133,6 +158,7 @@ impl GriddbStore {
             client: WebApiClient::new(settings)?,
             schemas: RwLock::new(HashMap::new()),
             max_request_bytes: settings.max_request_bytes,
+            max_response_bytes: settings.max_response_bytes,
             features: tokio::sync::RwLock::new(None),
             commits: broadcast::channel(COMMITS_BUFFER).0,
         };
@@ -384,45 +410,141 @@ impl GriddbStore {
         Ok(())
     }
 
-    /// Runs statements in `/tql` requests of at most `MAX_QUERIES`, answers in order.
-    async fn tql(&self, queries: Vec<TqlQuery>) -> Result<Vec<TqlResult>, StoreError> {
-        let mut answers = Vec::with_capacity(queries.len());
-        for chunk in queries.chunks(wire::MAX_QUERIES) {
-            let body = serde_json::to_vec(chunk).expect("JSON");
-            let answer = self.client.call(Method::POST, "tql", Some(body)).await?;
-            match answer.status {
-                status if status.is_success() => {
-                    let part: Vec<TqlResult> =
-                        serde_json::from_slice(&answer.body).map_err(|e| {
-                            StoreError::Backend(format!(
-                                "tql: the WebAPI's answer is not what it documents: {e}"
-                            ))
-                        })?;
-                    answers.extend(part);
+    /// One `/tql` request (at most `MAX_QUERIES` statements), answers in order.
+    async fn tql_call(&self, queries: &[TqlQuery]) -> Result<Vec<TqlResult>, TqlError> {
+        let body = serde_json::to_vec(queries).expect("JSON");
+        let answer = self.client.call(Method::POST, "tql", Some(body)).await?;
+        let answers: Vec<TqlResult> = match answer.status {
+            status if status.is_success() => documented(&answer, "tql")?,
+            StatusCode::BAD_REQUEST => {
+                let message = answer.message();
+                if message.starts_with("Too many result") {
+                    return Err(TqlError::TooManyResult);
                 }
-                StatusCode::BAD_REQUEST => {
-                    let message = answer.message();
-                    return Err(StoreError::Query(if message.starts_with("TQL") {
+                return Err(TqlError::Store(StoreError::Query(
+                    if message.starts_with("TQL") {
                         message
                     } else {
                         format!("TQL: {message}")
-                    }));
-                }
-                StatusCode::NOT_FOUND => {
-                    chunk.iter().for_each(|q| self.forget(&q.name));
-                    return Err(self.refused(&answer, &format!("container `{}`", chunk[0].name)));
-                }
-                _ => return Err(self.refused(&answer, "tql")),
+                    },
+                )));
             }
-        }
+            StatusCode::NOT_FOUND if answer.webapi_error().is_some() => {
+                queries.iter().for_each(|q| self.forget(&q.name));
+                let what = format!("container `{}`", queries[0].name);
+                return Err(TqlError::Store(self.refused(&answer, &what)));
+            }
+            _ => return Err(TqlError::Store(self.refused(&answer, "tql"))),
+        };
         if answers.len() != queries.len() {
-            return Err(StoreError::Backend(format!(
+            return Err(TqlError::Store(StoreError::Backend(format!(
                 "tql: {} statements asked, {} answered",
                 queries.len(),
                 answers.len()
-            )));
+            ))));
         }
         Ok(answers)
+    }
+
+    /// Runs unpaged statements (selection functions, aggregations) in
+    /// requests of at most `MAX_QUERIES`, answers in order.
+    async fn tql(&self, queries: Vec<TqlQuery>) -> Result<Vec<TqlResult>, StoreError> {
+        let mut answers = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(wire::MAX_QUERIES) {
+            match self.tql_call(chunk).await {
+                Ok(part) => answers.extend(part),
+                Err(TqlError::Store(e)) => return Err(e),
+                Err(TqlError::TooManyResult) => {
+                    return Err(StoreError::Query(format!(
+                        "the answer from `{}` is over the GridDB WebAPI's maxResponseSize (griddb_max_response_bytes = {}; it answered \"Too many result\"): ask a narrower time range or add a LIMIT",
+                        chunk[0].name, self.max_response_bytes
+                    )))
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// A row statement's rows, a page at a time (see `paging`), read into
+    /// `projection` (the columns asked, without a key added for paging).
+    async fn paged_rows(
+        &self,
+        info: &ContainerInfo,
+        pages: &Pages,
+        projection: Option<&[super::Column]>,
+    ) -> Result<QueryResult, StoreError> {
+        let mut size = PageSize::new(self.max_response_bytes, pages.estimated_row_bytes());
+        let mut position = Position::Start;
+        let mut returned = 0;
+        let mut result: Option<QueryResult> = None;
+        loop {
+            let asked = size.rows().min(pages.limit().saturating_sub(returned));
+            let query = TqlQuery {
+                name: info.name.clone(),
+                stmt: pages.statement(&position, asked),
+                columns: pages.columns.clone(),
+                has_partial_execution: None,
+            };
+            let answer = match self.tql_call(std::slice::from_ref(&query)).await {
+                Ok(mut answers) => answers.pop().expect("one answer per statement"),
+                Err(TqlError::TooManyResult) if size.shrink(asked) => continue,
+                Err(TqlError::TooManyResult) => {
+                    return Err(StoreError::Query(format!(
+                        "one row of `{}` alone is over the GridDB WebAPI's maxResponseSize (it answered \"Too many result\"): select fewer columns, or raise maxResponseSize in the WebAPI's griddb_webapi.properties",
+                        info.name
+                    )))
+                }
+                Err(TqlError::Store(e)) => return Err(e),
+            };
+            let got = answer.results.len();
+            size.observe(got, answer.response_size_byte);
+            returned += got as u64;
+            let next = if returned < pages.limit() {
+                pages
+                    .next(&position, asked, &answer)
+                    .map_err(|e| StoreError::Backend(format!("paging `{}`: {e}", info.name)))?
+            } else {
+                None
+            };
+            let page = dialect::rows(answer, projection)?;
+            match &mut result {
+                None => result = Some(page),
+                Some(result) => result.rows.extend(page.rows),
+            }
+            match next {
+                Some(next) => position = next,
+                None => return Ok(result.expect("a page was read")),
+            }
+        }
+    }
+
+    /// A statement's aggregations as one row; integer results the DOUBLE
+    /// answer cannot hold are asked exactly (MIN/MAX) or refused (SUM).
+    async fn aggregates(
+        &self,
+        aggregates: Vec<dialect::AggregateQuery>,
+        single: bool,
+    ) -> Result<QueryResult, StoreError> {
+        let queries = aggregates.iter().map(|a| a.query.clone()).collect();
+        let answers = self.tql(queries).await?;
+        let mut values = Vec::with_capacity(aggregates.len());
+        for (aggregate, answer) in aggregates.iter().zip(&answers) {
+            values.push(
+                match dialect::aggregate(answer, aggregate.column.column_type)? {
+                    dialect::Reading::Absent => None,
+                    dialect::Reading::Value(value) => Some(value),
+                    dialect::Reading::Inexact(value) => match &aggregate.exact {
+                        Some(exact) => {
+                            let answer = self.tql(vec![exact.clone()]).await?;
+                            dialect::extreme(answer.into_iter().next().expect("one answer"))?
+                        }
+                        None => return Err(dialect::inexact(aggregate, value)),
+                    },
+                },
+            );
+        }
+        let columns = aggregates.into_iter().map(|a| a.column).collect();
+        Ok(dialect::aggregate_row(values, columns, single))
     }
 
     /// Sends one request of a phase: one multi-put, or (without it) one put
@@ -634,17 +756,15 @@ impl Backend for GriddbStore {
             plan => plan?,
         };
         match plan {
-            dialect::Plan::Rows { query, columns } => {
-                let answer = self.tql(vec![query]).await?.pop().expect("one answer");
-                dialect::rows(answer, columns.as_deref())
+            dialect::Plan::Rows { pages, columns } => {
+                self.paged_rows(&info, &pages, columns.as_deref()).await
             }
-            dialect::Plan::Aggregates {
-                queries,
-                columns,
-                single,
-            } => {
-                let answers = self.tql(queries).await?;
-                dialect::aggregates(&answers, columns, single)
+            dialect::Plan::Function { query } => {
+                let answer = self.tql(vec![query]).await?.pop().expect("one answer");
+                dialect::rows(answer, None)
+            }
+            dialect::Plan::Aggregates { aggregates, single } => {
+                self.aggregates(aggregates, single).await
             }
         }
     }
