@@ -63,6 +63,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+/// The WebAPI's `maxResponseSize` default (20 MB).
+const DEFAULT_MAX_RESPONSE_BYTES: u64 = 20 << 20;
+
 /// Where the cluster is and who we are to it: the `griddb_*` variables.
 #[derive(Clone)]
 pub struct GriddbSettings {
@@ -99,7 +102,11 @@ impl GriddbSettings {
                 "griddb_max_request_bytes",
                 &wire::MAX_REQUEST_BYTES.to_string(),
             )?)?,
-            max_response_bytes: number("griddb_max_response_bytes", "20971520")?.max(1),
+            max_response_bytes: number(
+                "griddb_max_response_bytes",
+                &DEFAULT_MAX_RESPONSE_BYTES.to_string(),
+            )?
+            .max(1),
         })
     }
 }
