@@ -98,6 +98,29 @@ fn document(device: &str, start_ms: i64, n: usize) -> Vec<u8> {
     .unwrap()
 }
 
+/// `cromflag cron run daily-report` for 2020-02-18 (UTC) on `data`, with `env`.
+fn run_daily_report_of_2020_02_18(data: &Path, env: Vec<(&'static str, String)>) {
+    let output = cromflag_with_env(
+        [
+            "cron",
+            "run",
+            "daily-report",
+            "--at",
+            "2020-02-19T00:05:00Z",
+            "--manifest",
+            repo_root().join("spin.toml").to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &borrowed(&env),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn insert(host: &Host, device: &str, body: &[u8]) -> Answer {
     post(
         &host.url(&format!("/insert/{device}")),
@@ -191,26 +214,7 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
     assert_eq!(answer.json(), streamed, "B holds what A streamed");
 
     // A report computed by A's report component over the WebAPI, stored in B.
-    let env = griddb_env(port);
-    let output = cromflag_with_env(
-        [
-            "cron",
-            "run",
-            "daily-report",
-            "--at",
-            "2020-02-19T00:05:00Z",
-            "--manifest",
-            repo_root().join("spin.toml").to_str().unwrap(),
-            "--data-dir",
-            dir_a.path().to_str().unwrap(),
-        ],
-        &borrowed(&env),
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_daily_report_of_2020_02_18(dir_a.path(), griddb_env(port));
     let report = get(&b.url("/reports/daily-sample-2020-02-18"));
     assert_eq!(report.status, 200, "{}", report.text());
     let body = &report.json()["body"];
@@ -235,6 +239,9 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
     assert_eq!(report.status, 200, "{}", report.text());
     assert_eq!(report.json()["device"], "capteur-été");
     assert_eq!(report.json()["body"]["rows"], 6);
+    // B maps bodies as strictly as the Java WebAPI (an unknown field is a
+    // 400): none of A's requests was refused for its shape.
+    assert!(!b.log().contains("does not map"), "{}", b.log());
 }
 
 #[test]
@@ -411,4 +418,294 @@ fn hosts_on_one_griddb_share_device_credentials() {
         "{:?}",
         revoked.elapsed()
     );
+}
+
+/// `POST …/tql` on B with one statement, as it answers (status and body).
+fn tql_answer(port: u16, container: &str, stmt: &str) -> (u16, Value) {
+    let url = format!("http://127.0.0.1:{port}/griddb/v2/defaultCluster/dbs/public/tql");
+    let body = json!([{"name": container, "stmt": stmt, "columns": null}]);
+    let response = ureq::post(&url)
+        .set("Authorization", ADMIN)
+        .set("Content-Type", "application/json; charset=UTF-8")
+        .send_string(&body.to_string());
+    match response {
+        Ok(r) => (
+            r.status(),
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        ),
+        Err(ureq::Error::Status(status, r)) => (
+            status,
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        ),
+        Err(e) => panic!("tql {stmt}: {e}"),
+    }
+}
+
+/// The names of a container's columns, as B's WebAPI describes it.
+fn column_names(port: u16, container: &str) -> Vec<String> {
+    let url = format!(
+        "http://127.0.0.1:{port}/griddb/v2/defaultCluster/dbs/public/containers/{container}/info"
+    );
+    let info: Value = serde_json::from_str(
+        &ureq::get(&url)
+            .set("Authorization", ADMIN)
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    info["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A one-row document for `device` at `ts` with a field the sample lacks.
+fn with_pressure(device: &str, ts: i64, pressure: f64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "deviceinfo": {"deviceid": device, "fw_ver": "1.1", "batt_lvl": 80},
+        "tsdata": [{"timestamp": ts, "temperature": 21.0, "pressure": pressure}],
+    }))
+    .unwrap()
+}
+
+/// B's multi-container put behaves as the Java WebAPI's (entries in a HashMap:
+/// written in no fixed order, one by one, the last entry of a repeated
+/// container winning). Inserts into A still arrive whole: a new device with
+/// its container, `devices` row and `messages` entry; a new column; and a
+/// burst of MQTT messages from several devices, where every PUBACKed message
+/// is stored exactly once.
+#[test]
+fn inserts_arrive_whole_through_the_webapis_unordered_multi_put() {
+    const PUBLISHERS: usize = 4;
+    const MESSAGES: usize = 500;
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let port = free_port();
+    let _b = start_b(
+        dir_b.path(),
+        port,
+        &[("SPIN_VARIABLE_WEBAPI_MULTI_PUT", "griddb")],
+    );
+    let a = start_a(dir_a.path(), port, &[]);
+
+    assert_eq!(insert_sample(&a).status, 200);
+    assert_eq!(count(port, "sample"), 6);
+    assert_eq!(count(port, "devices"), 1);
+    assert_eq!(count(port, "messages"), 1);
+    let answer = insert(
+        &a,
+        "sample",
+        &with_pressure("sample", 1_582_046_800_000, 1013.25),
+    );
+    assert_eq!((answer.status, answer.text().as_str()), (200, "True"));
+    assert!(column_names(port, "sample").contains(&"pressure".to_owned()));
+    let pressed = tql(port, "sample", "select * where pressure > 1000");
+    assert_eq!(pressed["results"].as_array().unwrap().len(), 1, "{pressed}");
+    assert_eq!(count(port, "messages"), 2);
+
+    // Each publisher alternates between two devices, with two rows a message:
+    // A's batches name each device container many times over.
+    let bursts: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            cromflag_tests::mqtt::publish_burst(
+                a.mqtt_port,
+                &format!("unordered-{p}"),
+                MESSAGES,
+                move |i| {
+                    let device = format!("u{p}x{}", i % 2);
+                    let start = 1_700_000_000_000 + i as i64 * 10_000;
+                    (
+                        format!("devices/{device}/telemetry"),
+                        document(&device, start, 2),
+                    )
+                },
+            )
+        })
+        .collect();
+    let mut acked_total = 0;
+    for (p, burst) in bursts.into_iter().enumerate() {
+        let acked = burst.join().unwrap();
+        assert_eq!(acked.len(), MESSAGES, "publisher {p}: PUBACKs");
+        acked_total += acked.len();
+        for d in 0..2 {
+            let device = format!("u{p}x{d}");
+            let sent = acked.iter().filter(|i| *i % 2 == d).count();
+            assert_eq!(count(port, &device) as usize, 2 * sent, "{device}");
+        }
+    }
+    // One `messages` entry per acked message, and one device row each.
+    assert_eq!(count(port, "messages") as usize, 2 + acked_total);
+    assert_eq!(count(port, "devices") as usize, 1 + 2 * PUBLISHERS);
+}
+
+/// A WebAPI 5.5 or 5.6 (GridDB Cloud's builds among them) has no `sql/ddl`:
+/// A finds out at start-up and adds a column through `sql/update`. One older
+/// than 5.5 has neither, nor the multi-container put: A writes one container
+/// per request, and refuses a new column with an error that names the release.
+#[test]
+fn columns_are_added_with_whatever_sql_the_webapi_release_has() {
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let port = free_port();
+    let b = start_b(
+        dir_b.path(),
+        port,
+        &[("SPIN_VARIABLE_WEBAPI_VERSION", "5.6")],
+    );
+    let a = start_a(dir_a.path(), port, &[]);
+    a.wait_for_log("sql/update", 1);
+    assert_eq!(insert_sample(&a).status, 200);
+    let answer = insert(
+        &a,
+        "sample",
+        &with_pressure("sample", 1_582_046_800_000, 990.5),
+    );
+    assert_eq!(
+        (answer.status, answer.text().as_str()),
+        (200, "True"),
+        "{}",
+        a.log()
+    );
+    assert!(column_names(port, "sample").contains(&"pressure".to_owned()));
+    assert_eq!(
+        tql(port, "sample", "select * where pressure < 1000")["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    a.stop();
+    b.stop();
+
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let _b = start_b(
+        dir_b.path(),
+        port,
+        &[("SPIN_VARIABLE_WEBAPI_VERSION", "2.2")],
+    );
+    let a = start_a(dir_a.path(), port, &[]);
+    assert_eq!(insert_sample(&a).status, 200, "{}", a.log());
+    assert_eq!(count(port, "sample"), 6);
+    assert_eq!(count(port, "devices"), 1);
+    assert_eq!(count(port, "messages"), 1);
+    let refused = insert(
+        &a,
+        "sample",
+        &with_pressure("sample", 1_582_046_800_000, 990.5),
+    );
+    assert!(
+        (400..500).contains(&refused.status),
+        "{} {}",
+        refused.status,
+        refused.text()
+    );
+    assert!(
+        refused
+            .text()
+            .contains("has neither sql/ddl nor sql/update")
+            && refused.text().contains("before 5.5"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(count(port, "sample"), 6, "nothing of the refused insert");
+}
+
+/// B answers "Too many result" past 16 KiB of rows by the WebAPI's estimate
+/// (its `maxResponseSize`), which 5,000 rows of 25 bytes exceed many times
+/// over. A pages its queries: a fetch and a report over the whole container
+/// are complete and agree with B's own.
+#[test]
+fn answers_larger_than_the_webapis_limit_are_paged() {
+    const ROWS: usize = 5_000;
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let port = free_port();
+    let b = start_b(
+        dir_b.path(),
+        port,
+        &[("SPIN_VARIABLE_WEBAPI_MAX_RESPONSE_BYTES", "16384")],
+    );
+    let limit = [(
+        "SPIN_VARIABLE_GRIDDB_MAX_RESPONSE_BYTES",
+        "16384".to_owned(),
+    )];
+    let a = start_a(dir_a.path(), port, &limit);
+    // 2020-02-18T00:00:00Z, one row a second: all within that day.
+    let answer = insert(&a, "big", &document("big", 1_581_984_000_000, ROWS));
+    assert_eq!((answer.status, answer.text().as_str()), (200, "True"));
+
+    // The limit bites: B refuses the whole container in one answer.
+    let (status, refused) = tql_answer(port, "big", "select *");
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["errorMessage"], "Too many result");
+
+    for path in [
+        "/fetch/big?limit=10000",
+        "/fetch/big?limit=10000&order=desc",
+        "/fetch/big?limit=10000&columns=temperature",
+        "/fetch/big?from=1581984100000&to=1581988000000&limit=10000",
+    ] {
+        let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
+        assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
+        assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
+    }
+    assert_eq!(
+        get(&a.url("/fetch/big?limit=10000"))
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        ROWS
+    );
+
+    let mut env = griddb_env(port);
+    env.extend(limit.iter().cloned());
+    run_daily_report_of_2020_02_18(dir_a.path(), env);
+    let report = get(&b.url("/reports/daily-big-2020-02-18"));
+    assert_eq!(report.status, 200, "{}", report.text());
+    let body = &report.json()["body"];
+    assert_eq!(body["rows"], ROWS);
+    let temperature = body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "temperature")
+        .unwrap();
+    assert_eq!(
+        (
+            &temperature["min"],
+            &temperature["max"],
+            &temperature["mean"]
+        ),
+        (&json!(20.0), &json!(29.0), &json!(24.5))
+    );
+}
+
+/// A WebAPI with the `timeZone` setting writes timestamps with its offset
+/// (`…+09:00`). A reads them back as the same instants.
+#[test]
+fn a_webapi_time_zone_changes_no_instant() {
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let port = free_port();
+    let b = start_b(
+        dir_b.path(),
+        port,
+        &[("SPIN_VARIABLE_WEBAPI_TIME_ZONE", "+09:00")],
+    );
+    let a = start_a(dir_a.path(), port, &[]);
+    assert_eq!(insert_sample(&a).status, 200);
+    let stored = tql(port, "sample", "select * order by timestamp asc limit 1");
+    assert_eq!(stored["results"][0][0], "2020-02-19T02:25:38.255+09:00");
+    for path in [
+        "/fetch/sample",
+        "/fetch/sample?from=1582046748255&to=1582046778255",
+        "/fetch/sample?agg=max&interval=10s",
+        "/devices/sample/latest",
+        "/fetch/devices",
+    ] {
+        let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
+        assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
+        assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
+    }
 }

@@ -763,7 +763,17 @@ impl Server {
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         let reply = match self.dispatch(req).await {
             Ok(reply) => reply,
-            Err(failure) => failure.reply(),
+            Err(failure) => {
+                // A body the real WebAPI would not map either: a client bug
+                // worth seeing (tests/griddb.rs checks ours never makes one).
+                let message = &failure.body.error_message;
+                if message.starts_with("Mapping JSON data error")
+                    || message.starts_with("JSON parse error")
+                {
+                    tracing::warn!(%method, %path, error = %message, "WebAPI: a request body does not map");
+                }
+                failure.reply()
+            }
         };
         // Never the headers: the Authorization header carries the password.
         tracing::debug!(%method, %path, status = reply.status().as_u16(), elapsed = ?started.elapsed(), "WebAPI request");
@@ -1369,20 +1379,7 @@ impl Server {
         if !statements.iter().all(|s| is_ddl(&s.stmt)) {
             return Err(bad_request("Statement is invalid"));
         }
-        if !statements.iter().all(|s| is_alter(&s.stmt)) {
-            return Err(sql_refused());
-        }
-        let mut answers = Vec::with_capacity(statements.len());
-        for statement in statements {
-            let outcome = self.alter(&statement.stmt).await;
-            answers.push(SqlOutcome {
-                updated_rows: None,
-                status: i64::from(outcome.is_ok()),
-                message: outcome.err(),
-                stmt: statement.stmt,
-            });
-        }
-        Ok(json_reply(StatusCode::OK, &answers))
+        self.alter_all(statements, None).await
     }
 
     /// `sql/update` (5.5+): JDBC's `executeUpdate` of any statement in the
@@ -1392,6 +1389,16 @@ impl Server {
     /// default when it fails), status 1, or status 0 with the message.
     async fn sql_update(&self, statements: Vec<SqlStatement>) -> Result<Reply, Failure> {
         check_statements(&statements)?;
+        self.alter_all(statements, Some(0)).await
+    }
+
+    /// Runs statements that must all be `ALTER TABLE … ADD [COLUMN] …` (else
+    /// 400 before any runs), one outcome each, `updated_rows` as given.
+    async fn alter_all(
+        &self,
+        statements: Vec<SqlStatement>,
+        updated_rows: Option<i64>,
+    ) -> Result<Reply, Failure> {
         if !statements.iter().all(|s| is_alter(&s.stmt)) {
             return Err(sql_refused());
         }
@@ -1399,7 +1406,7 @@ impl Server {
         for statement in statements {
             let outcome = self.alter(&statement.stmt).await;
             answers.push(SqlOutcome {
-                updated_rows: Some(0),
+                updated_rows,
                 status: i64::from(outcome.is_ok()),
                 message: outcome.err(),
                 stmt: statement.stmt,

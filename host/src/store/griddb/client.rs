@@ -195,10 +195,11 @@ impl WebApiClient {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn answer(status: u16, body: &str) -> Answer {
+    /// An answer as a test writes it; `features` reads answers too.
+    pub(in crate::store::griddb) fn answer(status: u16, body: &str) -> Answer {
         Answer {
             status: StatusCode::from_u16(status).unwrap(),
             body: Bytes::from(body.to_owned()),

@@ -135,14 +135,7 @@ impl Features {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            body: Bytes::from(body.to_owned()),
-        }
-    }
+    use crate::store::griddb::client::tests::answer;
 
     const SPRING_404: &str = r#"{"timestamp":"2024-05-01T12:00:00.000+00:00","status":404,"error":"Not Found","path":"/griddb/v2/c/dbs/public/sql/ddl"}"#;
 
