@@ -121,6 +121,24 @@ fn run_daily_report_of_2020_02_18(data: &Path, env: Vec<(&'static str, String)>)
     );
 }
 
+/// The body of report `id` as `host` serves it.
+fn report_body(host: &Host, id: &str) -> Value {
+    let report = get(&host.url(&format!("/reports/{id}")));
+    assert_eq!(report.status, 200, "{}", report.text());
+    report.json()["body"].clone()
+}
+
+/// A report body's min, max and mean of `temperature`.
+fn temperature_stats(body: &Value) -> [f64; 3] {
+    let temperature = body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "temperature")
+        .unwrap();
+    ["min", "max", "mean"].map(|stat| temperature[stat].as_f64().unwrap())
+}
+
 fn insert(host: &Host, device: &str, body: &[u8]) -> Answer {
     post(
         &host.url(&format!("/insert/{device}")),
@@ -215,24 +233,9 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
 
     // A report computed by A's report component over the WebAPI, stored in B.
     run_daily_report_of_2020_02_18(dir_a.path(), griddb_env(port));
-    let report = get(&b.url("/reports/daily-sample-2020-02-18"));
-    assert_eq!(report.status, 200, "{}", report.text());
-    let body = &report.json()["body"];
+    let body = report_body(&b, "daily-sample-2020-02-18");
     assert_eq!(body["rows"], 6);
-    let temperature = body["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "temperature")
-        .unwrap();
-    assert_eq!(
-        (
-            &temperature["min"],
-            &temperature["max"],
-            &temperature["mean"]
-        ),
-        (&json!(77.0), &json!(82.0), &json!(79.5))
-    );
+    assert_eq!(temperature_stats(&body), [77.0, 82.0, 79.5]);
     assert_eq!(body["motion_events"], 1);
     // The report of a device whose id is not a container name, by its id.
     let report = get(&b.url("/reports/daily-capteur-%C3%A9t%C3%A9-2020-02-18"));
@@ -662,24 +665,9 @@ fn answers_larger_than_the_webapis_limit_are_paged() {
     let mut env = griddb_env(port);
     env.extend(limit.iter().cloned());
     run_daily_report_of_2020_02_18(dir_a.path(), env);
-    let report = get(&b.url("/reports/daily-big-2020-02-18"));
-    assert_eq!(report.status, 200, "{}", report.text());
-    let body = &report.json()["body"];
+    let body = report_body(&b, "daily-big-2020-02-18");
     assert_eq!(body["rows"], ROWS);
-    let temperature = body["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "temperature")
-        .unwrap();
-    assert_eq!(
-        (
-            &temperature["min"],
-            &temperature["max"],
-            &temperature["mean"]
-        ),
-        (&json!(20.0), &json!(29.0), &json!(24.5))
-    );
+    assert_eq!(temperature_stats(&body), [20.0, 29.0, 24.5]);
 }
 
 /// A WebAPI with the `timeZone` setting writes timestamps with its offset
