@@ -430,7 +430,7 @@ fn the_shipped_dashboard_gives_a_series_per_device_for_several_and_all() {
         "{variable}"
     );
     assert!(
-        variable.get("allValue").map_or(true, Value::is_null),
+        variable.get("allValue").is_none_or(Value::is_null),
         "{variable}"
     );
     let migrated = grafana::migrate_legacy_variable_query(&variable["query"]);

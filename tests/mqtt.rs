@@ -550,7 +550,8 @@ fn malformed_packets_close_their_connection_and_nothing_else() {
         }
     }
     // After a CONNECT: QoS 3, a wildcard topic, a second CONNECT, silence past the keep-alive.
-    let after_connect: Vec<(&str, Box<dyn Fn(&mut raw::Conn)>)> = vec![
+    type Step = (&'static str, Box<dyn Fn(&mut raw::Conn)>);
+    let after_connect: Vec<Step> = vec![
         (
             "QoS 3",
             Box::new(|c| c.send_bytes(b"\x36\x07\x00\x01a\x00\x01{}")),

@@ -7,6 +7,7 @@
 //!   p50 and p99 latency;
 //! - `GET /fetch/big?agg=avg&interval=1m&columns=temp&from=…&to=…` over one day
 //!   (1,440 buckets): p50 and p99;
+//!
 //! and the same two questions as raw SQL on the same file (rusqlite, no HTTP, no
 //! Wasm, no JSON): the floor. It prints both and their ratios.
 //!

@@ -437,8 +437,7 @@ fn short(sha256: &str) -> &str {
     &sha256[..sha256.len().min(12)]
 }
 
-/// Compares in time independent of where the two differ.
-
+/// An uploaded component's bytes: at most `limit`, and not none.
 async fn read_limited(mut body: Incoming, limit: usize) -> std::result::Result<Bytes, String> {
     let mut kept = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {

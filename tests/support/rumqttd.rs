@@ -51,7 +51,11 @@ impl Rumqttd {
             metrics: None,
         };
         let mut broker = Broker::new(config);
-        std::thread::spawn(move || broker.start());
+        std::thread::spawn(move || {
+            if let Err(e) = broker.start() {
+                eprintln!("rumqttd stopped: {e}");
+            }
+        });
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(listen).is_err() {
             assert!(

@@ -188,13 +188,16 @@ pub fn usage(
     Ok(usage)
 }
 
+/// When a message was received (epoch ms), and its `deviceinfo`.
+pub type ReceivedInfo = (i64, serde_json::Map<String, serde_json::Value>);
+
 /// The `deviceinfo` of the message that carried `device`'s latest data before
 /// `end_ms`, with when it was received: the device's state as of that data.
 pub fn last_deviceinfo(
     store: &mut impl Store,
     device: &str,
     end_ms: i64,
-) -> Result<Option<(i64, serde_json::Map<String, serde_json::Value>)>, StoreError> {
+) -> Result<Option<ReceivedInfo>, StoreError> {
     if store.get_container(MESSAGES)?.is_none() {
         return Ok(None);
     }
