@@ -5,7 +5,14 @@
 //! The components get their own target directory: a nested cargo cannot share
 //! the outer build's directory lock. A missing `wasm32-wasip2` target is added
 //! with rustup, so a fresh machine needs nothing but rustup (and Node.js with
-//! npm, which bundle the built-in page from `ui/`; see `build_ui`).
+//! npm, which bundle the built-in page from `ui/`; see `build_ui`). The nested
+//! cargo rebuilds only the components whose sources changed.
+//!
+//! `CROMFLAG_BUILD_ASSETS=0` skips both (for `cargo check` and rust-analyzer,
+//! which need neither Node nor a nested cargo): the page is then empty and
+//! the host answers 503 for it, and `spin.toml` finds whatever components
+//! an earlier build left. Without npm on the PATH the page is left out the
+//! same way, with a warning, rather than failing the build.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -27,6 +34,10 @@ const COMPONENTS: &[&str] = &[
     "wasi_importer",
 ];
 const TARGET: &str = "wasm32-wasip2";
+/// Set to `0`, the components and the page are not built.
+const SKIP_VARIABLE: &str = "CROMFLAG_BUILD_ASSETS";
+/// The page's files, as `triggers/http/builtin.rs` includes them.
+const PAGE_FILES: [&str; 3] = ["index.html", "app.js", "app.css"];
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap())
@@ -36,8 +47,14 @@ fn main() {
     for watched in ["components", "wit", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
+    println!("cargo:rerun-if-env-changed={SKIP_VARIABLE}");
+    let page = PathBuf::from(env::var("OUT_DIR").unwrap()).join("ui");
+    if env::var(SKIP_VARIABLE).is_ok_and(|v| v == "0") {
+        leave_out_page(&page);
+        return;
+    }
     ensure_target();
-    build_ui(&root);
+    build_ui(&root, &page);
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
@@ -95,10 +112,19 @@ fn ensure_target() {
     }
 }
 
+/// Empty page files, which the host answers 503 for: enough to compile it.
+fn leave_out_page(page: &Path) {
+    std::fs::create_dir_all(page).expect("OUT_DIR is writable");
+    for file in PAGE_FILES {
+        std::fs::write(page.join(file), b"").expect("OUT_DIR is writable");
+    }
+}
+
 /// Bundles the built-in page (`ui/`: uPlot and the page's script, with esbuild)
-/// into `$OUT_DIR/ui`, where the HTTP trigger includes it from. Dependencies are
-/// installed with `npm ci` from the lock file when they are missing or stale.
-fn build_ui(root: &Path) {
+/// into `page` (`$OUT_DIR/ui`), where the HTTP trigger includes it from.
+/// Dependencies are installed with `npm ci` from the lock file when they are
+/// missing or stale. Without npm the page is left out, with a warning.
+fn build_ui(root: &Path, page: &Path) {
     let ui = root.join("ui");
     // node_modules too: the browser tests drive Chromium with the playwright-core
     // installed there, so a deleted node_modules is installed again on the next
@@ -112,13 +138,20 @@ fn build_ui(root: &Path) {
     ] {
         println!("cargo:rerun-if-changed={}", ui.join(watched).display());
     }
-    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("ui");
+    if Command::new("npm").arg("--version").output().is_err() {
+        println!(
+            "cargo:warning=npm is not on the PATH: this build has no built-in page (`/` answers 503); install Node.js with npm and build again"
+        );
+        leave_out_page(page);
+        return;
+    }
+    let out = page;
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let installed = modified(&ui.join("node_modules/.package-lock.json"));
     if installed.is_none() || installed < modified(&ui.join("package-lock.json")) {
-        npm(&ui, &["ci", "--no-audit", "--no-fund"], &out);
+        npm(&ui, &["ci", "--no-audit", "--no-fund"], out);
     }
-    npm(&ui, &["run", "build"], &out);
+    npm(&ui, &["run", "build"], out);
 }
 
 fn npm(ui: &Path, args: &[&str], out: &Path) {

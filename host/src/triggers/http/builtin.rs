@@ -76,7 +76,8 @@ pub fn route(method: &http::Method, path: &str) -> Option<Builtin> {
     }
 }
 
-/// The page's files, built from `ui/` by `build.rs` (esbuild, uPlot from npm).
+/// The page's files, built from `ui/` by `build.rs` (esbuild, uPlot from npm);
+/// empty in a build made without them (`CROMFLAG_BUILD_ASSETS=0`, or no npm).
 mod page {
     pub const INDEX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ui/index.html"));
     pub const SCRIPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ui/app.js"));
@@ -85,6 +86,11 @@ mod page {
 
 pub fn serve(builtin: Builtin, backend: &dyn Backend) -> Response<HyperOutgoingBody> {
     match builtin {
+        Builtin::Page(_, []) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this build of cromflag has no built-in page",
+            json!({"why": "it was built with CROMFLAG_BUILD_ASSETS=0 or without npm; build it again with Node.js and npm on the PATH"}),
+        ),
         Builtin::Page(content_type, body) => Response::builder()
             .header(http::header::CONTENT_TYPE, content_type)
             .header(http::header::CACHE_CONTROL, "no-cache")
@@ -187,5 +193,21 @@ impl Body for EventBody {
         self.0
             .poll_recv(cx)
             .map(|next| next.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    #[test]
+    fn a_build_without_the_page_says_so() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = std::sync::Arc::new(EmbeddedStore::open(&dir.path().join("store.db")).unwrap());
+        let page = serve(Builtin::Page("text/html; charset=utf-8", b""), &store);
+        assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let page = serve(Builtin::Page("text/html; charset=utf-8", b"<html>"), &store);
+        assert_eq!(page.status(), StatusCode::OK);
     }
 }
