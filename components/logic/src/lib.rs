@@ -18,7 +18,9 @@ pub mod fetch;
 pub mod grafana;
 pub mod insert;
 pub mod json;
-pub mod model;
+/// The store vocabulary (its own crate, `cromflag-model`), under the name
+/// the logic has always used.
+pub use cromflag_model as model;
 pub mod query;
 pub mod report;
 pub mod schema;

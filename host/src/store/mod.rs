@@ -10,7 +10,9 @@
 pub mod bindings;
 pub mod embedded;
 pub mod griddb;
-pub mod tql;
+/// The TQL parser: its own crate (`cromflag-tql`), no I/O, so that it also
+/// compiles for wasm32-wasip2.
+pub use cromflag_tql as tql;
 
 use async_trait::async_trait;
 pub use cromflag_logic::model::{

@@ -1317,7 +1317,7 @@ mod query_tests {
     /// never a panic, and never SQL that SQLite rejects (a Backend error).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn garbage_fails_cleanly() {
-        use crate::store::tql::tests::{garbage, XorShift};
+        use cromflag_tql::testing::{garbage, XorShift};
         let dir = tempfile::TempDir::new().unwrap();
         let store = sensor(&dir).await;
         let mut rng = XorShift(0x2545_F491_4F6C_DD1D);

@@ -880,8 +880,9 @@ fn describe(expr: &Expr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tql::{self, tests::garbage, tests::XorShift};
+    use crate::store::tql;
     use cromflag_logic::Column;
+    use cromflag_tql::testing::{garbage, XorShift};
     use rusqlite::Connection;
 
     const TABLE: &str = "\"t_3\"";

@@ -1,8 +1,13 @@
 //! TQL, GridDB's query language: the lexer, the parser and the AST they produce.
 //!
-//! This module owns the *syntax* of the subset this stack supports and nothing
+//! A crate of its own, with no I/O, so that whatever runs a query (the
+//! host's embedded store and its WebAPI stand-in, the griddb client's
+//! dialect, and a store adapter that is itself a component) shares one
+//! parser; it compiles for `wasm32-wasip2`.
+//!
+//! This crate owns the *syntax* of the subset this stack supports and nothing
 //! else: it does not know containers, column types or SQLite. Name resolution,
-//! type checking and SQL generation live in `embedded/sql.rs`, so another
+//! type checking and SQL generation live in the host's `store/embedded/sql.rs`, so another
 //! backend could reuse the AST as is. The one piece of semantics kept here is
 //! the UTC calendar arithmetic of TIMESTAMPADD/TIMESTAMPDIFF
 //! ([`timestamp_add`], [`timestamp_diff`]), because it is pure and every
@@ -22,8 +27,7 @@
 //! either names the unsupported construct or says where parsing stopped (as a
 //! byte offset into the query) and what was expected there.
 
-use cromflag_logic::model::ColumnType;
-use cromflag_logic::{StoreError, TIMESTAMP_RANGE};
+use cromflag_model::{ColumnType, StoreError, TIMESTAMP_RANGE};
 use std::fmt;
 
 // ---------------------------------------------------------------------------
@@ -1434,7 +1438,7 @@ fn timestamp_millis(b: &[u8]) -> Option<i64> {
 // ---------------------------------------------------------------------------
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     fn message(text: &str) -> String {
@@ -2161,11 +2165,36 @@ pub(crate) mod tests {
         assert!(parse(&ok).is_ok());
     }
 
+    #[test]
+    fn garbage_never_panics() {
+        use crate::testing::{garbage, XorShift};
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            let text = garbage(&mut rng);
+            if let Err(e) = parse(&text) {
+                assert!(
+                    matches!(&e, StoreError::Query(m) if m.starts_with("TQL: ")),
+                    "{e:?}"
+                );
+            }
+        }
+        // Every prefix of a valid query, cut at every byte that is a char boundary.
+        let query = "select \"é\", b from d where timestamp('2024-01-01T00:00:00Z') < now() and not x is null order by b desc limit 3 offset 1";
+        for end in (0..=query.len()).filter(|&i| query.is_char_boundary(i)) {
+            let _ = parse(&query[..end]);
+        }
+    }
+}
+
+/// Random TQL-ish text for no-panic tests, here and in the host's store
+/// (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     /// A small deterministic generator, so the garbage test needs no dependency.
-    pub(crate) struct XorShift(pub u64);
+    pub struct XorShift(pub u64);
 
     impl XorShift {
-        pub(crate) fn below(&mut self, n: usize) -> usize {
+        pub fn below(&mut self, n: usize) -> usize {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
@@ -2174,7 +2203,7 @@ pub(crate) mod tests {
     }
 
     /// Random text built from TQL fragments and raw characters, for no-panic tests.
-    pub(crate) fn garbage(rng: &mut XorShift) -> String {
+    pub fn garbage(rng: &mut XorShift) -> String {
         const PIECES: [&str; 60] = [
             "like",
             "escape",
@@ -2251,24 +2280,5 @@ pub(crate) mod tests {
             }
         }
         text
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        for _ in 0..20_000 {
-            let text = garbage(&mut rng);
-            if let Err(e) = parse(&text) {
-                assert!(
-                    matches!(&e, StoreError::Query(m) if m.starts_with("TQL: ")),
-                    "{e:?}"
-                );
-            }
-        }
-        // Every prefix of a valid query, cut at every byte that is a char boundary.
-        let query = "select \"é\", b from d where timestamp('2024-01-01T00:00:00Z') < now() and not x is null order by b desc limit 3 offset 1";
-        for end in (0..=query.len()).filter(|&i| query.is_char_boundary(i)) {
-            let _ = parse(&query[..end]);
-        }
     }
 }

@@ -2,7 +2,9 @@
 //! trait the application logic is written against.
 //!
 //! Components adapt the WIT imports to `Store`; the host's backends speak these
-//! same types, so one model serves both sides of the WIT boundary.
+//! same types, so one model serves both sides of the WIT boundary. A crate of
+//! its own (no I/O, no dependencies) so that the TQL engine and the host's
+//! store get the vocabulary without the application logic.
 
 use std::fmt;
 
