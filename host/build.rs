@@ -44,7 +44,7 @@ fn main() {
         .parent()
         .expect("host/ lives in the workspace root")
         .to_path_buf();
-    for watched in ["components", "wit", "Cargo.lock", "Cargo.toml"] {
+    for watched in ["components", "crates", "wit", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed={SKIP_VARIABLE}");
