@@ -85,7 +85,7 @@ pub async fn open_store(
             Ok((store, Some(lock)))
         }
         "griddb" => {
-            let settings = GriddbSettings::from_variables(&app.variables)?;
+            let settings = GriddbSettings::from_variables(|name| app.variables.get(name))?;
             let store = GriddbStore::connect(&settings).await?;
             Ok((Arc::new(store), None))
         }

@@ -6,4 +6,6 @@
 //! The client side is the `griddb` backend in `store::griddb`.
 
 pub mod server;
-pub mod wire;
+/// The bodies and value encoding, shared with the `griddb` client: they live
+/// in `cromflag-store`.
+pub use cromflag_store::wire;

@@ -47,14 +47,13 @@ use super::{
     added_columns, check_rows, Backend, Committed, ContainerInfo, ContainerKind, QueryResult, Row,
     StoreError,
 };
-use crate::manifest::Variables;
-use crate::webapi::wire::{
+use crate::wire::{
     self, ContainerDto, ContainerList, ContainerRows, SqlOutcome, SqlStatement, TqlQuery, TqlResult,
 };
 use anyhow::Context;
 use async_trait::async_trait;
 use client::{Answer, WebApiClient};
-use cromflag_logic::model::is_valid_container_name;
+use cromflag_model::is_valid_container_name;
 use features::{Features, Presence, Sql};
 use http::{Method, StatusCode};
 use paging::{PageSize, Pages, Position};
@@ -84,8 +83,12 @@ pub struct GriddbSettings {
 }
 
 impl GriddbSettings {
-    pub fn from_variables(variables: &Variables) -> anyhow::Result<GriddbSettings> {
-        let get = |name: &str, default: &str| variables.get(name).unwrap_or(default).to_owned();
+    /// Reads the `griddb_*` variables through `variable` (the manifest's,
+    /// by name; `None` for an undeclared one, which takes its default).
+    pub fn from_variables<'a>(
+        variable: impl Fn(&str) -> Option<&'a str>,
+    ) -> anyhow::Result<GriddbSettings> {
+        let get = |name: &str, default: &str| variable(name).unwrap_or(default).to_owned();
         let number = |name: &str, default: &str| -> anyhow::Result<u64> {
             let text = get(name, default);
             text.parse()
@@ -363,8 +366,8 @@ impl GriddbStore {
             .map(|c| SqlStatement {
                 stmt: format!(
                     "ALTER TABLE {} ADD COLUMN {} {}",
-                    cromflag_logic::tql_name(&info.name),
-                    cromflag_logic::tql_name(&c.name),
+                    cromflag_model::tql_name(&info.name),
+                    cromflag_model::tql_name(&c.name),
                     c.column_type.name()
                 ),
                 kind: None,

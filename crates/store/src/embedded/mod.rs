@@ -156,7 +156,7 @@ impl Backend for Arc<EmbeddedStore> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Column, ColumnType, ContainerKind, Value};
+    use crate::{Column, ColumnType, ContainerKind, Value};
 
     fn series(name: &str, columns: &[(&str, ColumnType)]) -> ContainerInfo {
         ContainerInfo {
@@ -346,7 +346,7 @@ mod tests {
 #[cfg(test)]
 mod query_tests {
     use super::*;
-    use crate::store::{Column, ColumnType, ContainerKind, Value};
+    use crate::{Column, ColumnType, ContainerKind, Value};
 
     /// 2024-01-01T00:00:00Z.
     const BASE: i64 = 1_704_067_200_000;

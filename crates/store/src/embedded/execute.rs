@@ -10,8 +10,8 @@
 
 use super::codec;
 use super::sql::{AggregatePlan, Plan, RowFunction, SelectPlan};
-use crate::store::tql::{AggregateFn, Limit};
-use crate::store::{Column, ContainerInfo, QueryResult, Row, StoreError, Value};
+use crate::tql::{AggregateFn, Limit};
+use crate::{Column, ContainerInfo, QueryResult, Row, StoreError, Value};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection};
 use std::cmp::Ordering;

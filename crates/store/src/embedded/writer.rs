@@ -10,7 +10,7 @@
 
 use super::catalog::Catalog;
 use super::codec;
-use crate::store::{Committed, ContainerInfo, ContainerKind, Row, StoreError};
+use crate::{Committed, ContainerInfo, ContainerKind, Row, StoreError};
 use rusqlite::{params_from_iter, Connection, TransactionBehavior};
 use std::sync::{Arc, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -225,7 +225,7 @@ fn put_rows(
         .get(container)
         .ok_or_else(|| StoreError::NotFound(format!("container `{container}` does not exist")))?;
     let columns = &entry.info.columns;
-    crate::store::check_rows(&entry.info, rows)?;
+    crate::check_rows(&entry.info, rows)?;
     // With a row key a put replaces the whole row, as GridDB's does.
     let verb = if entry.info.row_key {
         "INSERT OR REPLACE"
@@ -242,7 +242,7 @@ fn put_rows(
     let mut stmt = conn
         .prepare_cached(&sql)
         .map_err(|e| StoreError::Backend(e.to_string()))?;
-    let null = crate::store::Value::Null;
+    let null = crate::Value::Null;
     for row in rows {
         let cells = (0..columns.len()).map(|i| codec::to_sql(row.get(i).unwrap_or(&null)));
         stmt.execute(params_from_iter(cells))

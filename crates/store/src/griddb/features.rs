@@ -135,7 +135,7 @@ impl Features {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::griddb::client::tests::answer;
+    use crate::griddb::client::tests::answer;
 
     const SPRING_404: &str = r#"{"timestamp":"2024-05-01T12:00:00.000+00:00","status":404,"error":"Not Found","path":"/griddb/v2/c/dbs/public/sql/ddl"}"#;
 

@@ -16,11 +16,11 @@
 //! the table name the caller passes in (already quoted), so user input cannot
 //! inject SQL.
 
-use crate::store::tql::{
+use crate::tql::{
     self, Aggregate, AggregateFn, CompareOp, Expr, Limit, Literal, Name, SelectFunction,
     SelectKind, Selection, SortKey, Statement, TimeUnit,
 };
-use cromflag_logic::{Column, ColumnType, ContainerInfo, ContainerKind, StoreError};
+use cromflag_model::{Column, ColumnType, ContainerInfo, ContainerKind, StoreError};
 use rusqlite::types::Value as SqlValue;
 use std::fmt;
 
@@ -463,7 +463,7 @@ impl Translator<'_> {
     /// The container column index a name refers to: unquoted names match
     /// case-insensitively (as GridDB does), quoted names exactly.
     fn resolve(&self, name: &Name) -> Result<usize, StoreError> {
-        crate::store::resolve_column(self.info, name)
+        crate::resolve_column(self.info, name)
     }
 
     fn bind(&mut self, value: SqlValue) -> String {
@@ -880,8 +880,8 @@ fn describe(expr: &Expr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tql;
-    use cromflag_logic::Column;
+    use crate::tql;
+    use cromflag_model::Column;
     use cromflag_tql::testing::{garbage, XorShift};
     use rusqlite::Connection;
 

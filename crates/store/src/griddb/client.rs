@@ -8,8 +8,8 @@
 //! the second time.
 
 use super::GriddbSettings;
-use crate::store::StoreError;
-use crate::webapi::wire::ErrorBody;
+use crate::wire::ErrorBody;
+use crate::StoreError;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, StatusCode};
@@ -199,7 +199,7 @@ pub(super) mod tests {
     use super::*;
 
     /// An answer as a test writes it; `features` reads answers too.
-    pub(in crate::store::griddb) fn answer(status: u16, body: &str) -> Answer {
+    pub(in crate::griddb) fn answer(status: u16, body: &str) -> Answer {
         Answer {
             status: StatusCode::from_u16(status).unwrap(),
             body: Bytes::from(body.to_owned()),

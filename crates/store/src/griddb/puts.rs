@@ -13,8 +13,8 @@
 //!   (repeated containers' rows are merged in order, so the later row of a
 //!   key is put later and wins).
 
-use crate::store::ContainerKind;
-use crate::webapi::wire::ContainerRows;
+use crate::wire::ContainerRows;
+use crate::ContainerKind;
 use serde_json::Value as Json;
 
 /// One container's rows, checked and encoded.

@@ -7,7 +7,7 @@
 //! lenient in surprising ways (a BOOL column reading `1` as false, `.5Z` read
 //! as 5 ms), this side refuses with a clear error instead.
 
-use crate::store::{Column, ColumnType, ContainerInfo, ContainerKind, Row, Value};
+use crate::{Column, ColumnType, ContainerInfo, ContainerKind, Row, Value};
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone};
 use serde::{Deserialize, Serialize};

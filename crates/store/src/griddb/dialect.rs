@@ -19,12 +19,10 @@
 //! ([`AggregateQuery::exact`]); a SUM cannot be, and is an error that says so.
 
 use super::paging::{self, Pages};
-use crate::store::tql::{self, AggregateFn, Selection, Statement};
-use crate::store::{
-    resolve_column, Column, ColumnType, ContainerInfo, QueryResult, StoreError, Value,
-};
-use crate::webapi::wire::{self, TqlQuery, TqlResult, AGGREGATION_RESULT};
-use cromflag_logic::tql_name;
+use crate::tql::{self, AggregateFn, Selection, Statement};
+use crate::wire::{self, TqlQuery, TqlResult, AGGREGATION_RESULT};
+use crate::{resolve_column, Column, ColumnType, ContainerInfo, QueryResult, StoreError, Value};
+use cromflag_model::tql_name;
 
 /// How one statement is asked, and how its answer is read.
 #[derive(Debug, PartialEq)]
@@ -291,7 +289,7 @@ pub fn aggregate_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ContainerKind;
+    use crate::ContainerKind;
     use serde_json::json;
 
     fn sensor() -> ContainerInfo {

@@ -25,10 +25,10 @@
 //! asked, or whose `total` says nothing is left, is the last: a statement
 //! that fits one page costs one request, as unpaged.
 
-use crate::store::tql::{Selection, Statement};
-use crate::store::{resolve_column, Column, ColumnType, ContainerInfo, StoreError, Value};
-use crate::webapi::wire::{self, TqlResult, MAX_LIMIT};
-use cromflag_logic::{tql_name, tql_string};
+use crate::tql::{Selection, Statement};
+use crate::wire::{self, TqlResult, MAX_LIMIT};
+use crate::{resolve_column, Column, ColumnType, ContainerInfo, StoreError, Value};
+use cromflag_model::{tql_name, tql_string};
 
 /// A row statement as pages.
 #[derive(Clone, Debug, PartialEq)]
@@ -372,8 +372,8 @@ pub fn without_comments(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tql;
-    use crate::store::ContainerKind;
+    use crate::tql;
+    use crate::ContainerKind;
     use serde_json::json;
 
     fn sensor() -> ContainerInfo {

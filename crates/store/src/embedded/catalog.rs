@@ -5,10 +5,10 @@
 //! thread changes it, inside its transaction (see `writer`).
 
 use super::codec::sql_type;
-use crate::store::{
+use crate::{
     added_columns, check_column_name, Column, ColumnType, ContainerInfo, ContainerKind, StoreError,
 };
-use cromflag_logic::model::is_valid_container_name;
+use cromflag_model::is_valid_container_name;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::Arc;
