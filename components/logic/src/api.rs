@@ -1,5 +1,7 @@
-//! The HTTP surface of insert and fetch, independent of any HTTP library:
-//! method and path checks, and the response each outcome maps to.
+//! What the components answer, independent of any HTTP or MQTT library: the
+//! method and path checks of `/insert`, `/fetch`, `/devices`, `/grafana` and
+//! `/reports`, the handling of MQTT messages (one or a batch), and the
+//! response each outcome maps to.
 //!
 //! The Wasm components and the native benchmark baseline both call these, so the
 //! two run exactly the same logic.

@@ -48,6 +48,7 @@ use super::wire::{
     RowsQuery, RowsResult, SqlOutcome, SqlStatement, TqlQuery, TqlResult, UpdatedRows,
     AGGREGATION_RESULT, MAX_LIMIT, MAX_QUERIES,
 };
+use crate::access::token::same_secret;
 use crate::manifest::Variables;
 use crate::store::tql::{self, Selection, Statement};
 use crate::store::{
@@ -474,16 +475,6 @@ fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), Failure> {
         .split_once(':')
         .ok_or_else(|| unauthorized("Basic authentication is invalid format"))?;
     Ok((user.to_owned(), password.to_owned()))
-}
-
-/// Compares without stopping at the first difference.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
-    }
-    diff == 0
 }
 
 /// Whether a Content-Type names JSON: `application/json` or `application/*+json`,

@@ -33,7 +33,7 @@ pub enum Plan {
     /// One row of aggregates from one SQL statement.
     Aggregates(AggregatePlan),
     /// A row-selection or interpolation function, computed in Rust from a few
-    /// key-indexed SQL reads (see `select.rs`).
+    /// key-indexed SQL reads (see `execute.rs`).
     Select(SelectPlan),
 }
 
