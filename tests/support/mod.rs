@@ -106,8 +106,6 @@ impl Host {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Host {
-        // Hosts run side by side: each gets its broker on a port of its own.
-        let mqtt_port = free_port();
         let mut command = Command::new(cromflag_bin());
         // A relative manifest is relative to where the host runs: its directory.
         if manifest.is_relative() {
@@ -128,8 +126,13 @@ impl Host {
             } else {
                 &["--listen", "127.0.0.1:0"][..]
             })
-            .arg("--mqtt-broker")
-            .arg(format!("127.0.0.1:{mqtt_port}"))
+            // Hosts run side by side: each binds its MQTT endpoint to a port the
+            // kernel picks (port 0), read back from its log, as the HTTP one.
+            .args(if extra.contains(&"--mqtt-broker") {
+                &[][..]
+            } else {
+                &["--mqtt-broker", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .envs(env.iter().copied())
             .env(
@@ -146,14 +149,19 @@ impl Host {
         let sink = log.clone();
         // Keep draining stderr for the host's whole life, so it never blocks on a full pipe.
         std::thread::spawn(move || {
+            // The endpoint's line comes first: the HTTP listener starts last.
+            let mut mqtt_addr: Option<SocketAddr> = None;
+            let address_after = |line: &str, prefix: &str| {
+                let rest = line.split(prefix).nth(1)?;
+                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+            };
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let addr = addr
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = addr_tx.send(addr.parse::<SocketAddr>().ok());
+                if let Some(addr) = address_after(&line, "MQTT endpoint on mqtt://") {
+                    mqtt_addr = Some(addr);
+                }
+                if line.contains("listening on http://") {
+                    let http_addr = address_after(&line, "listening on http://");
+                    let _ = addr_tx.send(http_addr.map(|http| (http, mqtt_addr)));
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -164,7 +172,7 @@ impl Host {
             .recv_timeout(Duration::from_secs(180))
             .ok()
             .flatten();
-        let Some(addr) = addr else {
+        let Some((addr, mqtt_addr)) = addr else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("cromflag did not start:\n{}", log.lock().unwrap());
@@ -172,7 +180,8 @@ impl Host {
         Host {
             child,
             addr,
-            mqtt_port,
+            // 0: this host has no MQTT endpoint (`--mqtt-broker off`, or a broker).
+            mqtt_port: mqtt_addr.map_or(0, |a| a.port()),
             log,
         }
     }
