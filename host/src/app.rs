@@ -4,6 +4,7 @@
 
 use crate::access::credentials::Credentials;
 use crate::access::{Access, Mode};
+use crate::listener::ListenerLimits;
 use crate::live::{self, Live};
 use crate::manifest;
 use crate::runtime::{Runtime, RuntimeLimits};
@@ -11,7 +12,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::griddb::{GriddbSettings, GriddbStore};
 use crate::store::Backend;
 use crate::triggers::cron::{self, CronTrigger, RunRecord};
-use crate::triggers::http::{HttpTrigger, ListenerLimits};
+use crate::triggers::http::HttpTrigger;
 use crate::triggers::mqtt::{endpoint, MqttTrigger};
 use crate::webapi::server::{self, ServerSettings};
 use anyhow::{bail, Context, Result};

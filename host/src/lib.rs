@@ -6,10 +6,12 @@
 //! calls; `store` holds the backends and the host side of `cromflag:iot/store`;
 //! `triggers::mqtt::endpoint` is the device-facing MQTT endpoint; `access` decides
 //! who may call what (device and reader tokens, the admin API); `webapi` speaks
-//! GridDB's WebAPI; `app` wires them together for `cromflag up`.
+//! GridDB's WebAPI; `listener` serves HTTP/1 for both; `app` wires them
+//! together for `cromflag up`.
 
 pub mod access;
 pub mod app;
+pub mod listener;
 pub mod live;
 pub mod manifest;
 pub mod runtime;

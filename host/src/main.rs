@@ -3,8 +3,8 @@
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use cromflag::app::{self, CronOptions, UpOptions};
+use cromflag::listener::ListenerLimits;
 use cromflag::runtime::RuntimeLimits;
-use cromflag::triggers::http::ListenerLimits;
 use cromflag_logic::device::to_path_segment;
 use http::Method;
 use std::net::SocketAddr;

@@ -17,17 +17,17 @@ pub struct App {
     pub name: String,
     /// Prefix of every HTTP route (`[application.trigger.http] base`), `/` by default.
     pub http_base: String,
-    pub http_triggers: Vec<HttpTrigger>,
+    pub http_triggers: Vec<HttpTriggerConfig>,
     /// The broker connection (`[application.trigger.mqtt]`), if any MQTT trigger exists.
     pub mqtt: Option<MqttSettings>,
-    pub mqtt_triggers: Vec<MqttTrigger>,
-    pub cron_triggers: Vec<CronTrigger>,
+    pub mqtt_triggers: Vec<MqttTriggerConfig>,
+    pub cron_triggers: Vec<CronTriggerConfig>,
     pub components: BTreeMap<String, ComponentSpec>,
     pub variables: Variables,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpTrigger {
+pub struct HttpTriggerConfig {
     pub route: String,
     pub component: String,
 }
@@ -57,7 +57,7 @@ pub struct MqttTls {
 
 /// `[[trigger.mqtt]]`: a topic filter bound to a component.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MqttTrigger {
+pub struct MqttTriggerConfig {
     pub topic: String,
     /// 0, 1 or 2.
     pub qos: u8,
@@ -66,7 +66,7 @@ pub struct MqttTrigger {
 
 /// `[[trigger.cron]]`: a schedule bound to a component.
 #[derive(Clone, Debug)]
-pub struct CronTrigger {
+pub struct CronTriggerConfig {
     /// The trigger's `id`, or its component's id: the key of its run records.
     pub name: String,
     pub component: String,
@@ -414,7 +414,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
 
     let mut http_triggers = Vec::new();
     let mut mqtt_triggers = Vec::new();
-    let mut cron_triggers: Vec<CronTrigger> = Vec::new();
+    let mut cron_triggers: Vec<CronTriggerConfig> = Vec::new();
     let known = |component: &str, bound_to: &str| {
         if components.contains_key(component) {
             Ok(())
@@ -432,7 +432,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                         .try_into()
                         .context("in [[trigger.http]]")?;
                     known(&trigger.component, &format!("route `{}`", trigger.route))?;
-                    http_triggers.push(HttpTrigger {
+                    http_triggers.push(HttpTriggerConfig {
                         route: trigger.route,
                         component: trigger.component,
                     });
@@ -454,7 +454,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                         ),
                     };
                     let topic = variables.expand(&trigger.topic)?;
-                    mqtt_triggers.push(MqttTrigger {
+                    mqtt_triggers.push(MqttTriggerConfig {
                         topic,
                         qos,
                         component: trigger.component,
@@ -478,7 +478,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                             trigger.cron_expression
                         )
                     })?;
-                    cron_triggers.push(CronTrigger {
+                    cron_triggers.push(CronTriggerConfig {
                         catch_up: components[&trigger.component].cron_catch_up,
                         name,
                         component: trigger.component,
@@ -606,7 +606,7 @@ command = "cargo build"
         assert_eq!(app.http_base, "/");
         assert_eq!(
             app.http_triggers,
-            [HttpTrigger {
+            [HttpTriggerConfig {
                 route: "/insert/...".into(),
                 component: "insert".into()
             }]
@@ -689,7 +689,7 @@ cron_catch_up = "all"
         );
         assert_eq!(every_2s.name, "every-2s");
         let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc();
-        let next = |trigger: &CronTrigger, after: &str| {
+        let next = |trigger: &CronTriggerConfig, after: &str| {
             trigger
                 .schedule
                 .find_next_occurrence(&at(after), false)

@@ -49,12 +49,12 @@ use super::wire::{
     AGGREGATION_RESULT, MAX_LIMIT, MAX_QUERIES,
 };
 use crate::access::token::same_secret;
+use crate::listener::{accept_loop, ListenerLimits};
 use crate::manifest::Variables;
 use crate::store::tql::{self, Selection, Statement};
 use crate::store::{
     Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, StoreError, Value,
 };
-use crate::triggers::http::{accept_loop, ListenerLimits};
 use anyhow::{anyhow, Context, Result};
 use base64::Engine as _;
 use bytes::Bytes;
