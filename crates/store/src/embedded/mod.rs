@@ -456,71 +456,51 @@ mod query_tests {
     async fn single_aggregates() {
         let dir = tempfile::TempDir::new().unwrap();
         let store = sensor(&dir).await;
-        // Counts: 5 rows; 4 non-NULL temperatures; 4 non-NULL labels.
-        assert_eq!(scalar(&store, "select count(*)").await, Value::Long(5));
-        assert_eq!(
-            scalar(&store, "select COUNT(temperature)").await,
-            Value::Long(4)
-        );
-        assert_eq!(scalar(&store, "select count(label)").await, Value::Long(4));
-        // SUM: 10 + 20 + 40 + 40 = 110 (DOUBLE); n: 10 + 20 + 25 + 40 + 45 = 140 (LONG).
-        assert_eq!(
-            scalar(&store, "select sum(temperature)").await,
-            Value::Double(110.0)
-        );
-        assert_eq!(scalar(&store, "select sum(n)").await, Value::Long(140));
-        // AVG skips NULL: 110 / 4 = 27.5; humidity (40 + 50 + 60 + 45) / 4 = 48.75.
-        assert_eq!(
-            scalar(&store, "select avg(temperature)").await,
-            Value::Double(27.5)
-        );
-        assert_eq!(
-            scalar(&store, "select avg(humidity)").await,
-            Value::Double(48.75)
-        );
-        assert_eq!(scalar(&store, "select avg(n)").await, Value::Double(28.0));
-        // MIN/MAX keep the column's type.
-        assert_eq!(
-            scalar(&store, "select min(temperature)").await,
-            Value::Double(10.0)
-        );
-        assert_eq!(
-            scalar(&store, "select max(humidity)").await,
-            Value::Float(60.0)
-        );
-        assert_eq!(scalar(&store, "select max(n)").await, Value::Integer(45));
-        assert_eq!(scalar(&store, "select min(ts)").await, at(0));
-        assert_eq!(scalar(&store, "select max(ts)").await, at(50));
-        // Sample variance of 10, 20, 40, 40: mean 27.5, squared deviations
-        // 306.25 + 56.25 + 156.25 + 156.25 = 675, / (4 − 1) = 225; stddev 15.
-        assert_eq!(
-            scalar(&store, "select variance(temperature)").await,
-            Value::Double(225.0)
-        );
-        assert_eq!(
-            scalar(&store, "select stddev(temperature)").await,
-            Value::Double(15.0)
-        );
-        // n: mean 28, squared deviations 324 + 64 + 9 + 144 + 289 = 830, / 4 = 207.5.
-        assert_eq!(
-            scalar(&store, "select variance(n)").await,
-            Value::Double(207.5)
-        );
-        // One value: 0.0, not a division by zero.
         let one = format!("where ts = TO_TIMESTAMP_MS({})", ms(0));
-        assert_eq!(
-            scalar(&store, &format!("select variance(temperature) {one}")).await,
-            Value::Double(0.0)
-        );
-        assert_eq!(
-            scalar(&store, &format!("select stddev(n) {one}")).await,
-            Value::Double(0.0)
-        );
-        // WHERE applies: temperatures of rows 10 and 40 (20 < n < 45): 20 and 40.
-        assert_eq!(
-            scalar(&store, "select avg(temperature) where n > 10 and n < 45").await,
-            Value::Double(30.0)
-        );
+        let cases: Vec<(String, Value)> = [
+            // Counts: 5 rows; 4 non-NULL temperatures; 4 non-NULL labels.
+            ("select count(*)", Value::Long(5)),
+            ("select COUNT(temperature)", Value::Long(4)),
+            ("select count(label)", Value::Long(4)),
+            // SUM: 10 + 20 + 40 + 40 = 110 (DOUBLE); n: 10 + 20 + 25 + 40 + 45 = 140 (LONG).
+            ("select sum(temperature)", Value::Double(110.0)),
+            ("select sum(n)", Value::Long(140)),
+            // AVG skips NULL: 110 / 4 = 27.5; humidity (40 + 50 + 60 + 45) / 4 = 48.75.
+            ("select avg(temperature)", Value::Double(27.5)),
+            ("select avg(humidity)", Value::Double(48.75)),
+            ("select avg(n)", Value::Double(28.0)),
+            // MIN/MAX keep the column's type.
+            ("select min(temperature)", Value::Double(10.0)),
+            ("select max(humidity)", Value::Float(60.0)),
+            ("select max(n)", Value::Integer(45)),
+            ("select min(ts)", at(0)),
+            ("select max(ts)", at(50)),
+            // Sample variance of 10, 20, 40, 40: mean 27.5, squared deviations
+            // 306.25 + 56.25 + 156.25 + 156.25 = 675, / (4 − 1) = 225; stddev 15.
+            ("select variance(temperature)", Value::Double(225.0)),
+            ("select stddev(temperature)", Value::Double(15.0)),
+            // n: mean 28, squared deviations 324 + 64 + 9 + 144 + 289 = 830, / 4 = 207.5.
+            ("select variance(n)", Value::Double(207.5)),
+            // WHERE applies: temperatures of rows 10 and 40 (20 < n < 45): 20 and 40.
+            (
+                "select avg(temperature) where n > 10 and n < 45",
+                Value::Double(30.0),
+            ),
+        ]
+        .into_iter()
+        .map(|(tql, value)| (tql.to_owned(), value))
+        // One value: 0.0, not a division by zero.
+        .chain([
+            (
+                format!("select variance(temperature) {one}"),
+                Value::Double(0.0),
+            ),
+            (format!("select stddev(n) {one}"), Value::Double(0.0)),
+        ])
+        .collect();
+        for (tql, expected) in &cases {
+            assert_eq!(&scalar(&store, tql).await, expected, "{tql}");
+        }
 
         // The result column is named after the call as written.
         let result = query(&store, "select AVG(temperature)").await;
