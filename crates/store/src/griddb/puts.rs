@@ -44,18 +44,20 @@ pub struct Phase {
 /// `batches`, no request over `max_request_bytes` unless one row is (the
 /// caller refuses such rows first).
 pub fn phases(batches: Vec<Batch>, max_request_bytes: usize) -> Vec<Phase> {
-    let merged = merge(batches);
-    [ContainerKind::TimeSeries, ContainerKind::Collection]
+    let (series, collections): (Vec<Batch>, Vec<Batch>) = merge(batches)
         .into_iter()
-        .map(|kind| Phase {
-            kind,
-            requests: chunk(
-                merged.iter().filter(|batch| batch.kind == kind),
-                max_request_bytes,
-            ),
-        })
-        .filter(|phase| !phase.requests.is_empty())
-        .collect()
+        .partition(|batch| batch.kind == ContainerKind::TimeSeries);
+    [
+        (ContainerKind::TimeSeries, series),
+        (ContainerKind::Collection, collections),
+    ]
+    .into_iter()
+    .map(|(kind, batches)| Phase {
+        kind,
+        requests: chunk(batches, max_request_bytes),
+    })
+    .filter(|phase| !phase.requests.is_empty())
+    .collect()
 }
 
 /// One batch per container (names are case-insensitive), in order of first
@@ -75,16 +77,14 @@ fn merge(batches: Vec<Batch>) -> Vec<Batch> {
     merged
 }
 
-/// Rows in order into requests of at most `max_request_bytes`.
-fn chunk<'a>(
-    batches: impl Iterator<Item = &'a Batch>,
-    max_request_bytes: usize,
-) -> Vec<Vec<ContainerRows>> {
+/// Rows in order into requests of at most `max_request_bytes` (moved, not
+/// copied: this is every row of every GridDB write).
+fn chunk(batches: Vec<Batch>, max_request_bytes: usize) -> Vec<Vec<ContainerRows>> {
     let mut requests: Vec<Vec<ContainerRows>> = Vec::new();
     let mut request: Vec<ContainerRows> = Vec::new();
     let mut size = 0;
     for batch in batches {
-        for row in &batch.rows {
+        for row in batch.rows {
             if !request.is_empty() && size + row.size > max_request_bytes {
                 requests.push(std::mem::take(&mut request));
                 size = 0;
@@ -93,12 +93,12 @@ fn chunk<'a>(
             // A batch's rows are contiguous, so its entry is the last one if any.
             match request.last_mut() {
                 Some(entry) if entry.container_name == batch.container => {
-                    entry.rows.push(row.json.clone());
+                    entry.rows.push(row.json);
                 }
                 _ => request.push(ContainerRows {
                     container_name: batch.container.clone(),
                     columns: None,
-                    rows: vec![row.json.clone()],
+                    rows: vec![row.json],
                 }),
             }
         }
