@@ -34,7 +34,24 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+/// What a 404 says is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// The WebAPI's own 404 (its error body): the container named.
+    Container,
+    /// Anyone else's (Spring's, a proxy's): the endpoint itself.
+    Endpoint,
+}
+
 impl Answer {
+    /// What is missing, if this is a 404 (see [`Answer::webapi_error`]).
+    pub fn missing(&self) -> Option<Missing> {
+        (self.status == StatusCode::NOT_FOUND).then(|| match self.webapi_error() {
+            Some(_) => Missing::Container,
+            None => Missing::Endpoint,
+        })
+    }
+
     /// The WebAPI's own error body, if this is one. A path no controller maps
     /// is answered by Spring (`{"timestamp", "status", "error", "path"}`) or
     /// by whatever stands in front of the WebAPI, never with this shape: so

@@ -52,7 +52,7 @@ use crate::wire::{
 };
 use anyhow::Context;
 use async_trait::async_trait;
-use client::{Answer, WebApiClient};
+use client::{Answer, Missing, WebApiClient};
 use cromflag_model::is_valid_container_name;
 use features::{Features, Presence, Sql};
 use http::{Method, StatusCode};
@@ -315,7 +315,7 @@ impl GriddbStore {
             .client
             .call(Method::GET, &format!("containers/{name}/info"), None)
             .await?;
-        if answer.status == StatusCode::NOT_FOUND && answer.webapi_error().is_some() {
+        if answer.missing() == Some(Missing::Container) {
             self.forget(name);
             return Ok(None);
         }
@@ -389,7 +389,7 @@ impl GriddbStore {
                 .client
                 .call(Method::POST, path, Some(body.clone()))
                 .await?;
-            if answer.status == StatusCode::NOT_FOUND && answer.webapi_error().is_none() {
+            if answer.missing() == Some(Missing::Endpoint) {
                 sql = match sql {
                     Sql::Ddl => Sql::Update,
                     _ => Sql::Absent,
@@ -439,7 +439,7 @@ impl GriddbStore {
                     },
                 )));
             }
-            StatusCode::NOT_FOUND if answer.webapi_error().is_some() => {
+            _ if answer.missing() == Some(Missing::Container) => {
                 queries.iter().for_each(|q| self.forget(&q.name));
                 let what = format!("container `{}`", queries[0].name);
                 return Err(TqlError::Store(self.refused(&answer, &what)));
@@ -569,20 +569,23 @@ impl GriddbStore {
             if answer.status.is_success() {
                 return Ok(());
             }
-            if answer.status != StatusCode::NOT_FOUND || answer.webapi_error().is_some() {
-                if answer.status == StatusCode::NOT_FOUND {
-                    request.iter().for_each(|c| self.forget(&c.container_name));
+            match answer.missing() {
+                // Not there after all: one put per container from now on.
+                Some(Missing::Endpoint) => self.lost("multi-put", |f| f.multi_put = false).await,
+                missing => {
+                    if missing == Some(Missing::Container) {
+                        request.iter().for_each(|c| self.forget(&c.container_name));
+                    }
+                    return Err(self.refused(&answer, "put rows"));
                 }
-                return Err(self.refused(&answer, "put rows"));
             }
-            self.lost("multi-put", |f| f.multi_put = false).await;
         }
         for entry in request {
             let body = serde_json::to_vec(&entry.rows).expect("JSON");
             let path = format!("containers/{}/rows", entry.container_name);
             let answer = self.client.call(Method::PUT, &path, Some(body)).await?;
             if !answer.status.is_success() {
-                if answer.status == StatusCode::NOT_FOUND && answer.webapi_error().is_some() {
+                if answer.missing() == Some(Missing::Container) {
                     self.forget(&entry.container_name);
                 }
                 return Err(self.refused(
