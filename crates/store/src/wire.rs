@@ -551,14 +551,27 @@ pub fn estimated_size(row: &[Value]) -> usize {
     row.iter()
         .map(|value| match value {
             Value::Null => 0,
-            Value::Bool(_) => 1,
-            Value::Short(_) => 2,
-            Value::Integer(_) | Value::Float(_) => 4,
-            Value::Byte(_) | Value::Long(_) | Value::Double(_) | Value::Timestamp(_) => 8,
             Value::String(s) => s.len(),
             Value::Blob(b) => b.len().div_ceil(3) * 4,
+            value => value
+                .column_type()
+                .and_then(fixed_size)
+                .expect("every other value has a fixed size"),
         })
         .sum()
+}
+
+/// What the WebAPI's estimate counts for one value of a fixed-size type
+/// (BYTE is 8: it counts bits there); `None` for STRING and BLOB, whose
+/// values count their length.
+pub fn fixed_size(column_type: ColumnType) -> Option<usize> {
+    match column_type {
+        ColumnType::Bool => Some(1),
+        ColumnType::Short => Some(2),
+        ColumnType::Integer | ColumnType::Float => Some(4),
+        ColumnType::Byte | ColumnType::Long | ColumnType::Double | ColumnType::Timestamp => Some(8),
+        ColumnType::String | ColumnType::Blob => None,
+    }
 }
 
 #[cfg(test)]

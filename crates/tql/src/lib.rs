@@ -473,7 +473,7 @@ pub enum Expr {
 
 /// Parses one TQL statement.
 pub fn parse(text: &str) -> Result<Statement, StoreError> {
-    let tokens = tokenize(text)?;
+    let tokens = tokenize(text, &mut Vec::new())?;
     Parser {
         tokens,
         pos: 0,
@@ -540,7 +540,26 @@ const PUNCTUATION: [&str; 19] = [
     ".",
 ];
 
-fn tokenize(text: &str) -> Result<Vec<Token>, StoreError> {
+/// `text` with each comment (`--` to the end of its line, `/* … */`) blanked
+/// byte for byte, so that spans of `text` (`Statement::filter_span`, …) cut
+/// the same pieces from it: a backend that glues pieces of a statement into
+/// new ones must not let a line comment swallow what it appends. Comments
+/// are found by the lexer, so quotes are honoured as the parser honours them.
+pub fn blank_comments(text: &str) -> Result<String, StoreError> {
+    let mut comments = Vec::new();
+    tokenize(text, &mut comments)?;
+    let mut bytes = text.as_bytes().to_vec();
+    for comment in comments {
+        bytes[comment].fill(b' ');
+    }
+    Ok(String::from_utf8(bytes).expect("whole characters replaced by spaces"))
+}
+
+/// The tokens of `text`; the byte ranges of its comments go to `comments`.
+fn tokenize(
+    text: &str,
+    comments: &mut Vec<std::ops::Range<usize>>,
+) -> Result<Vec<Token>, StoreError> {
     let bytes = text.as_bytes();
     let mut tokens = Vec::new();
     let mut i = 0;
@@ -553,6 +572,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, StoreError> {
             continue;
         } else if rest.starts_with("--") {
             i = rest.find('\n').map_or(text.len(), |n| i + n);
+            comments.push(start..i);
             continue;
         } else if let Some(body) = rest.strip_prefix("/*") {
             let end = body.find("*/").ok_or_else(|| {
@@ -561,6 +581,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, StoreError> {
                 ))
             })?;
             i += 2 + end + 2;
+            comments.push(start..i);
             continue;
         } else if c == '\'' {
             let (s, end) = quoted(text, i, '\'', "string literal")?;
@@ -2163,6 +2184,21 @@ mod tests {
         assert!(parse(&ok).is_ok());
         let ok = format!("select * where a = 0{}", " or a = 1".repeat(150));
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn comments_are_blanked_in_place() {
+        let text = "a = '--x' /* c */ and \"b--\" = 'it''s' -- end é";
+        let blanked = blank_comments(text).unwrap();
+        // `/* c */` is 7 bytes, `-- end é` 9 (é is two).
+        let expected = format!(
+            "a = '--x' {} and \"b--\" = 'it''s' {}",
+            " ".repeat(7),
+            " ".repeat(9)
+        );
+        assert_eq!(blanked, expected);
+        assert_eq!(blanked.len(), text.len());
+        assert!(blank_comments("a /* open").is_err());
     }
 
     #[test]

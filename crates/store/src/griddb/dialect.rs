@@ -18,7 +18,7 @@
 //! the way: MIN and MAX are then read exactly from the row that holds them
 //! ([`AggregateQuery::exact`]); a SUM cannot be, and is an error that says so.
 
-use super::paging::{self, Pages};
+use super::paging::Pages;
 use crate::tql::{self, AggregateFn, Selection, Statement};
 use crate::wire::{self, TqlQuery, TqlResult, AGGREGATION_RESULT};
 use crate::{resolve_column, Column, ColumnType, ContainerInfo, QueryResult, StoreError, Value};
@@ -113,7 +113,7 @@ pub fn plan(text: &str, info: &ContainerInfo) -> Result<Plan, StoreError> {
                     (AggregateFn::Min | AggregateFn::Max, Some(arg)) if ty.is_integral() => {
                         let max = aggregate.function == AggregateFn::Max;
                         Some(query(
-                            extreme_row(text, &statement, &arg.name, max),
+                            extreme_row(text, &statement, &arg.name, max)?,
                             Some(vec![arg.name.clone()]),
                         ))
                     }
@@ -142,18 +142,25 @@ fn with_selection(text: &str, statement: &Statement, selection: &str) -> String 
 
 /// The statement whose one row holds the largest (`max`) or smallest value
 /// of `column` among the rows `statement` aggregates.
-fn extreme_row(text: &str, statement: &Statement, column: &str, max: bool) -> String {
+fn extreme_row(
+    text: &str,
+    statement: &Statement,
+    column: &str,
+    max: bool,
+) -> Result<String, StoreError> {
     let column = tql_name(column);
     let not_null = format!("{column} IS NOT NULL");
     let condition = match &statement.filter_span {
         Some(span) => format!(
             "({}) AND {not_null}",
-            paging::without_comments(&text[span.clone()]).trim()
+            tql::blank_comments(text)?[span.clone()].trim()
         ),
         None => not_null,
     };
     let direction = if max { "DESC" } else { "ASC" };
-    format!("SELECT * WHERE {condition} ORDER BY {column} {direction} LIMIT 1")
+    Ok(format!(
+        "SELECT * WHERE {condition} ORDER BY {column} {direction} LIMIT 1"
+    ))
 }
 
 /// A row-shaped answer as a `QueryResult`; `projection` puts the columns in
@@ -289,6 +296,7 @@ pub fn aggregate_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::griddb::paging::Position;
     use crate::ContainerKind;
     use serde_json::json;
 
@@ -317,7 +325,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            pages.statement(&paging::Position::Start, 5),
+            pages.statement(&Position::Start, 5),
             "select * WHERE temp > 1 ORDER BY \"ts\" DESC LIMIT 5"
         );
         assert_eq!(pages.columns, None);
@@ -336,7 +344,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            pages.statement(&paging::Position::Start, 3),
+            pages.statement(&Position::Start, 3),
             "SELECT * WHERE n > 2 ORDER BY \"ts\" ASC LIMIT 3"
         );
         assert_eq!(pages.columns, Some(vec!["Temp".into(), "ts".into()]));

@@ -25,7 +25,7 @@
 //! asked, or whose `total` says nothing is left, is the last: a statement
 //! that fits one page costs one request, as unpaged.
 
-use crate::tql::{Selection, Statement};
+use crate::tql::{self, Selection, Statement};
 use crate::wire::{self, TqlResult, MAX_LIMIT};
 use crate::{resolve_column, Column, ColumnType, ContainerInfo, StoreError, Value};
 use cromflag_model::{tql_name, tql_string};
@@ -33,9 +33,9 @@ use cromflag_model::{tql_name, tql_string};
 /// A row statement as pages.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pages {
-    /// `SELECT * [FROM c]`, comments removed.
+    /// `SELECT * [FROM c]`, comments blanked.
     head: String,
-    /// The WHERE condition, comments removed.
+    /// The WHERE condition, comments blanked.
     filter: Option<String>,
     order: Order,
     /// The most rows returned, over all pages.
@@ -82,18 +82,21 @@ impl Pages {
             statement.selection,
             Selection::All | Selection::Columns(_)
         ));
+        // The pieces reused in every page, comments blanked (the statement's
+        // spans still cut the same pieces from it).
+        let text = tql::blank_comments(text)?;
         let span = &statement.selection_span;
         let head = format!(
             "{} * {}",
-            without_comments(&text[..span.start]).trim(),
-            without_comments(&text[span.end..statement.clauses_start]).trim()
+            text[..span.start].trim(),
+            text[span.end..statement.clauses_start].trim()
         )
         .trim_end()
         .to_owned();
         let filter = statement
             .filter_span
             .clone()
-            .map(|span| without_comments(&text[span]).trim().to_owned());
+            .map(|span| text[span].trim().to_owned());
         let sorted: Vec<usize> = statement
             .order_by
             .iter()
@@ -296,18 +299,15 @@ const STRING_GUESS: u64 = 64;
 /// Bytes a BLOB value (as base64) is guessed to weigh before any answer says.
 const BLOB_GUESS: u64 = 4096;
 
-/// One row of `columns` by the WebAPI's estimate (`wire::estimated_size`'s
-/// sizes), strings and blobs guessed.
+/// One row of `columns` by the WebAPI's estimate (`wire::fixed_size`),
+/// strings and blobs guessed.
 pub fn estimated_row_bytes(columns: &[Column]) -> u64 {
     columns
         .iter()
-        .map(|c| match c.column_type {
-            ColumnType::Bool => 1,
-            ColumnType::Short => 2,
-            ColumnType::Integer | ColumnType::Float => 4,
-            ColumnType::Byte | ColumnType::Long | ColumnType::Double | ColumnType::Timestamp => 8,
-            ColumnType::String => STRING_GUESS,
-            ColumnType::Blob => BLOB_GUESS,
+        .map(|c| match wire::fixed_size(c.column_type) {
+            Some(size) => size as u64,
+            None if c.column_type == ColumnType::Blob => BLOB_GUESS,
+            None => STRING_GUESS,
         })
         .sum::<u64>()
         .max(1)
@@ -337,36 +337,6 @@ fn is_literal_type(ty: ColumnType) -> bool {
             | ColumnType::Long
             | ColumnType::String
     )
-}
-
-/// `text` with its `--` and `/* */` comments (outside quotes) made spaces:
-/// pieces of a statement are glued into new ones, and a line comment would
-/// swallow what follows once the WebAPI turns line breaks into spaces.
-pub fn without_comments(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut quote: Option<char> = None;
-    while let Some(c) = rest.chars().next() {
-        if let Some(q) = quote {
-            // A doubled quote closes and reopens: the same text either way.
-            if c == q {
-                quote = None;
-            }
-        } else if c == '\'' || c == '"' {
-            quote = Some(c);
-        } else if rest.starts_with("--") {
-            rest = &rest[rest.find('\n').unwrap_or(rest.len())..];
-            out.push(' ');
-            continue;
-        } else if let Some(body) = rest.strip_prefix("/*") {
-            rest = body.find("*/").map_or("", |end| &body[end + 2..]);
-            out.push(' ');
-            continue;
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    out
 }
 
 #[cfg(test)]
@@ -546,10 +516,6 @@ mod tests {
         assert_eq!(
             p.statement(&Position::After(Value::Timestamp(1)), 4),
             "select * from Sensor WHERE (temp > 1) AND \"ts\" > TO_TIMESTAMP_MS(1) ORDER BY \"ts\" ASC LIMIT 4"
-        );
-        assert_eq!(
-            without_comments("a = '--x' /* c */ and \"b--\" = 'it''s' -- end"),
-            "a = '--x'   and \"b--\" = 'it''s'  "
         );
     }
 
