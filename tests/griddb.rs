@@ -55,22 +55,42 @@ fn start_a(data: &Path, port: u16, extra_env: &[(&'static str, String)]) -> Host
     Host::start_with_env(&repo_root().join("spin.toml"), data, &[], &borrowed(&env))
 }
 
-/// `POST …/tql` on B with one statement: its one answer.
-fn tql(port: u16, container: &str, stmt: &str) -> Value {
+/// `POST …/tql` on B with one statement, as it answers (status and body).
+fn tql_answer(port: u16, container: &str, stmt: &str) -> (u16, Value) {
     let url = format!("http://127.0.0.1:{port}/griddb/v2/defaultCluster/dbs/public/tql");
     let body = json!([{"name": container, "stmt": stmt, "columns": null}]);
     let response = ureq::post(&url)
         .set("Authorization", ADMIN)
         .set("Content-Type", "application/json; charset=UTF-8")
         .send_string(&body.to_string());
-    let answer = match response {
-        Ok(r) => r,
-        Err(ureq::Error::Status(status, r)) => {
-            panic!("tql {stmt}: {status} {}", r.into_string().unwrap())
-        }
+    match response {
+        Ok(r) => (
+            r.status(),
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        ),
+        Err(ureq::Error::Status(status, r)) => (
+            status,
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        ),
         Err(e) => panic!("tql {stmt}: {e}"),
-    };
-    serde_json::from_str::<Value>(&answer.into_string().unwrap()).unwrap()[0].clone()
+    }
+}
+
+/// `POST …/tql` on B with one statement: its one answer, which must be a 200.
+fn tql(port: u16, container: &str, stmt: &str) -> Value {
+    let (status, answer) = tql_answer(port, container, stmt);
+    assert_eq!(status, 200, "tql {stmt}: {answer}");
+    answer[0].clone()
+}
+
+/// Every `path` answers 200 through A (store = griddb, over the WebAPI) and
+/// the same JSON as through B (the embedded store behind that WebAPI).
+fn assert_a_and_b_agree(a: &Host, b: &Host, paths: &[&str]) {
+    for path in paths {
+        let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
+        assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
+        assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
+    }
 }
 
 fn count(port: u16, container: &str) -> i64 {
@@ -182,23 +202,23 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
 
     // Every read through A (over the WebAPI) answers what B (embedded) answers:
     // plain rows, a column list, several aggregates per bucket, device listings.
-    for path in [
-        "/fetch/sample",
-        "/fetch/sample?from=1582046748255&to=1582046778255",
-        "/fetch/sample?columns=temperature,motion&order=desc&limit=4",
-        "/fetch/sample?agg=avg&interval=20s&columns=temperature,humidity",
-        "/fetch/sample?agg=stddev&interval=20s&fill=linear",
-        "/fetch/sample?agg=max&interval=5s&fill=previous&from=1582046738255&to=1582046800000",
-        "/fetch/sample?agg=sum&interval=1d&tz=Europe/Paris",
-        "/fetch/devices",
-        "/devices/sample/latest",
-        "/devices/sample/schema",
-        "/reports",
-    ] {
-        let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
-        assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
-        assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
-    }
+    assert_a_and_b_agree(
+        &a,
+        &b,
+        &[
+            "/fetch/sample",
+            "/fetch/sample?from=1582046748255&to=1582046778255",
+            "/fetch/sample?columns=temperature,motion&order=desc&limit=4",
+            "/fetch/sample?agg=avg&interval=20s&columns=temperature,humidity",
+            "/fetch/sample?agg=stddev&interval=20s&fill=linear",
+            "/fetch/sample?agg=max&interval=5s&fill=previous&from=1582046738255&to=1582046800000",
+            "/fetch/sample?agg=sum&interval=1d&tz=Europe/Paris",
+            "/fetch/devices",
+            "/devices/sample/latest",
+            "/devices/sample/schema",
+            "/reports",
+        ],
+    );
 
     // Ids that are not container names reach GridDB under encoded names, and
     // ids differing only by case under two names, though GridDB ignores case.
@@ -423,27 +443,6 @@ fn hosts_on_one_griddb_share_device_credentials() {
     );
 }
 
-/// `POST …/tql` on B with one statement, as it answers (status and body).
-fn tql_answer(port: u16, container: &str, stmt: &str) -> (u16, Value) {
-    let url = format!("http://127.0.0.1:{port}/griddb/v2/defaultCluster/dbs/public/tql");
-    let body = json!([{"name": container, "stmt": stmt, "columns": null}]);
-    let response = ureq::post(&url)
-        .set("Authorization", ADMIN)
-        .set("Content-Type", "application/json; charset=UTF-8")
-        .send_string(&body.to_string());
-    match response {
-        Ok(r) => (
-            r.status(),
-            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
-        ),
-        Err(ureq::Error::Status(status, r)) => (
-            status,
-            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
-        ),
-        Err(e) => panic!("tql {stmt}: {e}"),
-    }
-}
-
 /// The names of a container's columns, as B's WebAPI describes it.
 fn column_names(port: u16, container: &str) -> Vec<String> {
     let url = format!(
@@ -643,16 +642,16 @@ fn answers_larger_than_the_webapis_limit_are_paged() {
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["errorMessage"], "Too many result");
 
-    for path in [
-        "/fetch/big?limit=10000",
-        "/fetch/big?limit=10000&order=desc",
-        "/fetch/big?limit=10000&columns=temperature",
-        "/fetch/big?from=1581984100000&to=1581988000000&limit=10000",
-    ] {
-        let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
-        assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
-        assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
-    }
+    assert_a_and_b_agree(
+        &a,
+        &b,
+        &[
+            "/fetch/big?limit=10000",
+            "/fetch/big?limit=10000&order=desc",
+            "/fetch/big?limit=10000&columns=temperature",
+            "/fetch/big?from=1581984100000&to=1581988000000&limit=10000",
+        ],
+    );
     assert_eq!(
         get(&a.url("/fetch/big?limit=10000"))
             .json()
@@ -685,15 +684,15 @@ fn a_webapi_time_zone_changes_no_instant() {
     assert_eq!(insert_sample(&a).status, 200);
     let stored = tql(port, "sample", "select * order by timestamp asc limit 1");
     assert_eq!(stored["results"][0][0], "2020-02-19T02:25:38.255+09:00");
-    for path in [
-        "/fetch/sample",
-        "/fetch/sample?from=1582046748255&to=1582046778255",
-        "/fetch/sample?agg=max&interval=10s",
-        "/devices/sample/latest",
-        "/fetch/devices",
-    ] {
-        let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
-        assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
-        assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
-    }
+    assert_a_and_b_agree(
+        &a,
+        &b,
+        &[
+            "/fetch/sample",
+            "/fetch/sample?from=1582046748255&to=1582046778255",
+            "/fetch/sample?agg=max&interval=10s",
+            "/devices/sample/latest",
+            "/fetch/devices",
+        ],
+    );
 }
