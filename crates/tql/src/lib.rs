@@ -30,6 +30,9 @@
 use cromflag_model::{ColumnType, StoreError, TIMESTAMP_RANGE};
 use std::fmt;
 
+mod words;
+pub use words::{words, Word, WordKind};
+
 // ---------------------------------------------------------------------------
 // AST
 // ---------------------------------------------------------------------------
