@@ -1949,6 +1949,104 @@ mod tests {
         );
     }
 
+    /// What a `/tql` statement runs as, whatever comments, quotes, case and
+    /// whitespace it has around its clauses: the text run, the LIMIT and
+    /// OFFSET answered, and the count of its rows.
+    #[test]
+    fn tql_clauses_are_found_through_comments_quotes_case_and_whitespace() {
+        for (stmt, run, limit, offset, count) in [
+            // Clause words inside string literals and quoted names.
+            (
+                "select * where a = 'order by limit' and \"limit\" > 1 order by a limit 5 offset 2;",
+                "select * where a = 'order by limit' and \"limit\" > 1 order by a limit 5 offset 2;",
+                5,
+                2,
+                Some("select count(*) where a = 'order by limit' and \"limit\" > 1 "),
+            ),
+            (
+                "select * where s = 'a;b' ;",
+                "select * where s = 'a;b' \nlimit 1000000",
+                MAX_LIMIT,
+                0,
+                Some("select count(*) where s = 'a;b' "),
+            ),
+            (
+                "select * where s = 'ä''--ö' limit 2000000 offset 1",
+                "select * where s = 'ä''--ö' limit 1000000 offset 1",
+                MAX_LIMIT,
+                1,
+                Some("select count(*) where s = 'ä''--ö' "),
+            ),
+            // Clause words inside comments; a comment between ORDER and BY.
+            (
+                "select * /* limit 3 */ where x_limit > 1 -- limit 4",
+                "select * /* limit 3 */ where x_limit > 1 -- limit 4\nlimit 1000000",
+                MAX_LIMIT,
+                0,
+                Some("select count(*) where x_limit > 1 -- limit 4"),
+            ),
+            (
+                "select * order /* x */ by a limit 2000000",
+                "select * order /* x */ by a limit 1000000 offset 0",
+                MAX_LIMIT,
+                0,
+                Some("select count(*) "),
+            ),
+            // A line break is a space: the comment then runs to the end.
+            (
+                "select * where a > 1 -- no limit\nlimit 2000000",
+                "select * where a > 1 -- no limit limit 2000000\nlimit 1000000",
+                MAX_LIMIT,
+                0,
+                Some("select count(*) where a > 1 -- no limit limit 2000000"),
+            ),
+            // Any case; what follows the `;` is dropped with it.
+            (
+                "SELECT * WHERE a > 1 ORDER BY a DESC LIMIT 2000000",
+                "SELECT * WHERE a > 1 ORDER BY a DESC limit 1000000 offset 0",
+                MAX_LIMIT,
+                0,
+                Some("SELECT count(*) WHERE a > 1 "),
+            ),
+            (
+                "select * from s oRdEr bY \"order\" LiMiT 3000000 OfFsEt 7 ;  -- c",
+                "select * from s oRdEr bY \"order\" limit 1000000 offset 7",
+                MAX_LIMIT,
+                7,
+                Some("select count(*) from s "),
+            ),
+            (
+                "select max(a) /* max */ ; -- c",
+                "select max(a) /* max */ \nlimit 1000000",
+                MAX_LIMIT,
+                0,
+                None,
+            ),
+            // Tabs, line breaks, runs of spaces.
+            (
+                "select\t*\nwhere a > 1\r\n\torder by a\nlimit 10",
+                "select\t* where a > 1  \torder by a limit 10",
+                10,
+                0,
+                Some("select\tcount(*) where a > 1  \t"),
+            ),
+            (
+                "select a,b   where a > 1   order   by b   limit   2000000   offset   4  ",
+                "select a,b   where a > 1   order   by b   limit 1000000 offset 4",
+                MAX_LIMIT,
+                4,
+                Some("select count(*) where a > 1   "),
+            ),
+        ] {
+            let p = prepare_tql(stmt).unwrap();
+            assert_eq!(
+                (p.text.as_str(), p.limit, p.offset, p.count.as_deref()),
+                (run, limit, offset, count),
+                "{stmt}"
+            );
+        }
+    }
+
     #[test]
     fn aggregates_answer_a_double_or_a_timestamp() {
         let json = |r: &TqlResult| serde_json::to_string(r).unwrap();
@@ -2003,6 +2101,65 @@ mod tests {
             "ALTER TABLE \"t ADD x INTEGER",
         ] {
             assert!(parse_add_column(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `ALTER TABLE … ADD [COLUMN] …` read whatever its quotes, case,
+    /// whitespace and comments: the table, column and type, or the message.
+    #[test]
+    fn alter_statements_are_read_through_quotes_case_whitespace_and_comments() {
+        let only =
+            "Only `ALTER TABLE <table> ADD [COLUMN] <column> <type>` is supported by this server";
+        let unsupported = |t: &str| format!("Column type '{t}' is not supported by this server");
+        let added = |t: &str, c: &str, ty| Ok((t.to_owned(), Column::new(c, ty)));
+        for (stmt, read) in [
+            (
+                "ALTER TABLE sensor_a ADD COLUMN humidity DOUBLE",
+                added("sensor_a", "humidity", ColumnType::Double),
+            ),
+            // Quoted names: doubled quotes, keywords and spaces in them.
+            (
+                "alter table \"My\"\"T\" add \"select\" bigint;",
+                added("My\"T", "select", ColumnType::Long),
+            ),
+            (
+                "ALTER TABLE t ADD \"COLUMN\" INTEGER",
+                added("t", "COLUMN", ColumnType::Integer),
+            ),
+            (
+                "ALTER TABLE t ADD COLUMN \"a b\" timestamp(3)",
+                added("t", "a b", ColumnType::Timestamp),
+            ),
+            ("\"ALTER\" TABLE t ADD x INTEGER", Err(only.to_owned())),
+            ("ALTER TABLE \"t ADD x INTEGER", Err(only.to_owned())),
+            // Any case, any whitespace, trailing semicolons.
+            (
+                "  Alter\tTable  t\n ADD   Column x   double \r\n precision ;; ",
+                added("t", "x", ColumnType::Double),
+            ),
+            (
+                "ALTER TABLE t ADD x TIMESTAMP (3)",
+                Err(unsupported("TIMESTAMP (3)")),
+            ),
+            ("ALTER TABLE t ADD COLUMN x", Err(unsupported(""))),
+            (
+                "ALTER TABLE t ADD COLUMN x geometry",
+                Err(unsupported("GEOMETRY")),
+            ),
+            (
+                "ALTER TABLE t ADD x INTEGER NOT NULL",
+                Err(unsupported("INTEGER NOT NULL")),
+            ),
+            ("ALTER TABLE t DROP COLUMN x", Err(only.to_owned())),
+            ("ALTER TABLE \"t\" ADD", Err(only.to_owned())),
+            // Comments: words to the old reader.
+            (
+                "ALTER TABLE t ADD x INTEGER -- why",
+                Err(unsupported("INTEGER -- WHY")),
+            ),
+            ("ALTER /* c */ TABLE t ADD x INTEGER", Err(only.to_owned())),
+        ] {
+            assert_eq!(parse_add_column(stmt), read, "{stmt}");
         }
     }
 
