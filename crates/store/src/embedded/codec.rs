@@ -3,8 +3,10 @@
 //! BOOL → INTEGER 0/1; STRING → TEXT; BYTE/SHORT/INTEGER/LONG → INTEGER;
 //! FLOAT/DOUBLE → REAL; TIMESTAMP → INTEGER epoch ms; BLOB → BLOB.
 //! Column `i` of a container is the SQL column `c{i}` of table `t_{id}`.
+//! Query parameters ([`SqlParam`]) are bound as the storage class they name.
 
 use super::super::{ColumnType, StoreError, Value};
+use crate::tql::sql::SqlParam;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
 /// The declared SQL type of a column (its affinity).
@@ -35,6 +37,16 @@ pub fn to_sql(value: &Value) -> ToSqlOutput<'_> {
         Value::Float(v) => ValueRef::Real(f64::from(*v)),
         Value::Double(v) => ValueRef::Real(*v),
         Value::Blob(v) => ValueRef::Blob(v),
+    })
+}
+
+/// A query parameter of cromflag-tql's translation, ready to bind.
+pub fn param_to_sql(param: &SqlParam) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(match param {
+        SqlParam::Null => ValueRef::Null,
+        SqlParam::Integer(v) => ValueRef::Integer(*v),
+        SqlParam::Real(v) => ValueRef::Real(*v),
+        SqlParam::Text(v) => ValueRef::Text(v.as_bytes()),
     })
 }
 

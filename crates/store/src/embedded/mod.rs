@@ -2,13 +2,15 @@
 //!
 //! Writes go to the group-commit `writer` thread; reads run on a small pool of
 //! read-only connections in blocking tasks, and see only committed data. The
-//! `catalog` answers schema questions from memory. A query is parsed (`tql`),
-//! translated into a plan (`sql`) and run on a read connection (`execute`).
+//! `catalog` answers schema questions from memory. A query is parsed and
+//! translated into a plan by cromflag-tql (`tql::parse`, `tql::sql`) and run
+//! on a read connection (`execute`).
 
 mod catalog;
 mod codec;
 mod execute;
-mod sql;
+#[cfg(test)]
+mod sql_tests;
 mod writer;
 
 use super::{tql, Backend, Committed, ContainerInfo, QueryResult, Row, StoreError};
@@ -147,7 +149,7 @@ impl Backend for Arc<EmbeddedStore> {
             StoreError::NotFound(format!("container `{container}` does not exist"))
         })?;
         let statement = tql::parse(text)?;
-        let plan = sql::translate(&statement, &entry.info, &entry.table(), super::now_ms())?;
+        let plan = tql::sql::translate(&statement, &entry.info, &entry.table(), super::now_ms())?;
         self.read(move |conn| execute::run(conn, &entry.info, &plan))
             .await
     }
