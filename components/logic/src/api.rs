@@ -4,69 +4,19 @@
 //! response each outcome maps to.
 //!
 //! The Wasm components and the native benchmark baseline both call these, so the
-//! two run exactly the same logic.
+//! two run exactly the same logic. `Request` and `Response` live in `http`
+//! (re-exported here), so that `report::serve` answers with them without
+//! depending back on this module.
 
 use crate::device;
 use crate::document::Format;
 use crate::error::ApiError;
 use crate::fetch;
+use crate::http::JSON;
+pub use crate::http::{Request, Response};
 use crate::insert::{insert, insert_many, DeviceId, Document, Receipt};
 use crate::model::{Pipeline, Store};
 use serde_json::json;
-
-pub struct Request<'a> {
-    pub method: &'a str,
-    /// The path and query as received, e.g. `/fetch/sample?from=1`.
-    pub path_with_query: &'a str,
-    pub content_type: Option<&'a str>,
-    /// The `Accept` header, for endpoints with more than one representation.
-    pub accept: Option<&'a str>,
-    pub body: &'a [u8],
-}
-
-#[derive(Debug, PartialEq)]
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    /// Headers besides the content type (e.g. the next page's `link`).
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-impl From<crate::fetch::Output> for Response {
-    fn from(output: crate::fetch::Output) -> Response {
-        Response {
-            status: 200,
-            content_type: output.format.content_type(),
-            headers: output.headers,
-            body: output.body,
-        }
-    }
-}
-
-impl From<ApiError> for Response {
-    fn from(err: ApiError) -> Response {
-        // A 405 names the methods its path takes (RFC 9110 §15.5.6), as its detail does.
-        let allowed: Vec<&str> = match err.status {
-            405 => err.detail["allowed"]
-                .as_array()
-                .map(|methods| methods.iter().filter_map(|m| m.as_str()).collect())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        Response {
-            headers: match allowed.as_slice() {
-                [] => Vec::new(),
-                methods => vec![("allow", methods.join(", "))],
-            },
-            status: err.status,
-            content_type: JSON,
-            body: err.body(),
-        }
-    }
-}
-
-const JSON: &str = "application/json";
 
 /// `POST /insert/<device>`: 200 with the body `True` once the rows are committed,
 /// as the original Flask collector answered.

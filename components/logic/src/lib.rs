@@ -16,6 +16,7 @@ pub mod encode;
 pub mod error;
 pub mod fetch;
 pub mod grafana;
+pub mod http;
 pub mod insert;
 pub mod json;
 /// The store vocabulary (its own crate, `cromflag-model`), under the name

@@ -5,9 +5,9 @@
 use super::body::ReportKind;
 use super::render;
 use super::stored::{self, Filter};
-use crate::api::{Request, Response};
 use crate::device;
 use crate::error::ApiError;
+use crate::http::{Request, Response};
 use crate::model::{Store, TIMESTAMP_RANGE};
 use crate::query;
 use serde_json::json;
