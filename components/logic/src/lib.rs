@@ -25,6 +25,8 @@ pub use cromflag_model as model;
 pub mod query;
 pub mod report;
 pub mod schema;
+#[cfg(test)]
+mod testing;
 
 pub use error::ApiError;
 pub use model::*;
