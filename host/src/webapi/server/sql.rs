@@ -3,6 +3,7 @@
 //! `ALTER TABLE <t> ADD [COLUMN] <c> <type>`, read into a table and a column.
 
 use super::{bad_request, Failure};
+use crate::store::tql::{self, Word, WordKind};
 use crate::store::{Column, ColumnType};
 use crate::webapi::wire::{SqlStatement, MAX_QUERIES};
 
@@ -31,7 +32,9 @@ pub(super) fn check_statements(statements: &[SqlStatement]) -> Result<(), Failur
     Ok(())
 }
 
-/// Whether a statement starts with `ALTER`: the one statement served.
+/// Whether a statement starts with `ALTER`: the one statement served. By its
+/// first characters, not its words: a statement that cannot be read is still
+/// an ALTER whose item fails (status 0), not a refusal of the whole list.
 pub(super) fn is_alter(stmt: &str) -> bool {
     stmt.trim_start()
         .get(..5)
@@ -39,82 +42,44 @@ pub(super) fn is_alter(stmt: &str) -> bool {
 }
 
 /// `ALTER TABLE <t> ADD [COLUMN] <c> <type>` → the table and the new column;
-/// the failure message otherwise.
+/// the failure message otherwise. Its words are TQL's (`tql::words`): the
+/// keywords unquoted in any case, the names quoted or not, comments skipped;
+/// the type is the text after the column name.
 pub(super) fn parse_add_column(stmt: &str) -> Result<(String, Column), String> {
     let refused = || {
         "Only `ALTER TABLE <table> ADD [COLUMN] <column> <type>` is supported by this server"
             .to_owned()
     };
-    let words = sql_words(stmt.trim().trim_end_matches(';')).ok_or_else(refused)?;
-    let keyword = |w: &(String, bool), k: &str| !w.1 && w.0.eq_ignore_ascii_case(k);
-    let mut rest = words.as_slice();
-    for k in ["ALTER", "TABLE"] {
-        match rest.split_first() {
-            Some((w, tail)) if keyword(w, k) => rest = tail,
-            _ => return Err(refused()),
-        }
-    }
-    let Some(((table, _), tail)) = rest.split_first() else {
+    // Comments blanked in place, so the words' offsets still cut this text.
+    let text = tql::blank_comments(stmt).map_err(|_| refused())?;
+    let text = text.trim().trim_end_matches(';');
+    let words = tql::words(text).map_err(|_| refused())?;
+    let name = |word: &Word| match &word.kind {
+        WordKind::Bare(name) | WordKind::Quoted(name) => Ok(name.clone()),
+        _ => Err(refused()),
+    };
+    let [alter, table_keyword, table, add, rest @ ..] = words.as_slice() else {
         return Err(refused());
     };
-    rest = tail;
-    match rest.split_first() {
-        Some((w, tail)) if keyword(w, "ADD") => rest = tail,
-        _ => return Err(refused()),
+    if !(alter.is_keyword("ALTER") && table_keyword.is_keyword("TABLE") && add.is_keyword("ADD")) {
+        return Err(refused());
     }
-    if let Some((w, tail)) = rest.split_first() {
-        if keyword(w, "COLUMN") {
-            rest = tail;
-        }
-    }
-    let Some(((column, _), tail)) = rest.split_first() else {
+    let rest = match rest {
+        [column_keyword, rest @ ..] if column_keyword.is_keyword("COLUMN") => rest,
+        _ => rest,
+    };
+    let [column, type_words @ ..] = rest else {
         return Err(refused());
     };
-    let type_text = tail
-        .iter()
-        .map(|(w, _)| w.to_ascii_uppercase())
+    let type_start = type_words.first().map_or(text.len(), |word| word.offset);
+    let type_text = text[type_start..]
+        .split_whitespace()
         .collect::<Vec<_>>()
-        .join(" ");
+        .join(" ")
+        .to_ascii_uppercase();
     let column_type = sql_type(&type_text)
         .ok_or_else(|| format!("Column type '{type_text}' is not supported by this server"))?;
-    Ok((table.clone(), Column::new(column.clone(), column_type)))
-}
-
-/// The words of a statement; a double-quoted one is marked (and unescaped).
-/// `None` for an unterminated quote.
-fn sql_words(text: &str) -> Option<Vec<(String, bool)>> {
-    let mut words = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '"' {
-            chars.next();
-            let mut word = String::new();
-            loop {
-                match chars.next()? {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        word.push('"');
-                    }
-                    '"' => break,
-                    other => word.push(other),
-                }
-            }
-            words.push((word, true));
-        } else {
-            let mut word = String::new();
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() || c == '"' {
-                    break;
-                }
-                word.push(c);
-                chars.next();
-            }
-            words.push((word, false));
-        }
-    }
-    Some(words)
+    Ok((name(table)?, Column::new(name(column)?, column_type)))
 }
 
 /// An SQL type name (GridDB's own, or the SQL aliases GridDB accepts).
@@ -255,12 +220,17 @@ mod tests {
             ),
             ("ALTER TABLE t DROP COLUMN x", Err(only.to_owned())),
             ("ALTER TABLE \"t\" ADD", Err(only.to_owned())),
-            // Comments: words to the old reader.
+            // Comments, skipped as in TQL.
             (
-                "ALTER TABLE t ADD x INTEGER -- why",
-                Err(unsupported("INTEGER -- WHY")),
+                "ALTER TABLE t ADD x INTEGER; -- why",
+                added("t", "x", ColumnType::Integer),
             ),
-            ("ALTER /* c */ TABLE t ADD x INTEGER", Err(only.to_owned())),
+            (
+                "ALTER /* c */ TABLE t ADD\n-- c\nx INTEGER",
+                added("t", "x", ColumnType::Integer),
+            ),
+            ("ALTER TABLE t ADD x /* INTEGER */", Err(unsupported(""))),
+            ("ALTER TABLE t ADD x INTEGER /* why", Err(only.to_owned())),
         ] {
             assert_eq!(parse_add_column(stmt), read, "{stmt}");
         }

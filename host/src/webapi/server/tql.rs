@@ -3,7 +3,7 @@
 //! count of its rows (§2.9).
 
 use super::{bad_request, store_failure, Failure};
-use crate::store::tql::{self, Selection, Statement};
+use crate::store::tql::{self, Selection, Statement, WordKind};
 use crate::webapi::wire::MAX_LIMIT;
 
 /// The two TQL texts of get-rows (§2.7), as the WebAPI builds them.
@@ -43,6 +43,8 @@ pub(super) struct PreparedTql {
 
 pub(super) fn prepare_tql(stmt: &str) -> Result<PreparedTql, Failure> {
     let text = stmt.replace(['\r', '\n'], " ");
+    // The WebAPI's own test (Validation.validateGWTQLInput), by the first
+    // seven characters: before, and whatever, the TQL parser says.
     if text
         .trim_start()
         .get(..7)
@@ -52,7 +54,7 @@ pub(super) fn prepare_tql(stmt: &str) -> Result<PreparedTql, Failure> {
     }
     let statement = tql::parse(&text).map_err(store_failure)?;
     let span = statement.selection_span.clone();
-    let tail = scan_tail(&text, span.end);
+    let tail = Tail::of(&text, &statement)?;
     let (run, limit, offset) = match statement.limit {
         // A line break, so that a trailing `--` comment cannot swallow it.
         None => (
@@ -96,10 +98,10 @@ pub(super) fn prepare_tql(stmt: &str) -> Result<PreparedTql, Failure> {
     })
 }
 
-/// Where the clauses after the WHERE start, found by scanning the statement's
-/// tokens from `from` (the end of its selection) at top level: outside string
-/// literals, quoted names and comments. ORDER and LIMIT are reserved words in
-/// TQL, so unquoted they can only start those clauses.
+/// Where a parsed statement's clauses after its condition are: by its
+/// spans, where the condition ends; by its words (`tql::words`: never in a
+/// literal, a quoted name or a comment), where `LIMIT` and `;` are. LIMIT is
+/// a reserved word in TQL, so unquoted it can only start that clause.
 #[derive(Debug, PartialEq)]
 struct Tail {
     /// The start of `ORDER BY`, `LIMIT` or `;`, whichever comes first (else the end).
@@ -110,76 +112,23 @@ struct Tail {
     end: usize,
 }
 
-fn scan_tail(text: &str, from: usize) -> Tail {
-    let bytes = text.as_bytes();
-    let mut i = from.min(text.len());
-    let mut order = None;
-    let mut limit = None;
-    let mut semicolon = None;
-    let mut previous_word: Option<(usize, String)> = None;
-    while i < text.len() {
-        let rest = &text[i..];
-        let c = rest.chars().next().expect("not at the end");
-        if rest.starts_with("--") {
-            break;
-        } else if let Some(body) = rest.strip_prefix("/*") {
-            i += body.find("*/").map_or(rest.len(), |n| 2 + n + 2);
-            continue;
-        } else if c == '\'' || c == '"' {
-            // To the closing quote; a doubled quote stands for one.
-            let mut j = i + 1;
-            loop {
-                match text[j..].find(c) {
-                    None => {
-                        j = text.len();
-                        break;
-                    }
-                    Some(n) => {
-                        j += n + 1;
-                        if bytes.get(j) == Some(&(c as u8)) {
-                            j += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                }
-            }
-            i = j;
-            previous_word = None;
-            continue;
-        } else if c.is_alphanumeric() || c == '_' {
-            let len = rest
-                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-                .unwrap_or(rest.len());
-            let word = rest[..len].to_ascii_uppercase();
-            if word == "BY" {
-                if let Some((at, prev)) = &previous_word {
-                    if prev == "ORDER" && order.is_none() {
-                        order = Some(*at);
-                    }
-                }
-            }
-            if word == "LIMIT" && limit.is_none() {
-                limit = Some(i);
-            }
-            previous_word = Some((i, word));
-            i += len;
-            continue;
-        } else if c == ';' {
-            semicolon = Some(i);
-            break;
-        } else if !c.is_whitespace() {
-            previous_word = None;
-        }
-        i += c.len_utf8();
+impl Tail {
+    /// The tail of `statement`, parsed from `text`.
+    fn of(text: &str, statement: &Statement) -> Result<Tail, Failure> {
+        let words = tql::words(text).map_err(store_failure)?;
+        let limit = words.iter().find(|w| w.is_keyword("LIMIT"));
+        let semicolon = words.iter().find(|w| w.kind == WordKind::Symbol(";"));
+        // A condition, or else the selection and FROM, runs to the next clause.
+        let cut = statement
+            .filter_span
+            .as_ref()
+            .map_or(statement.clauses_start, |span| span.end);
+        Ok(Tail {
+            cut,
+            limit: limit.map(|w| w.offset),
+            end: semicolon.map_or(text.len(), |w| w.offset),
+        })
     }
-    let end = semicolon.unwrap_or(text.len());
-    let cut = [order, limit, semicolon]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(text.len());
-    Tail { cut, limit, end }
 }
 
 #[cfg(test)]
@@ -210,13 +159,13 @@ mod tests {
     fn the_tail_is_found_outside_quotes_and_comments() {
         let text =
             "select * where a = 'order by limit' and \"limit\" > 1 order by a limit 5 offset 2;";
-        let tail = scan_tail(text, 9);
+        let tail = Tail::of(text, &tql::parse(text).unwrap()).unwrap();
         assert_eq!(&text[tail.cut..], "order by a limit 5 offset 2;");
         assert_eq!(&text[tail.limit.unwrap()..], "limit 5 offset 2;");
         assert_eq!(tail.end, text.len() - 1);
         let text = "select * where x_limit > 1 /* limit 3 */ -- limit 4";
         assert_eq!(
-            scan_tail(text, 9),
+            Tail::of(text, &tql::parse(text).unwrap()).unwrap(),
             Tail {
                 cut: text.len(),
                 limit: None,
