@@ -18,11 +18,11 @@
 //! the way: MIN and MAX are then read exactly from the row that holds them
 //! ([`AggregateQuery::exact`]); a SUM cannot be, and is an error that says so.
 
-use super::paging::Pages;
-use crate::tql::{self, AggregateFn, Selection, Statement};
+use crate::paging::Pages;
 use crate::wire::{self, TqlQuery, TqlResult, AGGREGATION_RESULT};
-use crate::{resolve_column, Column, ColumnType, ContainerInfo, QueryResult, StoreError, Value};
-use cromflag_model::tql_name;
+use cromflag_model::{tql_name, Column, ColumnType, ContainerInfo, QueryResult, StoreError, Value};
+use cromflag_tql::types::resolve_column;
+use cromflag_tql::{self as tql, AggregateFn, Selection, Statement};
 
 /// How one statement is asked, and how its answer is read.
 #[derive(Debug, PartialEq)]
@@ -296,8 +296,8 @@ pub fn aggregate_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::griddb::paging::Position;
-    use crate::ContainerKind;
+    use crate::paging::Position;
+    use cromflag_model::ContainerKind;
     use serde_json::json;
 
     fn sensor() -> ContainerInfo {

@@ -3,7 +3,7 @@
 //! for the whole statement).
 //!
 //! This module owns the statement rewriting and the page sizing (pure, no
-//! I/O); `GriddbStore::paged_rows` sends the pages.
+//! I/O); `cromflag-store`'s `GriddbStore::paged_rows` sends the pages.
 //!
 //! - Keyset paging, for `SELECT *` (and column lists, which the plan sends
 //!   as `*` plus a projection) on a container with a row key of an orderable
@@ -25,10 +25,10 @@
 //! asked, or whose `total` says nothing is left, is the last: a statement
 //! that fits one page costs one request, as unpaged.
 
-use crate::tql::{self, Selection, Statement};
 use crate::wire::{self, TqlResult, MAX_LIMIT};
-use crate::{resolve_column, Column, ColumnType, ContainerInfo, StoreError, Value};
-use cromflag_model::{tql_name, tql_string};
+use cromflag_model::{tql_name, tql_string, Column, ColumnType, ContainerInfo, StoreError, Value};
+use cromflag_tql::types::resolve_column;
+use cromflag_tql::{self as tql, Selection, Statement};
 
 /// A row statement as pages.
 #[derive(Clone, Debug, PartialEq)]
@@ -342,8 +342,7 @@ fn is_literal_type(ty: ColumnType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tql;
-    use crate::ContainerKind;
+    use cromflag_model::ContainerKind;
     use serde_json::json;
 
     fn sensor() -> ContainerInfo {

@@ -14,7 +14,7 @@
 //!   key is put later and wins).
 
 use crate::wire::ContainerRows;
-use crate::ContainerKind;
+use cromflag_model::ContainerKind;
 use serde_json::Value as Json;
 
 /// One container's rows, checked and encoded.

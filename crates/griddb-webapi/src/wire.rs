@@ -1,5 +1,5 @@
-//! The WebAPI's wire format, shared by the `griddb` backend (which sends it) and
-//! the `--webapi` server (which answers it): request and response bodies, the
+//! The WebAPI's wire format, shared by the `griddb` store (which sends it) and
+//! the host's `--webapi` server (which answers it): request and response bodies, the
 //! error body, type names, and how one value is written as JSON.
 //!
 //! Shapes follow `griddb-webapi.md` (WebAPI 5.8): §2 for the bodies, §3.2 for
@@ -7,9 +7,9 @@
 //! lenient in surprising ways (a BOOL column reading `1` as false, `.5Z` read
 //! as 5 ms), this side refuses with a clear error instead.
 
-use crate::{Column, ColumnType, ContainerInfo, ContainerKind, Row, Value};
 use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone};
+use cromflag_model::{Column, ColumnType, ContainerInfo, ContainerKind, Row, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 

@@ -1,7 +1,7 @@
 //! Storage: the `Backend` trait every store implements, its two backends
 //! (`embedded`: SQLite; `griddb`: a GridDB cluster through its WebAPI, whose
-//! bodies and value encoding are `wire`), and the schema and row checks they
-//! share.
+//! bodies, dialect and paging are `cromflag-griddb-webapi`'s), and the schema
+//! and row checks they share.
 //!
 //! Boundary, enforced by this crate's dependencies: backends see containers,
 //! rows and TQL, never components or the host (no wasmtime here); only
@@ -10,7 +10,6 @@
 
 pub mod embedded;
 pub mod griddb;
-pub mod wire;
 /// The TQL parser: its own crate (`cromflag-tql`), no I/O, so that it also
 /// compiles for wasm32-wasip2.
 pub use cromflag_tql as tql;
@@ -155,27 +154,6 @@ fn check_value(value: &Value, ty: ColumnType, is_key: bool) -> Result<(), String
             value.column_type().map_or("null", ColumnType::name)
         )),
     }
-}
-
-/// The position of the column a TQL name refers to: a quoted name matches
-/// exactly, an unquoted one regardless of case (as in GridDB).
-pub fn resolve_column(info: &ContainerInfo, name: &tql::Name) -> Result<usize, StoreError> {
-    let found = if name.quoted {
-        info.columns.iter().position(|c| c.name == name.text)
-    } else {
-        info.column_index(&name.text)
-    };
-    found.ok_or_else(|| {
-        let hint = if name.quoted && info.column_index(&name.text).is_some() {
-            " (a quoted name must match exactly, including case)"
-        } else {
-            ""
-        };
-        StoreError::Query(format!(
-            "TQL: unknown column {name} in container '{}'{hint}",
-            info.name
-        ))
-    })
 }
 
 /// The current time as a TIMESTAMP value: milliseconds since the Unix epoch.

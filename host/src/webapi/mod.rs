@@ -7,5 +7,6 @@
 
 pub mod server;
 /// The bodies and value encoding, shared with the `griddb` client: they live
-/// in `cromflag-store`.
-pub use cromflag_store::wire;
+/// in `cromflag-griddb-webapi`, which has no I/O (it also builds for
+/// wasm32-wasip2).
+pub use cromflag_griddb_webapi::wire;

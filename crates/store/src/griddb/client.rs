@@ -8,10 +8,10 @@
 //! the second time.
 
 use super::GriddbSettings;
-use crate::wire::ErrorBody;
 use crate::StoreError;
 use base64::Engine as _;
 use bytes::Bytes;
+use cromflag_griddb_webapi::wire::ErrorBody;
 use http::{header, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;

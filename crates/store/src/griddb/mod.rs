@@ -2,9 +2,10 @@
 //! Cloud) through its WebAPI, so that no component changes with the store.
 //!
 //! `client` makes the calls (pooling, auth, deadlines, retries); `features`
-//! reads which WebAPI release answers; `dialect` turns our TQL into what
-//! GridDB runs and its answers back into ours, `paging` asks row statements
-//! a page at a time; `puts` turns a multi-put into requests. This file maps
+//! reads which WebAPI release answers. What needs no I/O is
+//! `cromflag-griddb-webapi`'s: `wire` (the bodies), `dialect` (our TQL into
+//! what GridDB runs, its answers back into ours), `paging` (row statements a
+//! page at a time) and `puts` (a multi-put into requests). This file maps
 //! each `Backend` method onto WebAPI calls and keeps the schemas it has seen,
 //! so that a put needs no extra round trip to learn its columns.
 //!
@@ -38,25 +39,23 @@
 //!   messages stay unacked. Nothing is acknowledged that GridDB did not take.
 
 mod client;
-mod dialect;
 mod features;
-mod paging;
-mod puts;
 
 use super::{
     added_columns, check_rows, Backend, Committed, ContainerInfo, ContainerKind, QueryResult, Row,
     StoreError,
 };
-use crate::wire::{
-    self, ContainerDto, ContainerList, ContainerRows, SqlOutcome, SqlStatement, TqlQuery, TqlResult,
-};
 use anyhow::Context;
 use async_trait::async_trait;
 use client::{Answer, Missing, WebApiClient};
+use cromflag_griddb_webapi::paging::{PageSize, Pages, Position};
+use cromflag_griddb_webapi::wire::{
+    self, ContainerDto, ContainerList, ContainerRows, SqlOutcome, SqlStatement, TqlQuery, TqlResult,
+};
+use cromflag_griddb_webapi::{dialect, puts};
 use cromflag_model::is_valid_container_name;
 use features::{Features, Presence, Sql};
 use http::{Method, StatusCode};
-use paging::{PageSize, Pages, Position};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
