@@ -4,6 +4,7 @@
 
 use crate::access::credentials::Credentials;
 use crate::access::{Access, Mode};
+use crate::http_io::{self, BodyLimit};
 use crate::listener::ListenerLimits;
 use crate::live::{self, Live};
 use crate::manifest;
@@ -387,13 +388,17 @@ pub async fn admin_call(
     }
 }
 
+/// The largest answer `admin_call` reads from a running host: far above any
+/// real one (a million devices' keys fit many times over), a bound all the same.
+const MAX_ADMIN_ANSWER_BYTES: usize = 1 << 30;
+
 /// `admin_call` through the running host.
 async fn remote_admin_call(
     control: &Control,
     method: http::Method,
     path_and_query: &str,
 ) -> Result<(http::StatusCode, serde_json::Value)> {
-    use http_body_util::{BodyExt, Empty};
+    use http_body_util::Empty;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<bytes::Bytes>>();
     let request = http::Request::builder()
@@ -409,7 +414,13 @@ async fn remote_admin_call(
         .await
         .with_context(|| format!("calling the running host at {}", control.url))?;
     let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
+    let (parts, body) = response.into_parts();
+    let body = http_io::read(
+        &parts.headers,
+        body,
+        &BodyLimit::new(MAX_ADMIN_ANSWER_BYTES),
+    )
+    .await?;
     let body = serde_json::from_slice(&body)
         .with_context(|| format!("the host answered {status} with no JSON"))?;
     Ok((status, body))

@@ -6,11 +6,13 @@
 //! calls; `store` holds the backends and the host side of `cromflag:iot/store`;
 //! `triggers::mqtt::endpoint` is the device-facing MQTT endpoint; `access` decides
 //! who may call what (device and reader tokens, the admin API); `webapi` speaks
-//! GridDB's WebAPI; `listener` serves HTTP/1 for both; `app` wires them
-//! together for `cromflag up`.
+//! GridDB's WebAPI; `listener` serves HTTP/1 for both and `http_io` builds
+//! their JSON answers and reads their bodies; `app` wires them together for
+//! `cromflag up`.
 
 pub mod access;
 pub mod app;
+pub mod http_io;
 pub mod listener;
 pub mod live;
 pub mod manifest;

@@ -15,6 +15,7 @@
 //!
 //! Every swap is logged with the old and new SHA-256 of the component.
 
+use crate::http_io::{self, BodyError, BodyLimit};
 use crate::manifest::{self, App};
 use crate::runtime::{Components, Linked, Runtime};
 use crate::triggers::cron::{self, CronTrigger};
@@ -22,7 +23,6 @@ use crate::triggers::http::{self as http_trigger, HttpTrigger};
 use crate::triggers::mqtt::{self, MqttTrigger};
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -346,7 +346,7 @@ impl Live {
     ) -> hyper::Response<HyperOutgoingBody> {
         use http::StatusCode;
         let refuse = |status: StatusCode, message: &str, detail: serde_json::Value| {
-            http_trigger::error(status, message, detail)
+            http_io::boxed(http_io::error(status, message, detail))
         };
         // The HTTP trigger checked the admin token before any byte of the body.
         if req.method() != http::Method::POST {
@@ -356,7 +356,7 @@ impl Live {
                 json!({ "allowed": ["POST"] }),
             );
         }
-        let body = read_limited(req.into_body(), MAX_UPLOAD_BYTES).await;
+        let body = read_limited(req, MAX_UPLOAD_BYTES).await;
         let body = match body {
             Ok(body) => body,
             Err(e) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "upload refused", json!(e)),
@@ -364,12 +364,12 @@ impl Live {
         match self.upload(id, &body).await {
             Ok(Some(Outcome::Swapped { old, new })) => {
                 let body = json!({ "component": id, "old": old, "new": new });
-                http_trigger::json_response(StatusCode::OK, &body)
+                http_io::boxed(http_io::json(StatusCode::OK, &body))
             }
-            Ok(_) => http_trigger::json_response(
+            Ok(_) => http_io::boxed(http_io::json(
                 StatusCode::OK,
                 &json!({ "component": id, "unchanged": true }),
-            ),
+            )),
             Err((status, reason)) => refuse(
                 status,
                 "upload refused",
@@ -438,19 +438,20 @@ fn short(sha256: &str) -> &str {
 }
 
 /// An uploaded component's bytes: at most `limit`, and not none.
-async fn read_limited(mut body: Incoming, limit: usize) -> std::result::Result<Bytes, String> {
-    let mut kept = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| e.to_string())?;
-        if let Ok(data) = frame.into_data() {
-            if kept.len() + data.len() > limit {
-                return Err(format!("a component may be at most {limit} bytes"));
-            }
-            kept.extend_from_slice(&data);
-        }
-    }
+async fn read_limited(
+    req: hyper::Request<Incoming>,
+    limit: usize,
+) -> std::result::Result<Bytes, String> {
+    let (parts, body) = req.into_parts();
+    let kept = http_io::read(&parts.headers, body, &BodyLimit::new(limit))
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => format!("a component may be at most {limit} bytes"),
+            BodyError::Unreadable(e) => e,
+            BodyError::TimedOut => e.to_string(),
+        })?;
     if kept.is_empty() {
         return Err("the body must be the component's .wasm bytes".into());
     }
-    Ok(kept.freeze())
+    Ok(kept)
 }

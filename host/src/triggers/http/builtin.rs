@@ -9,14 +9,14 @@
 //! `<device>` is a percent-encoded device id, mapped to its container by
 //! `cromflag_logic::device` as inserts map it.
 
-use super::error;
+use crate::http_io::{self, boxed, error};
 use crate::store::{Backend, Committed};
 use bytes::Bytes;
 use cromflag_logic::device;
 use cromflag_logic::json::RowObjects;
 use cromflag_logic::ApiError;
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use serde_json::json;
 use std::pin::Pin;
@@ -86,36 +86,35 @@ mod page {
 
 pub fn serve(builtin: Builtin, backend: &dyn Backend) -> Response<HyperOutgoingBody> {
     match builtin {
-        Builtin::Page(_, []) => error(
+        Builtin::Page(_, []) => boxed(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "this build of cromflag has no built-in page",
             json!({"why": "it was built with CROMFLAG_BUILD_ASSETS=0 or without npm; build it again with Node.js and npm on the PATH"}),
-        ),
-        Builtin::Page(content_type, body) => Response::builder()
-            .header(http::header::CONTENT_TYPE, content_type)
-            .header(http::header::CACHE_CONTROL, "no-cache")
-            .body(
-                Full::new(Bytes::from_static(body))
-                    .map_err(|never| match never {})
-                    .boxed_unsync(),
-            )
-            .expect("static headers are valid"),
+        )),
+        Builtin::Page(content_type, body) => {
+            let mut page = http_io::bytes(StatusCode::OK, content_type, Bytes::from_static(body));
+            page.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-cache"),
+            );
+            boxed(page)
+        }
         Builtin::Stream(device) => stream(backend, device),
-        Builtin::Refused(refused) => error(
+        Builtin::Refused(refused) => boxed(error(
             StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST),
             &refused.error,
             refused.detail,
-        ),
+        )),
     }
 }
 
 fn stream(backend: &dyn Backend, device: Device) -> Response<HyperOutgoingBody> {
     let Some(commits) = backend.commits() else {
-        return error(
+        return boxed(error(
             StatusCode::NOT_IMPLEMENTED,
             "this store does not publish its commits",
             json!({ "device": device.id }),
-        );
+        ));
     };
     let (events, body) = mpsc::channel(CLIENT_BUFFER);
     tokio::spawn(forward(commits, events, device));

@@ -11,6 +11,7 @@ mod builtin;
 mod routes;
 
 use crate::access::{self, admin, Access, Denied};
+use crate::http_io::{self, boxed, error, BodyError, BodyLimit};
 use crate::listener::{accept_loop, ListenerLimits};
 use crate::live::Live;
 use crate::manifest::App;
@@ -18,7 +19,6 @@ use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::Backend;
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use cromflag_logic::ApiError;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -182,11 +182,11 @@ impl HttpTrigger {
                 let component = admin.to_owned();
                 return match self.live.get() {
                     Some(live) => live.serve_upload(&component, req).await,
-                    None => error(
+                    None => boxed(error(
                         StatusCode::NOT_FOUND,
                         "no such route",
                         json!({ "path": req.uri().path() }),
-                    ),
+                    )),
                 };
             }
             if req.uri().path().starts_with("/admin/") {
@@ -198,20 +198,24 @@ impl HttpTrigger {
                     req.uri().query(),
                 )
                 .await;
-                return json_response(status, &body);
+                return boxed(http_io::json(status, &body));
             }
             if let Some(builtin) = builtin::route(req.method(), req.uri().path()) {
                 return builtin::serve(builtin, self.backend.as_ref());
             }
-            return error(
+            return boxed(error(
                 StatusCode::NOT_FOUND,
                 "no such route",
                 json!({ "path": req.uri().path() }),
-            );
+            ));
         };
         // wasi:http hands the component an authority; HTTP/1.1 always has one.
         if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
-            return error(StatusCode::BAD_REQUEST, "missing Host header", json!(null));
+            return boxed(error(
+                StatusCode::BAD_REQUEST,
+                "missing Host header",
+                json!(null),
+            ));
         }
         let component = matched.target.clone();
         let spin_headers = [
@@ -241,11 +245,11 @@ impl HttpTrigger {
             Ok(response) => response,
             Err(e) => {
                 tracing::error!(component = %component.id, error = ?e, "component failed");
-                error(
+                boxed(error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "component failed",
                     json!({ "component": component.id }),
-                )
+                ))
             }
         }
     }
@@ -266,7 +270,8 @@ impl HttpTrigger {
         let need = access::need(req.method(), relative);
         let presented = access::presented(req.method(), req.headers(), req.uri().query());
         if let Err(denied) = self.access.authorize(&need, &presented).await {
-            discard_small_body(req).await;
+            let (parts, body) = req.into_parts();
+            http_io::discard(&parts.headers, body, DISCARDED_BODY_BYTES, DISCARD_TIME).await;
             // Basic is offered to devices only: a browser met with a Basic
             // challenge on the page's fetches would pop up a password dialog.
             return Err(refusal(denied, matches!(need, access::Need::Write(_))));
@@ -300,61 +305,29 @@ impl HttpTrigger {
         &self,
         req: Request<Incoming>,
     ) -> Result<Request<Full<Bytes>>, Response<HyperOutgoingBody>> {
-        let limit = self.max_body_bytes as u64;
-        let drain_limit = limit.saturating_mul(4);
-        let too_large = || {
-            error(
+        let idle = self.limits.body_idle_timeout;
+        let limit = BodyLimit::new(self.max_body_bytes)
+            .draining((self.max_body_bytes as u64).saturating_mul(4))
+            .idle(idle);
+        let (parts, body) = req.into_parts();
+        match http_io::read(&parts.headers, body, &limit).await {
+            Ok(body) => Ok(Request::from_parts(parts, Full::new(body))),
+            Err(BodyError::TooLarge) => Err(boxed(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large",
                 json!({ "limit_bytes": self.max_body_bytes }),
-            )
-        };
-        let declared = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > drain_limit) {
-            return Err(too_large());
+            ))),
+            Err(BodyError::TimedOut) => Err(boxed(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body timed out",
+                json!({ "idle_timeout_secs": idle.as_secs() }),
+            ))),
+            Err(BodyError::Unreadable(e)) => Err(boxed(error(
+                StatusCode::BAD_REQUEST,
+                "request body could not be read",
+                json!(e),
+            ))),
         }
-        let (parts, mut body) = req.into_parts();
-        let mut kept = bytes::BytesMut::new();
-        let mut seen: u64 = 0;
-        let idle = self.limits.body_idle_timeout;
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(_) => {
-                    return Err(error(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request body timed out",
-                        json!({ "idle_timeout_secs": idle.as_secs() }),
-                    ))
-                }
-            };
-            let frame = frame.map_err(|e| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    "request body could not be read",
-                    json!(e.to_string()),
-                )
-            })?;
-            // Trailers carry no data; a component gets none.
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            seen += data.len() as u64;
-            if seen > drain_limit {
-                break;
-            }
-            if seen <= limit {
-                kept.extend_from_slice(&data);
-            }
-        }
-        if seen > limit || declared.is_some_and(|len| len > limit) {
-            return Err(too_large());
-        }
-        Ok(Request::from_parts(parts, Full::new(kept.freeze())))
     }
 
     /// Runs `component` on one request, in a task of its own so that it can go on
@@ -405,30 +378,6 @@ impl HttpTrigger {
 const DISCARDED_BODY_BYTES: u64 = 1 << 20;
 const DISCARD_TIME: Duration = Duration::from_secs(2);
 
-/// Reads and drops the body of a request refused before its body was read,
-/// when it is small: never more than `DISCARDED_BODY_BYTES`, never longer than
-/// `DISCARD_TIME`, nothing kept.
-async fn discard_small_body(req: Request<Incoming>) {
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > DISCARDED_BODY_BYTES) {
-        return;
-    }
-    let mut body = req.into_body();
-    let mut seen = 0u64;
-    let _ = tokio::time::timeout(DISCARD_TIME, async {
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
-            if seen > DISCARDED_BODY_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
 /// A refused request: 401s say how to authenticate (RFC 9110 §11.6.1), with
 /// `Basic` too when `basic` (device ingest).
 fn refusal(denied: Denied, basic: bool) -> Response<HyperOutgoingBody> {
@@ -436,7 +385,7 @@ fn refusal(denied: Denied, basic: bool) -> Response<HyperOutgoingBody> {
         "" => json!(null),
         hint => json!(hint),
     };
-    let mut response = error(denied.status, &denied.message, detail);
+    let mut response = boxed(error(denied.status, &denied.message, detail));
     if denied.status == StatusCode::UNAUTHORIZED {
         let challenges = ["Bearer realm=\"cromflag\"", "Basic realm=\"cromflag\""];
         for challenge in &challenges[..if basic { 2 } else { 1 }] {
@@ -447,36 +396,4 @@ fn refusal(denied: Denied, basic: bool) -> Response<HyperOutgoingBody> {
         }
     }
     response
-}
-
-/// A JSON response with `body`.
-pub(crate) fn json_response(
-    status: StatusCode,
-    body: &serde_json::Value,
-) -> Response<HyperOutgoingBody> {
-    json_bytes(status, body.to_string().into_bytes())
-}
-
-/// A JSON error response in the components' shape, `{"error": ..., "detail": ...}`.
-pub(crate) fn error(
-    status: StatusCode,
-    message: &str,
-    detail: serde_json::Value,
-) -> Response<HyperOutgoingBody> {
-    json_bytes(
-        status,
-        ApiError::new(status.as_u16(), message, detail).body(),
-    )
-}
-
-fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<HyperOutgoingBody> {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(
-            Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-        )
-        .expect("a status and a static header are valid")
 }
