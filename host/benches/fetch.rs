@@ -91,7 +91,13 @@ async fn run(rows: i64) -> anyhow::Result<()> {
         &tmp.path().join("cache"),
         RuntimeLimits::default(),
     )?);
-    let (components, _) = cromflag::live::link_all(&runtime, &app, None, &Default::default())?;
+    let (components, _) = cromflag::runtime::link_all(
+        &runtime,
+        &app,
+        &cromflag::triggers::CHECKS,
+        None,
+        &Default::default(),
+    )?;
     let access = Arc::new(Access::open(backend.clone(), &app));
     let http = Arc::new(HttpTrigger::new(
         &app,

@@ -67,7 +67,13 @@ async fn run(duration: Duration, rows: u64) -> anyhow::Result<()> {
         &tmp.path().join("cache"),
         RuntimeLimits::default(),
     )?);
-    let (components, _) = cromflag::live::link_all(&runtime, &app, None, &Default::default())?;
+    let (components, _) = cromflag::runtime::link_all(
+        &runtime,
+        &app,
+        &cromflag::triggers::CHECKS,
+        None,
+        &Default::default(),
+    )?;
     let http = Arc::new(HttpTrigger::new(
         &app,
         runtime.clone(),

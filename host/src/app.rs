@@ -6,15 +6,16 @@ use crate::access::credentials::Credentials;
 use crate::access::{Access, Mode};
 use crate::http_io::{self, BodyLimit};
 use crate::listener::ListenerLimits;
-use crate::live::{self, Live};
+use crate::live::Live;
 use crate::manifest;
-use crate::runtime::{Runtime, RuntimeLimits};
+use crate::runtime::{self, Runtime, RuntimeLimits};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::griddb::{GriddbSettings, GriddbStore};
 use crate::store::Backend;
 use crate::triggers::cron::{self, CronTrigger, RunRecord};
 use crate::triggers::http::HttpTrigger;
 use crate::triggers::mqtt::{endpoint, MqttTrigger};
+use crate::triggers::CHECKS;
 use crate::webapi::server::{self, ServerSettings};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
@@ -161,7 +162,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         Some(addr) => Some(start_webapi(&app, addr, backend.clone()).await?),
         None => None,
     };
-    let (components, _) = live::link_all(&runtime, &app, None, &Default::default())?;
+    let (components, _) = runtime::link_all(&runtime, &app, &CHECKS, None, &Default::default())?;
     let cron = Arc::new(CronTrigger::start(
         &app,
         runtime.clone(),

@@ -1,11 +1,14 @@
 //! Live changes: a running host follows `spin.toml` and the component files it
 //! names (watched with `notify`, debounced), and takes new component versions
-//! on `POST /admin/components/<id>` (when the `admin_token` variable is set).
+//! uploaded through the HTTP trigger (`triggers::http::admin`: `POST
+//! /admin/components/<id>`, when the `admin_token` variable is set). It knows
+//! nothing of HTTP: an upload reaches it as bytes, through `Uploads`.
 //!
 //! A change is applied off the request path. The manifest is read again and
 //! every component a trigger binds is loaded (an unchanged file costs a hash, a
 //! changed one a compile) and checked against each trigger that uses it:
-//! linked against the host's imports, with the export that trigger calls.
+//! linked against the host's imports, with the export that trigger calls
+//! (`runtime::link_all`, with the triggers' `CHECKS`).
 //! - A new version that fails is refused with a log line; its old version
 //!   stays and keeps serving.
 //! - A component new to the application that fails stops the whole change.
@@ -15,43 +18,22 @@
 //!
 //! Every swap is logged with the old and new SHA-256 of the component.
 
-use crate::http_io::{self, BodyError, BodyLimit};
 use crate::manifest::{self, App};
-use crate::runtime::{Components, Linked, Runtime};
-use crate::triggers::cron::{self, CronTrigger};
-use crate::triggers::http::{self as http_trigger, HttpTrigger};
-use crate::triggers::mqtt::{self, MqttTrigger};
+use crate::runtime::{self, Components, Outcome, Runtime};
+use crate::triggers::cron::CronTrigger;
+use crate::triggers::http::admin::{UploadRefused, Uploaded, Uploads};
+use crate::triggers::http::HttpTrigger;
+use crate::triggers::mqtt::MqttTrigger;
+use crate::triggers::CHECKS;
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use hyper::body::Incoming;
-use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// Quiet time after a file event before the change is applied: a copy in
 /// progress produces several events, and the change should see the whole file.
 const DEBOUNCE: Duration = Duration::from_millis(200);
-/// The largest component `POST /admin/components/<id>` takes.
-const MAX_UPLOAD_BYTES: usize = 64 << 20;
-
-/// The triggers a component is bound to, each needing its own export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Http,
-    Mqtt,
-    Cron,
-}
-
-/// What a change did to one component.
-#[derive(Debug)]
-pub enum Outcome {
-    Swapped { old: String, new: String },
-    Added { new: String },
-    Refused { kept: String, reason: String },
-}
 
 /// The live-change controller of a running application.
 pub struct Live {
@@ -74,96 +56,6 @@ struct State {
     /// Uploaded versions, by component id: used instead of the manifest's
     /// `source` until that file changes.
     overrides: HashMap<String, PathBuf>,
-}
-
-/// Loads and checks every component `app` binds to a trigger. With `previous`
-/// (a running application), a changed component that fails keeps its previous
-/// version; without, any failure is an error.
-pub fn link_all(
-    runtime: &Runtime,
-    app: &App,
-    previous: Option<&Components>,
-    overrides: &HashMap<String, PathBuf>,
-) -> Result<(Components, Vec<(String, Outcome)>)> {
-    let mut kinds: HashMap<&str, BTreeSet<Kind>> = HashMap::new();
-    for t in &app.http_triggers {
-        kinds.entry(&t.component).or_default().insert(Kind::Http);
-    }
-    for t in &app.mqtt_triggers {
-        kinds.entry(&t.component).or_default().insert(Kind::Mqtt);
-    }
-    for t in &app.cron_triggers {
-        kinds.entry(&t.component).or_default().insert(Kind::Cron);
-    }
-    let mut components = Components::new();
-    let mut outcomes = Vec::new();
-    for (id, kinds) in kinds {
-        let spec = &app.components[id];
-        let source = overrides.get(id).unwrap_or(&spec.source);
-        let old = previous.and_then(|p| p.get(id));
-        match link(runtime, source, &kinds, old) {
-            Ok(linked) => {
-                match old {
-                    Some(old) if old.sha256 == linked.sha256 => {}
-                    Some(old) => outcomes.push((
-                        id.to_owned(),
-                        Outcome::Swapped {
-                            old: old.sha256.clone(),
-                            new: linked.sha256.clone(),
-                        },
-                    )),
-                    None if previous.is_some() => outcomes.push((
-                        id.to_owned(),
-                        Outcome::Added {
-                            new: linked.sha256.clone(),
-                        },
-                    )),
-                    None => {}
-                }
-                components.insert(id.to_owned(), linked);
-            }
-            Err(e) => match old {
-                Some(old) => {
-                    outcomes.push((
-                        id.to_owned(),
-                        Outcome::Refused {
-                            kept: old.sha256.clone(),
-                            reason: format!("{e:#}"),
-                        },
-                    ));
-                    components.insert(id.to_owned(), old.clone());
-                }
-                None => return Err(e.context(format!("component `{id}` ({})", source.display()))),
-            },
-        }
-    }
-    Ok((components, outcomes))
-}
-
-/// Loads the component at `source` for triggers of `kinds`; reuses `old`
-/// when the file has not changed.
-fn link(
-    runtime: &Runtime,
-    source: &Path,
-    kinds: &BTreeSet<Kind>,
-    old: Option<&Linked>,
-) -> Result<Linked> {
-    if let Some(old) = old {
-        let bytes =
-            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
-        if crate::runtime::sha256_hex(&bytes) == old.sha256 {
-            return Ok(old.clone());
-        }
-    }
-    let linked = runtime.pre_instantiate(source)?;
-    for kind in kinds {
-        match kind {
-            Kind::Http => http_trigger::check(&linked.pre).context("as an HTTP component")?,
-            Kind::Mqtt => mqtt::check(&linked.pre).context("as an MQTT component")?,
-            Kind::Cron => cron::check(&linked.pre).context("as a cron component")?,
-        }
-    }
-    Ok(linked)
 }
 
 impl Live {
@@ -191,7 +83,7 @@ impl Live {
             }),
             watcher: std::sync::Mutex::new(None),
         });
-        http.set_live(live.clone());
+        http.set_uploads(live.clone());
         live
     }
 
@@ -228,7 +120,7 @@ impl Live {
         // (an Arc: the blocking task needs its own handle)
         // Compiling takes a while: off the async threads.
         let (components, outcomes) = tokio::task::spawn_blocking(move || {
-            link_all(&runtime, &linking, Some(&previous), &overrides)
+            runtime::link_all(&runtime, &linking, &CHECKS, Some(&previous), &overrides)
         })
         .await??;
         // Transform chains are rebuilt with the triggers' tables.
@@ -337,85 +229,40 @@ impl Live {
                 || state.app.components.values().any(|c| &c.source == path)
         })
     }
+}
 
-    /// `POST /admin/components/<id>`: a new version of a component, in the body.
-    pub async fn serve_upload(
-        &self,
-        id: &str,
-        req: hyper::Request<Incoming>,
-    ) -> hyper::Response<HyperOutgoingBody> {
-        use http::StatusCode;
-        let refuse = |status: StatusCode, message: &str, detail: serde_json::Value| {
-            http_io::boxed(http_io::error(status, message, detail))
-        };
-        // The HTTP trigger checked the admin token before any byte of the body.
-        if req.method() != http::Method::POST {
-            return refuse(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed",
-                json!({ "allowed": ["POST"] }),
-            );
-        }
-        let body = read_limited(req, MAX_UPLOAD_BYTES).await;
-        let body = match body {
-            Ok(body) => body,
-            Err(e) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "upload refused", json!(e)),
-        };
-        match self.upload(id, &body).await {
-            Ok(Some(Outcome::Swapped { old, new })) => {
-                let body = json!({ "component": id, "old": old, "new": new });
-                http_io::boxed(http_io::json(StatusCode::OK, &body))
-            }
-            Ok(_) => http_io::boxed(http_io::json(
-                StatusCode::OK,
-                &json!({ "component": id, "unchanged": true }),
-            )),
-            Err((status, reason)) => refuse(
-                status,
-                "upload refused",
-                json!({ "component": id, "reason": reason }),
-            ),
-        }
-    }
-
-    /// Keeps `bytes` as component `id`'s new version and applies it.
-    async fn upload(
-        &self,
-        id: &str,
-        bytes: &[u8],
-    ) -> std::result::Result<Option<Outcome>, (http::StatusCode, String)> {
-        use http::StatusCode;
+/// Uploads (`POST /admin/components/<id>`, served by the HTTP trigger) are
+/// kept in `<data-dir>/uploads` and used instead of the manifest's `source`
+/// until that file changes.
+#[async_trait::async_trait]
+impl Uploads for Live {
+    async fn upload(&self, id: &str, bytes: &[u8]) -> Result<Uploaded, UploadRefused> {
         let mut state = self.state.lock().await;
         if !state.components.contains_key(id) {
-            return Err((
-                StatusCode::NOT_FOUND,
-                format!("no trigger binds a component `{id}`"),
-            ));
+            return Err(UploadRefused::NoSuchComponent);
         }
-        let sha256 = crate::runtime::sha256_hex(bytes);
+        let sha256 = runtime::sha256_hex(bytes);
         let path = self.uploads.join(format!("{id}-{}.wasm", short(&sha256)));
         let written =
             std::fs::create_dir_all(&self.uploads).and_then(|()| std::fs::write(&path, bytes));
         if let Err(e) = written {
-            return Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("keeping the upload: {e}"),
-            ));
+            return Err(UploadRefused::NotKept(e.to_string()));
         }
         let before = state.overrides.insert(id.to_owned(), path);
         let outcomes = match self.apply(&mut state).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 restore(&mut state.overrides, id, before);
-                return Err((StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")));
+                return Err(UploadRefused::Invalid(format!("{e:#}")));
             }
         };
         match outcomes.into_iter().find(|(c, _)| c == id).map(|(_, o)| o) {
             Some(Outcome::Refused { reason, .. }) => {
                 restore(&mut state.overrides, id, before);
-                Err((StatusCode::UNPROCESSABLE_ENTITY, reason))
+                Err(UploadRefused::Invalid(reason))
             }
-            outcome => Ok(outcome),
+            Some(Outcome::Swapped { old, new }) => Ok(Uploaded::Swapped { old, new }),
+            Some(Outcome::Added { .. }) | None => Ok(Uploaded::Unchanged),
         }
     }
 }
@@ -435,23 +282,4 @@ fn parent(path: &Path) -> PathBuf {
 /// The first 12 hex digits: enough to tell versions apart in a log line.
 fn short(sha256: &str) -> &str {
     &sha256[..sha256.len().min(12)]
-}
-
-/// An uploaded component's bytes: at most `limit`, and not none.
-async fn read_limited(
-    req: hyper::Request<Incoming>,
-    limit: usize,
-) -> std::result::Result<Bytes, String> {
-    let (parts, body) = req.into_parts();
-    let kept = http_io::read(&parts.headers, body, &BodyLimit::new(limit))
-        .await
-        .map_err(|e| match e {
-            BodyError::TooLarge => format!("a component may be at most {limit} bytes"),
-            BodyError::Unreadable(e) => e,
-            BodyError::TimedOut => e.to_string(),
-        })?;
-    if kept.is_empty() {
-        return Err("the body must be the component's .wasm bytes".into());
-    }
-    Ok(kept)
 }

@@ -1,22 +1,27 @@
-//! The Wasm runtime: one `Engine`, the per-instance `HostState`, the linker
-//! every component is linked against, and compiled-code caching.
+//! The Wasm runtime: one `Engine`, the per-instance `HostState` (with
+//! `ComponentConfig`, what it is made from), the linker every component is
+//! linked against, and compiled-code caching. Its submodules implement the
+//! host's imports (`variables`, `transforms`: the pipeline) and link an
+//! application's components (`link`); none knows a trigger.
 //!
 //! Instances follow Spin's model: each component is compiled once and
 //! pre-instantiated (`InstancePre`); every event gets a fresh instance from the
 //! pooling allocator, so no state leaks between requests.
 
 mod cache;
+mod link;
 pub mod transforms;
 mod variables;
 
 pub use cache::{sha256_hex, Loaded};
+pub use link::{link_all, Check, Outcome, TriggerChecks};
 pub use transforms::TransformEngine;
-pub use variables::ComponentConfig;
 
 use crate::manifest::{App, ComponentSpec};
 use crate::store::bindings::{self, StoreHost};
 use crate::store::Backend;
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,6 +107,15 @@ impl wasmtime_wasi_http::WasiHttpHooks for DenyOutbound {
     > {
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
+}
+
+/// What one instance is given besides the store: its environment, its
+/// variables and its transform chain (see `Runtime::component_config`).
+#[derive(Clone, Default)]
+pub struct ComponentConfig {
+    pub env: Vec<(String, String)>,
+    pub variables: Arc<BTreeMap<String, String>>,
+    pub transforms: Arc<transforms::Chain>,
 }
 
 /// A component compiled and linked against the host's imports: what every

@@ -7,15 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
-/// What one instance is given besides the store: its environment, its
-/// variables and its transform chain (see `Runtime::component_config`).
-#[derive(Clone, Default)]
-pub struct ComponentConfig {
-    pub env: Vec<(String, String)>,
-    pub variables: Arc<BTreeMap<String, String>>,
-    pub transforms: Arc<super::transforms::Chain>,
-}
-
 /// The variables import of one instance.
 pub struct VariablesHost {
     values: Arc<BTreeMap<String, String>>,

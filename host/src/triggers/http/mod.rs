@@ -6,17 +6,21 @@
 //! from the component's `ProxyPre` → `handle` in a task of its own → relay the
 //! response the component sets. A component that traps, or never answers, costs
 //! that one request a 500; the server goes on.
+//!
+//! What no route claims is the host's own: `admin` (`/admin/`: component
+//! uploads, the credentials' API) and `builtin` (the page, live streams).
 
+pub mod admin;
 mod builtin;
 mod routes;
 
-use crate::access::{self, admin, Access, Denied};
+use crate::access::{self, Access, Denied};
 use crate::http_io::{self, boxed, error, BodyError, BodyLimit};
 use crate::listener::{accept_loop, ListenerLimits};
-use crate::live::Live;
 use crate::manifest::App;
 use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::Backend;
+use admin::Uploads;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
@@ -54,8 +58,8 @@ pub struct HttpTrigger {
     limits: ListenerLimits,
     /// Who may call what; checked before a body is read.
     access: Arc<Access>,
-    /// Serves `POST /admin/components/<id>` once set.
-    live: OnceLock<Arc<Live>>,
+    /// Takes `POST /admin/components/<id>` once set (the live-change controller).
+    uploads: OnceLock<Arc<dyn Uploads>>,
 }
 
 /// The application's routes and the base they sit under.
@@ -91,7 +95,7 @@ impl HttpTrigger {
             max_body_bytes,
             limits,
             access,
-            live: OnceLock::new(),
+            uploads: OnceLock::new(),
         })
     }
 
@@ -104,9 +108,10 @@ impl HttpTrigger {
         Ok(())
     }
 
-    /// Lets `POST /admin/components/<id>` reach the live-change controller.
-    pub fn set_live(&self, live: Arc<Live>) {
-        let _ = self.live.set(live);
+    /// Lets `POST /admin/components/<id>` reach `uploads` (the live-change
+    /// controller).
+    pub fn set_uploads(&self, uploads: Arc<dyn Uploads>) {
+        let _ = self.uploads.set(uploads);
     }
 
     fn routes(app: &App, runtime: &Runtime, components: &Components) -> Result<Routes> {
@@ -178,27 +183,9 @@ impl HttpTrigger {
         };
         let Some(matched) = routes.router.route(req.uri().path()) else {
             // What the manifest does not route may be one of the host's own pages.
-            if let Some(admin) = req.uri().path().strip_prefix("/admin/components/") {
-                let component = admin.to_owned();
-                return match self.live.get() {
-                    Some(live) => live.serve_upload(&component, req).await,
-                    None => boxed(error(
-                        StatusCode::NOT_FOUND,
-                        "no such route",
-                        json!({ "path": req.uri().path() }),
-                    )),
-                };
-            }
             if req.uri().path().starts_with("/admin/") {
-                let (status, body) = admin::handle(
-                    self.access.credentials(),
-                    &routes.app,
-                    req.method(),
-                    req.uri().path(),
-                    req.uri().query(),
-                )
-                .await;
-                return boxed(http_io::json(status, &body));
+                let uploads = self.uploads.get().map(|u| u.as_ref());
+                return admin::serve(uploads, self.access.credentials(), &routes.app, req).await;
             }
             if let Some(builtin) = builtin::route(req.method(), req.uri().path()) {
                 return builtin::serve(builtin, self.backend.as_ref());
