@@ -3,7 +3,7 @@
 //!
 //! Map: `manifest` reads `spin.toml`; `runtime` owns the engine, the per-instance
 //! state and the compile cache; `triggers` turn outside events into component
-//! calls; `store` holds the backends and the host side of `cromflag:iot/store`;
+//! calls; `store` holds the backends; `bindings` is every WIT-generated binding;
 //! `triggers::mqtt::endpoint` is the device-facing MQTT endpoint; `access` decides
 //! who may call what (device and reader tokens, the admin API); `webapi` speaks
 //! GridDB's WebAPI; `listener` serves HTTP/1 for both and `http_io` builds
@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod app;
+pub mod bindings;
 pub mod http_io;
 pub mod listener;
 pub mod live;

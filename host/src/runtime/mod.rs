@@ -1,8 +1,8 @@
 //! The Wasm runtime: one `Engine`, the per-instance `HostState` (with
 //! `ComponentConfig`, what it is made from), the linker every component is
 //! linked against, and compiled-code caching. Its submodules implement the
-//! host's imports (`variables`, `transforms`: the pipeline) and link an
-//! application's components (`link`); none knows a trigger.
+//! host's imports (`store_import`, `variables`, `transforms`: the pipeline)
+//! and link an application's components (`link`); none knows a trigger.
 //!
 //! Instances follow Spin's model: each component is compiled once and
 //! pre-instantiated (`InstancePre`); every event gets a fresh instance from the
@@ -10,6 +10,7 @@
 
 mod cache;
 mod link;
+mod store_import;
 pub mod transforms;
 mod variables;
 
@@ -18,7 +19,6 @@ pub use link::{link_all, Check, Outcome, TriggerChecks};
 pub use transforms::TransformEngine;
 
 use crate::manifest::{App, ComponentSpec};
-use crate::store::bindings::{self, StoreHost};
 use crate::store::Backend;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -63,7 +63,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     hooks: DenyOutbound,
     table: ResourceTable,
-    store: StoreHost,
+    store: store_import::StoreHost,
     variables: variables::VariablesHost,
     pipeline: transforms::PipelineHost,
 }
@@ -165,7 +165,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::add_to_linker(&mut linker, |state: &mut HostState| &mut state.store)?;
+        store_import::add_to_linker(&mut linker, |state: &mut HostState| &mut state.store)?;
         variables::add_to_linker(&mut linker, |state: &mut HostState| &mut state.variables)?;
         transforms::add_pipeline_to_linker(&mut linker, |state: &mut HostState| {
             &mut state.pipeline
@@ -254,7 +254,7 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             hooks: DenyOutbound,
             table: ResourceTable::new(),
-            store: StoreHost::new(self.backend.clone()),
+            store: store_import::StoreHost::new(self.backend.clone()),
             variables: variables::VariablesHost::new(config.variables.clone()),
             pipeline: transforms::PipelineHost::new(config.transforms.clone()),
         };

@@ -21,9 +21,10 @@
 
 use super::cache;
 use super::variables::{self, VariablesHost};
+use crate::bindings::host_services::cromflag::iot::pipeline as wit;
+use crate::bindings::host_services::cromflag::iot::types::{Batch, Column, ColumnType, Value};
+use crate::bindings::transformer::TransformerPre;
 use crate::manifest::{App, ComponentSpec, TransformLimits};
-use crate::store::bindings::cromflag::iot::pipeline as wit;
-use crate::store::bindings::cromflag::iot::types::{Batch, Column, ColumnType, Value};
 use anyhow::Result;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -33,21 +34,6 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder,
 };
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "transformer",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "cromflag:iot/types": crate::store::bindings::cromflag::iot::types,
-            "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
-        },
-    });
-}
-
-use bindings::TransformerPre;
 
 /// The `T` of a transform's `Store`: its limits and its variables, nothing else.
 struct TransformState {

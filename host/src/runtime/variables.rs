@@ -2,7 +2,7 @@
 //! reads the values its manifest entry gives under `[component.<id>.variables]`,
 //! already expanded from application variables when the manifest was loaded.
 
-use crate::store::bindings::fermyon::spin::variables as wit;
+use crate::bindings::host_services::fermyon::spin::variables as wit;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};

@@ -19,6 +19,8 @@
 //! passes the time it fired, a few milliseconds later): a report made from it is
 //! the same whenever the run actually starts.
 
+use crate::bindings::cron::fermyon::spin_cron::cron_types::{Error as HandlerError, Metadata};
+use crate::bindings::cron::CronComponentPre;
 use crate::manifest::{App, CatchUp, ComponentSpec};
 use crate::runtime::{ComponentConfig, Components, HostState, Linked, Runtime};
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
@@ -29,24 +31,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::InstancePre;
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "cron-component",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "cromflag:iot/types": crate::store::bindings::cromflag::iot::types,
-            "cromflag:iot/store": crate::store::bindings::cromflag::iot::store,
-            "cromflag:iot/pipeline": crate::store::bindings::cromflag::iot::pipeline,
-            "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
-        },
-    });
-}
-
-use bindings::fermyon::spin_cron::cron_types::{Error as HandlerError, Metadata};
-use bindings::CronComponentPre;
 
 /// The collection of run records.
 pub const RUNS: &str = "_cron_runs";

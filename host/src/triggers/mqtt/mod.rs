@@ -28,6 +28,12 @@ mod client;
 mod codec;
 pub mod endpoint;
 
+use crate::bindings::mqtt::MqttComponentPre;
+use crate::bindings::mqtt_batch::exports::cromflag::iot::mqtt_batch::Message as BatchMessage;
+use crate::bindings::mqtt_batch::spin::mqtt_trigger::spin_mqtt_types::{
+    Error as HandlerError, Metadata,
+};
+use crate::bindings::mqtt_batch::MqttBatchComponentPre;
 use crate::manifest::App;
 use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
@@ -41,44 +47,6 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::InstancePre;
 
 pub use client::client_options;
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "mqtt-batch-component",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "cromflag:iot/types": crate::store::bindings::cromflag::iot::types,
-            "cromflag:iot/store": crate::store::bindings::cromflag::iot::store,
-            "cromflag:iot/pipeline": crate::store::bindings::cromflag::iot::pipeline,
-            "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
-        },
-    });
-}
-
-use bindings::exports::cromflag::iot::mqtt_batch::Message as BatchMessage;
-use bindings::spin::mqtt_trigger::spin_mqtt_types::{Error as HandlerError, Metadata};
-use bindings::MqttBatchComponentPre;
-
-/// Spin's world: components that export only `handle-message`.
-mod spin_bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "mqtt-component",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "cromflag:iot/types": crate::store::bindings::cromflag::iot::types,
-            "cromflag:iot/store": crate::store::bindings::cromflag::iot::store,
-            "cromflag:iot/pipeline": crate::store::bindings::cromflag::iot::pipeline,
-            "fermyon:spin/variables": crate::store::bindings::fermyon::spin::variables,
-            "spin:mqtt-trigger/spin-mqtt-types": super::bindings::spin::mqtt_trigger::spin_mqtt_types,
-        },
-    });
-}
-
-use spin_bindings::MqttComponentPre;
 
 /// The dead-letter container: every rejected message, with why.
 pub const REJECTED: &str = "_rejected";

@@ -1,21 +1,16 @@
-//! The host side of `cromflag:iot/store`: generated bindings, and their
-//! implementation over a `Backend`.
+//! The host side of `cromflag:iot/store`: the import every component
+//! instance gets, served by a `Backend`.
 //!
-//! The only place that converts between the WIT-generated types and the model
-//! types (`cromflag_logic::model`) that backends speak.
+//! The only place that converts between the WIT-generated store types
+//! (`bindings::host_services`) and the model types (`cromflag_logic::model`)
+//! that backends speak.
 
-use super::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, StoreError, Value};
+use crate::bindings::host_services::cromflag::iot::store as wit;
+use crate::store::{
+    Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, StoreError, Value,
+};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
-
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "host-services",
-    imports: { default: async },
-});
-
-// `self::`: the generated module shares its name with this crate.
-use self::cromflag::iot::store as wit;
 
 /// What a component instance's store import talks to.
 pub struct StoreHost {
@@ -98,7 +93,7 @@ impl wit::Host for StoreHost {
     }
 }
 
-fn rows_from_wit(rows: Vec<wit::Row>) -> Vec<super::Row> {
+fn rows_from_wit(rows: Vec<wit::Row>) -> Vec<Row> {
     rows.into_iter()
         .map(|row| row.into_iter().map(value_from_wit).collect())
         .collect()
