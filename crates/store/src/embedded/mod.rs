@@ -446,6 +446,22 @@ mod query_tests {
         }
     }
 
+    /// Each `(query, needle)`: the query fails with a `TQL: ` message
+    /// containing the needle (a failure names its query).
+    async fn fails_all(store: &Arc<EmbeddedStore>, cases: &[(&str, &str)]) {
+        for &(tql, needle) in cases {
+            fails(store, tql, needle).await;
+        }
+    }
+
+    /// Each `(query, keys)`: the query returns the rows with those keys
+    /// (seconds after BASE), in that order.
+    async fn keys_are(store: &Arc<EmbeddedStore>, cases: &[(&str, &[i64])]) {
+        for &(tql, expected) in cases {
+            assert_eq!(keys(store, tql).await, expected, "{tql}");
+        }
+    }
+
     /// The single value of a one-row, one-column result.
     async fn scalar(store: &Arc<EmbeddedStore>, tql: &str) -> Value {
         let result = query(store, tql).await;
@@ -638,41 +654,32 @@ mod query_tests {
     async fn aggregate_errors() {
         let dir = tempfile::TempDir::new().unwrap();
         let store = sensor(&dir).await;
-        fails(
+        fails_all(
             &store,
-            "select avg(label)",
-            "AVG(label) at byte 7: AVG is not defined for column label of type STRING",
-        )
-        .await;
-        fails(
-            &store,
-            "select min(label)",
-            "MIN is not defined for column label of type STRING",
-        )
-        .await;
-        fails(
-            &store,
-            "select sum(ts)",
-            "SUM is not defined for column ts of type TIMESTAMP",
-        )
-        .await;
-        fails(
-            &store,
-            "select count(*), stddev(ts)",
-            "STDDEV(ts) at byte 17",
-        )
-        .await;
-        fails(
-            &store,
-            "select count(*), n",
-            "aggregations cannot be mixed with plain columns",
-        )
-        .await;
-        fails(&store, "select avg(pressure)", "unknown column pressure").await;
-        fails(
-            &store,
-            "select count(*) order by n",
-            "ORDER BY n cannot be used with aggregations",
+            &[
+                (
+                    "select avg(label)",
+                    "AVG(label) at byte 7: AVG is not defined for column label of type STRING",
+                ),
+                (
+                    "select min(label)",
+                    "MIN is not defined for column label of type STRING",
+                ),
+                (
+                    "select sum(ts)",
+                    "SUM is not defined for column ts of type TIMESTAMP",
+                ),
+                ("select count(*), stddev(ts)", "STDDEV(ts) at byte 17"),
+                (
+                    "select count(*), n",
+                    "aggregations cannot be mixed with plain columns",
+                ),
+                ("select avg(pressure)", "unknown column pressure"),
+                (
+                    "select count(*) order by n",
+                    "ORDER BY n cannot be used with aggregations",
+                ),
+            ],
         )
         .await;
     }
@@ -720,40 +727,34 @@ mod query_tests {
                 "{condition}"
             );
         }
-        fails(
+        fails_all(
             &store,
-            "select * where n like '1%'",
-            "LIKE is not defined for column n of type INTEGER",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where label like label",
-            "LIKE expects a string literal pattern, not column label",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where label like 'a' escape 'ab'",
-            "ESCAPE expects a one-character string literal",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where label like 'a!' escape '!'",
-            "LIKE pattern 'a!' ends with its ESCAPE character",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where label > 'a'",
-            "binary operation '>' is not defined for STRING and STRING",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where label like",
-            "at byte 25: expected an expression, found end of query",
+            &[
+                (
+                    "select * where n like '1%'",
+                    "LIKE is not defined for column n of type INTEGER",
+                ),
+                (
+                    "select * where label like label",
+                    "LIKE expects a string literal pattern, not column label",
+                ),
+                (
+                    "select * where label like 'a' escape 'ab'",
+                    "ESCAPE expects a one-character string literal",
+                ),
+                (
+                    "select * where label like 'a!' escape '!'",
+                    "LIKE pattern 'a!' ends with its ESCAPE character",
+                ),
+                (
+                    "select * where label > 'a'",
+                    "binary operation '>' is not defined for STRING and STRING",
+                ),
+                (
+                    "select * where label like",
+                    "at byte 25: expected an expression, found end of query",
+                ),
+            ],
         )
         .await;
     }
@@ -786,41 +787,34 @@ mod query_tests {
         ] {
             assert_eq!(keys(&store, &format!("select * where {condition}")).await, expected, "{condition}");
         }
-        fails(
+        fails_all(
             &store,
-            "select * where TIMESTAMPADD(DAY, n, 1) > ts",
-            "TIMESTAMPADD is not defined for column n of type INTEGER",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where TIMESTAMPADD(DAY, ts, 1.5) > ts",
-            "TIMESTAMPADD is not defined for the literal of type DOUBLE",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where TO_EPOCH_MS(n) > 1",
-            "TO_EPOCH_MS is not defined for column n of type INTEGER",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where TIMESTAMPADD(YEAR, TO_TIMESTAMP_MS(0), -1) < ts",
-            "is outside the TIMESTAMP range",
-        )
-        .await;
-
-        fails(
-            &store,
-            "select * where TIMESTAMPADD(DAY, ts, 1) > 5",
-            "'>' is not defined for TIMESTAMP and LONG",
-        )
-        .await;
-        fails(
-            &store,
-            "select * where TIMESTAMPADD(FORTNIGHT, ts, 1) > ts",
-            "at byte 28: expected a time unit",
+            &[
+                (
+                    "select * where TIMESTAMPADD(DAY, n, 1) > ts",
+                    "TIMESTAMPADD is not defined for column n of type INTEGER",
+                ),
+                (
+                    "select * where TIMESTAMPADD(DAY, ts, 1.5) > ts",
+                    "TIMESTAMPADD is not defined for the literal of type DOUBLE",
+                ),
+                (
+                    "select * where TO_EPOCH_MS(n) > 1",
+                    "TO_EPOCH_MS is not defined for column n of type INTEGER",
+                ),
+                (
+                    "select * where TIMESTAMPADD(YEAR, TO_TIMESTAMP_MS(0), -1) < ts",
+                    "is outside the TIMESTAMP range",
+                ),
+                (
+                    "select * where TIMESTAMPADD(DAY, ts, 1) > 5",
+                    "'>' is not defined for TIMESTAMP and LONG",
+                ),
+                (
+                    "select * where TIMESTAMPADD(FORTNIGHT, ts, 1) > ts",
+                    "at byte 28: expected a time unit",
+                ),
+            ],
         )
         .await;
     }
@@ -867,67 +861,65 @@ mod query_tests {
                     .collect::<Vec<_>>()
             }
         };
-        assert_eq!(
-            n("select * where TIMESTAMPADD(MONTH, ts, 1) = TIMESTAMP('2024-02-29T10:00:00.250Z')")
-                .await,
-            [Value::Integer(3)]
-        );
-        assert_eq!(n("select * where TIMESTAMPADD(MONTH, ts, -1) = TIMESTAMP('2023-12-31T10:00:00.250Z')").await, [Value::Integer(3)]);
-        assert_eq!(
-            n("select * where TIMESTAMPADD(YEAR, ts, -1) = TIMESTAMP('2023-03-15T00:00:00Z')")
-                .await,
-            [Value::Integer(2)]
-        );
-        assert_eq!(
-            n("select * where TIMESTAMPADD(month, ts, 13) = TIMESTAMP('2025-04-15T00:00:00Z')")
-                .await,
-            [Value::Integer(2)]
-        );
-        // TIMESTAMPDIFF in calendar units over a column: from 2024-01-31T10:00:00.250
-        // to 2024-03-31T10:00:00.249 is one month (two would land 1 ms later).
-        assert_eq!(
-            n("select * where TIMESTAMPDIFF(MONTH, TIMESTAMP('2024-03-31T10:00:00.249Z'), ts) = 1").await,
-            [Value::Integer(3)]
-        );
-        // From 2024-03-15 back to 2023-03-14: −12 months, so −1 YEAR;
-        // 2023-03-16 is only −11 months, 0 years.
-        assert_eq!(
-            n("select * where TIMESTAMPDIFF(YEAR, TIMESTAMP('2023-03-14T00:00:00Z'), ts) = -1")
-                .await,
-            [Value::Integer(2)]
-        );
-        assert_eq!(
-            n("select * where TIMESTAMPDIFF(year, TIMESTAMP('2023-03-16T00:00:00Z'), ts) = 0 and n = 2").await,
-            [Value::Integer(2)]
-        );
+        // (query, the n of the one row it selects)
+        for (tql, expected) in [
+            (
+                "select * where TIMESTAMPADD(MONTH, ts, 1) = TIMESTAMP('2024-02-29T10:00:00.250Z')",
+                3,
+            ),
+            (
+                "select * where TIMESTAMPADD(MONTH, ts, -1) = TIMESTAMP('2023-12-31T10:00:00.250Z')",
+                3,
+            ),
+            (
+                "select * where TIMESTAMPADD(YEAR, ts, -1) = TIMESTAMP('2023-03-15T00:00:00Z')",
+                2,
+            ),
+            (
+                "select * where TIMESTAMPADD(month, ts, 13) = TIMESTAMP('2025-04-15T00:00:00Z')",
+                2,
+            ),
+            // TIMESTAMPDIFF in calendar units over a column: from 2024-01-31T10:00:00.250
+            // to 2024-03-31T10:00:00.249 is one month (two would land 1 ms later).
+            (
+                "select * where TIMESTAMPDIFF(MONTH, TIMESTAMP('2024-03-31T10:00:00.249Z'), ts) = 1",
+                3,
+            ),
+            // From 2024-03-15 back to 2023-03-14: −12 months, so −1 YEAR;
+            // 2023-03-16 is only −11 months, 0 years.
+            (
+                "select * where TIMESTAMPDIFF(YEAR, TIMESTAMP('2023-03-14T00:00:00Z'), ts) = -1",
+                2,
+            ),
+            (
+                "select * where TIMESTAMPDIFF(year, TIMESTAMP('2023-03-16T00:00:00Z'), ts) = 0 and n = 2",
+                2,
+            ),
+        ] {
+            assert_eq!(n(tql).await, [Value::Integer(expected)], "{tql}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn extreme_rows() {
         let dir = tempfile::TempDir::new().unwrap();
         let store = sensor(&dir).await;
-        // Temperature 40 at 40 s and 50 s: both rows.
-        assert_eq!(keys(&store, "select MAX_ROWS(temperature)").await, [40, 50]);
-        assert_eq!(
-            keys(&store, "select max_rows(temperature) order by ts desc").await,
-            [50, 40]
-        );
-        assert_eq!(
-            keys(&store, "select max_rows(temperature) limit 1 offset 1").await,
-            [50]
-        );
-        assert_eq!(keys(&store, "select min_rows(n)").await, [0]);
-        assert_eq!(keys(&store, "select min_rows(humidity)").await, [0]);
-        assert_eq!(keys(&store, "select max_rows(ts)").await, [50]);
-        // Over the rows passing WHERE only.
-        assert_eq!(
-            keys(&store, "select max_rows(temperature) where n < 45").await,
-            [40]
-        );
-        assert_eq!(
-            keys(&store, "select max_rows(temperature) where n > 100").await,
-            Vec::<i64>::new()
-        );
+        keys_are(
+            &store,
+            &[
+                // Temperature 40 at 40 s and 50 s: both rows.
+                ("select MAX_ROWS(temperature)", &[40, 50]),
+                ("select max_rows(temperature) order by ts desc", &[50, 40]),
+                ("select max_rows(temperature) limit 1 offset 1", &[50]),
+                ("select min_rows(n)", &[0]),
+                ("select min_rows(humidity)", &[0]),
+                ("select max_rows(ts)", &[50]),
+                // Over the rows passing WHERE only.
+                ("select max_rows(temperature) where n < 45", &[40]),
+                ("select max_rows(temperature) where n > 100", &[]),
+            ],
+        )
+        .await;
         let result = query(&store, "select max_rows(n)").await;
         assert_eq!(result.columns.len(), 5);
         assert_eq!(result.rows, [rows()[4].clone()]);
@@ -957,47 +949,42 @@ mod query_tests {
             let tql = format!("select {call}(*, TO_TIMESTAMP_MS({}))", ms(seconds));
             assert_eq!(keys(&store, &tql).await, expected, "{tql}");
         }
-        // WHERE first: the next row at or after 10 s that is warmer than 25.
-        assert_eq!(
-            keys(
-                &store,
-                &format!(
-                    "select time_next(*, TO_TIMESTAMP_MS({})) where temperature > 25",
-                    ms(10)
-                )
-            )
-            .await,
-            [40]
+        let warmer = format!(
+            "select time_next(*, TO_TIMESTAMP_MS({})) where temperature > 25",
+            ms(10)
         );
-        assert_eq!(
-            keys(
-                &store,
-                "select time_prev(*, TIMESTAMPADD(SECOND, TIMESTAMP('2024-01-01T00:00:00Z'), 15))"
-            )
-            .await,
-            [10]
-        );
-        assert_eq!(keys(&store, "select time_prev(*, now())").await, [50]);
-        assert_eq!(
-            keys(&store, "select time_next(*, null)").await,
-            Vec::<i64>::new()
-        );
+        keys_are(
+            &store,
+            &[
+                // WHERE first: the next row at or after 10 s that is warmer than 25.
+                (&warmer, &[40]),
+                (
+                    "select time_prev(*, TIMESTAMPADD(SECOND, TIMESTAMP('2024-01-01T00:00:00Z'), 15))",
+                    &[10],
+                ),
+                ("select time_prev(*, now())", &[50]),
+                ("select time_next(*, null)", &[]),
+            ],
+        )
+        .await;
         let result = query(
             &store,
             &format!("select time_next(*, TO_TIMESTAMP_MS({}))", ms(1)),
         )
         .await;
         assert_eq!(result.rows, [rows()[1].clone()]);
-        fails(
+        fails_all(
             &store,
-            "select time_next(*, ts)",
-            "TIME_NEXT expects a constant TIMESTAMP",
-        )
-        .await;
-        fails(
-            &store,
-            "select time_next(*, 5)",
-            "TIME_NEXT expects a TIMESTAMP, but the literal is LONG",
+            &[
+                (
+                    "select time_next(*, ts)",
+                    "TIME_NEXT expects a constant TIMESTAMP",
+                ),
+                (
+                    "select time_next(*, 5)",
+                    "TIME_NEXT expects a TIMESTAMP, but the literal is LONG",
+                ),
+            ],
         )
         .await;
     }
@@ -1051,16 +1038,18 @@ mod query_tests {
         );
         assert!(query(&store, &call("n", 55)).await.rows.is_empty());
         assert!(query(&store, &call("n", -5)).await.rows.is_empty());
-        fails(
+        fails_all(
             &store,
-            &call("label", 30),
-            "TIME_INTERPOLATED is not defined for column label of type STRING",
-        )
-        .await;
-        fails(
-            &store,
-            &call("ts", 30),
-            "TIME_INTERPOLATED is not defined for column ts of type TIMESTAMP",
+            &[
+                (
+                    call("label", 30).as_str(),
+                    "TIME_INTERPOLATED is not defined for column label of type STRING",
+                ),
+                (
+                    call("ts", 30).as_str(),
+                    "TIME_INTERPOLATED is not defined for column ts of type TIMESTAMP",
+                ),
+            ],
         )
         .await;
     }
@@ -1177,53 +1166,42 @@ mod query_tests {
             sampling("n", -15, 60, "15000, MILLISECOND")
         );
         assert_eq!(keys(&store, &tql).await, [15, 30]);
-        // One instant per minute from 0 s: 0 s only (60 s is past the last row).
-        assert_eq!(
-            keys(&store, &sampling("n", 0, 3600, "1, MINUTE")).await,
-            [0]
+        let null_start = format!(
+            "select time_sampling(n, null, TO_TIMESTAMP_MS({}), 1, SECOND)",
+            ms(9)
         );
-        assert_eq!(
-            keys(&store, &sampling("n", 50, 10, "1, SECOND")).await,
-            Vec::<i64>::new()
-        );
-        assert_eq!(
-            keys(
-                &store,
-                &format!(
-                    "select time_sampling(n, null, TO_TIMESTAMP_MS({}), 1, SECOND)",
-                    ms(9)
-                )
-            )
-            .await,
-            Vec::<i64>::new()
-        );
-        assert_eq!(
-            keys(&store, &sampling("n", 0, 50, "null, SECOND")).await,
-            Vec::<i64>::new()
-        );
+        keys_are(
+            &store,
+            &[
+                // One instant per minute from 0 s: 0 s only (60 s is past the last row).
+                (&sampling("n", 0, 3600, "1, MINUTE"), &[0]),
+                (&sampling("n", 50, 10, "1, SECOND"), &[]),
+                (&null_start, &[]),
+                (&sampling("n", 0, 50, "null, SECOND"), &[]),
+            ],
+        )
+        .await;
 
-        fails(
+        fails_all(
             &store,
-            &sampling("label", 0, 50, "1, SECOND"),
-            "TIME_SAMPLING is not defined for column label of type STRING",
-        )
-        .await;
-        fails(
-            &store,
-            &sampling("n", 0, 50, "0, SECOND"),
-            "TIME_SAMPLING expects a positive integer interval",
-        )
-        .await;
-        fails(
-            &store,
-            &sampling("n", 0, 50, "1.5, SECOND"),
-            "TIME_SAMPLING expects a positive integer interval",
-        )
-        .await;
-        fails(
-            &store,
-            &sampling("n", 0, 50, "1, MONTH"),
-            "does not accept the unit MONTH",
+            &[
+                (
+                    sampling("label", 0, 50, "1, SECOND").as_str(),
+                    "TIME_SAMPLING is not defined for column label of type STRING",
+                ),
+                (
+                    sampling("n", 0, 50, "0, SECOND").as_str(),
+                    "TIME_SAMPLING expects a positive integer interval",
+                ),
+                (
+                    sampling("n", 0, 50, "1.5, SECOND").as_str(),
+                    "TIME_SAMPLING expects a positive integer interval",
+                ),
+                (
+                    sampling("n", 0, 50, "1, MONTH").as_str(),
+                    "does not accept the unit MONTH",
+                ),
+            ],
         )
         .await;
         // Every millisecond of the 50 s: 50 001 rows, the last one the 50 s row.
