@@ -1,8 +1,8 @@
 //! The syntax tree of one TQL statement, as [`parse`](crate::parse()) builds it.
 //!
 //! It records what was written and where (byte offsets, spans), nothing
-//! about any container: resolving names and checking types against a schema
-//! is [`types`](crate::types)' and [`sql`](crate::sql)'s job, so every
+//! about any container (names are resolved and types checked against a
+//! schema in [`types`](crate::types) and [`sql`](crate::sql)), so every
 //! backend reads the same tree. Parentheses leave no trace in it; the shape
 //! of the tree is the grouping.
 

@@ -8,6 +8,8 @@
 //! items are re-exported here, so every path is `cromflag_tql::X`):
 //!
 //! - `lex`: text → tokens with byte offsets; comments ([`blank_comments`]).
+//!   `words` hands those tokens ([`words()`]) to code that must find its way
+//!   in a statement's text without parsing it.
 //! - `parse`: tokens → [`Statement`] ([`parse()`]), the grammar and its
 //!   limits; `TO_TIMESTAMP_MS(n)` and `TIMESTAMP('…')` are folded into
 //!   timestamp literals here, `NOW()` stays symbolic ([`Expr::Now`]).
@@ -22,7 +24,7 @@
 //!   value here, and time functions of constants are folded.
 //! - [`rows`]: the row functions' logic on rows already read (interpolation,
 //!   TIME_SAMPLING, GridDB's sort order and NULL rule, LIMIT on results).
-//! - [`testing`] (feature `testing`): random TQL-ish text for no-panic tests.
+//! - `testing` (feature `testing`): random TQL-ish text for no-panic tests.
 //!
 //! The selection is `*`, a column list (our extension), one or more
 //! aggregations (several, comma-separated, is our extension), or one GridDB
