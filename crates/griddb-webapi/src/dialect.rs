@@ -8,7 +8,7 @@
 //! - several aggregations (`SELECT COUNT(*), AVG(a) …`) become one statement
 //!   per aggregation in one `/tql` request, answered as one row.
 //!
-//! Row statements (`*` and column lists) are asked in pages ([`paging`]);
+//! Row statements (`*` and column lists) are asked in pages ([`paging`](crate::paging));
 //! selection functions (TIME_SAMPLING, MAX_ROWS, …) and aggregations are sent
 //! as written (only the selection is replaced, by its span in the text).
 //!
