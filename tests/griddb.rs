@@ -9,8 +9,8 @@ use cromflag_tests::cron::cromflag_with_env;
 use cromflag_tests::mqtt::Publisher;
 use cromflag_tests::sse::Stream;
 use cromflag_tests::{
-    fetch_rows, free_port, get, insert_sample, insert_sample_as, path_segment, post, repo_root,
-    wait_until, Answer, Host,
+    fetch_rows, get, insert_sample, insert_sample_as, path_segment, post, repo_root, wait_until,
+    Answer, Host,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -20,8 +20,14 @@ use tempfile::TempDir;
 /// `admin:admin`, the `webapi_*` defaults of `spin.toml`.
 const ADMIN: &str = "Basic YWRtaW46YWRtaW4=";
 
-/// Host B: the embedded store, serving the WebAPI on `port`.
-fn start_b(data: &Path, port: u16, env: &[(&str, &str)]) -> Host {
+/// Host B: the embedded store, serving the WebAPI on a port the kernel
+/// picks; A reaches it through `webapi_port(&b)`.
+fn start_b(data: &Path, env: &[(&str, &str)]) -> Host {
+    start_b_on(data, 0, env)
+}
+
+/// Host B, serving the WebAPI on `port` (0: the kernel's pick).
+fn start_b_on(data: &Path, port: u16, env: &[(&str, &str)]) -> Host {
     let webapi = format!("127.0.0.1:{port}");
     Host::start_with_env(
         &repo_root().join("spin.toml"),
@@ -29,6 +35,11 @@ fn start_b(data: &Path, port: u16, env: &[(&str, &str)]) -> Host {
         &["--webapi", &webapi],
         env,
     )
+}
+
+/// The port of B's WebAPI.
+fn webapi_port(b: &Host) -> u16 {
+    b.webapi_addr.expect("B serves the WebAPI").port()
 }
 
 /// The variables that point a host at B's WebAPI on `port`.
@@ -170,8 +181,8 @@ fn insert(host: &Host, device: &str, body: &[u8]) -> Answer {
 #[test]
 fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let port = free_port();
-    let b = start_b(dir_b.path(), port, &[]);
+    let b = start_b(dir_b.path(), &[]);
+    let port = webapi_port(&b);
     let a = start_a(dir_a.path(), port, &[]);
     assert!(
         a.log().contains("store: GridDB"),
@@ -270,8 +281,8 @@ fn the_sample_mqtt_and_a_report_go_through_the_webapi_into_b() {
 #[test]
 fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let port = free_port();
-    let b = start_b(dir_b.path(), port, &[]);
+    let b = start_b(dir_b.path(), &[]);
+    let port = webapi_port(&b);
     let a = start_a(dir_a.path(), port, &[]);
     assert_eq!(insert_sample(&a).status, 200);
     b.stop();
@@ -299,8 +310,10 @@ fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
     );
 
     // B comes back on the same port and data: the client's retry succeeds,
-    // and the queued MQTT message is stored without anyone resending it.
-    let b = start_b(dir_b.path(), port, &[]);
+    // and the queued MQTT message is stored without anyone resending it. (A
+    // holds B's URL, so B cannot move; should another process have bound
+    // the port meanwhile, B's start fails with its log saying so.)
+    let b = start_b_on(dir_b.path(), port, &[]);
     let retried = wait_until("A to accept the retried insert", || {
         let answer = insert(&a, "late", &late);
         (answer.status != 503).then_some(answer)
@@ -322,8 +335,8 @@ fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
 #[test]
 fn a_wrong_password_is_a_clear_error_that_does_not_show_the_password() {
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let port = free_port();
-    let _b = start_b(dir_b.path(), port, &[]);
+    let b = start_b(dir_b.path(), &[]);
+    let port = webapi_port(&b);
     let mut env = griddb_env(port);
     env.push(("SPIN_VARIABLE_GRIDDB_PASSWORD", "hunter2-wrong".into()));
     let output = cromflag_with_env(
@@ -359,13 +372,12 @@ fn batches_over_the_request_limit_are_split() {
         TempDir::new().unwrap(),
         TempDir::new().unwrap(),
     );
-    let port = free_port();
     // B takes at most 4 kB per put (by the WebAPI's estimate); 500 rows weigh ~17 kB.
-    let _b = start_b(
+    let b = start_b(
         dir_b.path(),
-        port,
         &[("SPIN_VARIABLE_WEBAPI_MAX_REQUEST_BYTES", "4096")],
     );
+    let port = webapi_port(&b);
     let big = document("big", 1_600_000_000_000, 500);
 
     // A host that would send it in one request is refused by B …
@@ -403,8 +415,8 @@ fn batches_over_the_request_limit_are_split() {
 #[test]
 fn hosts_on_one_griddb_share_device_credentials() {
     let dir = TempDir::new().unwrap();
-    let port = free_port();
-    let _b = start_b(&dir.path().join("b"), port, &[]);
+    let b = start_b(&dir.path().join("b"), &[]);
+    let port = webapi_port(&b);
     let required = [("SPIN_VARIABLE_ACCESS", "required".to_owned())];
     let mut env = griddb_env(port);
     env.extend(required.iter().cloned());
@@ -485,12 +497,11 @@ fn inserts_arrive_whole_through_the_webapis_unordered_multi_put() {
     const PUBLISHERS: usize = 4;
     const MESSAGES: usize = 500;
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let port = free_port();
-    let _b = start_b(
+    let b = start_b(
         dir_b.path(),
-        port,
         &[("SPIN_VARIABLE_WEBAPI_MULTI_PUT", "griddb")],
     );
+    let port = webapi_port(&b);
     let a = start_a(dir_a.path(), port, &[]);
 
     assert_eq!(insert_sample(&a).status, 200);
@@ -550,12 +561,8 @@ fn inserts_arrive_whole_through_the_webapis_unordered_multi_put() {
 #[test]
 fn columns_are_added_with_whatever_sql_the_webapi_release_has() {
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let port = free_port();
-    let b = start_b(
-        dir_b.path(),
-        port,
-        &[("SPIN_VARIABLE_WEBAPI_VERSION", "5.6")],
-    );
+    let b = start_b(dir_b.path(), &[("SPIN_VARIABLE_WEBAPI_VERSION", "5.6")]);
+    let port = webapi_port(&b);
     let a = start_a(dir_a.path(), port, &[]);
     a.wait_for_log("sql/update", 1);
     assert_eq!(insert_sample(&a).status, 200);
@@ -582,11 +589,8 @@ fn columns_are_added_with_whatever_sql_the_webapi_release_has() {
     b.stop();
 
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let _b = start_b(
-        dir_b.path(),
-        port,
-        &[("SPIN_VARIABLE_WEBAPI_VERSION", "2.2")],
-    );
+    let b = start_b(dir_b.path(), &[("SPIN_VARIABLE_WEBAPI_VERSION", "2.2")]);
+    let port = webapi_port(&b);
     let a = start_a(dir_a.path(), port, &[]);
     assert_eq!(insert_sample(&a).status, 200, "{}", a.log());
     assert_eq!(count(port, "sample"), 6);
@@ -622,12 +626,11 @@ fn columns_are_added_with_whatever_sql_the_webapi_release_has() {
 fn answers_larger_than_the_webapis_limit_are_paged() {
     const ROWS: usize = 5_000;
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let port = free_port();
     let b = start_b(
         dir_b.path(),
-        port,
         &[("SPIN_VARIABLE_WEBAPI_MAX_RESPONSE_BYTES", "16384")],
     );
+    let port = webapi_port(&b);
     let limit = [(
         "SPIN_VARIABLE_GRIDDB_MAX_RESPONSE_BYTES",
         "16384".to_owned(),
@@ -674,12 +677,11 @@ fn answers_larger_than_the_webapis_limit_are_paged() {
 #[test]
 fn a_webapi_time_zone_changes_no_instant() {
     let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let port = free_port();
     let b = start_b(
         dir_b.path(),
-        port,
         &[("SPIN_VARIABLE_WEBAPI_TIME_ZONE", "+09:00")],
     );
+    let port = webapi_port(&b);
     let a = start_a(dir_a.path(), port, &[]);
     assert_eq!(insert_sample(&a).status, 200);
     let stored = tql(port, "sample", "select * order by timestamp asc limit 1");

@@ -658,14 +658,12 @@ fn the_host_subscribes_over_tls_with_a_client_certificate() {
     let dir = TempDir::new().unwrap();
     let certs = dir.path();
     cromflag_tests::mosquitto::make_certificates(certs);
-    let tls_port = cromflag_tests::free_port();
-    let broker = Mosquitto::start_with(
-        dir.path(),
-        &format!(
-            "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\nrequire_certificate true\n",
-            certs.display()
-        ),
+    let tls = format!(
+        "cafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\nrequire_certificate true",
+        certs.display()
     );
+    let broker = Mosquitto::start_with_listeners(dir.path(), "", &[&tls]);
+    let tls_port = broker.listener_ports[0];
     // The TLS settings are variables (Spin's MQTT trigger has no keys for them).
     let path = |name: &str| certs.join(name).display().to_string();
     let triggers = format!(

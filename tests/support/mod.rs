@@ -10,6 +10,7 @@ pub mod cron;
 pub mod grafana;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod ports;
 pub mod rumqttd;
 pub mod sse;
 
@@ -50,15 +51,6 @@ pub fn write_manifest(dir: &Path, name: &str, triggers: &str, components: &[&str
     path
 }
 
-/// A port nobody listens on now (the kernel's pick).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A component built by host/build.rs.
 pub fn component(name: &str) -> PathBuf {
     repo_root().join(format!(
@@ -84,6 +76,8 @@ pub struct Host {
     pub addr: SocketAddr,
     /// The port of this host's MQTT device endpoint (`--mqtt-broker`).
     pub mqtt_port: u16,
+    /// The address of the WebAPI this host serves (`--webapi`), if it does.
+    pub webapi_addr: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
 }
 
@@ -149,19 +143,25 @@ impl Host {
         let sink = log.clone();
         // Keep draining stderr for the host's whole life, so it never blocks on a full pipe.
         std::thread::spawn(move || {
-            // The endpoint's line comes first: the HTTP listener starts last.
+            // The endpoints' lines come first: the HTTP listener starts last.
             let mut mqtt_addr: Option<SocketAddr> = None;
+            let mut webapi_addr: Option<SocketAddr> = None;
             let address_after = |line: &str, prefix: &str| {
                 let rest = line.split(prefix).nth(1)?;
-                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+                // The address ends at a space, or at the WebAPI's `/griddb`.
+                let addr = rest.split(|c: char| c.is_whitespace() || c == '/').next()?;
+                addr.parse::<SocketAddr>().ok()
             };
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = address_after(&line, "MQTT endpoint on mqtt://") {
                     mqtt_addr = Some(addr);
                 }
+                if let Some(addr) = address_after(&line, "WebAPI serving at http://") {
+                    webapi_addr = Some(addr);
+                }
                 if line.contains("listening on http://") {
                     let http_addr = address_after(&line, "listening on http://");
-                    let _ = addr_tx.send(http_addr.map(|http| (http, mqtt_addr)));
+                    let _ = addr_tx.send(http_addr.map(|http| (http, mqtt_addr, webapi_addr)));
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -172,7 +172,7 @@ impl Host {
             .recv_timeout(Duration::from_secs(180))
             .ok()
             .flatten();
-        let Some((addr, mqtt_addr)) = addr else {
+        let Some((addr, mqtt_addr, webapi_addr)) = addr else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("cromflag did not start:\n{}", log.lock().unwrap());
@@ -182,6 +182,7 @@ impl Host {
             addr,
             // 0: this host has no MQTT endpoint (`--mqtt-broker off`, or a broker).
             mqtt_port: mqtt_addr.map_or(0, |a| a.port()),
+            webapi_addr,
             log,
         }
     }
@@ -191,12 +192,10 @@ impl Host {
     }
 
     /// The base URL (ending in `/griddb`) of the WebAPI this host serves when
-    /// started with `--webapi`, read from its log.
+    /// started with `--webapi`.
     pub fn webapi_url(&self) -> String {
-        self.wait_for_log("WebAPI serving at http://", 1);
-        let log = self.log();
-        let rest = log.split("WebAPI serving at ").nth(1).unwrap();
-        rest.split_whitespace().next().unwrap().to_owned()
+        let addr = self.webapi_addr.expect("this host serves no WebAPI");
+        format!("http://{addr}/griddb")
     }
 
     /// What the host has logged so far.

@@ -2,10 +2,16 @@
 //! subscriber's acks (it drops a client that acks out of the order it sent
 //! the messages in, as MQTT 3.1.1 §4.6 requires). It runs until the test
 //! process ends.
+//!
+//! Its port comes from `ports`: rumqttd binds in a thread of its own and
+//! never says which port a port-0 bind got. A bind that fails ends that
+//! thread, and with it `Broker::start`, which is how a port in use shows.
 
+use crate::ports::{self, Started};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub struct Rumqttd {
@@ -14,7 +20,12 @@ pub struct Rumqttd {
 
 impl Rumqttd {
     pub fn start() -> Rumqttd {
-        let port = crate::free_port();
+        ports::start_on_free_ports("rumqttd", 1, |ports| Rumqttd::start_on(ports[0]))
+    }
+
+    /// Starts a broker on `port` and waits until this process listens there,
+    /// or the broker has stopped because it could not bind.
+    fn start_on(port: u16) -> Started<Rumqttd> {
         let listen: SocketAddr = ([127, 0, 0, 1], port).into();
         let server = ServerSettings {
             name: "mqtt-v4".into(),
@@ -51,20 +62,27 @@ impl Rumqttd {
             metrics: None,
         };
         let mut broker = Broker::new(config);
+        let (stopped_tx, stopped) = mpsc::channel();
         std::thread::spawn(move || {
             if let Err(e) = broker.start() {
                 eprintln!("rumqttd stopped: {e}");
             }
+            let _ = stopped_tx.send(());
         });
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(listen).is_err() {
+        while !ports::listens(std::process::id(), port) {
+            // `start` returns only once its server thread has ended: here,
+            // because its bind failed (it logs why through `tracing` only).
+            if stopped.try_recv().is_ok() {
+                return Started::AddressInUse;
+            }
             assert!(
                 Instant::now() < deadline,
                 "rumqttd did not start on {listen}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Rumqttd { port }
+        Started::Listening(Rumqttd { port })
     }
 
     pub fn address(&self) -> String {
