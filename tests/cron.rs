@@ -457,8 +457,9 @@ fn daily_weekly_and_invoice_figures_match_the_hand_computed_ones() {
 
     // Re-running a period replaces its report: still one, newly generated.
     host.stop();
-    let before = daily["generated_at"].clone();
-    std::thread::sleep(std::time::Duration::from_millis(5));
+    let before = ms(daily["generated_at"].as_str().unwrap());
+    let rerun = Utc::now().timestamp_millis();
+    assert!(before < rerun, "generated at {before}, re-run at {rerun}");
     run("daily", "2020-02-19T23:59:59Z");
     let host = Host::start_with(&manifest, &data, &[]);
     assert_eq!(
@@ -466,7 +467,11 @@ fn daily_weekly_and_invoice_figures_match_the_hand_computed_ones() {
         ["daily-d1-2020-02-18"]
     );
     let again = report(&host, "daily-d1-2020-02-18");
-    assert_ne!(again["generated_at"], before);
+    let generated = ms(again["generated_at"].as_str().unwrap());
+    assert!(
+        generated >= rerun,
+        "generated at {generated}, before the re-run at {rerun}"
+    );
     assert_eq!(again["body"], daily["body"]);
     assert_eq!(report_ids(&host, "?kind=daily").len(), 2);
     assert_eq!(report_ids(&host, "?kind=weekly").len(), 2);
@@ -549,7 +554,7 @@ fn a_running_host_writes_reports_on_its_schedule() {
         (body["rows"] == 2).then_some(body)
     });
     assert_close(&column(&body, "temp")["mean"], 8.0);
-    host.wait_for_log("cron run ok trigger=\"daily\"", 2);
+    cron::wait_for_runs(&host, "daily", "ok", 2);
     host.stop();
 
     let runs = cron::runs(&manifest, &data, Some("daily"));
@@ -601,24 +606,53 @@ fn missed_ticks_are_caught_up_or_skipped_by_policy() {
 
     let host = Host::start_with(&manifest, &data, &[]);
     for id in ["every-tick", "latest-tick", "no-tick"] {
-        host.wait_for_log(&format!("cron run ok trigger=\"{id}\""), 1);
+        cron::wait_for_runs(&host, id, "ok", 1);
     }
     host.stop();
     let stopped = Utc::now().timestamp_millis();
-    std::thread::sleep(std::time::Duration::from_millis(4500));
+    // The point of the test is the downtime, so this waits on the clock: until
+    // three whole ticks fell in the window counted below (3 to 4 s).
+    let first_missed = ((stopped + 1000) / 1000 + 1) * 1000;
+    let restart = first_missed + 2000 + 1;
+    std::thread::sleep(std::time::Duration::from_millis(
+        (restart - Utc::now().timestamp_millis()).max(0) as u64,
+    ));
     let restarted = Utc::now().timestamp_millis();
-    let host = Host::start_with(&manifest, &data, &[]);
-    host.wait_for_log("catching up missed ticks", 3);
-    host.wait_for_log("cron run ok trigger=\"latest-tick\"", 1);
-    // Let the catch-up of every missed tick finish.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    host.stop();
-
     // Ticks surely missed: a second after the stop (a tick may have fired as it
     // was killed) up to the restart.
     let window = (stopped + 1000, restarted);
     let expected = (window.0 / 1000 + 1..=(window.1 - 1) / 1000).count();
     assert!(expected >= 3, "{expected}");
+    let in_window = |run: &Value| {
+        let tick = run["tick"].as_i64().unwrap();
+        tick > window.0 && tick < window.1
+    };
+
+    let host = Host::start_with(&manifest, &data, &[]);
+    // Each trigger decides on its missed ticks at start; for `no-tick` (which
+    // runs none of them) this line is the only sign that it has.
+    host.wait_for_log("catching up missed ticks", 3);
+    // Every missed tick of `every-tick` has run, and `latest-tick` has run
+    // since the stop (its catch-up comes first).
+    wait_until("the catch-up to finish", || {
+        let since_the_stop = |trigger: &str| -> Vec<Value> {
+            cron::served_runs(&host, trigger)
+                .into_iter()
+                .filter(|run| run["tick"].as_i64().unwrap() > window.0)
+                .collect()
+        };
+        let caught_up = since_the_stop("every-tick")
+            .iter()
+            .filter(|run| in_window(run) && run["status"] == "ok")
+            .count()
+            >= expected;
+        let latest_ran = since_the_stop("latest-tick")
+            .iter()
+            .any(|run| run["status"] == "ok");
+        (caught_up && latest_ran).then_some(())
+    });
+    host.stop();
+
     let all = ticks_between(&manifest, &data, "every-tick", window.0, window.1);
     assert_eq!(all.len(), expected, "{all:?}");
     assert!(all.iter().all(|(_, status)| status == "ok"), "{all:?}");
@@ -651,10 +685,10 @@ fn failing_and_slow_runs_are_recorded_and_the_schedule_goes_on() {
     .concat();
     let manifest = cron::manifest(dir.path(), &text);
     let mut host = Host::start_with(&manifest, &data, &[]);
-    host.wait_for_log("cron run failed trigger=\"trap\"", 3);
-    host.wait_for_log("cron run failed trigger=\"misconfigured\"", 3);
-    host.wait_for_log("cron run ok trigger=\"slow\"", 2);
-    host.wait_for_log("tick skipped", 1);
+    cron::wait_for_runs(&host, "trap", "failed", 3);
+    cron::wait_for_runs(&host, "misconfigured", "failed", 3);
+    cron::wait_for_runs(&host, "slow", "ok", 2);
+    cron::wait_for_runs(&host, "slow", "skipped", 1);
     // The host serves on.
     assert!(host.is_alive());
     assert_eq!(get(&host.url("/reports")).status, 200);

@@ -6,7 +6,7 @@
 
 use cromflag_tests::cron::component_entry;
 use cromflag_tests::mqtt::Publisher;
-use cromflag_tests::{get, insert_sample, sample_payload, wait_for_rows, Answer, Host};
+use cromflag_tests::{get, insert_sample, sample_payload, wait_for_rows, wait_until, Answer, Host};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -228,11 +228,14 @@ fn enabling_a_transform_in_the_running_hosts_manifest_takes_effect_without_a_res
     assert_eq!(wait_for_rows(&host, "sample", 6)[0]["temperature"], 78.0);
 
     manifest(dir.path(), &["fahrenheit-to-celsius"], &components);
-    host.wait_for_log("application reloaded", 1);
-    assert_eq!(insert_sample(&host).text(), "True");
-    // The same rows, upserted through the transform this time.
-    let rows = wait_for_rows(&host, "sample", 6);
+    // The same rows, upserted through the transform once the change is live.
+    let rows = wait_until("the transform to convert an insert", || {
+        assert_eq!(insert_sample(&host).text(), "True");
+        let rows = wait_for_rows(&host, "sample", 6);
+        (rows[0]["temperature"] != 78.0).then_some(rows)
+    });
     assert!(close(&rows[0]["temperature"], 25.56, 0.01), "{}", rows[0]);
+    assert_eq!(rows.len(), 6);
 }
 
 #[test]

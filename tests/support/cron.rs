@@ -133,3 +133,40 @@ pub fn manifest(dir: &Path, rest: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// The run records of `trigger` that a running `host` serves at
+/// `/fetch/_cron_runs` (a route `manifest` writes): what `cromflag cron runs`
+/// reads once no host holds the data directory.
+pub fn served_runs(host: &crate::Host, trigger: &str) -> Vec<serde_json::Value> {
+    let answer = crate::get(&host.url("/fetch/_cron_runs"));
+    match answer.status {
+        // No run recorded yet: the collection does not exist.
+        404 => Vec::new(),
+        200 => answer
+            .json()
+            .as_array()
+            .expect("fetch answers an array")
+            .iter()
+            .filter(|run| run["trigger"] == trigger)
+            .cloned()
+            .collect(),
+        other => panic!("/fetch/_cron_runs: {other} {}", answer.text()),
+    }
+}
+
+/// Waits until `trigger` has at least `count` run records with `status`
+/// (60 s at most), and returns them.
+pub fn wait_for_runs(
+    host: &crate::Host,
+    trigger: &str,
+    status: &str,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    crate::wait_until(&format!("{count} `{status}` runs of {trigger}"), || {
+        let runs: Vec<_> = served_runs(host, trigger)
+            .into_iter()
+            .filter(|run| run["status"] == status)
+            .collect();
+        (runs.len() >= count).then_some(runs)
+    })
+}

@@ -2,6 +2,13 @@
 //! ephemeral port with its own data directory, plain HTTP calls to it, and a
 //! real MQTT broker and publisher.
 //!
+//! Nothing here sleeps a fixed time to let something happen: tests wait on
+//! what they can observe, with a deadline (`wait_until`, `wait_for_rows`,
+//! `cron::wait_for_runs`). Every listener binds port 0 and reports the port
+//! it got (the host in its log; the brokers that cannot, see `ports`).
+//! Waiting on a log line (`Host::wait_for_log`) is kept for what only the
+//! log shows.
+//!
 //! The binary is the one `cargo build` put beside the test executable
 //! (`target/<profile>/cromflag`); `.ci/run` builds it before the tests run.
 
@@ -204,6 +211,12 @@ impl Host {
     }
 
     /// Waits until the log holds `needle` at least `count` times.
+    ///
+    /// Only for what nothing but the log shows: that the host subscribed to
+    /// an external broker, that a change was refused or a reload removed
+    /// something, that a store failure kept a message unacked. Wherever
+    /// stored rows, run records (`cron::served_runs`) or an HTTP answer
+    /// change, wait on those instead (`wait_for_rows`, `wait_until`).
     pub fn wait_for_log(&self, needle: &str, count: usize) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while self.log().matches(needle).count() < count {
