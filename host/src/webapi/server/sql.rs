@@ -50,7 +50,8 @@ pub(super) fn parse_add_column(stmt: &str) -> Result<(String, Column), String> {
         "Only `ALTER TABLE <table> ADD [COLUMN] <column> <type>` is supported by this server"
             .to_owned()
     };
-    // Comments blanked in place, so the words' offsets still cut this text.
+    // Comments blanked first, in place (the words' offsets still cut the
+    // text), so that the type's text has none either.
     let text = tql::blank_comments(stmt).map_err(|_| refused())?;
     let text = text.trim().trim_end_matches(';');
     let words = tql::words(text).map_err(|_| refused())?;
