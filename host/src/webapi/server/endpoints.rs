@@ -6,9 +6,10 @@
 use super::sql::{check_statements, is_alter, is_ddl, parse_add_column};
 use super::tql::{prepare_tql, rows_queries};
 use super::{
-    bad_request, container_missing, empty_reply, fail, json_reply, sql_refused, store_failure,
-    too_many_result, Call, CreateBody, Failure, MultiPut, Reply, Server,
+    bad_request, container_missing, fail, json_reply, sql_refused, store_failure, too_many_result,
+    Call, CreateBody, Failure, MultiPut, Reply, Server,
 };
+use crate::http_io;
 use crate::store::tql::Selection;
 use crate::store::{Column, ColumnType, ContainerInfo, ContainerKind, QueryResult, Row, Value};
 use crate::webapi::wire::{
@@ -60,7 +61,7 @@ impl Server {
             .list_containers()
             .await
             .map_err(store_failure)?;
-        Ok(empty_reply(StatusCode::OK))
+        Ok(http_io::empty(StatusCode::OK))
     }
 
     /// §2.2.
@@ -181,7 +182,7 @@ impl Server {
             .put_container(info)
             .await
             .map_err(store_failure)?;
-        Ok(empty_reply(StatusCode::CREATED))
+        Ok(http_io::empty(StatusCode::CREATED))
     }
 
     /// §2.5: 204 whatever happened to each name.
@@ -191,7 +192,7 @@ impl Server {
                 tracing::warn!(container = %name, error = %e, "WebAPI: dropping a container failed");
             }
         }
-        Ok(empty_reply(StatusCode::NO_CONTENT))
+        Ok(http_io::empty(StatusCode::NO_CONTENT))
     }
 
     /// §2.3.

@@ -56,6 +56,7 @@ use super::wire::{
     self, AnswerZone, ColumnDto, ContainerRows, ErrorBody, RowsQuery, SqlStatement, TqlQuery,
 };
 use crate::access::token::same_secret;
+use crate::http_io::{self, BodyError, BodyLimit};
 use crate::listener::{accept_loop, ListenerLimits};
 use crate::manifest::Variables;
 use crate::store::{Backend, StoreError};
@@ -64,7 +65,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use cromflag_logic::query::percent_decode;
 use http::{header, HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -525,25 +526,17 @@ impl Server {
                 format!("Request body is larger than {limit} bytes"),
             )
         };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit as u64) {
-            return Err(too_large());
-        }
-        let mut body = req.into_body();
-        let mut kept = bytes::BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|e| bad_request(format!("Request body could not be read: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                if kept.len() + data.len() > limit {
-                    return Err(too_large());
+        let (parts, body) = req.into_parts();
+        let kept = http_io::read(&parts.headers, body, &BodyLimit::new(limit))
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => too_large(),
+                BodyError::Unreadable(e) => {
+                    bad_request(format!("Request body could not be read: {e}"))
                 }
-                kept.extend_from_slice(&data);
-            }
-        }
+                // Not set here: no idle limit.
+                BodyError::TimedOut => bad_request("Request body could not be read: it stalled"),
+            })?;
         if kept.is_empty() {
             return Err(bad_request("Required request body is missing"));
         }
@@ -805,6 +798,7 @@ const AUTH_FAILED: i64 = 10_005;
 // Failures and replies
 // ---------------------------------------------------------------------------
 
+/// An answer, as `http_io` builds them.
 type Reply = Response<Full<Bytes>>;
 
 /// A failed request: its status and the WebAPI error body.
@@ -860,20 +854,9 @@ fn store_failure(e: StoreError) -> Failure {
 /// GridDB's TQL syntax error number, for every error the TQL engine reports.
 const TQL_ERROR: i64 = 151_001;
 
+/// `value` as a JSON answer, typed as the Java WebAPI types its own.
 fn json_reply<T: Serialize>(status: StatusCode, value: &T) -> Reply {
-    let body = serde_json::to_vec(value).expect("response bodies serialise");
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, JSON_TYPE)
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid status and header")
-}
-
-fn empty_reply(status: StatusCode) -> Reply {
-    Response::builder()
-        .status(status)
-        .body(Full::new(Bytes::new()))
-        .expect("a valid status")
+    http_io::json_as(status, JSON_TYPE, value)
 }
 
 const JSON_TYPE: &str = "application/json; charset=UTF-8";
