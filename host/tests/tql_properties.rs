@@ -4,7 +4,7 @@
 //! Why: TQL reaches the store from components and, through `--webapi`, from
 //! any WebAPI client as raw text. Whatever the text, the store must answer
 //! rows or `StoreError::Query` (a `TQL: ` message; a 400 from the WebAPI, as
-//! `webapi/server.rs` maps it), never panic and never report the client's
+//! `webapi/server` maps it), never panic and never report the client's
 //! mistake as `StoreError::Backend` (a 500/503: "the store is down"). The
 //! properties:
 //!

@@ -41,6 +41,7 @@ pub mod rows;
 pub mod sql;
 mod time;
 pub mod types;
+mod words;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -52,11 +53,7 @@ pub use ast::{
 pub use lex::blank_comments;
 pub use parse::parse;
 pub use time::{timestamp_add, timestamp_diff};
-
-mod words;
 pub use words::{words, Word, WordKind};
-// `words` reads the lexer's tokens by these names.
-use lex::{tokenize, Tok};
 
 use cromflag_model::StoreError;
 use std::fmt;

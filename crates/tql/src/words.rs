@@ -4,7 +4,7 @@
 //! `LIMIT` or its closing `;` is; the words of an SQL statement that shares
 //! TQL's lexical rules) instead of scanning the text with a lexer of its own.
 
-use crate::{tokenize, Tok};
+use crate::lex::{tokenize, Tok};
 use cromflag_model::StoreError;
 
 /// One token of a statement, where it starts.
