@@ -59,7 +59,8 @@ pub async fn serve(
         let component = component.to_owned();
         return match uploads {
             Some(uploads) => boxed(upload(uploads, &component, req).await),
-            // Without an admin token there are no uploads: the route does not exist.
+            // A trigger run without a live-change controller (the benchmarks'):
+            // the route does not exist.
             None => boxed(error(
                 StatusCode::NOT_FOUND,
                 "no such route",

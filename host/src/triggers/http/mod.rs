@@ -384,3 +384,85 @@ fn refusal(denied: Denied, basic: bool) -> Response<HyperOutgoingBody> {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RuntimeLimits;
+    use crate::store::embedded::EmbeddedStore;
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
+
+    /// Takes uploads by noting their component and size.
+    #[derive(Default)]
+    struct Noted(Mutex<Vec<(String, usize)>>);
+
+    #[async_trait::async_trait]
+    impl Uploads for Noted {
+        async fn upload(
+            &self,
+            id: &str,
+            bytes: &[u8],
+        ) -> Result<admin::Uploaded, admin::UploadRefused> {
+            self.0.lock().unwrap().push((id.to_owned(), bytes.len()));
+            Ok(admin::Uploaded::Unchanged)
+        }
+    }
+
+    /// The status line of the answer to `request`, sent raw.
+    async fn status_of(addr: SocketAddr, request: &'static str) -> String {
+        tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut head = [0u8; 12];
+            stream
+                .read_exact(&mut head)
+                .expect("an answer without the body");
+            String::from_utf8_lossy(&head).into_owned()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_refused_before_its_body_is_read() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let manifest = "spin_manifest_version = 2\n[application]\nname = \"t\"\n\
+                        [variables]\nadmin_token = { default = \"s3cret\" }\n";
+        let app = crate::manifest::parse(manifest, dir.path(), |_| None).unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("store.db")).unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(Arc::new(store));
+        let limits = RuntimeLimits {
+            max_instances: 4,
+            ..RuntimeLimits::default()
+        };
+        let runtime = Runtime::new(backend.clone(), &dir.path().join("cache"), limits).unwrap();
+        let trigger = HttpTrigger::new(
+            &app,
+            Arc::new(runtime),
+            &Components::new(),
+            1 << 20,
+            ListenerLimits::default(),
+            Arc::new(Access::open(backend, &app)),
+        )
+        .unwrap();
+        let noted = Arc::new(Noted::default());
+        trigger.set_uploads(noted.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(Arc::new(trigger).serve(listener));
+
+        // Headers promising 60 MiB and no body: a wrong token is answered at once.
+        let refused = "POST /admin/components/insert HTTP/1.1\r\nHost: x\r\n\
+                       Authorization: Bearer wrong\r\nContent-Length: 62914560\r\n\r\n";
+        assert_eq!(status_of(addr, refused).await, "HTTP/1.1 401");
+        assert!(noted.0.lock().unwrap().is_empty());
+        let taken = "POST /admin/components/insert HTTP/1.1\r\nHost: x\r\n\
+                     Authorization: Bearer s3cret\r\nContent-Length: 4\r\n\r\nwasm";
+        assert_eq!(status_of(addr, taken).await, "HTTP/1.1 200");
+        assert_eq!(*noted.0.lock().unwrap(), [("insert".to_owned(), 4)]);
+    }
+}
