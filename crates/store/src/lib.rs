@@ -5,8 +5,8 @@
 //!
 //! Boundary, enforced by this crate's dependencies: backends see containers,
 //! rows and TQL, never components or the host (no wasmtime here); only
-//! `griddb` sees HTTP, as a client. The host's `store::bindings` is the only
-//! place that knows the WIT-generated types.
+//! `griddb` sees HTTP, as a client. The host's `runtime::store_import` is the
+//! only place that converts the WIT-generated types.
 
 pub mod embedded;
 pub mod griddb;

@@ -1,5 +1,29 @@
-//! Random TQL-ish text for no-panic tests, here and in the store and the
-//! host (feature `testing`).
+//! Test material shared with the store and the host (feature `testing`):
+//! random TQL-ish text for no-panic tests, and the sample device the
+//! translation's tests query (here for its SQL text, in the store on SQLite).
+
+use cromflag_model::{Column, ColumnType, ContainerInfo, ContainerKind};
+
+/// The sample device's table, as the embedded store names it.
+pub const SAMPLE_TABLE: &str = "\"t_3\"";
+
+/// The sample device: a time series keyed by `timestamp`, with a column of
+/// each kind the translation treats apart (BOOL, FLOAT, LONG, STRING).
+pub fn sample_device() -> ContainerInfo {
+    ContainerInfo {
+        name: "device1".into(),
+        kind: ContainerKind::TimeSeries,
+        columns: vec![
+            Column::new("timestamp", ColumnType::Timestamp),
+            Column::new("motion", ColumnType::Bool),
+            Column::new("temperature", ColumnType::Float),
+            Column::new("humidity", ColumnType::Float),
+            Column::new("month", ColumnType::Long),
+            Column::new("label", ColumnType::String),
+        ],
+        row_key: true,
+    }
+}
 
 /// A small deterministic generator, so the garbage test needs no dependency.
 pub struct XorShift(pub u64);

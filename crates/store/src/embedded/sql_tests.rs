@@ -8,30 +8,13 @@ use super::codec;
 use crate::tql::sql::{add_months_sql, month_diff_sql, translate, Plan, SqlQuery};
 use crate::tql::{self, TimeUnit};
 use crate::{Column, ColumnType, ContainerInfo, ContainerKind, StoreError};
-use cromflag_tql::testing::{garbage, XorShift};
+use cromflag_tql::testing::{garbage, sample_device as device, XorShift, SAMPLE_TABLE as TABLE};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
-const TABLE: &str = "\"t_3\"";
 /// 2024-01-01T00:00:00Z; row `i` is `i` hours later.
 const BASE: i64 = 1_704_067_200_000;
 const HOUR: i64 = 3_600_000;
-
-fn device() -> ContainerInfo {
-    ContainerInfo {
-        name: "device1".into(),
-        kind: ContainerKind::TimeSeries,
-        columns: vec![
-            Column::new("timestamp", ColumnType::Timestamp),
-            Column::new("motion", ColumnType::Bool),
-            Column::new("temperature", ColumnType::Float),
-            Column::new("humidity", ColumnType::Float),
-            Column::new("month", ColumnType::Long),
-            Column::new("label", ColumnType::String),
-        ],
-        row_key: true,
-    }
-}
 
 /// The sample device, laid out as the embedded store lays it out.
 /// Row i: (motion, temperature, humidity, month, label).

@@ -4,28 +4,11 @@
 
 use super::*;
 use crate::parse;
-use crate::testing::{garbage, XorShift};
+use crate::testing::{garbage, sample_device as device, XorShift, SAMPLE_TABLE as TABLE};
 
-const TABLE: &str = "\"t_3\"";
 /// 2024-01-01T00:00:00Z; NOW() is two hours later.
 const BASE: i64 = 1_704_067_200_000;
 const HOUR: i64 = 3_600_000;
-
-fn device() -> ContainerInfo {
-    ContainerInfo {
-        name: "device1".into(),
-        kind: ContainerKind::TimeSeries,
-        columns: vec![
-            Column::new("timestamp", ColumnType::Timestamp),
-            Column::new("motion", ColumnType::Bool),
-            Column::new("temperature", ColumnType::Float),
-            Column::new("humidity", ColumnType::Float),
-            Column::new("month", ColumnType::Long),
-            Column::new("label", ColumnType::String),
-        ],
-        row_key: true,
-    }
-}
 
 fn plan_text(tql: &str, info: &ContainerInfo) -> Result<Plan, StoreError> {
     translate(&parse(tql)?, info, TABLE, BASE + 2 * HOUR)
