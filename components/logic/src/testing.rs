@@ -1,12 +1,12 @@
 //! `MemoryStore`: a `Store` in memory for the unit tests of the insert and api
 //! paths, so they can assert on what was stored rather than on what was asked.
 //!
-//! It keeps the contract every backend shares (`crates/store`): a container
-//! grows by appending columns, and a column keeps its type; rows are checked
-//! against their container (arity, types, a key that is not null) before
-//! anything is written, and a `multi-put` writes all of its batches or none;
-//! rows with an equal row key replace each other. Names are matched
-//! case-insensitively, as GridDB does.
+//! It keeps the contract every backend shares, with the backends' own checks
+//! (`added_columns`, `check_column_name`, `check_rows` of cromflag-model): a
+//! container grows by appending columns, and a column keeps its type; rows are
+//! checked against their container before anything is written, and a
+//! `multi-put` writes all of its batches or none; rows with an equal row key
+//! replace each other. Names are matched case-insensitively, as GridDB does.
 //!
 //! Its `query` evaluates only the statements fetch issues for plain reads:
 //! `SELECT * | <columns> [WHERE <key> <op> TO_TIMESTAMP_MS(<ms>) [AND …]]
@@ -14,8 +14,11 @@
 //! naming the statement, so a test can never pass on a query it misread.
 
 use crate::model::{
-    Column, ColumnType, ContainerInfo, QueryResult, Row, Store, StoreError, Value, TIMESTAMP_RANGE,
+    added_columns, check_column_name, check_rows, ColumnType, ContainerInfo, QueryResult, Row,
+    Store, StoreError, Value,
 };
+use cromflag_tql::types::resolve_column;
+use cromflag_tql::{CompareOp, Expr, Limit, Literal, Name, Selection};
 
 /// One container and its rows, in key order when it has a row key.
 struct Stored {
@@ -90,33 +93,18 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn put_container(&mut self, wanted: ContainerInfo) -> Result<ContainerInfo, StoreError> {
         let Some(stored) = self.find_mut(&wanted.name) else {
-            check_new_columns(&wanted.columns)?;
+            for (at, column) in wanted.columns.iter().enumerate() {
+                check_column_name(&column.name, &wanted.columns[..at])?;
+            }
             self.containers.push(Stored {
                 info: wanted.clone(),
                 rows: Vec::new(),
             });
             return Ok(wanted);
         };
-        let info = &mut stored.info;
-        if info.kind != wanted.kind || info.row_key != wanted.row_key {
-            return Err(StoreError::SchemaConflict(format!(
-                "container `{}` is a {}, not a {}",
-                info.name, info.kind, wanted.kind
-            )));
-        }
-        for column in &wanted.columns {
-            match info.column_index(&column.name) {
-                Some(at) if info.columns[at].column_type != column.column_type => {
-                    return Err(StoreError::SchemaConflict(format!(
-                        "column `{}` is {}, not {}",
-                        info.columns[at].name, info.columns[at].column_type, column.column_type
-                    )))
-                }
-                Some(_) => {}
-                None => info.columns.push(column.clone()),
-            }
-        }
-        Ok(info.clone())
+        let added = added_columns(&stored.info, &wanted)?;
+        stored.info.columns.extend(added);
+        Ok(stored.info.clone())
     }
 
     fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
@@ -189,56 +177,6 @@ impl Store for MemoryStore {
     }
 }
 
-/// New columns: named, each name once (case-insensitively).
-fn check_new_columns(columns: &[Column]) -> Result<(), StoreError> {
-    for (at, column) in columns.iter().enumerate() {
-        let repeated = columns[..at]
-            .iter()
-            .any(|c| c.name.eq_ignore_ascii_case(&column.name));
-        if column.name.is_empty() || repeated {
-            return Err(StoreError::Invalid(format!(
-                "column name `{}`",
-                column.name
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// At most one value per column, each null or of its column's type, the
-/// row key present and in the TIMESTAMP range when it is one.
-fn check_rows(info: &ContainerInfo, rows: &[Row]) -> Result<(), StoreError> {
-    for (r, row) in rows.iter().enumerate() {
-        if row.len() > info.columns.len() {
-            return Err(StoreError::Invalid(format!(
-                "row {r} of `{}` has {} values for {} columns",
-                info.name,
-                row.len(),
-                info.columns.len()
-            )));
-        }
-        if info.row_key && row.first().is_none_or(Value::is_null) {
-            return Err(StoreError::Invalid(format!("row {r}: null row key")));
-        }
-        for (value, column) in row.iter().zip(&info.columns) {
-            let fits = match value {
-                Value::Null => true,
-                Value::Timestamp(ms) => {
-                    column.column_type == ColumnType::Timestamp && TIMESTAMP_RANGE.contains(ms)
-                }
-                value => value.column_type() == Some(column.column_type),
-            };
-            if !fits {
-                return Err(StoreError::Invalid(format!(
-                    "row {r}, column `{}` ({}): {value:?}",
-                    column.name, column.column_type
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Adds `row`, replacing the row with its key; rows stay in key order.
 fn upsert(stored: &mut Stored, row: Row) {
     if !stored.info.row_key {
@@ -287,28 +225,18 @@ struct Statement {
 }
 
 impl Statement {
-    /// `None` for anything outside the grammar in the module's doc.
+    /// `None` for anything outside the grammar in the module's doc. The text
+    /// is read by the TQL parser every backend uses (`cromflag-tql`).
     fn parse(tql: &str, info: &ContainerInfo) -> Option<Statement> {
-        let tokens = tokens(tql)?;
-        let mut tokens = tokens.iter().map(String::as_str).peekable();
-        let keyword =
-            |token: Option<&str>, word: &str| token.is_some_and(|t| t.eq_ignore_ascii_case(word));
-        if !keyword(tokens.next(), "select") {
+        let parsed = cromflag_tql::parse(tql).ok()?;
+        let column = |name: &Name| resolve_column(info, name).ok();
+        let columns = match &parsed.selection {
+            Selection::All => (0..info.columns.len()).collect(),
+            Selection::Columns(names) => names.iter().map(column).collect::<Option<_>>()?,
+            _ => return None,
+        };
+        if parsed.from.is_some() {
             return None;
-        }
-        let column = |name: &str| info.column_index(name.trim_matches('"'));
-        let mut columns = Vec::new();
-        if tokens.peek() == Some(&"*") {
-            tokens.next();
-            columns.extend(0..info.columns.len());
-        } else {
-            loop {
-                columns.push(column(tokens.next()?)?);
-                if tokens.peek() != Some(&",") {
-                    break;
-                }
-                tokens.next();
-            }
         }
         let timestamp_key =
             info.row_key && info.columns.first()?.column_type == ColumnType::Timestamp;
@@ -318,89 +246,47 @@ impl Statement {
             descending: false,
             limit: usize::MAX,
         };
-        if keyword(tokens.peek().copied(), "where") {
-            tokens.next();
-            loop {
-                if column(tokens.next()?)? != 0 || !timestamp_key {
-                    return None;
+        let mut conditions: Vec<&Expr> = parsed.filter.iter().collect();
+        while let Some(condition) = conditions.pop() {
+            let (op, ms) = match condition {
+                Expr::And(left, right) => {
+                    conditions.extend([left.as_ref(), right.as_ref()]);
+                    continue;
                 }
-                let op = tokens.next()?;
-                let ms: i64 = tokens
-                    .next()?
-                    .strip_prefix("TO_TIMESTAMP_MS(")?
-                    .strip_suffix(')')?
-                    .parse()
-                    .ok()?;
-                let (low, high) = statement.key_range.clone().into_inner();
-                statement.key_range = match op {
-                    ">=" => low.max(ms)..=high,
-                    ">" => low.max(ms.checked_add(1)?)..=high,
-                    "<=" => low..=high.min(ms),
-                    "<" => low..=high.min(ms.checked_sub(1)?),
+                Expr::Compare { op, left, right } => match (left.as_ref(), right.as_ref()) {
+                    (Expr::Column(name), Expr::Literal(Literal::Timestamp(ms)))
+                        if timestamp_key && column(name)? == 0 =>
+                    {
+                        (*op, *ms)
+                    }
                     _ => return None,
-                };
-                if !keyword(tokens.peek().copied(), "and") {
-                    break;
-                }
-                tokens.next();
-            }
-        }
-        if keyword(tokens.peek().copied(), "order") {
-            tokens.next();
-            if !keyword(tokens.next(), "by") || column(tokens.next()?)? != 0 || !info.row_key {
-                return None;
-            }
-            statement.descending = match tokens.next()? {
-                d if d.eq_ignore_ascii_case("desc") => true,
-                a if a.eq_ignore_ascii_case("asc") => false,
+                },
                 _ => return None,
             };
+            let (low, high) = statement.key_range.clone().into_inner();
+            statement.key_range = match op {
+                CompareOp::Ge => low.max(ms)..=high,
+                CompareOp::Gt => low.max(ms.checked_add(1)?)..=high,
+                CompareOp::Le => low..=high.min(ms),
+                CompareOp::Lt => low..=high.min(ms.checked_sub(1)?),
+                CompareOp::Eq | CompareOp::Ne => return None,
+            };
         }
-        if keyword(tokens.peek().copied(), "limit") {
-            tokens.next();
-            statement.limit = tokens.next()?.parse().ok()?;
-        }
-        tokens.next().is_none().then_some(statement)
-    }
-}
-
-/// `tql` as words, double-quoted names (quotes kept, `""` undone), commas and
-/// comparison operators; `None` for a character outside those.
-fn tokens(tql: &str) -> Option<Vec<String>> {
-    let mut tokens = Vec::new();
-    let mut chars = tql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {}
-            ',' => tokens.push(",".to_owned()),
-            '<' | '>' | '=' => {
-                let mut op = c.to_string();
-                if chars.next_if_eq(&'=').is_some() {
-                    op.push('=');
-                }
-                tokens.push(op);
-            }
-            '"' => {
-                let mut name = String::from('"');
-                loop {
-                    match chars.next()? {
-                        '"' if chars.next_if_eq(&'"').is_some() => name.push('"'),
-                        '"' => break,
-                        c => name.push(c),
-                    }
-                }
-                name.push('"');
-                tokens.push(name);
-            }
-            c if c.is_alphanumeric() || "_*()-".contains(c) => {
-                let mut word = c.to_string();
-                while let Some(c) = chars.next_if(|c| c.is_alphanumeric() || "_*()-".contains(*c)) {
-                    word.push(c);
-                }
-                tokens.push(word);
+        match parsed.order_by.as_slice() {
+            [] => {}
+            [key] if info.row_key && column(&key.column)? == 0 => {
+                statement.descending = key.descending;
             }
             _ => return None,
         }
+        match parsed.limit {
+            None => {}
+            Some(Limit {
+                count,
+                offset: None,
+            }) => statement.limit = usize::try_from(count).ok()?,
+            Some(_) => return None,
+        }
+        Some(statement)
     }
-    Some(tokens)
 }
