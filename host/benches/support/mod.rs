@@ -221,3 +221,186 @@ pub fn env_number(name: &str, default: u64) -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
 }
+
+/// The sample for `device`: `deviceinfo.deviceid` set to it (HTTP requires
+/// it to match the path), and only its first `rows` rows when given.
+pub fn sample_for(sample: &Value, device: &str, rows: Option<usize>) -> Value {
+    let mut doc = sample.clone();
+    doc["deviceinfo"]["deviceid"] = device.into();
+    if let Some(rows) = rows {
+        doc["tsdata"].as_array_mut().unwrap().truncate(rows);
+    }
+    doc
+}
+
+/// `doc` with every timestamp moved by `ms` milliseconds, serialized.
+pub fn moved(doc: &Value, ms: i64) -> Vec<u8> {
+    let mut doc = doc.clone();
+    for row in doc["tsdata"].as_array_mut().unwrap() {
+        let ts = row["timestamp"].as_i64().unwrap() + ms;
+        row["timestamp"] = ts.into();
+    }
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// A whole HTTP answer: its status, its `Link` header if any, and its body.
+pub struct Answer {
+    pub status: http::StatusCode,
+    pub link: Option<String>,
+    pub body: Bytes,
+}
+
+/// Sends `method path` (with a JSON `body` when it is not empty) and reads the
+/// whole answer, whatever its status.
+pub async fn send(
+    sender: &mut Sender,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<Answer> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench");
+    if !body.is_empty() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let link = response
+        .headers()
+        .get(http::header::LINK)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(Answer { status, link, body })
+}
+
+/// GETs `path`; fails unless the answer is a 2xx.
+pub async fn get_ok(sender: &mut Sender, path: &str) -> anyhow::Result<Answer> {
+    let answer = send(sender, http::Method::GET, path, Vec::new()).await?;
+    anyhow::ensure!(
+        answer.status.is_success(),
+        "GET {path}: {} {:?}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    );
+    Ok(answer)
+}
+
+/// The path of a `Link: <path>; rel="next"` header.
+pub fn next_link(link: &str) -> Option<&str> {
+    link.split(',')
+        .find(|part| part.contains("rel=\"next\""))
+        .and_then(|part| part.split('<').nth(1))
+        .and_then(|rest| rest.split('>').next())
+}
+
+/// The rows of `device` that have a value in `column`, counted by the store
+/// (`agg=count` in buckets of 100,000 hours).
+pub async fn count_rows(sender: &mut Sender, device: &str, column: &str) -> anyhow::Result<u64> {
+    let answer = get_ok(
+        sender,
+        &format!("/fetch/{device}?agg=count&interval=100000h&columns={column}"),
+    )
+    .await?;
+    let buckets: Vec<Value> = serde_json::from_slice(&answer.body)?;
+    Ok(buckets.iter().filter_map(|b| b[column].as_u64()).sum())
+}
+
+/// `VmRSS` and `VmHWM` (peak) of process `pid`, in KiB, from `/proc/<pid>/status`.
+pub fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// The size of the file at `path` in bytes; `None` when there is none.
+pub fn file_size(path: &std::path::Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// `bytes` in MiB, one decimal; `absent` for no file.
+pub fn mib(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(bytes) => format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64),
+        None => "absent".into(),
+    }
+}
+
+/// Stops `process` as a service manager does (SIGTERM) and waits up to
+/// `timeout` for it to exit; fails if it is still running then.
+pub fn terminate(
+    process: &mut Process,
+    timeout: Duration,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &process.0.id().to_string()])
+        .status()?;
+    anyhow::ensure!(sent.success(), "kill -TERM {} failed", process.0.id());
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = process.0.try_wait()? {
+            return Ok(status);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "cromflag still running {timeout:?} after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The load average over 1, 5 and 15 minutes (`/proc/loadavg`): what else the
+/// machine was doing, to print next to the figures.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// POSTs a JSON `body` to `path`; fails unless the answer is a 2xx. When the
+/// host has closed this keep-alive connection (idle past its header timeout)
+/// the request goes on a new one to `addr`, as a pooled client would do:
+/// nothing was sent on the closed one. Returns whether it reconnected.
+pub async fn post_ok(
+    sender: &mut Sender,
+    addr: SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<bool> {
+    let reconnect = sender.is_closed();
+    if reconnect {
+        *sender = connect(addr).await?;
+    }
+    let answer = send(sender, http::Method::POST, path, body).await?;
+    anyhow::ensure!(
+        answer.status.is_success(),
+        "POST {path}: {} {:?}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    );
+    Ok(reconnect)
+}
+
+/// Where the process benchmarks find `target/release/cromflag`, `spin.toml`
+/// and the components it names: the repository, or the directory in
+/// `CROMFLAG_BENCH_ROOT` (a copy of an earlier build, for before/after figures
+/// from one checkout).
+pub fn host_root() -> std::path::PathBuf {
+    std::env::var_os("CROMFLAG_BENCH_ROOT").map_or_else(repo_root, Into::into)
+}
