@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod cron;
+pub mod fleet;
 pub mod grafana;
 pub mod mosquitto;
 pub mod mqtt;
