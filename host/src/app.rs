@@ -64,6 +64,8 @@ pub struct Running {
     pub webapi: Option<(SocketAddr, JoinHandle<Result<()>>)>,
     /// Whether tokens are required.
     pub access: Mode,
+    /// The store, closed when the application stops.
+    pub store: Arc<dyn Backend>,
     /// Removes the control file when the application stops.
     _control: Option<ControlFile>,
     /// Held while the application runs on the embedded store: no other
@@ -71,9 +73,9 @@ pub struct Running {
     _lock: Option<DataDirLock>,
 }
 
-/// The exclusive lock on a data directory. The embedded store keeps its catalog
-/// in memory, so two processes writing one database would each miss the other's
-/// schema changes: one process owns a data directory at a time.
+/// The exclusive lock on a data directory. The embedded store caches its
+/// catalog in memory, so two processes writing one database would each miss
+/// the other's schema changes: one process owns a data directory at a time.
 pub struct DataDirLock(#[allow(dead_code, reason = "held for its lock")] File);
 
 /// The store the application's `store` variable names: `embedded` (the
@@ -174,7 +176,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     let mqtt = MqttTrigger::new(
         &app,
         runtime.clone(),
-        backend,
+        backend.clone(),
         &components,
         options.mqtt_client_id.as_deref(),
         options.max_body_bytes,
@@ -241,6 +243,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
             .map(|mqtt| tokio::spawn(mqtt.run_client())),
         webapi,
         access: mode,
+        store: backend,
         _control: Some(control),
         _lock: lock,
     })
@@ -431,16 +434,20 @@ async fn remote_admin_call(
 }
 
 /// Runs the application until Ctrl-C or SIGTERM. Every acknowledged write is
-/// already committed, so stopping needs no flush.
+/// already committed, so stopping needs no flush; closing the store leaves
+/// its files tidy (no WAL to replay at the next start).
 pub async fn up(options: &UpOptions) -> Result<()> {
     let running = start(options).await?;
-    tokio::select! {
+    let store = running.store.clone();
+    let outcome = tokio::select! {
         served = running.http => served?,
         () = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
         }
-    }
+    };
+    store.close().await;
+    outcome
 }
 
 async fn shutdown_signal() {

@@ -28,6 +28,92 @@ pub struct Committed {
     pub rows: Vec<Row>,
 }
 
+/// Which container names to list: those of `kind` (all, if `None`), in plain
+/// string order (byte order, which for container names, ASCII only, is the
+/// code-unit order of Java's `String.compareTo` that GridDB sorts by; upper
+/// case before lower case), reversed if `descending`, from the `offset`th on,
+/// at most `limit` of them. The query parameters `type`, `sort`, `offset` and
+/// `limit` of GridDB's `GET containers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContainerListing {
+    /// Only containers of this kind; `None`: every container.
+    pub kind: Option<ContainerKind>,
+    /// Names in reverse order (`sort=DESC`).
+    pub descending: bool,
+    /// How many names to skip, counted in the listing's order.
+    pub offset: u64,
+    /// The most names to answer; 0 answers none and still counts `total`.
+    pub limit: u64,
+}
+
+impl ContainerListing {
+    /// The page `self` asks of `names`: every name of `kind`, in ascending
+    /// order (as `catalog`-like sources hold them). For backends and test
+    /// stores that list from memory.
+    pub fn page_of(&self, names: Vec<String>) -> ContainerPage {
+        let total = names.len() as u64;
+        let skip = usize::try_from(self.offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let names = if self.descending {
+            names.into_iter().rev().skip(skip).take(take).collect()
+        } else {
+            names.into_iter().skip(skip).take(take).collect()
+        };
+        ContainerPage { names, total }
+    }
+}
+
+/// What a [`ContainerListing`] answers: GridDB's `{"names", "total"}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerPage {
+    /// The page's names, in the listing's order: every name of the listing
+    /// from its offset, up to its limit (fewer only at the end).
+    pub names: Vec<String>,
+    /// How many containers there are of the listing's kind, whatever the
+    /// offset and limit.
+    pub total: u64,
+}
+
+/// The page [`Backend::list_containers`] asks for: 100,000 names (a few MB),
+/// so that a store of 100,000 devices is listed in one call.
+pub const ALL_NAMES_PAGE: u64 = 100_000;
+
+/// Every name, ascending, asked `page` names at a time (at least 2; see
+/// [`Backend::list_containers`]). Each page after the first starts at the
+/// last name already listed, which tells whether the names moved: a page
+/// that starts before it (containers created meanwhile) is read past it; one
+/// that does not start with it (containers dropped meanwhile, so that names
+/// not yet listed may now stand before the offset) is asked again a page
+/// earlier.
+async fn all_names<B: Backend + ?Sized>(backend: &B, page: u64) -> Result<Vec<String>, StoreError> {
+    let mut names: Vec<String> = Vec::new();
+    let mut listing = ContainerListing {
+        kind: None,
+        descending: false,
+        offset: 0,
+        limit: page.max(2),
+    };
+    loop {
+        let answer = backend.list_container_page(&listing).await?;
+        let got = answer.names.len() as u64;
+        if let Some(last) = names.last() {
+            if listing.offset > 0 && answer.names.first().is_none_or(|first| first > last) {
+                listing.offset = listing.offset.saturating_sub(listing.limit);
+                continue;
+            }
+            let last = last.clone();
+            names.extend(answer.names.into_iter().filter(|n| *n > last));
+        } else {
+            names = answer.names;
+        }
+        let end = listing.offset + got;
+        if got < listing.limit || end >= answer.total {
+            return Ok(names);
+        }
+        listing.offset = end - 1;
+    }
+}
+
 /// A GridDB-style key-container store (see `wit/store.wit` for the contract).
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -35,8 +121,23 @@ pub trait Backend: Send + Sync + 'static {
     /// columns it lacks; returns the container as stored.
     async fn put_container(&self, info: ContainerInfo) -> Result<ContainerInfo, StoreError>;
     async fn get_container(&self, name: &str) -> Result<Option<ContainerInfo>, StoreError>;
-    /// All container names, sorted.
-    async fn list_containers(&self) -> Result<Vec<String>, StoreError>;
+    /// One page of container names, in one call where the backend can: see
+    /// [`ContainerListing`] for which names, in what order, and
+    /// [`ContainerPage`] for the answer. GridDB's `GET containers` (WebAPI
+    /// §2.2) is this call.
+    async fn list_container_page(
+        &self,
+        listing: &ContainerListing,
+    ) -> Result<ContainerPage, StoreError>;
+    /// Every container name, sorted (the WIT's `list-containers`): pages of
+    /// [`ALL_NAMES_PAGE`] names, asked one after the other until the last.
+    /// Not a snapshot: a container created or dropped meanwhile may be listed
+    /// or not, but no name is listed twice and the list stays sorted. What
+    /// reads one page of names (the WebAPI server's `GET containers`) calls
+    /// [`Backend::list_container_page`] instead.
+    async fn list_containers(&self) -> Result<Vec<String>, StoreError> {
+        all_names(self, ALL_NAMES_PAGE).await
+    }
     /// Drops a container and its rows; says whether it existed. Not in the
     /// WIT interface: only the host (the WebAPI's `DELETE containers`) drops.
     async fn drop_container(&self, name: &str) -> Result<bool, StoreError>;
@@ -46,6 +147,11 @@ pub trait Backend: Send + Sync + 'static {
     /// for how much of it is atomic.
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError>;
     async fn query(&self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
+
+    /// Finishes what was written, leaves the backend's files tidy (the
+    /// embedded store checkpoints and truncates its WAL) and lets go of its
+    /// connections; calls after it fail. For a clean shutdown.
+    async fn close(&self) {}
 
     /// Time-series rows as they commit, if this backend can tell. The channel is
     /// bounded: a receiver that falls behind gets `Lagged`, and writers never wait.
@@ -59,4 +165,172 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Container names in memory, which `churn` changes before every
+    /// listing (its argument: how many listings came before).
+    struct Names {
+        names: Mutex<Vec<String>>,
+        listings: Mutex<u32>,
+        churn: fn(u32, &mut Vec<String>),
+    }
+
+    impl Names {
+        fn new(names: &[&str], churn: fn(u32, &mut Vec<String>)) -> Names {
+            Names {
+                names: Mutex::new(names.iter().map(|n| n.to_string()).collect()),
+                listings: Mutex::new(0),
+                churn,
+            }
+        }
+
+        fn listings(&self) -> u32 {
+            *self.listings.lock().unwrap()
+        }
+    }
+
+    #[async_trait]
+    impl Backend for Names {
+        async fn list_container_page(
+            &self,
+            listing: &ContainerListing,
+        ) -> Result<ContainerPage, StoreError> {
+            let mut listings = self.listings.lock().unwrap();
+            let mut names = self.names.lock().unwrap();
+            (self.churn)(*listings, &mut names);
+            *listings += 1;
+            names.sort();
+            Ok(listing.page_of(names.clone()))
+        }
+        async fn put_container(&self, _: ContainerInfo) -> Result<ContainerInfo, StoreError> {
+            unreachable!()
+        }
+        async fn get_container(&self, _: &str) -> Result<Option<ContainerInfo>, StoreError> {
+            unreachable!()
+        }
+        async fn drop_container(&self, _: &str) -> Result<bool, StoreError> {
+            unreachable!()
+        }
+        async fn put_rows(&self, _: &str, _: Vec<Row>) -> Result<u64, StoreError> {
+            unreachable!()
+        }
+        async fn multi_put(&self, _: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
+            unreachable!()
+        }
+        async fn query(&self, _: &str, _: &str) -> Result<QueryResult, StoreError> {
+            unreachable!()
+        }
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_listing_pages_in_either_order() {
+        let names = strings(&["Zeta", "a", "b", "c", "d"]);
+        let listing = |descending, offset, limit| ContainerListing {
+            kind: None,
+            descending,
+            offset,
+            limit,
+        };
+        let page =
+            |descending, offset, limit| listing(descending, offset, limit).page_of(names.clone());
+        assert_eq!(
+            page(false, 0, 2),
+            ContainerPage {
+                names: strings(&["Zeta", "a"]),
+                total: 5
+            }
+        );
+        assert_eq!(page(false, 3, 10).names, ["c", "d"]);
+        assert_eq!(page(true, 1, 2).names, ["c", "b"]);
+        assert_eq!(page(true, 4, 2).names, ["Zeta"]);
+        assert_eq!(
+            page(false, 0, 0),
+            ContainerPage {
+                names: vec![],
+                total: 5
+            }
+        );
+        assert_eq!(
+            page(true, 5, 1),
+            ContainerPage {
+                names: vec![],
+                total: 5
+            }
+        );
+        assert_eq!(page(false, u64::MAX, u64::MAX).total, 5);
+        assert_eq!(page(true, 0, u64::MAX).names, ["d", "c", "b", "a", "Zeta"]);
+    }
+
+    #[test]
+    fn every_name_is_listed_a_page_at_a_time() {
+        let all: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+        let names: Vec<&str> = all.iter().map(String::as_str).collect();
+        let store = Names::new(&names, |_, _| {});
+        assert_eq!(block_on(all_names(&store, 3)).unwrap(), all);
+        // Pages overlap by a name: 0-2, 2-4, 4-6, 6-8, 8-9.
+        assert_eq!(store.listings(), 5);
+        // The provided method: a page holds them all.
+        let store = Names::new(&names, |_, _| {});
+        assert_eq!(block_on(store.list_containers()).unwrap(), all);
+        assert_eq!(store.listings(), 1);
+        let empty = Names::new(&[], |_, _| {});
+        assert!(block_on(all_names(&empty, 3)).unwrap().is_empty());
+        assert_eq!(empty.listings(), 1);
+    }
+
+    /// Containers created or dropped between two pages: every name that was
+    /// there throughout is listed, once, in order.
+    #[test]
+    fn names_moving_between_pages_are_neither_lost_nor_repeated() {
+        let names = ["b", "d", "f", "h", "j", "l", "n"];
+        // Created before the offset: the names move right.
+        let store = Names::new(&names, |listing, names| {
+            if listing > 0 {
+                names.push(format!("a{listing}"));
+            }
+        });
+        assert_eq!(block_on(all_names(&store, 3)).unwrap(), names);
+        // Dropped before the offset: the names move left.
+        let store = Names::new(&names, |listing, names| {
+            if listing == 1 {
+                names.retain(|n| n != "b" && n != "d");
+            }
+        });
+        let listed = block_on(all_names(&store, 3)).unwrap();
+        assert_eq!(listed, ["b", "d", "f", "h", "j", "l", "n"]);
+        // The last name listed dropped, and names added past it.
+        let store = Names::new(&names, |listing, names| {
+            if listing == 1 {
+                names.retain(|n| n != "f");
+                names.push("g".into());
+            }
+        });
+        assert_eq!(
+            block_on(all_names(&store, 3)).unwrap(),
+            ["b", "d", "f", "g", "h", "j", "l", "n"]
+        );
+        // Everything dropped after the first page.
+        let store = Names::new(&names, |listing, names| {
+            if listing == 1 {
+                names.clear();
+            }
+        });
+        assert_eq!(block_on(all_names(&store, 3)).unwrap(), ["b", "d", "f"]);
+    }
 }

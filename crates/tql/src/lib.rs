@@ -19,9 +19,12 @@
 //!   ([`timestamp_add`], [`timestamp_diff`]) and the text of `TIMESTAMP('…')`.
 //! - [`types`]: GridDB's type rules against a schema: name resolution,
 //!   comparisons, aggregation result types.
+//! - [`layout`]: where a SQLite store keeps the catalog and the rows (time
+//!   series in one shared table, collections in their own), and the DDL
+//!   and writes of that layout.
 //! - [`sql`]: a statement against one container → a [`sql::Plan`] of
-//!   parameterised SQL for the embedded store's layout; `NOW()` gets its
-//!   value here, and time functions of constants are folded.
+//!   parameterised SQL for that layout; `NOW()` gets its value here, and
+//!   time functions of constants are folded.
 //! - [`rows`]: the row functions' logic on rows already read (interpolation,
 //!   TIME_SAMPLING, GridDB's sort order and NULL rule, LIMIT on results).
 //! - `testing` (feature `testing`): random TQL-ish text for no-panic tests.
@@ -35,6 +38,7 @@
 //! byte offset into the query) and what was expected there.
 
 mod ast;
+pub mod layout;
 mod lex;
 mod parse;
 pub mod rows;

@@ -4,9 +4,10 @@
 //! it resolves column names against the schema, applies GridDB's typing
 //! rules ([`types`](crate::types)) to comparisons, conditions, functions and
 //! aggregations, gives `NOW()` its value (and folds the time functions of
-//! constants), and writes SQL for the embedded store's layout (one table per
-//! container, container column `i` stored as SQL column `c{i}`, BOOL as 0/1,
-//! TIMESTAMP as epoch ms).
+//! constants), and writes SQL for the store's [`layout`](crate::layout)
+//! (container column `i` stored as SQL column `c{i}`, BOOL as 0/1,
+//! TIMESTAMP as epoch ms; a time series' rows in the shared table, under
+//! `container = ?`).
 //!
 //! Plain selections and aggregations become one SQL statement each. A
 //! row-selection function becomes a [`SelectPlan`]: its arguments evaluated
@@ -15,10 +16,11 @@
 //!
 //! Every literal travels as a bound parameter ([`SqlParam`]). The only text
 //! written into the SQL string is our own keywords and numbers, the
-//! validated `c{i}` names and the table name the caller passes in (already
-//! quoted), so user input cannot inject SQL. No SQLite here: the store
+//! validated `c{i}` names and the table names of the layout (built from
+//! numbers), so user input cannot inject SQL. No SQLite here: the store
 //! prepares the SQL and binds the parameters.
 
+use crate::layout::Storage;
 use crate::types::{comparable, resolve_column};
 use crate::{
     error, timestamp_add, timestamp_diff, Aggregate, AggregateFn, CompareOp, Expr, Limit, Literal,
@@ -55,7 +57,8 @@ pub enum Plan {
 /// One SQLite query ready to prepare and run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqlQuery {
-    /// `SELECT c.. FROM <table> [WHERE …] ORDER BY … [LIMIT ? [OFFSET ?]]`.
+    /// `SELECT c.. FROM <table> [WHERE [container = ? AND] …] ORDER BY …
+    /// [LIMIT ? [OFFSET ?]]`.
     pub sql: String,
     /// Values for the `?` placeholders, in order.
     pub params: Vec<SqlParam>,
@@ -92,7 +95,8 @@ pub struct SelectPlan {
     pub function: RowFunction,
     /// The quoted table name.
     pub table: String,
-    /// The WHERE condition's SQL and its parameters.
+    /// The WHERE condition's SQL and its parameters, with the container's
+    /// own rows selected first when its table is shared.
     pub filter: Option<(String, Vec<SqlParam>)>,
     /// The container's natural order: `c0` (time series) or `rowid`.
     pub natural_order: &'static str,
@@ -128,13 +132,13 @@ pub enum RowFunction {
     },
 }
 
-/// Translates `stmt` for the container `info`, stored in the SQLite table
-/// `table` (passed already quoted). `now_ms` is the value of every `NOW()` in
-/// the statement, so one query sees one instant.
+/// Translates `stmt` for the container `info`, whose rows are in `storage`.
+/// `now_ms` is the value of every `NOW()` in the statement, so one query sees
+/// one instant.
 pub fn translate(
     stmt: &Statement,
     info: &ContainerInfo,
-    table: &str,
+    storage: &Storage,
     now_ms: i64,
 ) -> Result<Plan, StoreError> {
     if let Some(from) = &stmt.from {
@@ -148,25 +152,24 @@ pub fn translate(
     }
     let mut t = Translator {
         info,
+        storage,
         now_ms,
         params: Vec::new(),
     };
     match &stmt.selection {
         Selection::All => {
             let columns = (0..info.columns.len()).collect();
-            t.rows(stmt, table, columns).map(Plan::Rows)
+            t.rows(stmt, columns).map(Plan::Rows)
         }
         Selection::Columns(names) => {
             let columns = names
                 .iter()
                 .map(|name| t.resolve(name))
                 .collect::<Result<_, _>>()?;
-            t.rows(stmt, table, columns).map(Plan::Rows)
+            t.rows(stmt, columns).map(Plan::Rows)
         }
-        Selection::Aggregates(aggregates) => {
-            t.aggregates(stmt, table, aggregates).map(Plan::Aggregates)
-        }
-        Selection::Function(function) => t.select(stmt, table, function).map(Plan::Select),
+        Selection::Aggregates(aggregates) => t.aggregates(stmt, aggregates).map(Plan::Aggregates),
+        Selection::Function(function) => t.select(stmt, function).map(Plan::Select),
     }
 }
 
@@ -194,6 +197,7 @@ impl Typed {
 
 struct Translator<'a> {
     info: &'a ContainerInfo,
+    storage: &'a Storage,
     now_ms: i64,
     /// Parameters in the order their `?` appear in the SQL. Every method
     /// emits its SQL left to right as it pushes, which keeps the two in step.
@@ -201,13 +205,36 @@ struct Translator<'a> {
 }
 
 impl Translator<'_> {
+    /// The condition selecting the container's rows that pass `filter`: the
+    /// container's own rows first when its table is shared (so that SQLite
+    /// reads them by key), then the statement's WHERE. `None` for all rows.
+    fn scope(&mut self, filter: Option<&Expr>) -> Result<Option<String>, StoreError> {
+        let own = self.storage.shared_by().map(|id| {
+            self.params.push(SqlParam::Integer(id));
+            "container = ?".to_string()
+        });
+        let filter = match filter {
+            Some(filter) => Some(self.condition(filter, "WHERE")?),
+            None => None,
+        };
+        Ok(match (own, filter) {
+            (Some(own), Some(filter)) => Some(format!("{own} AND {filter}")),
+            (own, filter) => own.or(filter),
+        })
+    }
+
+    /// ` FROM <table> [WHERE <scope>]`.
+    fn from(&mut self, stmt: &Statement) -> Result<String, StoreError> {
+        let mut sql = format!(" FROM {}", self.storage.table());
+        if let Some(condition) = self.scope(stmt.filter.as_ref())? {
+            sql.push_str(" WHERE ");
+            sql.push_str(&condition);
+        }
+        Ok(sql)
+    }
+
     /// `SELECT <columns> FROM <table> [WHERE …] ORDER BY … [LIMIT …]`.
-    fn rows(
-        &mut self,
-        stmt: &Statement,
-        table: &str,
-        columns: Vec<usize>,
-    ) -> Result<SqlQuery, StoreError> {
+    fn rows(&mut self, stmt: &Statement, columns: Vec<usize>) -> Result<SqlQuery, StoreError> {
         if columns.is_empty() {
             return Err(error(format_args!(
                 "container '{}' has no columns",
@@ -215,12 +242,8 @@ impl Translator<'_> {
             )));
         }
         let list: Vec<String> = columns.iter().map(|i| format!("c{i}")).collect();
-        let mut sql = format!("SELECT {} FROM {table}", list.join(", "));
-        if let Some(filter) = &stmt.filter {
-            let condition = self.condition(filter, "WHERE")?;
-            sql.push_str(" WHERE ");
-            sql.push_str(&condition);
-        }
+        let mut sql = format!("SELECT {}", list.join(", "));
+        sql.push_str(&self.from(stmt)?);
         sql.push_str(" ORDER BY ");
         sql.push_str(&self.order_by(&stmt.order_by)?);
         if let Some(limit) = stmt.limit {
@@ -244,7 +267,6 @@ impl Translator<'_> {
     fn aggregates(
         &mut self,
         stmt: &Statement,
-        table: &str,
         aggregates: &[Aggregate],
     ) -> Result<AggregatePlan, StoreError> {
         if let Some(key) = stmt.order_by.first() {
@@ -253,13 +275,7 @@ impl Translator<'_> {
                 key.column
             )));
         }
-        let mut sql = format!("WITH f AS (SELECT * FROM {table}");
-        if let Some(filter) = &stmt.filter {
-            let condition = self.condition(filter, "WHERE")?;
-            sql.push_str(" WHERE ");
-            sql.push_str(&condition);
-        }
-        sql.push_str(") SELECT ");
+        let mut sql = format!("WITH f AS (SELECT *{}) SELECT ", self.from(stmt)?);
         let mut terms = Vec::new();
         let mut means = Vec::new();
         let mut outputs = Vec::new();
@@ -339,7 +355,6 @@ impl Translator<'_> {
     fn select(
         &mut self,
         stmt: &Statement,
-        table: &str,
         call: &SelectFunction,
     ) -> Result<SelectPlan, StoreError> {
         let name = call.name();
@@ -381,17 +396,13 @@ impl Translator<'_> {
                 step: self.interval(interval, *unit)?,
             },
         };
-        let filter = match &stmt.filter {
-            Some(filter) => {
-                let condition = self.condition(filter, "WHERE")?;
-                Some((condition, std::mem::take(&mut self.params)))
-            }
-            None => None,
-        };
+        let filter = self
+            .scope(stmt.filter.as_ref())?
+            .map(|condition| (condition, std::mem::take(&mut self.params)));
         let order_by = self.sort_keys(&stmt.order_by)?;
         Ok(SelectPlan {
             function,
-            table: table.to_string(),
+            table: self.storage.table(),
             filter,
             natural_order: match self.info.kind {
                 ContainerKind::TimeSeries => "c0",
@@ -461,6 +472,7 @@ impl Translator<'_> {
     fn value_type_name(&self, expr: &Expr) -> &'static str {
         let mut scratch = Translator {
             info: self.info,
+            storage: self.storage,
             now_ms: self.now_ms,
             params: Vec::new(),
         };
@@ -763,10 +775,14 @@ impl Translator<'_> {
             // GridDB sorts NULL as the largest value, SQLite as the smallest.
             // Sorting on `IS NULL` (0, then 1) first puts NULLs last ascending
             // and first descending, as GridDB does.
-            terms.push(if descending {
-                format!("(c{index} IS NULL) DESC, c{index} DESC")
-            } else {
-                format!("(c{index} IS NULL), c{index}")
+            // A row key is never NULL: sorting on it alone lets SQLite walk
+            // the key's index instead of sorting every row.
+            let never_null = index == 0 && self.info.row_key;
+            terms.push(match (descending, never_null) {
+                (true, true) => "c0 DESC".to_string(),
+                (false, true) => "c0".to_string(),
+                (true, false) => format!("(c{index} IS NULL) DESC, c{index} DESC"),
+                (false, false) => format!("(c{index} IS NULL), c{index}"),
             });
             sorted_on_key |= index == 0;
         }

@@ -2,10 +2,12 @@
 //! random TQL-ish text for no-panic tests, and the sample device the
 //! translation's tests query (here for its SQL text, in the store on SQLite).
 
+use crate::layout::Storage;
 use cromflag_model::{Column, ColumnType, ContainerInfo, ContainerKind};
 
-/// The sample device's table, as the embedded store names it.
-pub const SAMPLE_TABLE: &str = "\"t_3\"";
+/// Where the sample device's rows are: the shared time-series table, as
+/// container 3.
+pub const SAMPLE_STORAGE: Storage = Storage::Series { container: 3 };
 
 /// The sample device: a time series keyed by `timestamp`, with a column of
 /// each kind the translation treats apart (BOOL, FLOAT, LONG, STRING).

@@ -1,118 +1,265 @@
-//! The catalog: which containers exist, their schemas and their SQLite tables.
+//! The catalog: which containers exist, their schemas, and where their rows are.
 //!
-//! It is persisted in the `_cromflag_containers` table and held in memory, so
-//! `get-container` and `list-containers` never touch SQLite. Only the writer
-//! thread changes it, inside its transaction (see `writer`).
+//! It is the `_cromflag_containers` table of the layout
+//! ([`cromflag_tql::layout`]). In memory only the containers in use are kept,
+//! in a [`Cache`] of bounded size, so opening a store reads none of it and
+//! memory does not grow with the fleet: a container not in the cache is read
+//! by name, with its index, when it is first asked for.
+//!
+//! Only the writer thread changes the catalog, inside its transaction, and
+//! through [`Pending`], which holds the changes until the commit decides
+//! their fate; then [`Cache::apply`] publishes them.
 
-use super::codec::sql_type;
 use crate::{
-    added_columns, check_column_name, Column, ColumnType, ContainerInfo, ContainerKind, StoreError,
+    added_columns, check_column_name, Column, ColumnType, ContainerInfo, ContainerKind,
+    ContainerListing, ContainerPage, StoreError,
 };
 use cromflag_model::is_valid_container_name;
-use rusqlite::Connection;
+use cromflag_tql::layout::{self, Storage, SERIES_TABLE};
+use hashlink::LruCache;
+use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS _cromflag_containers (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    kind TEXT NOT NULL,
-    row_key INTEGER NOT NULL,
-    columns TEXT NOT NULL
-)";
-
-/// One container and the table that holds it.
+/// One container: its catalog id, its schema, and where its rows are.
 #[derive(Debug)]
 pub struct Entry {
     pub id: i64,
     pub info: ContainerInfo,
+    pub storage: Storage,
 }
 
 impl Entry {
-    /// The quoted table name; built from the numeric id only, never from user text.
-    pub fn table(&self) -> String {
-        format!("\"t_{}\"", self.id)
+    fn new(id: i64, info: ContainerInfo) -> Entry {
+        Entry {
+            storage: Storage::of(id, info.kind),
+            id,
+            info,
+        }
     }
-}
-
-/// Container names are case-insensitive (as in GridDB), so entries are keyed by
-/// the lower-cased name; each keeps the case it was created with.
-#[derive(Clone, Debug, Default)]
-pub struct Catalog {
-    entries: HashMap<String, Arc<Entry>>,
 }
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-impl Catalog {
-    /// Creates the catalog table if needed and loads every entry.
-    pub fn load(conn: &Connection) -> Result<Catalog, StoreError> {
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
-        let mut stmt = conn
-            .prepare("SELECT id, name, kind, row_key, columns FROM _cromflag_containers")
-            .map_err(db_err)?;
-        let mut rows = stmt.query([]).map_err(db_err)?;
-        let mut catalog = Catalog::default();
-        while let Some(row) = rows.next().map_err(db_err)? {
-            let (id, name, kind, row_key, columns): (i64, String, String, bool, String) = (
-                row.get(0).map_err(db_err)?,
-                row.get(1).map_err(db_err)?,
-                row.get(2).map_err(db_err)?,
-                row.get(3).map_err(db_err)?,
-                row.get(4).map_err(db_err)?,
-            );
-            let corrupt =
-                |what: &str| StoreError::Backend(format!("catalog entry `{name}`: bad {what}"));
-            let kind = match kind.as_str() {
-                "COLLECTION" => ContainerKind::Collection,
-                "TIME_SERIES" => ContainerKind::TimeSeries,
-                _ => return Err(corrupt("kind")),
-            };
-            let columns: Vec<(String, String)> =
-                serde_json::from_str(&columns).map_err(|_| corrupt("columns"))?;
-            let columns = columns
-                .into_iter()
-                .map(|(n, t)| Some(Column::new(n, ColumnType::from_name(&t)?)))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| corrupt("column type"))?;
-            let info = ContainerInfo {
-                name,
-                kind,
-                columns,
-                row_key,
-            };
-            catalog.insert(Entry { id, info });
+/// Container names are case-insensitive (as in GridDB): the cache's key.
+fn key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// The containers in use, most recently used kept, by lower-cased name.
+pub struct Cache {
+    inner: Mutex<Hot>,
+}
+
+struct Hot {
+    entries: LruCache<String, Arc<Entry>>,
+    /// Bumped by every committed change, so that a reader that looked a
+    /// container up before it does not cache what it read.
+    generation: u64,
+}
+
+impl Cache {
+    pub fn new(capacity: usize) -> Cache {
+        Cache {
+            inner: Mutex::new(Hot {
+                entries: LruCache::new(capacity),
+                generation: 0,
+            }),
         }
-        Ok(catalog)
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<Entry>> {
-        self.entries.get(&name.to_ascii_lowercase())
+    fn hot(&self) -> std::sync::MutexGuard<'_, Hot> {
+        self.inner.lock().expect("catalog cache lock")
     }
 
-    /// Names in plain string order, as GridDB's WebAPI lists them.
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.entries.values().map(|e| e.info.name.clone()).collect();
-        names.sort();
-        names
+    /// The container if it is in the cache.
+    pub fn get(&self, name: &str) -> Option<Arc<Entry>> {
+        self.hot().entries.get(&key(name)).cloned()
     }
 
-    fn insert(&mut self, entry: Entry) {
-        self.entries
-            .insert(entry.info.name.to_ascii_lowercase(), Arc::new(entry));
+    /// The container, from the cache or else read on `conn`, which sees only
+    /// committed data (a reader's connection). What was read is cached unless
+    /// the writer committed a change meanwhile.
+    pub fn load(&self, conn: &Connection, name: &str) -> Result<Option<Arc<Entry>>, StoreError> {
+        let generation = {
+            let mut hot = self.hot();
+            if let Some(entry) = hot.entries.get(&key(name)) {
+                return Ok(Some(entry.clone()));
+            }
+            hot.generation
+        };
+        let Some(entry) = read(conn, name)? else {
+            return Ok(None);
+        };
+        let entry = Arc::new(entry);
+        let mut hot = self.hot();
+        if hot.generation == generation {
+            hot.entries.insert(key(name), entry.clone());
+        }
+        Ok(Some(entry))
     }
 
-    /// `put-container` inside the caller's transaction: creates the table, or
-    /// checks the schema and adds the missing columns. The in-memory catalog
-    /// changes only after every statement succeeded.
+    /// Publishes the changes of a committed group: new and changed
+    /// containers replace what was cached, dropped ones leave.
+    pub fn apply(&self, changes: HashMap<String, Option<Arc<Entry>>>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut hot = self.hot();
+        hot.generation += 1;
+        for (name, change) in changes {
+            match change {
+                Some(entry) => hot.entries.insert(name, entry),
+                None => hot.entries.remove(&name),
+            };
+        }
+    }
+
+    /// Caches what the writer read of the committed catalog.
+    fn remember(&self, entry: Arc<Entry>) {
+        self.hot().entries.insert(key(&entry.info.name), entry);
+    }
+}
+
+/// The catalog entry named `name` (in any case), as `conn` sees it.
+pub fn read(conn: &Connection, name: &str) -> Result<Option<Entry>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, name, kind, row_key, columns FROM _cromflag_containers WHERE name = ?1",
+        )
+        .map_err(db_err)?;
+    let row = stmt
+        .query_row([name], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, bool>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .optional()
+        .map_err(db_err)?;
+    let Some((id, name, kind, row_key, columns)) = row else {
+        return Ok(None);
+    };
+    let corrupt = |what: &str| StoreError::Backend(format!("catalog entry `{name}`: bad {what}"));
+    let kind = match kind.as_str() {
+        "COLLECTION" => ContainerKind::Collection,
+        "TIME_SERIES" => ContainerKind::TimeSeries,
+        _ => return Err(corrupt("kind")),
+    };
+    let columns: Vec<(String, String)> =
+        serde_json::from_str(&columns).map_err(|_| corrupt("columns"))?;
+    let columns = columns
+        .into_iter()
+        .map(|(n, t)| Some(Column::new(n, ColumnType::from_name(&t)?)))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| corrupt("column type"))?;
+    let info = ContainerInfo {
+        name,
+        kind,
+        columns,
+        row_key,
+    };
+    Ok(Some(Entry::new(id, info)))
+}
+
+/// A page of container names, in plain string (byte) order as GridDB's
+/// WebAPI lists them (the `_by_name` index's order), and how many there are
+/// of the listing's kind.
+pub fn list(conn: &Connection, listing: &ContainerListing) -> Result<ContainerPage, StoreError> {
+    let kind = listing.kind.map(ContainerKind::name);
+    let order = if listing.descending { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT name FROM _cromflag_containers WHERE ?1 IS NULL OR kind = ?1 \
+         ORDER BY name COLLATE BINARY {order} LIMIT ?2 OFFSET ?3"
+    );
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let names = stmt
+        .query_map((kind, clamp(listing.limit), clamp(listing.offset)), |row| {
+            row.get(0)
+        })
+        .map_err(db_err)?
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(db_err)?;
+    let total: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM _cromflag_containers WHERE ?1 IS NULL OR kind = ?1")
+        .map_err(db_err)?
+        .query_row([kind], |row| row.get(0))
+        .map_err(db_err)?;
+    Ok(ContainerPage {
+        names,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+/// The writer's catalog during one group commit: the changes its jobs made,
+/// uncommitted, over the cache and the table.
+pub struct Pending<'a> {
+    cache: &'a Cache,
+    /// By lower-cased name: the entry as changed, or `None` once dropped.
+    changes: HashMap<String, Option<Arc<Entry>>>,
+}
+
+impl<'a> Pending<'a> {
+    pub fn new(cache: &'a Cache) -> Pending<'a> {
+        Pending {
+            cache,
+            changes: HashMap::new(),
+        }
+    }
+
+    /// The changes so far, to restore if the next job fails.
+    pub fn mark(&self) -> HashMap<String, Option<Arc<Entry>>> {
+        self.changes.clone()
+    }
+
+    /// Forgets the changes made since `mark`, whose job was rolled back.
+    pub fn restore(&mut self, mark: HashMap<String, Option<Arc<Entry>>>) {
+        self.changes = mark;
+    }
+
+    /// The changes, for the cache once committed.
+    pub fn into_changes(self) -> HashMap<String, Option<Arc<Entry>>> {
+        self.changes
+    }
+
+    /// The container as this group sees it: its own changes first, then the
+    /// cache, then the table (which then holds committed data only).
+    pub fn get(&self, conn: &Connection, name: &str) -> Result<Option<Arc<Entry>>, StoreError> {
+        if let Some(change) = self.changes.get(&key(name)) {
+            return Ok(change.clone());
+        }
+        if let Some(entry) = self.cache.get(name) {
+            return Ok(Some(entry));
+        }
+        let Some(entry) = read(conn, name)? else {
+            return Ok(None);
+        };
+        let entry = Arc::new(entry);
+        self.cache.remember(entry.clone());
+        Ok(Some(entry))
+    }
+
+    fn record(&mut self, entry: Entry) -> ContainerInfo {
+        let info = entry.info.clone();
+        self.changes
+            .insert(key(&entry.info.name), Some(Arc::new(entry)));
+        info
+    }
+
+    /// `put-container`: creates the container, or checks the schema and adds
+    /// the missing columns.
     pub fn put(
         &mut self,
         conn: &Connection,
         info: ContainerInfo,
     ) -> Result<ContainerInfo, StoreError> {
-        let Some(existing) = self.get(&info.name).cloned() else {
+        let Some(existing) = self.get(conn, &info.name)? else {
             return self.create(conn, info);
         };
         let stored = &existing.info;
@@ -122,46 +269,52 @@ impl Catalog {
         }
         let mut columns = stored.columns.clone();
         columns.extend(added);
-        let table = existing.table();
-        for (index, column) in columns.iter().enumerate().skip(stored.columns.len()) {
-            let ddl = format!(
-                "ALTER TABLE {table} ADD COLUMN c{index} {}",
-                sql_type(column.column_type)
-            );
-            conn.execute(&ddl, []).map_err(db_err)?;
+        match existing.storage {
+            // The shared table may already be wide enough: other devices'
+            // cells there are theirs, and this device's rows have NULL.
+            Storage::Series { .. } => widen_series(conn, columns.len())?,
+            Storage::Table { id } => {
+                for (index, column) in columns.iter().enumerate().skip(stored.columns.len()) {
+                    let ddl = layout::add_collection_column_ddl(id, index, column.column_type);
+                    conn.execute(&ddl, []).map_err(db_err)?;
+                }
+            }
         }
+        conn.execute(
+            "UPDATE _cromflag_containers SET columns = ?1 WHERE id = ?2",
+            (columns_json(&columns), existing.id),
+        )
+        .map_err(db_err)?;
         let info = ContainerInfo {
             columns,
             ..stored.clone()
         };
-        conn.execute(
-            "UPDATE _cromflag_containers SET columns = ?1 WHERE id = ?2",
-            (columns_json(&info.columns), existing.id),
-        )
-        .map_err(db_err)?;
-        self.insert(Entry {
-            id: existing.id,
-            info: info.clone(),
-        });
-        Ok(info)
+        Ok(self.record(Entry::new(existing.id, info)))
     }
 
-    /// Drops the container's table and entry; says whether it existed.
+    /// Drops the container and its rows; says whether it existed.
     pub fn drop(&mut self, conn: &Connection, name: &str) -> Result<bool, StoreError> {
-        let Some(existing) = self.get(name).cloned() else {
+        let Some(existing) = self.get(conn, name)? else {
             return Ok(false);
         };
-        conn.execute(&format!("DROP TABLE {}", existing.table()), [])
-            .map_err(db_err)?;
+        match &existing.storage {
+            Storage::Series { container } => {
+                conn.execute(&existing.storage.delete_all_sql(), [container])
+            }
+            storage => conn.execute(&format!("DROP TABLE {}", storage.table()), []),
+        }
+        .map_err(db_err)?;
         conn.execute(
             "DELETE FROM _cromflag_containers WHERE id = ?1",
             [existing.id],
         )
         .map_err(db_err)?;
-        self.entries.remove(&name.to_ascii_lowercase());
+        self.changes.insert(key(name), None);
         Ok(true)
     }
 
+    /// A new container: a catalog row, and for a time series no DDL unless
+    /// it is wider than every one before it.
     fn create(
         &mut self,
         conn: &Connection,
@@ -173,33 +326,41 @@ impl Catalog {
             (&info.name, info.kind.name(), info.row_key, columns_json(&info.columns)),
         )
         .map_err(db_err)?;
-        let entry = Entry {
-            id: conn.last_insert_rowid(),
-            info,
-        };
-        let columns: Vec<String> = entry
-            .info
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| match (i, entry.info.row_key) {
-                // A TIMESTAMP or integer key becomes SQLite's rowid: key order is scan order.
-                (0, true) => format!("c0 {} PRIMARY KEY NOT NULL", sql_type(c.column_type)),
-                _ => format!("c{i} {}", sql_type(c.column_type)),
-            })
-            .collect();
-        conn.execute(
-            &format!("CREATE TABLE {} ({})", entry.table(), columns.join(", ")),
-            [],
-        )
-        .map_err(db_err)?;
-        let info = entry.info.clone();
-        self.insert(entry);
-        Ok(info)
+        let entry = Entry::new(conn.last_insert_rowid(), info);
+        match entry.storage {
+            Storage::Series { .. } => widen_series(conn, entry.info.columns.len())?,
+            Storage::Table { id } => {
+                conn.execute(&layout::collection_ddl(id, &entry.info), [])
+                    .map_err(db_err)?;
+            }
+        }
+        Ok(self.record(entry))
     }
 }
 
-fn columns_json(columns: &[Column]) -> String {
+/// How many container columns (`c0`, `c1`, …) the shared series table has.
+pub fn series_width(conn: &Connection) -> Result<usize, StoreError> {
+    let columns: i64 = conn
+        .query_row(
+            &format!("SELECT COUNT(*) FROM pragma_table_info('{SERIES_TABLE}')"),
+            [],
+            |row| row.get(0),
+        )
+        .map_err(db_err)?;
+    // Less the `container` column.
+    Ok(usize::try_from(columns - 1).unwrap_or(0))
+}
+
+/// Adds columns to the shared series table until it holds `width` of them.
+pub fn widen_series(conn: &Connection, width: usize) -> Result<(), StoreError> {
+    for index in series_width(conn)?..width {
+        conn.execute(&layout::add_series_column_ddl(index), [])
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub fn columns_json(columns: &[Column]) -> String {
     let pairs: Vec<(&str, &str)> = columns
         .iter()
         .map(|c| (c.name.as_str(), c.column_type.name()))

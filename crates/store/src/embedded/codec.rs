@@ -1,28 +1,15 @@
 //! How container values live in SQLite: one storage class per column type.
 //!
 //! BOOL → INTEGER 0/1; STRING → TEXT; BYTE/SHORT/INTEGER/LONG → INTEGER;
-//! FLOAT/DOUBLE → REAL; TIMESTAMP → INTEGER epoch ms; BLOB → BLOB.
-//! Column `i` of a container is the SQL column `c{i}` of table `t_{id}`.
-//! Query parameters ([`SqlParam`]) are bound as the storage class they name.
+//! FLOAT/DOUBLE → REAL; TIMESTAMP → INTEGER epoch ms; BLOB → BLOB. Values
+//! are bound in that class whatever the column's affinity, so the shared
+//! series table can leave its columns untyped (where column `i` is, is
+//! `cromflag_tql::layout`'s). Query parameters ([`SqlParam`]) are bound as
+//! the storage class they name.
 
 use super::super::{ColumnType, StoreError, Value};
 use crate::tql::sql::SqlParam;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-
-/// The declared SQL type of a column (its affinity).
-pub fn sql_type(ty: ColumnType) -> &'static str {
-    match ty {
-        ColumnType::String => "TEXT",
-        ColumnType::Float | ColumnType::Double => "REAL",
-        ColumnType::Blob => "BLOB",
-        ColumnType::Bool
-        | ColumnType::Byte
-        | ColumnType::Short
-        | ColumnType::Integer
-        | ColumnType::Long
-        | ColumnType::Timestamp => "INTEGER",
-    }
-}
 
 /// A value ready to bind. The caller has checked that it matches its column.
 pub fn to_sql(value: &Value) -> ToSqlOutput<'_> {

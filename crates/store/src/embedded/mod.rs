@@ -1,32 +1,48 @@
-//! The embedded backend: SQLite (bundled) in WAL mode, one table per container.
+//! The embedded backend: SQLite (bundled) in WAL mode, in the layout of
+//! `cromflag_tql::layout` (every time series in one shared table, keyed by
+//! container and time; a table per collection).
 //!
 //! Writes go to the group-commit `writer` thread; reads run on a small pool of
 //! read-only connections in blocking tasks, and see only committed data. The
-//! `catalog` answers schema questions from memory. A query is parsed and
+//! `catalog` answers schema questions from a bounded cache of the containers
+//! in use, reading the others by name when asked. A query is parsed and
 //! translated into a plan by cromflag-tql (`tql::parse`, `tql::sql`) and run
-//! on a read connection (`execute`).
+//! on a read connection (`execute`). `migrate` brings older databases to the
+//! layout when the store opens them.
 
 mod catalog;
 mod codec;
 mod execute;
+mod migrate;
 #[cfg(test)]
 mod sql_tests;
 mod writer;
 
-use super::{tql, Backend, Committed, ContainerInfo, QueryResult, Row, StoreError};
+use super::{
+    tql, Backend, Committed, ContainerInfo, ContainerListing, ContainerPage, QueryResult, Row,
+    StoreError,
+};
 use async_trait::async_trait;
-use catalog::Catalog;
+use catalog::Cache;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Jobs waiting for the writer; senders wait (asynchronously) when it is full.
 const WRITE_QUEUE: usize = 1024;
 
+/// Containers whose schemas stay in memory, most recently used first: enough
+/// for the devices that report often, bounded for fleets of any size.
+const HOT_CONTAINERS: usize = 16_384;
+
+/// The WAL file's size after a checkpoint restarted it: what the file is cut
+/// back to (SQLite's `journal_size_limit`).
+const WAL_KEPT_BYTES: u64 = 16 << 20;
+
 pub struct EmbeddedStore {
     path: PathBuf,
-    catalog: Arc<RwLock<Catalog>>,
+    catalog: Arc<Cache>,
     writer: mpsc::Sender<writer::Job>,
     /// Idle read connections; a query takes one or opens a new one.
     readers: Mutex<Vec<Connection>>,
@@ -38,18 +54,27 @@ pub struct EmbeddedStore {
 const COMMITS_BUFFER: usize = 1024;
 
 impl EmbeddedStore {
-    /// Opens (or creates) the database at `path` and starts its writer thread.
+    /// Opens (or creates) the database at `path`, brings it to the current
+    /// layout, and starts its writer thread.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        Self::open_with(path, HOT_CONTAINERS)
+    }
+
+    /// `open`, keeping at most `hot_containers` schemas in memory.
+    fn open_with(path: &Path, hot_containers: usize) -> Result<EmbeddedStore, StoreError> {
         let db_err = |e: rusqlite::Error| StoreError::Backend(format!("{}: {e}", path.display()));
-        let conn = Connection::open(path).map_err(db_err)?;
+        let mut conn = Connection::open(path).map_err(db_err)?;
         // WAL lets readers run beside the writer; FULL syncs the WAL at every
         // commit, so an acknowledged batch survives a power cut.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
-        )
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA journal_size_limit = {WAL_KEPT_BYTES};"
+        ))
         .map_err(db_err)?;
+        conn.busy_timeout(writer::BUSY_TIMEOUT).map_err(db_err)?;
         conn.set_prepared_statement_cache_capacity(256);
-        let catalog = Arc::new(RwLock::new(Catalog::load(&conn)?));
+        migrate::run(&mut conn)?;
+        let catalog = Arc::new(Cache::new(hot_containers));
         let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
         let writer_catalog = catalog.clone();
         let (commits, _) = broadcast::channel(COMMITS_BUFFER);
@@ -77,12 +102,17 @@ impl EmbeddedStore {
         answer.await.map_err(|_| gone())
     }
 
-    fn entry(&self, name: &str) -> Option<Arc<catalog::Entry>> {
-        self.catalog
-            .read()
-            .expect("catalog lock")
-            .get(name)
-            .cloned()
+    /// The container, from the catalog's cache or else from its table.
+    async fn entry(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Result<Option<Arc<catalog::Entry>>, StoreError> {
+        if let Some(entry) = self.catalog.get(name) {
+            return Ok(Some(entry));
+        }
+        let name = name.to_owned();
+        let catalog = self.catalog.clone();
+        self.read(move |conn| catalog.load(conn, &name)).await
     }
 
     /// Runs `f` on a pooled read connection, off the async threads.
@@ -95,8 +125,7 @@ impl EmbeddedStore {
             let pooled = store.readers.lock().expect("reader pool lock").pop();
             let conn = match pooled {
                 Some(conn) => conn,
-                None => Connection::open_with_flags(&store.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+                None => store.open_reader()?,
             };
             let result = f(&conn);
             store.readers.lock().expect("reader pool lock").push(conn);
@@ -104,6 +133,14 @@ impl EmbeddedStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("query task failed: {e}")))?
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let db_err = |e: rusqlite::Error| StoreError::Backend(e.to_string());
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(db_err)?;
+        conn.busy_timeout(writer::BUSY_TIMEOUT).map_err(db_err)?;
+        Ok(conn)
     }
 }
 
@@ -117,11 +154,27 @@ impl Backend for Arc<EmbeddedStore> {
     }
 
     async fn get_container(&self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
-        Ok(self.entry(name).map(|e| e.info.clone()))
+        Ok(self.entry(name).await?.map(|e| e.info.clone()))
     }
 
+    /// One query on the catalog table, in the order of its name index.
+    async fn list_container_page(
+        &self,
+        listing: &ContainerListing,
+    ) -> Result<ContainerPage, StoreError> {
+        let listing = *listing;
+        self.read(move |conn| catalog::list(conn, &listing)).await
+    }
+
+    /// Every name in one query: one snapshot, no pages.
     async fn list_containers(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self.catalog.read().expect("catalog lock").names())
+        let everything = ContainerListing {
+            kind: None,
+            descending: false,
+            offset: 0,
+            limit: u64::MAX,
+        };
+        Ok(self.list_container_page(&everything).await?.names)
     }
 
     async fn drop_container(&self, name: &str) -> Result<bool, StoreError> {
@@ -145,13 +198,23 @@ impl Backend for Arc<EmbeddedStore> {
     }
 
     async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {
-        let entry = self.entry(container).ok_or_else(|| {
+        let entry = self.entry(container).await?.ok_or_else(|| {
             StoreError::NotFound(format!("container `{container}` does not exist"))
         })?;
         let statement = tql::parse(text)?;
-        let plan = tql::sql::translate(&statement, &entry.info, &entry.table(), super::now_ms())?;
+        let plan = tql::sql::translate(&statement, &entry.info, &entry.storage, super::now_ms())?;
         self.read(move |conn| execute::run(conn, &entry.info, &plan))
             .await
+    }
+
+    /// Commits what was sent before, then checkpoints and truncates the WAL
+    /// and closes every connection, so a stopped store leaves no WAL behind.
+    async fn close(&self) {
+        let (reply, closed) = oneshot::channel();
+        if self.writer.send(writer::Job::Close { reply }).await.is_ok() {
+            let _ = closed.await;
+        }
+        self.readers.lock().expect("reader pool lock").clear();
     }
 }
 
@@ -296,6 +359,206 @@ mod tests {
         ));
         assert_eq!(store.query("a", "select *").await.unwrap().rows.len(), 2);
         assert_eq!(store.query("b", "select *").await.unwrap().rows.len(), 1);
+    }
+
+    /// Devices share the series table and its columns: what one device adds
+    /// is its own, and a column of the same name can have another type in
+    /// another device.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_column_is_one_devices_own() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = open(&dir);
+        let base = [("ts", ColumnType::Timestamp), ("t", ColumnType::Double)];
+        for name in ["a", "b"] {
+            store.put_container(series(name, &base)).await.unwrap();
+        }
+        let row = |ts: i64, t: f64| vec![Value::Timestamp(ts), Value::Double(t)];
+        store.put_rows("a", vec![row(1, 1.0)]).await.unwrap();
+        store.put_rows("b", vec![row(1, 2.0)]).await.unwrap();
+        let grown = series("a", &[("x", ColumnType::Long)]);
+        store.put_container(grown).await.unwrap();
+        let a2 = vec![Value::Timestamp(2), Value::Double(1.5), Value::Long(7)];
+        store.put_rows("a", vec![a2.clone()]).await.unwrap();
+        // b takes the same name with another type, into the same shared column.
+        let other = series("b", &[("x", ColumnType::String)]);
+        store.put_container(other).await.unwrap();
+        let b2 = vec![Value::Timestamp(2), Value::Null, Value::String("s".into())];
+        store.put_rows("b", vec![b2.clone()]).await.unwrap();
+        // A row for b that puts a LONG in its STRING column is refused.
+        let wrong = vec![Value::Timestamp(3), Value::Null, Value::Long(1)];
+        assert!(store.put_rows("b", vec![wrong]).await.is_err());
+        for store in [store.clone(), {
+            drop(store);
+            open(&dir)
+        }] {
+            let a = store.query("a", "select *").await.unwrap();
+            let b = store.query("b", "select *").await.unwrap();
+            assert_eq!(a.columns[2].column_type, ColumnType::Long);
+            assert_eq!(b.columns[2].column_type, ColumnType::String);
+            assert_eq!(
+                a.rows,
+                [
+                    vec![Value::Timestamp(1), Value::Double(1.0), Value::Null],
+                    a2.clone()
+                ]
+            );
+            assert_eq!(
+                b.rows,
+                [
+                    vec![Value::Timestamp(1), Value::Double(2.0), Value::Null],
+                    b2.clone()
+                ]
+            );
+            let counted = store.query("b", "select count(x)").await.unwrap();
+            assert_eq!(counted.rows, [vec![Value::Long(1)]]);
+        }
+    }
+
+    /// More containers than the cache holds: every one is found, written,
+    /// changed and dropped right, before and after reopening.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn containers_beyond_the_cache_are_read_by_name() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("db");
+        let store = Arc::new(EmbeddedStore::open_with(&path, 4).unwrap());
+        let base = [("ts", ColumnType::Timestamp), ("v", ColumnType::Long)];
+        for i in 0..40 {
+            store
+                .put_container(series(&format!("d{i}"), &base))
+                .await
+                .unwrap();
+            let rows = vec![vec![Value::Timestamp(i), Value::Long(i)]];
+            store.put_rows(&format!("d{i}"), rows).await.unwrap();
+        }
+        // d0 left the cache long ago: grow it, then drop d1.
+        let grown = series("D0", &[("w", ColumnType::Bool)]);
+        assert_eq!(store.put_container(grown).await.unwrap().columns.len(), 3);
+        assert!(store.drop_container("d1").await.unwrap());
+        assert!(!store.drop_container("d1").await.unwrap());
+        for store in [store.clone(), {
+            drop(store);
+            Arc::new(EmbeddedStore::open_with(&path, 4).unwrap())
+        }] {
+            assert_eq!(store.list_containers().await.unwrap().len(), 39);
+            assert!(store.get_container("d1").await.unwrap().is_none());
+            assert!(store.query("d1", "select *").await.is_err());
+            let d0 = store.get_container("d0").await.unwrap().unwrap();
+            assert_eq!(d0.columns.len(), 3);
+            for i in (0..40).filter(|&i| i != 1) {
+                let rows = store
+                    .query(&format!("d{i}"), "select *")
+                    .await
+                    .unwrap()
+                    .rows;
+                assert_eq!(rows.len(), 1, "d{i}");
+                assert_eq!(rows[0][1], Value::Long(i), "d{i}");
+            }
+        }
+    }
+
+    /// What a database written before the shared layout looks like: a table
+    /// per container, typed, with the catalog as it was.
+    fn old_layout(path: &Path, moved_already: &[i64]) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE _cromflag_containers (id INTEGER PRIMARY KEY,
+                 name TEXT NOT NULL UNIQUE COLLATE NOCASE, kind TEXT NOT NULL,
+                 row_key INTEGER NOT NULL, columns TEXT NOT NULL);
+             INSERT INTO _cromflag_containers VALUES
+                 (1, 'Alpha', 'TIME_SERIES', 1, '[[\"ts\",\"TIMESTAMP\"],[\"t\",\"FLOAT\"]]'),
+                 (2, 'beta', 'TIME_SERIES', 1, '[[\"ts\",\"TIMESTAMP\"],[\"n\",\"LONG\"],[\"s\",\"STRING\"]]'),
+                 (3, 'people', 'COLLECTION', 1, '[[\"name\",\"STRING\"],[\"age\",\"INTEGER\"]]');
+             CREATE TABLE \"t_1\" (c0 INTEGER PRIMARY KEY NOT NULL, c1 REAL);
+             INSERT INTO \"t_1\" VALUES (1, 75.0), (2, 0.5);
+             CREATE TABLE \"t_2\" (c0 INTEGER PRIMARY KEY NOT NULL, c1 INTEGER, c2 TEXT);
+             INSERT INTO \"t_2\" VALUES (5, 1, 'x'), (6, NULL, 'y');
+             CREATE TABLE \"t_3\" (c0 TEXT PRIMARY KEY NOT NULL, c1 INTEGER);
+             INSERT INTO \"t_3\" VALUES ('carol', 30), ('bob', 25);",
+        )
+        .unwrap();
+        // An interrupted migration moved these, in a transaction each.
+        for id in moved_already {
+            conn.execute_batch(&format!(
+                "{}; ALTER TABLE _cromflag_series ADD COLUMN c1; ALTER TABLE _cromflag_series ADD COLUMN c2;
+                 BEGIN; INSERT INTO _cromflag_series (container, c0, c1) SELECT {id}, c0, c1 FROM \"t_{id}\";
+                 DROP TABLE \"t_{id}\"; COMMIT;",
+                cromflag_tql::layout::SERIES_DDL
+            ))
+            .unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_old_layout_is_moved_on_open_even_if_interrupted() {
+        for moved_already in [&[][..], &[1]] {
+            let dir = tempfile::TempDir::new().unwrap();
+            let path = dir.path().join("db");
+            old_layout(&path, moved_already);
+            for _ in 0..2 {
+                let store = Arc::new(EmbeddedStore::open(&path).unwrap());
+                let alpha = store
+                    .query(
+                        "alpha",
+                        "select * where ts < TO_TIMESTAMP_MS(3) order by ts desc",
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    alpha.rows,
+                    [
+                        vec![Value::Timestamp(2), Value::Float(0.5)],
+                        vec![Value::Timestamp(1), Value::Float(75.0)],
+                    ]
+                );
+                let beta = store
+                    .query("beta", "select count(*), max(n)")
+                    .await
+                    .unwrap();
+                assert_eq!(beta.rows, [vec![Value::Long(2), Value::Long(1)]]);
+                let people = store.query("people", "select name").await.unwrap();
+                assert_eq!(
+                    people.rows,
+                    [
+                        vec![Value::String("carol".into())],
+                        vec![Value::String("bob".into())]
+                    ]
+                );
+                let rows = vec![vec![Value::Timestamp(3), Value::Float(1.0)]];
+                store.put_rows("ALPHA", rows).await.unwrap();
+                store.close().await;
+            }
+            let conn = Connection::open(&path).unwrap();
+            let own_tables: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('t_1', 't_2')",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(own_tables, 0);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_checkpoints_and_truncates_the_wal() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = open(&dir);
+        let base = [("ts", ColumnType::Timestamp), ("v", ColumnType::Long)];
+        store.put_container(series("d", &base)).await.unwrap();
+        let rows: Vec<Row> = (0..5_000)
+            .map(|i| vec![Value::Timestamp(i), Value::Long(i)])
+            .collect();
+        store.put_rows("d", rows).await.unwrap();
+        store.close().await;
+        let wal = dir.path().join("db-wal");
+        let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        assert_eq!(wal_bytes, 0, "{}", wal.display());
+        assert!(store.put_rows("d", vec![]).await.is_err());
+        drop(store);
+        let store = open(&dir);
+        let count = store.query("d", "select count(*)").await.unwrap();
+        assert_eq!(count.rows, [vec![Value::Long(5_000)]]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,8 @@ use super::codec;
 use crate::tql::sql::{add_months_sql, month_diff_sql, translate, Plan, SqlQuery};
 use crate::tql::{self, TimeUnit};
 use crate::{Column, ColumnType, ContainerInfo, ContainerKind, StoreError};
-use cromflag_tql::testing::{garbage, sample_device as device, XorShift, SAMPLE_TABLE as TABLE};
+use cromflag_tql::layout::{self, Storage};
+use cromflag_tql::testing::{garbage, sample_device as device, XorShift};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
@@ -16,15 +17,17 @@ use rusqlite::Connection;
 const BASE: i64 = 1_704_067_200_000;
 const HOUR: i64 = 3_600_000;
 
-/// The sample device, laid out as the embedded store lays it out.
+/// The sample device, laid out as the embedded store lays it out: container
+/// 3 in the shared series table, between containers 2 and 4, whose rows
+/// (at the same instants, with other values) no query of 3 may see.
 /// Row i: (motion, temperature, humidity, month, label).
 fn device_db() -> Connection {
     let conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch(
-        "CREATE TABLE \"t_3\" (c0 INTEGER PRIMARY KEY NOT NULL, c1 INTEGER, c2 REAL, \
-         c3 REAL, c4 INTEGER, c5 TEXT)",
-    )
-    .unwrap();
+    conn.execute_batch(layout::SERIES_DDL).unwrap();
+    for index in 1..6 {
+        conn.execute_batch(&layout::add_series_column_ddl(index))
+            .unwrap();
+    }
     type Row = (
         Option<bool>,
         Option<f64>,
@@ -40,27 +43,30 @@ fn device_db() -> Connection {
         (Some(false), Some(18.0), Some(60.0), 3, Some("x")),
         (Some(true), Some(30.0), Some(45.0), 3, Some("x")),
     ];
+    let insert = Storage::Series { container: 3 }.insert_sql(6, true);
     // Insert out of order: results must not depend on insertion order.
     for i in [3, 0, 5, 1, 4, 2] {
         let (motion, temperature, humidity, month, label) = rows[i];
+        let at = BASE + i as i64 * HOUR;
         conn.execute(
-            "INSERT INTO \"t_3\" VALUES (?, ?, ?, ?, ?, ?)",
-            rusqlite::params![
-                BASE + i as i64 * HOUR,
-                motion,
-                temperature,
-                humidity,
-                month,
-                label
-            ],
+            &insert,
+            rusqlite::params![3, at, motion, temperature, humidity, month, label],
         )
         .unwrap();
+        for neighbour in [2, 4] {
+            conn.execute(
+                &insert,
+                rusqlite::params![neighbour, at, true, 99.0, 99.0, 99, "x"],
+            )
+            .unwrap();
+        }
     }
     conn
 }
 
 fn translate_text(tql: &str, info: &ContainerInfo) -> Result<SqlQuery, StoreError> {
-    match translate(&tql::parse(tql)?, info, TABLE, BASE + 2 * HOUR)? {
+    let storage = Storage::of(3, info.kind);
+    match translate(&tql::parse(tql)?, info, &storage, BASE + 2 * HOUR)? {
         Plan::Rows(query) => Ok(query),
         other => panic!("{tql}: not a row query: {other:?}"),
     }
@@ -397,7 +403,7 @@ fn garbage_never_panics() {
         let Ok(stmt) = tql::parse(&text) else {
             continue;
         };
-        match translate(&stmt, &info, TABLE, BASE) {
+        match translate(&stmt, &info, &Storage::Series { container: 3 }, BASE) {
             Ok(Plan::Rows(query)) => {
                 translated += 1;
                 // Whatever translates must also be valid SQL for SQLite.

@@ -5,15 +5,32 @@
 //! a failing job rolls back alone, then commits them all with one transaction
 //! and one sync, and only then replies. So many small batches share the cost of
 //! a commit, each batch is still all-or-nothing, and a reply of `Ok` means the
-//! rows are durable (`synchronous = FULL`). After the commit, the rows of time
-//! series go out on the `commits` broadcast, for live streams.
+//! rows are durable (`synchronous = FULL`). After the commit, the catalog's
+//! changes reach its cache, and the rows of time series go out on the
+//! `commits` broadcast, for live streams.
+//!
+//! The writer also keeps the WAL bounded: SQLite's own checkpoints are
+//! passive, and readers that always hold some snapshot keep them from ever
+//! restarting the WAL, which then grows without end. So at most once a
+//! `CHECKPOINT_EVERY` the writer checkpoints in RESTART mode, waiting
+//! `CHECKPOINT_WAIT` at most for readers of old snapshots to finish (reads
+//! are one statement each, so they do), and at `Close` it checkpoints and
+//! truncates the WAL before the connection goes.
 
-use super::catalog::Catalog;
+use super::catalog::{Cache, Entry, Pending};
 use super::codec;
 use crate::{Committed, ContainerInfo, ContainerKind, Row, StoreError};
 use rusqlite::{params_from_iter, Connection, TransactionBehavior};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// How often, at most, the writer restarts the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How long a checkpoint waits for readers before it gives up until the next.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
+/// How long anything else waits for a lock: the connection's busy timeout.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most jobs committed together; bounds the latency one commit can add.
 const MAX_GROUP: usize = 256;
@@ -33,6 +50,9 @@ pub enum Job {
         batches: Vec<(String, Vec<Row>)>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// Commits what came before, checkpoints and truncates the WAL, and
+    /// stops the writer.
+    Close { reply: oneshot::Sender<()> },
 }
 
 /// What a job produced, held until the group's commit decides its fate.
@@ -48,8 +68,8 @@ enum Done {
     Rows(
         oneshot::Sender<Result<u64, StoreError>>,
         Result<u64, StoreError>,
-        /// The rows written, kept to publish once committed.
-        Vec<(String, Vec<Row>)>,
+        /// The rows written and their containers, kept to publish once committed.
+        Vec<(Arc<Entry>, Vec<Row>)>,
     ),
 }
 
@@ -73,13 +93,14 @@ impl Done {
     }
 }
 
-/// Runs the writer loop until every sender is dropped.
+/// Runs the writer loop until every sender is dropped or `Close` comes.
 pub fn run(
     mut conn: Connection,
-    catalog: Arc<RwLock<Catalog>>,
+    cache: Arc<Cache>,
     commits: broadcast::Sender<Arc<Committed>>,
     mut jobs: mpsc::Receiver<Job>,
 ) {
+    let mut last_checkpoint = Instant::now();
     while let Some(first) = jobs.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -88,16 +109,55 @@ pub fn run(
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, &catalog, &commits, group);
+        // Jobs after a `Close` are refused: their senders see the writer gone.
+        let close = group
+            .iter()
+            .position(|job| matches!(job, Job::Close { .. }))
+            .map(|at| group.drain(at..).next());
+        commit_group(&mut conn, &cache, &commits, group);
+        if let Some(Some(Job::Close { reply })) = close {
+            checkpoint(&conn, "TRUNCATE", BUSY_TIMEOUT);
+            drop(conn);
+            let _ = reply.send(());
+            return;
+        }
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            checkpoint(&conn, "RESTART", CHECKPOINT_WAIT);
+            last_checkpoint = Instant::now();
+        }
+    }
+}
+
+/// Checkpoints the WAL in `mode` (RESTART or TRUNCATE), waiting at most
+/// `wait` for readers; a checkpoint that could not finish is tried again
+/// next time.
+fn checkpoint(conn: &Connection, mode: &str, wait: Duration) {
+    let run = || -> rusqlite::Result<(i64, i64, i64)> {
+        conn.busy_timeout(wait)?;
+        let outcome = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        });
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        outcome
+    };
+    match run() {
+        Ok((0, _, _)) => {}
+        Ok((_, log, done)) => {
+            tracing::debug!(log, done, mode, "WAL checkpoint waited for readers; later")
+        }
+        Err(e) => tracing::warn!(error = %e, mode, "WAL checkpoint failed"),
     }
 }
 
 fn commit_group(
     conn: &mut Connection,
-    shared: &RwLock<Catalog>,
+    cache: &Cache,
     commits: &broadcast::Sender<Arc<Committed>>,
     group: Vec<Job>,
 ) {
+    if group.is_empty() {
+        return;
+    }
     let db_err = |e: rusqlite::Error| StoreError::Backend(e.to_string());
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -109,8 +169,8 @@ fn commit_group(
             return;
         }
     };
-    // Schema changes go to a private copy, published only after the commit.
-    let mut working: Option<Catalog> = None;
+    // Catalog changes stay in `pending` until the commit.
+    let mut pending = Pending::new(cache);
     let mut done = Vec::with_capacity(group.len());
     for job in group {
         // Each job in its own savepoint, so that a failing one rolls back alone.
@@ -118,10 +178,12 @@ fn commit_group(
             done.push(failed(job, &db_err(e)));
             continue;
         }
-        let outcome = run_job(&tx, shared, &mut working, job);
+        let mark = pending.mark();
+        let outcome = run_job(&tx, &mut pending, job);
         let end = if outcome.is_ok() {
             "RELEASE job"
         } else {
+            pending.restore(mark);
             "ROLLBACK TO job; RELEASE job"
         };
         if let Err(e) = tx.execute_batch(end) {
@@ -129,14 +191,13 @@ fn commit_group(
         }
         done.push(outcome);
     }
+    let changes = pending.into_changes();
     match tx.commit() {
         Ok(()) => {
-            if let Some(catalog) = working {
-                *shared.write().expect("catalog lock") = catalog;
-            }
+            cache.apply(changes);
             let mut done = done;
             if commits.receiver_count() > 0 {
-                publish(&shared.read().expect("catalog lock"), commits, &mut done);
+                publish(commits, &mut done);
             }
             done.into_iter().for_each(|d| d.reply(None));
         }
@@ -148,35 +209,28 @@ fn commit_group(
     }
 }
 
-fn run_job(
-    conn: &Connection,
-    shared: &RwLock<Catalog>,
-    working: &mut Option<Catalog>,
-    job: Job,
-) -> Done {
+fn run_job(conn: &Connection, catalog: &mut Pending<'_>, job: Job) -> Done {
     match job {
-        Job::PutContainer { info, reply } => {
-            let catalog =
-                working.get_or_insert_with(|| shared.read().expect("catalog lock").clone());
-            Done::Container(reply, catalog.put(conn, info))
-        }
-        Job::DropContainer { name, reply } => {
-            let catalog =
-                working.get_or_insert_with(|| shared.read().expect("catalog lock").clone());
-            Done::Dropped(reply, catalog.drop(conn, &name))
-        }
+        Job::PutContainer { info, reply } => Done::Container(reply, catalog.put(conn, info)),
+        Job::DropContainer { name, reply } => Done::Dropped(reply, catalog.drop(conn, &name)),
         Job::PutRows { batches, reply } => {
-            let put_all = |catalog: &Catalog| {
-                batches.iter().try_fold(0, |written, (container, rows)| {
-                    Ok(written + put_rows(conn, catalog, container, rows)?)
-                })
-            };
-            let result = match working {
-                Some(catalog) => put_all(catalog),
-                None => put_all(&shared.read().expect("catalog lock")),
-            };
-            Done::Rows(reply, result, batches)
+            let mut written = Vec::with_capacity(batches.len());
+            let mut result = Ok(0);
+            for (container, rows) in batches {
+                match put_rows(conn, catalog, &container, &rows) {
+                    Ok(entry) => {
+                        result = result.map(|n| n + rows.len() as u64);
+                        written.push((entry, rows));
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            Done::Rows(reply, result, written)
         }
+        Job::Close { .. } => unreachable!("the writer stops at Close"),
     }
 }
 
@@ -186,20 +240,18 @@ fn failed(job: Job, failure: &StoreError) -> Done {
         Job::PutContainer { reply, .. } => Done::Container(reply, Err(failure.clone())),
         Job::DropContainer { reply, .. } => Done::Dropped(reply, Err(failure.clone())),
         Job::PutRows { reply, .. } => Done::Rows(reply, Err(failure.clone()), Vec::new()),
+        Job::Close { .. } => unreachable!("the writer stops at Close"),
     }
 }
 
 /// Sends the committed rows of time series to live listeners. A send never
 /// waits: listeners that fall behind lag and are dropped by their readers.
-fn publish(catalog: &Catalog, commits: &broadcast::Sender<Arc<Committed>>, done: &mut [Done]) {
+fn publish(commits: &broadcast::Sender<Arc<Committed>>, done: &mut [Done]) {
     for outcome in done {
         let Done::Rows(_, Ok(_), batches) = outcome else {
             continue;
         };
-        for (container, rows) in std::mem::take(batches) {
-            let Some(entry) = catalog.get(&container) else {
-                continue;
-            };
+        for (entry, rows) in std::mem::take(batches) {
             if entry.info.kind != ContainerKind::TimeSeries || rows.is_empty() {
                 continue;
             }
@@ -214,39 +266,30 @@ fn publish(catalog: &Catalog, commits: &broadcast::Sender<Arc<Committed>>, done:
     }
 }
 
-/// Checks every row against the schema, then writes them with one cached statement.
+/// Checks every row against the schema, then writes them with one cached
+/// statement; returns the container written to.
 fn put_rows(
     conn: &Connection,
-    catalog: &Catalog,
+    catalog: &Pending<'_>,
     container: &str,
     rows: &[Row],
-) -> Result<u64, StoreError> {
+) -> Result<Arc<Entry>, StoreError> {
     let entry = catalog
-        .get(container)
+        .get(conn, container)?
         .ok_or_else(|| StoreError::NotFound(format!("container `{container}` does not exist")))?;
-    let columns = &entry.info.columns;
     crate::check_rows(&entry.info, rows)?;
-    // With a row key a put replaces the whole row, as GridDB's does.
-    let verb = if entry.info.row_key {
-        "INSERT OR REPLACE"
-    } else {
-        "INSERT"
-    };
-    let names: Vec<String> = (0..columns.len()).map(|i| format!("c{i}")).collect();
-    let slots = vec!["?"; columns.len()].join(", ");
-    let sql = format!(
-        "{verb} INTO {} ({}) VALUES ({slots})",
-        entry.table(),
-        names.join(", ")
-    );
+    let width = entry.info.columns.len();
+    let sql = entry.storage.insert_sql(width, entry.info.row_key);
     let mut stmt = conn
         .prepare_cached(&sql)
         .map_err(|e| StoreError::Backend(e.to_string()))?;
+    // A shared table's rows start with their container's id.
+    let id = entry.storage.shared_by().map(crate::Value::Long);
     let null = crate::Value::Null;
     for row in rows {
-        let cells = (0..columns.len()).map(|i| codec::to_sql(row.get(i).unwrap_or(&null)));
-        stmt.execute(params_from_iter(cells))
+        let cells = (0..width).map(|i| row.get(i).unwrap_or(&null));
+        stmt.execute(params_from_iter(id.iter().chain(cells).map(codec::to_sql)))
             .map_err(|e| StoreError::Backend(e.to_string()))?;
     }
-    Ok(rows.len() as u64)
+    Ok(entry)
 }

@@ -4,14 +4,14 @@
 
 use super::*;
 use crate::parse;
-use crate::testing::{garbage, sample_device as device, XorShift, SAMPLE_TABLE as TABLE};
+use crate::testing::{garbage, sample_device as device, XorShift, SAMPLE_STORAGE as STORAGE};
 
 /// 2024-01-01T00:00:00Z; NOW() is two hours later.
 const BASE: i64 = 1_704_067_200_000;
 const HOUR: i64 = 3_600_000;
 
 fn plan_text(tql: &str, info: &ContainerInfo) -> Result<Plan, StoreError> {
-    translate(&parse(tql)?, info, TABLE, BASE + 2 * HOUR)
+    translate(&parse(tql)?, info, &STORAGE, BASE + 2 * HOUR)
 }
 
 fn translate_text(tql: &str, info: &ContainerInfo) -> Result<SqlQuery, StoreError> {
@@ -49,8 +49,10 @@ fn sql_shape_and_parameters() {
     writes(&[
         (
             "select temperature, label where label = 'a' and month > 1 limit 5 offset 2",
-            "SELECT c2, c5 FROM \"t_3\" WHERE ((c5 = ?) AND (c4 > ?)) ORDER BY c0 LIMIT ? OFFSET ?",
+            "SELECT c2, c5 FROM _cromflag_series WHERE container = ? AND ((c5 = ?) AND (c4 > ?)) \
+             ORDER BY c0 LIMIT ? OFFSET ?",
             vec![
+                SqlParam::Integer(3),
                 SqlParam::Text("a".into()),
                 SqlParam::Integer(1),
                 SqlParam::Integer(5),
@@ -59,8 +61,15 @@ fn sql_shape_and_parameters() {
         ),
         (
             "select * where motion",
-            "SELECT c0, c1, c2, c3, c4, c5 FROM \"t_3\" WHERE (c1 <> 0) ORDER BY c0",
-            vec![],
+            "SELECT c0, c1, c2, c3, c4, c5 FROM _cromflag_series WHERE container = ? AND (c1 <> 0) \
+             ORDER BY c0",
+            vec![SqlParam::Integer(3)],
+        ),
+        (
+            "select * order by timestamp desc limit 10",
+            "SELECT c0, c1, c2, c3, c4, c5 FROM _cromflag_series WHERE container = ? \
+             ORDER BY c0 DESC LIMIT ?",
+            vec![SqlParam::Integer(3), SqlParam::Integer(10)],
         ),
     ]);
     let q = translate_text(
@@ -91,7 +100,10 @@ fn like_patterns_become_exact_globs() {
     assert!(like_to_glob("abc!", Some('!')).is_err());
     let q = translate_text("select * where label like 'a%' escape '!'", &device()).unwrap();
     assert!(q.sql.contains("(c5 GLOB ?)"), "{}", q.sql);
-    assert_eq!(q.params, [SqlParam::Text("a*".into())]);
+    assert_eq!(
+        q.params,
+        [SqlParam::Integer(3), SqlParam::Text("a*".into())]
+    );
 }
 
 #[test]
@@ -100,13 +112,18 @@ fn now_and_time_functions_are_folded() {
     writes(&[
         (
             "select * where timestamp >= TIMESTAMPADD(HOUR, NOW(), -1)",
-            "SELECT c0, c1, c2, c3, c4, c5 FROM \"t_3\" WHERE (c0 >= ?) ORDER BY c0",
-            vec![SqlParam::Integer(BASE + HOUR)],
+            "SELECT c0, c1, c2, c3, c4, c5 FROM _cromflag_series WHERE container = ? AND (c0 >= ?) \
+             ORDER BY c0",
+            vec![SqlParam::Integer(3), SqlParam::Integer(BASE + HOUR)],
         ),
         (
             "select * where TIMESTAMPDIFF(MINUTE, NOW(), TO_TIMESTAMP_MS(0)) > TO_EPOCH_MS(timestamp)",
-            "SELECT c0, c1, c2, c3, c4, c5 FROM \"t_3\" WHERE (? > c0) ORDER BY c0",
-            vec![SqlParam::Integer((BASE + 2 * HOUR) / 60_000)],
+            "SELECT c0, c1, c2, c3, c4, c5 FROM _cromflag_series WHERE container = ? AND (? > c0) \
+             ORDER BY c0",
+            vec![
+                SqlParam::Integer(3),
+                SqlParam::Integer((BASE + 2 * HOUR) / 60_000),
+            ],
         ),
     ]);
 }
@@ -122,11 +139,11 @@ fn plan_shapes() {
     };
     assert_eq!(
         plan.sql,
-        "WITH f AS (SELECT * FROM \"t_3\" WHERE (c4 > ?)) SELECT COUNT(*), \
+        "WITH f AS (SELECT * FROM _cromflag_series WHERE container = ? AND (c4 > ?)) SELECT COUNT(*), \
          CASE WHEN COUNT(c2) = 1 THEN 0.0 ELSE SUM((c2 - m0.a) * (c2 - m0.a)) / (COUNT(c2) - 1) END, \
          MAX(c0) FROM f, (SELECT AVG(c2) AS a FROM f) AS m0"
     );
-    assert_eq!(plan.params, [SqlParam::Integer(1)]);
+    assert_eq!(plan.params, [SqlParam::Integer(3), SqlParam::Integer(1)]);
     assert!(!plan.single);
     assert_eq!(plan.limit.map(|l| l.count), Some(3));
     let types: Vec<ColumnType> = plan.outputs.iter().map(|o| o.column.column_type).collect();
@@ -151,9 +168,46 @@ fn plan_shapes() {
             step: Some(HOUR / 2),
         }
     );
-    assert_eq!(plan.filter, Some(("(c1 <> 0)".to_string(), vec![])));
+    assert_eq!(
+        plan.filter,
+        Some((
+            "container = ? AND (c1 <> 0)".to_string(),
+            vec![SqlParam::Integer(3)]
+        ))
+    );
+    assert_eq!(plan.table, "_cromflag_series");
     assert_eq!(plan.order_by, [(3, true)]);
     assert_eq!(plan.natural_order, "c0");
+}
+
+/// A collection has a table of its own: no container condition, and its
+/// natural order (the tie-breaker) is the table's.
+#[test]
+fn a_collection_reads_its_own_table() {
+    let people = ContainerInfo {
+        name: "people".into(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            Column::new("name", ColumnType::String),
+            Column::new("age", ColumnType::Integer),
+        ],
+        row_key: true,
+    };
+    let storage = Storage::Table { id: 7 };
+    let plan = |tql: &str| translate(&parse(tql).unwrap(), &people, &storage, BASE).unwrap();
+    let Plan::Rows(q) = plan("select * where age > 3 order by age desc") else {
+        panic!()
+    };
+    assert_eq!(
+        q.sql,
+        "SELECT c0, c1 FROM \"t_7\" WHERE (c1 > ?) ORDER BY (c1 IS NULL) DESC, c1 DESC, rowid"
+    );
+    assert_eq!(q.params, [SqlParam::Integer(3)]);
+    let Plan::Select(select) = plan("select max_rows(age)") else {
+        panic!()
+    };
+    assert_eq!((select.table.as_str(), select.filter), ("\"t_7\"", None));
+    assert_eq!(select.natural_order, "rowid");
 }
 
 #[test]
@@ -201,7 +255,10 @@ fn unknown_names_and_containers() {
 fn literals_are_parameters_never_sql() {
     let tql = "select * where label = 'x'' OR 1=1 --'";
     let q = translate_text(tql, &device()).unwrap();
-    assert_eq!(q.params, [SqlParam::Text("x' OR 1=1 --".into())]);
+    assert_eq!(
+        q.params,
+        [SqlParam::Integer(3), SqlParam::Text("x' OR 1=1 --".into())]
+    );
     assert!(!q.sql.contains("OR 1=1"), "{}", q.sql);
 }
 
@@ -324,7 +381,7 @@ fn garbage_never_panics() {
         let Ok(stmt) = parse(&text) else {
             continue;
         };
-        match translate(&stmt, &info, TABLE, BASE) {
+        match translate(&stmt, &info, &STORAGE, BASE) {
             Ok(_) => {}
             Err(StoreError::Query(m)) => assert!(m.starts_with("TQL: "), "{text:?}: {m}"),
             Err(other) => panic!("{text:?}: {other:?}"),
