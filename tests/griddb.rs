@@ -698,3 +698,135 @@ fn a_webapi_time_zone_changes_no_instant() {
         ],
     );
 }
+
+/// `method path` (below `…/dbs/public`) on the WebAPI at `port`, as `admin`:
+/// the status and the JSON body (`null` for none).
+fn webapi_call(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let url = format!("http://127.0.0.1:{port}/griddb/v2/defaultCluster/dbs/public{path}");
+    let request = ureq::request(method, &url).set("Authorization", ADMIN);
+    let response = match body {
+        Some(body) => request
+            .set("Content-Type", "application/json; charset=UTF-8")
+            .send_string(&body.to_string()),
+        None => request.call(),
+    };
+    let (status, text) = match response {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(status, r)) => (status, r.into_string().unwrap()),
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (status, json)
+}
+
+/// `GET containers?{query}` on the WebAPI at `port`, which must answer 200.
+fn listing(port: u16, query: &str) -> Value {
+    let (status, answer) = webapi_call(port, "GET", &format!("/containers?{query}"), None);
+    assert_eq!(status, 200, "{query}: {answer}");
+    answer
+}
+
+/// A listing through A's own `--webapi` is one listing of A's griddb store,
+/// which hands the type, sort, offset and limit to B's `GET containers` and
+/// answers B's page: the names B's embedded store pages, and its `total`.
+#[test]
+fn container_listings_are_paged_by_the_webapi_behind() {
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let b = start_b(dir_b.path(), &[]);
+    let port_b = webapi_port(&b);
+    let env = griddb_env(port_b);
+    let a = Host::start_with_env(
+        &repo_root().join("spin.toml"),
+        dir_a.path(),
+        &["--webapi", "127.0.0.1:0"],
+        &borrowed(&env),
+    );
+    assert!(a.log().contains("store: GridDB"), "{}", a.log());
+    let port_a = webapi_port(&a);
+    // A answers checkConnection with a listing of nothing from B.
+    assert_eq!(webapi_call(port_a, "GET", "/checkConnection", None).0, 200);
+
+    // Time series and collections whose names interleave, upper case first
+    // in byte order; created through A, so through its griddb store.
+    let mut created = Vec::new();
+    for i in 0..14 {
+        let (name, kind) = match i % 3 {
+            0 => (format!("Dev_{i:02}"), "TIME_SERIES"),
+            1 => (format!("dev_{i:02}"), "TIME_SERIES"),
+            _ => (format!("log_{i:02}"), "COLLECTION"),
+        };
+        let body = json!({
+            "container_name": name,
+            "container_type": kind,
+            "rowkey": true,
+            "columns": [{"name": "ts", "type": "TIMESTAMP"}, {"name": "v", "type": "DOUBLE"}]
+        });
+        let (status, answer) = webapi_call(port_a, "POST", "/containers", Some(&body));
+        assert_eq!(status, 201, "{name}: {answer}");
+        created.push(name);
+    }
+
+    // Every container (the hosts' own ones too), and each one's kind from
+    // its info: what every page below is checked against.
+    let all = listing(port_b, "limit=1000");
+    let names: Vec<String> = all["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(all["total"], names.len());
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "byte order");
+    assert!(created.iter().all(|c| names.contains(c)), "{names:?}");
+    let kinds: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let (status, info) =
+                webapi_call(port_b, "GET", &format!("/containers/{name}/info"), None);
+            assert_eq!(status, 200, "{name}: {info}");
+            info["container_type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(kinds.iter().any(|k| k == "COLLECTION") && kinds.iter().any(|k| k == "TIME_SERIES"));
+
+    for kind in [None, Some("TIME_SERIES"), Some("COLLECTION")] {
+        let mut of_kind: Vec<&String> = names
+            .iter()
+            .zip(&kinds)
+            .filter(|(_, k)| kind.is_none_or(|kind| kind == k.as_str()))
+            .map(|(n, _)| n)
+            .collect();
+        let total = of_kind.len();
+        for sort in ["ASC", "DESC"] {
+            if sort == "DESC" {
+                of_kind.reverse();
+            }
+            for (offset, limit) in [
+                (0, 5),
+                (3, 4),
+                (total - 1, 3),
+                (0, 0),
+                (2, 1000),
+                (total, 2),
+                (total + 7, 1),
+            ] {
+                let mut query = format!("limit={limit}&offset={offset}&sort={sort}");
+                if let Some(kind) = kind {
+                    query.push_str(&format!("&type={kind}"));
+                }
+                let expected: Vec<&String> =
+                    of_kind.iter().skip(offset).take(limit).copied().collect();
+                let answer =
+                    json!({"names": expected, "total": total, "offset": offset, "limit": limit});
+                assert_eq!(listing(port_b, &query), answer, "B: {query}");
+                assert_eq!(listing(port_a, &query), answer, "A: {query}");
+            }
+        }
+    }
+}

@@ -522,6 +522,55 @@ fn list_containers() {
     );
     // `limit` echoes min(limit, maxLimit).
     assert_eq!(list("?limit=5000000")["limit"], 1_000_000);
+    // The type filter, the order, the offset and the limit together: the
+    // time series descending are sensor_b, sensor_a, boiler_01.
+    assert_eq!(
+        list("?limit=1&offset=1&type=TIME_SERIES&sort=DESC"),
+        json!({"names": ["sensor_a"], "total": 3, "offset": 1, "limit": 1})
+    );
+    assert_eq!(
+        list("?limit=5&offset=2&type=TIME_SERIES&sort=DESC"),
+        json!({"names": ["boiler_01"], "total": 3, "offset": 2, "limit": 5})
+    );
+    assert_eq!(
+        list("?limit=5&offset=3&type=TIME_SERIES"),
+        json!({"names": [], "total": 3, "offset": 3, "limit": 5})
+    );
+    assert_eq!(
+        list("?limit=0&type=COLLECTION&sort=DESC"),
+        json!({"names": [], "total": 1, "offset": 0, "limit": 0})
+    );
+    assert_eq!(
+        list("?limit=2&offset=9"),
+        json!({"names": [], "total": 4, "offset": 9, "limit": 2})
+    );
+    // More collections, between and around the others in byte order.
+    for name in ["Alpha", "mid", "zz"] {
+        let body = json!({
+            "container_name": name,
+            "container_type": "COLLECTION",
+            "rowkey": true,
+            "columns": [{"name": "k", "type": "STRING"}]
+        });
+        api.expect("POST", "/containers", &body, 201);
+    }
+    assert_eq!(
+        list("?limit=2&offset=1&type=COLLECTION&sort=DESC"),
+        json!({"names": ["mid", "Zeta"], "total": 4, "offset": 1, "limit": 2})
+    );
+    assert_eq!(
+        list("?limit=3&offset=1&type=COLLECTION&sort=ASC"),
+        json!({"names": ["Zeta", "mid", "zz"], "total": 4, "offset": 1, "limit": 3})
+    );
+    // All seven descending: zz, sensor_b, sensor_a, mid, boiler_01, Zeta, Alpha.
+    assert_eq!(
+        list("?limit=3&offset=2&sort=DESC"),
+        json!({"names": ["sensor_a", "mid", "boiler_01"], "total": 7, "offset": 2, "limit": 3})
+    );
+    assert_eq!(
+        list("?limit=4&offset=1&type=TIME_SERIES"),
+        json!({"names": ["sensor_a", "sensor_b"], "total": 3, "offset": 1, "limit": 4})
+    );
 
     api.get("/containers")
         .assert_error(400, 0, "'limit' is required");

@@ -53,6 +53,8 @@ impl wit::Host for StoreHost {
         Ok(self.backend.get_container(&name).await?.map(info_to_wit))
     }
 
+    /// Every name, sorted, as the WIT promises: the backend's pages, one
+    /// after the other (`Backend::list_containers`).
     async fn list_containers(&mut self) -> Result<Vec<String>, wit::Error> {
         Ok(self.backend.list_containers().await?)
     }

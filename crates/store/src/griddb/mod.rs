@@ -42,8 +42,8 @@ mod client;
 mod features;
 
 use super::{
-    added_columns, check_rows, Backend, Committed, ContainerInfo, ContainerKind, QueryResult, Row,
-    StoreError,
+    added_columns, check_rows, Backend, Committed, ContainerInfo, ContainerKind, ContainerListing,
+    ContainerPage, QueryResult, Row, StoreError,
 };
 use anyhow::Context;
 use async_trait::async_trait;
@@ -278,20 +278,6 @@ impl GriddbStore {
                 self.client.base()
             )),
         }
-    }
-
-    async fn call_json<T: serde::de::DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-        what: &str,
-    ) -> Result<T, StoreError> {
-        let answer = self.client.call(method, path, body).await?;
-        if !answer.status.is_success() {
-            return Err(self.refused(&answer, what));
-        }
-        documented(&answer, what)
     }
 
     fn cached(&self, name: &str) -> Option<ContainerInfo> {
@@ -597,6 +583,24 @@ impl GriddbStore {
     }
 }
 
+/// `GET containers` for `limit` names of `listing` from `offset`. The WebAPI
+/// reads `offset` and `limit` as Java `int`s (a larger number is a 400):
+/// `limit` is at most `wire::MAX_LIMIT` here, and an `offset` past `int` is
+/// past any list (which a Java `List` cannot outgrow), so it is sent as the
+/// largest `int`, where the names end and `total` is still counted.
+fn list_path(listing: &ContainerListing, offset: u64, limit: u64) -> String {
+    let mut path = format!(
+        "containers?limit={limit}&offset={}&sort={}",
+        offset.min(i32::MAX as u64),
+        if listing.descending { "DESC" } else { "ASC" }
+    );
+    if let Some(kind) = listing.kind {
+        path.push_str("&type=");
+        path.push_str(kind.name());
+    }
+    path
+}
+
 /// A 2xx answer's body as the WebAPI documents it.
 fn documented<T: serde::de::DeserializeOwned>(
     answer: &Answer,
@@ -658,22 +662,48 @@ impl Backend for GriddbStore {
         self.fetch_schema(name).await
     }
 
-    async fn list_containers(&self) -> Result<Vec<String>, StoreError> {
-        let mut names = Vec::new();
+    /// One `GET containers` with the listing's type, sort, offset and limit
+    /// (see `list_path`); more only if the WebAPI answers fewer names than
+    /// asked before the end (a server that caps a page), or refuses the page
+    /// as over its `maxResponseSize` (then half as many names are asked).
+    async fn list_container_page(
+        &self,
+        listing: &ContainerListing,
+    ) -> Result<ContainerPage, StoreError> {
+        const WHAT: &str = "listing containers";
+        let mut names: Vec<String> = Vec::new();
+        let mut most = wire::MAX_LIMIT;
         loop {
-            let path = format!(
-                "containers?limit={}&offset={}&sort=ASC",
-                wire::MAX_LIMIT,
-                names.len()
-            );
-            let page: ContainerList = self
-                .call_json(Method::GET, &path, None, "listing containers")
+            let offset = listing.offset.saturating_add(names.len() as u64);
+            let asked = (listing.limit - names.len() as u64).min(most);
+            let answer = self
+                .client
+                .call(Method::GET, &list_path(listing, offset, asked), None)
                 .await?;
-            let done =
-                page.names.is_empty() || names.len() + page.names.len() >= page.total as usize;
+            // The WebAPI's own check of the names' bytes against maxResponseSize.
+            if answer.status == StatusCode::BAD_REQUEST
+                && answer.message().starts_with("Response size is too large")
+                && asked > 1
+            {
+                most = asked / 2;
+                continue;
+            }
+            if !answer.status.is_success() {
+                return Err(self.refused(&answer, WHAT));
+            }
+            let page: ContainerList = documented(&answer, WHAT)?;
+            let got = page.names.len() as u64;
+            if got > asked {
+                return Err(StoreError::Backend(format!(
+                    "{WHAT}: {asked} names asked, the WebAPI answered {got}"
+                )));
+            }
             names.extend(page.names);
-            if done {
-                return Ok(names);
+            if got == 0 || names.len() as u64 >= listing.limit || offset + got >= page.total {
+                return Ok(ContainerPage {
+                    names,
+                    total: page.total,
+                });
             }
         }
     }
@@ -779,5 +809,41 @@ impl Backend for GriddbStore {
                 self.aggregates(aggregates, single).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_is_one_get_with_its_parameters() {
+        let listing = ContainerListing {
+            kind: None,
+            descending: false,
+            offset: 0,
+            limit: 10,
+        };
+        assert_eq!(
+            list_path(&listing, 0, 10),
+            "containers?limit=10&offset=0&sort=ASC"
+        );
+        let listing = ContainerListing {
+            kind: Some(ContainerKind::TimeSeries),
+            descending: true,
+            ..listing
+        };
+        assert_eq!(
+            list_path(&listing, 20, 0),
+            "containers?limit=0&offset=20&sort=DESC&type=TIME_SERIES"
+        );
+        let listing = ContainerListing {
+            kind: Some(ContainerKind::Collection),
+            ..listing
+        };
+        assert_eq!(
+            list_path(&listing, u64::MAX, 5),
+            "containers?limit=5&offset=2147483647&sort=DESC&type=COLLECTION"
+        );
     }
 }

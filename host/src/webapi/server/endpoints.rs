@@ -11,7 +11,10 @@ use super::{
 };
 use crate::http_io;
 use crate::store::tql::Selection;
-use crate::store::{Column, ColumnType, ContainerInfo, ContainerKind, QueryResult, Row, Value};
+use crate::store::{
+    Column, ColumnType, ContainerInfo, ContainerKind, ContainerListing, ContainerPage, QueryResult,
+    Row, Value,
+};
 use crate::webapi::wire::{
     self, AnswerZone, ColumnDto, ContainerDto, ContainerList, ContainerRows, PutCount, RowsQuery,
     RowsResult, SqlOutcome, SqlStatement, TqlQuery, TqlResult, UpdatedRows, AGGREGATION_RESULT,
@@ -55,10 +58,16 @@ impl Server {
         }
     }
 
-    /// §2.1: the store answers, so the connection is good.
+    /// §2.1: the store answers (a listing of no names), so the connection is good.
     async fn check_connection(&self) -> Result<Reply, Failure> {
+        let nothing = ContainerListing {
+            kind: None,
+            descending: false,
+            offset: 0,
+            limit: 0,
+        };
         self.backend
-            .list_containers()
+            .list_container_page(&nothing)
             .await
             .map_err(store_failure)?;
         Ok(http_io::empty(StatusCode::OK))
@@ -95,38 +104,21 @@ impl Server {
             Some("DESC") => true,
             Some(_) => return Err(bad_request("'sort' is invalid")),
         };
-        let mut names = self
+        let limit = limit.min(MAX_LIMIT);
+        // One page from the backend: the type filter, the order (Java's
+        // String.compareTo, code-unit order, is byte order for container
+        // names), the offset and the limit are all its work.
+        let listing = ContainerListing {
+            kind,
+            descending,
+            offset,
+            limit,
+        };
+        let ContainerPage { names, total } = self
             .backend
-            .list_containers()
+            .list_container_page(&listing)
             .await
             .map_err(store_failure)?;
-        if let Some(kind) = kind {
-            let mut kept = Vec::with_capacity(names.len());
-            for name in names {
-                let info = self
-                    .backend
-                    .get_container(&name)
-                    .await
-                    .map_err(store_failure)?;
-                if info.is_some_and(|info| info.kind == kind) {
-                    kept.push(name);
-                }
-            }
-            names = kept;
-        }
-        // Java's String.compareTo: code-unit order (byte order here; the two
-        // differ only between supplementary and high BMP characters).
-        names.sort();
-        if descending {
-            names.reverse();
-        }
-        let total = names.len() as u64;
-        let limit = limit.min(MAX_LIMIT);
-        let names = names
-            .into_iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .collect();
         Ok(json_reply(
             StatusCode::OK,
             &ContainerList {
