@@ -588,10 +588,15 @@ fn fleet_device(i: usize) -> Value {
 /// Asserts `/fetch/devices`, read to its last page, lists exactly the fleet, once each.
 fn assert_fleet_listed(host: &Host) {
     let started = Instant::now();
-    let listed = all_rows(&client(), host, "/fetch/devices");
+    let pages = all_pages(&client(), host, "/fetch/devices");
+    let listed: Vec<Value> = pages
+        .iter()
+        .flat_map(|page| page.json().as_array().cloned().expect("a page of rows"))
+        .collect();
     eprintln!(
-        "  listed {} devices in {:?}",
+        "  listed {} devices in {} pages in {:?}",
         listed.len(),
+        pages.len(),
         started.elapsed()
     );
     let mut seen = BTreeMap::new();
