@@ -375,3 +375,308 @@ fn a_list_of_devices_answers_the_rows_of_each() {
     let itself = rows_of(&get(&url("/fetch/%7Bsample,other%7D")));
     assert_eq!(itself, sample);
 }
+
+// ---------------------------------------------------------------------------
+// The device list: `/fetch/devices` in pages, searched by id
+// ---------------------------------------------------------------------------
+
+/// Ids with what a URL's query, a `LIKE` pattern or a TQL literal treat
+/// specially, and non-ASCII ones.
+const AWKWARD_IDS: [&str; 12] = [
+    "a,b",
+    "{sample,other}",
+    "100%",
+    "100x",
+    "a b",
+    "capteur-été",
+    "🌡️ kitchen",
+    "x&cursor=k1.YQ",
+    "it's",
+    "back\\slash",
+    "a_b",
+    "axb",
+];
+
+/// Inserts the sample as each of `ids`, a few at a time.
+fn insert_devices(host: &Host, ids: &[String]) {
+    for chunk in ids.chunks(16) {
+        std::thread::scope(|scope| {
+            for id in chunk {
+                scope.spawn(move || {
+                    let answer = insert_sample_as(host, id);
+                    assert_eq!(answer.status, 200, "{id}: {}", answer.text());
+                });
+            }
+        });
+    }
+}
+
+/// The path of a `Link: <path>; rel="next"` header.
+fn link_target(link: &str) -> String {
+    let (target, rest) = link
+        .strip_prefix('<')
+        .and_then(|l| l.split_once('>'))
+        .unwrap_or_else(|| panic!("not a link: {link}"));
+    assert_eq!(rest, "; rel=\"next\"", "{link}");
+    target.to_owned()
+}
+
+/// Walks `/fetch/devices?<query>` by its links: the ids of every page, in
+/// order. Every page but the last has a link whose cursor is `X-Next-Cursor`,
+/// and holds `limit` devices.
+fn walk_devices(host: &Host, query: &str, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut next = Some(format!("/fetch/devices?{query}"));
+    while let Some(path) = next.take() {
+        let answer = get(&host.url(&path));
+        let ids: Vec<String> = rows_of(&answer)
+            .iter()
+            .map(|row| row["deviceid"].as_str().expect("a deviceid").to_owned())
+            .collect();
+        if let Some(link) = header(&answer, "link") {
+            let cursor = header(&answer, "x-next-cursor").expect("a cursor beside the link");
+            let target = link_target(&link);
+            assert!(target.ends_with(&format!("&cursor={cursor}")), "{target}");
+            assert_eq!(ids.len(), limit, "{path}: a page before the last is full");
+            next = Some(target);
+        } else {
+            assert_eq!(header(&answer, "x-next-cursor"), None);
+        }
+        pages.push(ids);
+        assert!(pages.len() < 1000, "the pages never end");
+    }
+    pages
+}
+
+/// A few hundred devices, walked in small pages by their links: each exactly
+/// once, in id order (UTF-8 byte order), a link on every page but the last;
+/// the rows keep the original answer's shape. Without `limit` the first
+/// page holds up to 10,000 devices, here all of them.
+#[test]
+fn the_device_list_pages_through_every_device_once() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let mut ids: Vec<String> = (0..300).map(|i| format!("dev-{i:03}")).collect();
+    ids.extend(AWKWARD_IDS.iter().map(|s| s.to_string()));
+    insert_devices(&host, &ids);
+    ids.sort();
+
+    for limit in [7, 100, ids.len()] {
+        let pages = walk_devices(&host, &format!("limit={limit}"), limit);
+        assert_eq!(pages.len(), ids.len().div_ceil(limit), "{limit}");
+        assert_eq!(pages.concat(), ids, "{limit}");
+    }
+    // One more than fits: a link to an empty last page is never given.
+    let pages = walk_devices(&host, &format!("limit={}", ids.len() - 1), ids.len() - 1);
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [ids.len() - 1, 1]
+    );
+
+    let all = get(&host.url("/fetch/devices"));
+    assert_eq!(header(&all, "link"), None);
+    let rows = rows_of(&all);
+    assert_eq!(rows.len(), ids.len());
+    let doc: Value = serde_json::from_slice(&sample_payload()).unwrap();
+    assert_eq!(
+        rows[0],
+        json!({ "deviceid": ids[0], "batt_lvl": doc["deviceinfo"]["batt_lvl"], "fw_ver": doc["deviceinfo"]["fw_ver"] })
+    );
+    // Other formats page alike.
+    let csv = get(&host.url("/fetch/devices?limit=3&format=csv"));
+    assert_eq!(csv.text().lines().count(), 1 + 3, "{}", csv.text());
+    assert!(header(&csv, "link").unwrap().contains("format=csv"));
+}
+
+/// Devices added while a client pages through the list move no page: every
+/// device that was there is listed once, in order, and none twice.
+#[test]
+fn devices_added_while_paging_are_neither_repeated_nor_skipped() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let ids: Vec<String> = (0..60).map(|i| format!("m{i:02}")).collect();
+    insert_devices(&host, &ids);
+    let mut seen: Vec<String> = Vec::new();
+    let mut next = Some("/fetch/devices?limit=8".to_owned());
+    let mut page = 0;
+    while let Some(path) = next.take() {
+        let answer = get(&host.url(&path));
+        seen.extend(
+            rows_of(&answer)
+                .iter()
+                .map(|r| r["deviceid"].as_str().unwrap().to_owned()),
+        );
+        next = header(&answer, "link").map(|l| link_target(&l));
+        page += 1;
+        // Before every listed id, among them, and after them all.
+        insert_devices(
+            &host,
+            &[
+                format!("a{page:02}"),
+                format!("m{:02}x", page * 8 + 3),
+                format!("z{page:02}"),
+            ],
+        );
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "in order, each once");
+    assert!(ids.iter().all(|id| seen.contains(id)), "{seen:?}");
+    assert!(seen.contains(&"z01".to_owned()) && seen.contains(&"m19x".to_owned()));
+}
+
+/// `search` lists the devices whose id contains the text, literally (`%`,
+/// `_`, `\`, `'` are no wildcards nor quotes), case-sensitively, paged as
+/// the whole list is.
+#[test]
+fn the_device_list_is_searched_by_id() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let mut ids: Vec<String> = AWKWARD_IDS.iter().map(|s| s.to_string()).collect();
+    ids.extend(["Kitchen", "kitchen-2", "my kitchen"].map(String::from));
+    ids.extend((0..40).map(|i| format!("kitchen-sensor-{i:02}")));
+    insert_devices(&host, &ids);
+    let found = |search: &str, limit: usize| -> Vec<String> {
+        let query = format!(
+            "search={}&limit={limit}",
+            cromflag_tests::path_segment(search)
+        );
+        walk_devices(&host, &query, limit).concat()
+    };
+    assert_eq!(found("%", 5), ["100%"]);
+    assert_eq!(found("_", 5), ["a_b"]);
+    assert_eq!(found("\\", 5), ["back\\slash"]);
+    assert_eq!(found("'", 5), ["it's"]);
+    assert_eq!(found(",", 5), ["a,b", "{sample,other}"]);
+    assert_eq!(found("{", 5), ["{sample,other}"]);
+    assert_eq!(found("&cursor=", 5), ["x&cursor=k1.YQ"]);
+    assert_eq!(found(" ", 5), ["a b", "my kitchen", "🌡️ kitchen"]);
+    assert_eq!(found("été", 5), ["capteur-été"]);
+    assert_eq!(found("nothing like it", 5), Vec::<String>::new());
+    let mut kitchens: Vec<String> = ids
+        .iter()
+        .filter(|id| id.contains("kitchen"))
+        .cloned()
+        .collect();
+    kitchens.sort();
+    assert_eq!(kitchens.len(), 43);
+    assert_eq!(found("kitchen", 6), kitchens);
+    // A form's `+` for a space, and an empty search (a cleared box): everything.
+    let plus = rows_of(&get(&host.url("/fetch/devices?search=my+kitchen")));
+    assert_eq!(plus[0]["deviceid"], "my kitchen");
+    assert_eq!(
+        rows_of(&get(&host.url("/fetch/devices?search="))).len(),
+        ids.len()
+    );
+}
+
+/// Bad `limit`, `cursor` or `search` (and parameters the list does not
+/// take) are 400s naming the parameter; so is a `search` of another
+/// collection. A cursor of one endpoint is no cursor of the other.
+#[test]
+fn bad_device_list_parameters_are_400s_naming_them() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    assert_eq!(insert_sample(&host).status, 200);
+    let long = "x".repeat(129);
+    for (path, parameter) in [
+        ("/fetch/devices?limit=0", "limit"),
+        ("/fetch/devices?limit=100001", "limit"),
+        ("/fetch/devices?limit=ten", "limit"),
+        ("/fetch/devices?cursor=zz", "cursor"),
+        ("/fetch/devices?cursor=a1582046748255", "cursor"),
+        ("/fetch/devices?cursor=k1.%2A%2A", "cursor"),
+        ("/fetch/devices?search=a%01b", "search"),
+        (&format!("/fetch/devices?search={long}") as &str, "search"),
+        ("/fetch/devices?search=a&search=b", "search"),
+        ("/fetch/devices?from=1", "from"),
+        ("/fetch/devices?order=desc", "order"),
+        ("/fetch/devices?format=xml", "format"),
+        ("/fetch/messages?search=sample", "search"),
+        ("/fetch/sample?cursor=k1.c2FtcGxl", "cursor"),
+        ("/fetch/sample?search=x", "search"),
+    ] {
+        let answer = get(&host.url(path));
+        assert_eq!(answer.status, 400, "{path}: {}", answer.text());
+        assert_eq!(
+            answer.json()["detail"]["parameter"],
+            parameter,
+            "{path}: {}",
+            answer.text()
+        );
+    }
+    // The largest limit is fine, and so is a search of the longest id.
+    assert_eq!(get(&host.url("/fetch/devices?limit=100000")).status, 200);
+    let longest = "x".repeat(128);
+    assert_eq!(
+        get(&host.url(&format!("/fetch/devices?search={longest}"))).status,
+        200
+    );
+}
+
+/// The stack's other collections page by their key too (`messages` grows
+/// with every document); `_rejected`, a time series, pages as a device does.
+#[test]
+fn the_other_collections_page_by_their_key() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let ids: Vec<String> = (0..25).map(|i| format!("d{i:02}")).collect();
+    insert_devices(&host, &ids);
+    let all = rows_of(&get(&host.url("/fetch/messages")));
+    assert_eq!(all.len(), 25);
+    let mut seen = Vec::new();
+    let mut next = Some("/fetch/messages?limit=4&format=json".to_owned());
+    while let Some(path) = next.take() {
+        let answer = get(&host.url(&path));
+        seen.extend(rows_of(&answer));
+        next = header(&answer, "link").map(|l| link_target(&l));
+    }
+    assert_eq!(seen, all);
+    let mut keys: Vec<&str> = all.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let listed = keys.clone();
+    keys.sort();
+    assert_eq!(keys, listed, "in key order");
+}
+
+/// The same list and search through the `griddb` backend (host A's store is
+/// host B's WebAPI, as `tests/griddb.rs` sets up): the TQL the list sends
+/// (`ORDER BY … LIMIT … OFFSET …`, `LIKE … ESCAPE`) is what a WebAPI runs.
+#[test]
+fn the_device_list_pages_and_searches_through_the_webapi() {
+    let dir = TempDir::new().unwrap();
+    let b = Host::start_with_env(
+        &cromflag_tests::repo_root().join("spin.toml"),
+        &dir.path().join("b"),
+        &["--webapi", "127.0.0.1:0"],
+        &[],
+    );
+    let url = format!("http://127.0.0.1:{}/griddb", b.webapi_addr.unwrap().port());
+    let a = Host::start_with_env(
+        &cromflag_tests::repo_root().join("spin.toml"),
+        &dir.path().join("a"),
+        &[],
+        &[
+            ("SPIN_VARIABLE_STORE", "griddb"),
+            ("SPIN_VARIABLE_GRIDDB_URL", &url),
+            ("SPIN_VARIABLE_GRIDDB_TIMEOUT_SECS", "5"),
+        ],
+    );
+    let mut ids: Vec<String> = (0..40).map(|i| format!("dev-{i:02}")).collect();
+    ids.extend(AWKWARD_IDS.iter().map(|s| s.to_string()));
+    insert_devices(&a, &ids);
+    ids.sort();
+    assert_eq!(walk_devices(&a, "limit=6", 6).concat(), ids);
+    let found = |search: &str| -> Vec<String> {
+        let query = format!("search={}&limit=2", cromflag_tests::path_segment(search));
+        walk_devices(&a, &query, 2).concat()
+    };
+    assert_eq!(found("%"), ["100%"]);
+    assert_eq!(found("_"), ["a_b"]);
+    assert_eq!(found("'"), ["it's"]);
+    assert_eq!(found("\\"), ["back\\slash"]);
+    assert_eq!(
+        found("dev-1"),
+        (10..20).map(|i| format!("dev-{i}")).collect::<Vec<_>>()
+    );
+}

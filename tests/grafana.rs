@@ -321,6 +321,112 @@ fn devices_are_named_by_their_ids() {
     assert_eq!(motion[0]["tags"], json!(["motion", "capteur-été"]));
 }
 
+/// The device variable at fleet size: simpod's variable query lists at most
+/// 1,000 devices, and narrows them by a search (`devices/<text>`, or with
+/// "Raw JSON" `search` and `limit`), typically a text-box variable's value
+/// interpolated as simpod does (`regex` or `json`). `/tag-values` and legacy
+/// `/search` answer device ids the same way.
+#[test]
+fn the_device_variable_is_searched_and_capped() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start(dir.path());
+    let mut ids: Vec<String> = (0..30).map(|i| format!("dev-{i:02}")).collect();
+    ids.extend(["sensor.kitchen", "kitchen (old)", "100%"].map(String::from));
+    for id in &ids {
+        assert_eq!(insert_sample_as(&host, id).status, 200, "{id}");
+    }
+    ids.sort();
+    let range = json!({ "from": "2020-02-18T00:00:00.000Z", "to": "2020-02-18T23:59:59.999Z", "raw": { "from": "now-24h", "to": "now" } });
+    let values = |answer: Value| -> Vec<String> {
+        answer
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|v| {
+                assert_eq!(v["__text"], v["__value"], "{v}");
+                v["__value"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let variable = |query: &str, raw_json: bool, filter: &str| {
+        let vars = [("filter", VarValue::One(filter.to_owned()))];
+        let body = grafana::simpod_variable_request(query, raw_json, &vars, &range);
+        values(grafana(&host, "/variable", body))
+    };
+    assert_eq!(variable("devices", false, ""), ids);
+    // A text-box variable `filter` in the query text.
+    assert_eq!(
+        variable("devices/$filter", false, "sensor.kit"),
+        ["sensor.kitchen"]
+    );
+    assert_eq!(
+        variable("devices/$filter", false, "kitchen ("),
+        ["kitchen (old)"]
+    );
+    assert_eq!(variable("devices/$filter", false, "%"), ["100%"]);
+    assert_eq!(
+        variable("devices/$filter", false, "dev-1"),
+        ids[11..21].to_vec()
+    );
+    let raw = r#"{"target": "devices", "search": $filter, "limit": 3}"#;
+    assert_eq!(variable(raw, true, "dev-2"), ["dev-20", "dev-21", "dev-22"]);
+    assert_eq!(variable(raw, true, ""), ids[..3].to_vec());
+    assert_eq!(
+        variable(
+            r#"{"target": "devices", "search": $filter}"#,
+            true,
+            "kitchen"
+        ),
+        ["kitchen (old)", "sensor.kitchen"]
+    );
+    // A device's columns, as before.
+    assert!(variable("sensor.kitchen", false, "").contains(&"temperature".to_owned()));
+    // A limit past the cap, or not a number, is a 400 naming the field.
+    for (payload, field) in [
+        (
+            json!({ "target": "devices", "limit": 1001 }),
+            "payload.limit",
+        ),
+        (
+            json!({ "target": "devices", "limit": "all" }),
+            "payload.limit",
+        ),
+        (
+            json!({ "target": "devices", "search": ["a", "b"] }),
+            "payload.search",
+        ),
+    ] {
+        let answer = post(
+            &host.url("/grafana/variable"),
+            "application/json",
+            json!({ "payload": payload, "range": range })
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(answer.status, 400, "{payload}: {}", answer.text());
+        assert_eq!(answer.json()["detail"]["field"], field, "{}", answer.text());
+    }
+    let tags = grafana(&host, "/tag-values", json!({ "key": "device" }));
+    assert_eq!(tags.as_array().unwrap().len(), ids.len());
+    assert_eq!(tags[0], json!({ "text": ids[0] }));
+    // Legacy `/search` (simpod's `metricFindQuery` before `/variable`).
+    assert_eq!(
+        grafana(
+            &host,
+            "/search",
+            json!({ "type": "query", "target": "devices/dev-0" })
+        ),
+        json!([
+            "dev-00", "dev-01", "dev-02", "dev-03", "dev-04", "dev-05", "dev-06", "dev-07",
+            "dev-08", "dev-09"
+        ])
+    );
+    assert_eq!(
+        grafana(&host, "/search", json!({ "target": "sensor.kitchen.temp" })),
+        json!(["sensor.kitchen.temperature"])
+    );
+}
+
 /// What Infinity's backend parser reads of a time-series query: the URL with
 /// `${__from}`, `${__to}` and `${__interval_ms}` filled in, then an array of
 /// objects whose `timestamp` is epoch ms (`timestamp_epoch`) and whose value

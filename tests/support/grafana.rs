@@ -12,7 +12,10 @@
 //!   the URL's query, which Go's `url.Values.Encode` sorts by key and escapes);
 //! - simPod/GrafanaJsonDatasource `src/DataSource.ts` (`processTargets`: targets
 //!   without `target` are dropped, the rest interpolated in `regex`; payload
-//!   values too) and Grafana's `standardAnnotationSupport.ts` (`prepareAnnotation`:
+//!   values too), its variable queries (`src/variable/VariableSupport.ts`: the
+//!   query text interpolated in `regex` as `{"target": …}`, or with "Raw JSON"
+//!   in `json` and parsed; `src/MetricFindQuery.ts`: posted to `/variable` as
+//!   `{"payload": …, "range": …}`) and Grafana's `standardAnnotationSupport.ts` (`prepareAnnotation`:
 //!   a string `query` replaces the target with `{query}`; `prepareQuery`: the
 //!   annotation's `target` is the query).
 
@@ -36,6 +39,9 @@ pub enum Format {
     Glob,
     /// Each value regex-escaped, several as `(a|b)` (simpod).
     Regex,
+    /// `JSON.stringify` of the value: a quoted string, or an array of them
+    /// (simpod's "Raw JSON" variable queries).
+    Json,
 }
 
 /// `kbn.regexEscape`: a `\` before each of `\^$*+?.()|[]{}/`.
@@ -56,6 +62,8 @@ fn format_value(value: &VarValue, format: Format) -> String {
         (VarValue::One(v), Format::Regex) => regex_escape(v),
         (VarValue::Many(vs), Format::Glob) if vs.len() > 1 => format!("{{{}}}", vs.join(",")),
         (VarValue::Many(vs), Format::Glob) => vs.join(","),
+        (VarValue::One(v), Format::Json) => json!(v).to_string(),
+        (VarValue::Many(vs), Format::Json) => json!(vs).to_string(),
         (VarValue::Many(vs), Format::Regex) => {
             let escaped: Vec<String> = vs.iter().map(|v| regex_escape(v)).collect();
             match escaped.as_slice() {
@@ -227,6 +235,18 @@ pub fn simpod_targets(targets: &[Value], vars: Vars) -> Vec<Value> {
             t
         })
         .collect()
+}
+
+/// The body simpod posts to `/variable` for a variable whose query text is
+/// `query` (`raw_json`: its "Raw JSON" switch), over `range`.
+pub fn simpod_variable_request(query: &str, raw_json: bool, vars: Vars, range: &Value) -> Value {
+    let payload = if raw_json {
+        serde_json::from_str(&interpolate(query, vars, Format::Json))
+            .unwrap_or_else(|e| panic!("not JSON once interpolated ({e}): {query}"))
+    } else {
+        json!({ "target": interpolate(query, vars, Format::Regex) })
+    };
+    json!({ "payload": payload, "range": range })
 }
 
 /// The query Grafana's standard annotation support hands the datasource for a

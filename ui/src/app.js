@@ -1,5 +1,6 @@
-// cromflag built-in page: device picker, time-range picker, one uPlot chart per
-// numeric column, latest values + battery, live updates over SSE, CSV download.
+// cromflag built-in page: device picker (searched on the host: a fleet's devices
+// are never all loaded), time-range picker, one uPlot chart per numeric column,
+// latest values + battery, live updates over SSE, CSV download.
 // Everything is same-origin and bundled at build time (no network beyond the host).
 import uPlot from 'uplot';
 
@@ -9,20 +10,26 @@ const PAGE = 10000;      // rows per /fetch page
 const MAX_PAGES = 10;    // follow rel="next" at most this often, then aggregate
 const BUCKETS = 2000;    // target number of points when aggregating
 const CSV_LIMIT = 100000;
+const DEVICE_LIMIT = 50; // devices the picker lists at once; the search box finds the others
+const SEARCH_DELAY = 200; // ms of quiet typing before the search is asked
 const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  device: $('device'), range: $('range'), custom: $('custom'), from: $('from'), to: $('to'),
+  device: $('device'), search: $('device-search'), range: $('range'), custom: $('custom'), from: $('from'), to: $('to'),
   apply: $('apply'), csv: $('csv'), status: $('status'), latest: $('latest'), charts: $('charts'),
 };
 
 // Public state, read by tests/browser/ui-test.mjs.
 const state = (window.cromflagState = {
   device: null, from: 0, to: Date.now(), series: {}, latest: null, ready: false,
+  // The picker: the ids it lists, the search they answer, whether more match.
+  deviceList: [], deviceSearch: '', devicesMore: false,
+  meta: {},            // the selected device's row of /fetch/devices (battery, firmware, …)
 });
 
-let devices = [];      // last /fetch/devices answer
+let listGen = 0;       // bumps on every device-list request; stale answers are dropped
+let searchTimer = null;
 let columns = [];      // numeric column names of the selected device
 let plots = {};        // column -> uPlot instance
 let loadGen = 0;       // bumps on every (re)load; stale responses are dropped
@@ -109,31 +116,68 @@ function currentRange() {
 
 // ---------- device list ----------
 
+// One page of /fetch/devices: the devices whose id contains `search` (all
+// without one), in id order, `limit` of them; the host pages the rest.
+function devicesUrl(search, limit) {
+  return `/fetch/devices?limit=${limit}${search ? `&search=${enc(search)}` : ''}`;
+}
+
+function option(value, text, disabled = false) {
+  const o = document.createElement('option');
+  o.value = value;
+  o.textContent = text;
+  o.disabled = disabled;
+  return o;
+}
+
+// Lists the devices the search box finds (the first DEVICE_LIMIT); the
+// selected device stays listed, first, when the search does not find it.
 async function refreshDevices() {
+  const gen = ++listGen;
+  const search = ui.search.value;
+  let names = [], more = false, failed = false;
   try {
-    const { body } = await getJson('/fetch/devices');
-    devices = Array.isArray(body) ? body : [];
+    const { res, body } = await getJson(devicesUrl(search, DEVICE_LIMIT));
+    names = (Array.isArray(body) ? body : []).map((d) => d?.deviceid).filter((n) => typeof n === 'string');
+    more = Boolean(nextLink(res));
   } catch (e) {
-    devices = [];
+    failed = true;
   }
-  const names = devices.map((d) => d.deviceid).filter(Boolean);
-  const current = ui.device.value;
-  ui.device.replaceChildren(
-    ...(names.length ? names : ['']).map((n) => {
-      const o = document.createElement('option');
-      o.value = n;
-      o.textContent = n || '(waiting for devices…)';
-      return o;
-    }),
-  );
-  if (names.includes(current)) ui.device.value = current;
+  if (gen !== listGen) return null; // a later search answers instead
+  const same = names.join('\n') === state.deviceList.join('\n') && search === state.deviceSearch &&
+    more === state.devicesMore && (!state.device || ui.device.value === state.device);
+  Object.assign(state, { deviceList: names, deviceSearch: search, devicesMore: more });
+  if (same) return names; // leave an open picker alone
+  const options = names.map((n) => option(n, n));
+  if (state.device && !names.includes(state.device)) options.unshift(option(state.device, state.device));
+  if (more) options.push(option('', `… more: refine the search`, true));
+  if (!options.length) {
+    options.push(search || failed
+      ? option('', failed ? '(search failed)' : '(no device matches)', true)
+      : option('', '(waiting for devices…)'));
+  }
+  ui.device.replaceChildren(...options);
+  ui.device.value = state.device || names[0] || '';
   return names;
+}
+
+// The selected device's own row of /fetch/devices: a search for its id lists
+// it, among the ids that contain it (a few pages at most, in practice one).
+async function loadMeta(dev) {
+  let url = devicesUrl(dev, 100);
+  for (let page = 0; url && page < 10; page++) {
+    const { res, body } = await getJson(url);
+    const row = (Array.isArray(body) ? body : []).find((d) => d?.deviceid === dev);
+    if (row) return row;
+    url = nextLink(res);
+  }
+  return {};
 }
 
 // Poll every 2 s until a device exists, then select the first one.
 async function pickDevice() {
   const names = await refreshDevices();
-  if (!state.device && names.length) {
+  if (!state.device && names?.length) {
     ui.device.value = names[0];
     await selectDevice(names[0]);
   } else if (!state.device) {
@@ -184,11 +228,13 @@ async function load() {
   setStatus('Loading…');
   aggregatedTo = 0;
   try {
-    const [{ body: schema }, { body: latest }] = await Promise.all([
+    const [{ body: schema }, { body: latest }, meta] = await Promise.all([
       getJson(`/devices/${enc(dev)}/schema`),
       getJson(`/devices/${enc(dev)}/latest`),
+      loadMeta(dev).catch(() => ({})),
     ]);
     if (gen !== loadGen) return;
+    state.meta = meta;
     const cols = (schema?.columns || []).slice(1);
     columns = cols.filter((c) => NUMERIC.has(String(c.type).toUpperCase())).map((c) => c.name);
     state.latest = latest;
@@ -256,12 +302,16 @@ function onRows(rows) {
   refreshMeta();
 }
 
-// Device metadata (battery, firmware) changes with inserts: re-read it at most every 5 s.
+// Device metadata (battery, firmware) changes with inserts, and devices come
+// and go from the picker's search: re-read both at most every 5 s.
 let metaAt = 0;
 async function refreshMeta() {
   if (Date.now() - metaAt < 5000) return;
   metaAt = Date.now();
-  await refreshDevices();
+  const dev = state.device;
+  if (!dev) return;
+  const [meta] = await Promise.all([loadMeta(dev).catch(() => null), refreshDevices()]);
+  if (meta && dev === state.device) state.meta = meta;
   renderLatest();
 }
 
@@ -308,7 +358,7 @@ new ResizeObserver(() => {
 
 function renderLatest() {
   ui.latest.replaceChildren();
-  const meta = devices.find((d) => d.deviceid === state.device) || {};
+  const meta = state.meta || {};
   const latest = state.latest;
   const item = (k, v, cls = 'item') => {
     const el = document.createElement('div');
@@ -403,7 +453,22 @@ setInterval(() => { if (state.device) refreshMeta(); }, 30000);
 
 // ---------- controls ----------
 
-ui.device.addEventListener('change', () => selectDevice(ui.device.value));
+ui.device.addEventListener('change', () => { if (ui.device.value) selectDevice(ui.device.value); });
+// Type-ahead: the host searches the ids as the text changes; Enter picks the first match.
+ui.search.addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(refreshDevices, SEARCH_DELAY);
+});
+ui.search.addEventListener('keydown', async (ev) => {
+  if (ev.key !== 'Enter') return;
+  ev.preventDefault();
+  clearTimeout(searchTimer);
+  const names = await refreshDevices();
+  if (names?.length && names[0] !== state.device) {
+    ui.device.value = names[0];
+    await selectDevice(names[0]);
+  }
+});
 ui.range.addEventListener('change', () => {
   const custom = ui.range.value === 'custom';
   ui.custom.hidden = !custom;

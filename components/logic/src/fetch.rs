@@ -1,17 +1,20 @@
 //! The read API for third-party apps: `GET /fetch/<device>` (rows in a time
 //! range, paged with a cursor, or aggregated into time buckets), `GET
-//! /fetch/devices`, `GET /devices/<device>/latest` and `/schema`.
+//! /fetch/devices` (and the other collections: paged in key order, devices
+//! searchable by id), `GET /devices/<device>/latest` and `/schema`.
 //!
-//! Every parameter is parsed before anything is read, and only numbers and
-//! checked column names reach the TQL (the original sample pasted `from`/`to`
-//! into its query text, which allowed injection).
+//! Every parameter is parsed before anything is read, and only numbers,
+//! checked column names and quoted, escaped `search` patterns reach the TQL
+//! (the original sample pasted `from`/`to` into its query text, which allowed
+//! injection).
 
 use crate::device::{self, Fetched};
 use crate::encode::{self, Format};
 use crate::error::ApiError;
 use crate::insert::DEVICES;
 use crate::model::{
-    tql_name, Column, ColumnType, ContainerInfo, ContainerKind, Row, Store, Value, TIMESTAMP_RANGE,
+    tql_name, tql_string, Column, ColumnType, ContainerInfo, ContainerKind, Row, Store, Value,
+    TIMESTAMP_RANGE,
 };
 use crate::query;
 use crate::report::period::{Granularity, LocalPeriod};
@@ -236,14 +239,6 @@ impl FetchQuery {
         }
         Ok(q)
     }
-
-    fn is_plain(&self) -> bool {
-        *self
-            == FetchQuery {
-                format: self.format,
-                ..FetchQuery::default()
-            }
-    }
 }
 
 /// `10s`, `1m`, `250ms`, `1h`, or one calendar `1d`, `1w`, `1M`.
@@ -296,6 +291,7 @@ fn parse_cursor(text: &str, order: Order) -> Result<i64, ApiError> {
 }
 
 /// A response body with its type and any extra headers.
+#[derive(Debug)]
 pub struct Output {
     pub format: Format,
     pub body: Vec<u8>,
@@ -313,6 +309,9 @@ pub fn fetch(
     max_limit: u64,
 ) -> Result<Output, ApiError> {
     let query_text = path_with_query.split_once('?').map(|(_, q)| q);
+    if let Ok(Fetched::Container(container)) = Fetched::of(name) {
+        return fetch_container(store, container, path_with_query, accept, max_limit);
+    }
     let q = FetchQuery::parse(query_text, max_limit)?;
     let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
     if name.contains('{') && !names_one(store, name)? {
@@ -322,28 +321,58 @@ pub fn fetch(
     }
     let info = match Fetched::of(name)? {
         Fetched::Device(id) => time_series(store, id)?,
-        Fetched::Container(container) => match store.get_container(container)? {
-            Some(info) => info,
-            // Before the first insert the device list exists, empty.
-            None if container == DEVICES => {
-                return Ok(Output {
-                    format,
-                    body: encode::rows(format, &[], &[]),
-                    headers: Vec::new(),
-                })
-            }
-            None => {
-                return Err(ApiError::not_found(
-                    "nothing stored yet",
-                    json!({ "container": container }),
-                ))
-            }
-        },
+        Fetched::Container(container) => {
+            return fetch_container(store, container, path_with_query, accept, max_limit)
+        }
     };
-    if info.kind == ContainerKind::Collection {
-        if !q.is_plain() {
+    time_series_page(store, &info, &q, path_with_query, format, max_limit)
+}
+
+/// `GET /fetch/<container>` for one of the stack's own containers: a
+/// collection is listed a page at a time in key order (`ListQuery`), a time
+/// series (`_rejected`) is read as a device's rows are (`FetchQuery`).
+fn fetch_container(
+    store: &mut impl Store,
+    container: &'static str,
+    path_with_query: &str,
+    accept: Option<&str>,
+    max_limit: u64,
+) -> Result<Output, ApiError> {
+    let query_text = path_with_query.split_once('?').map(|(_, q)| q);
+    let info = match store.get_container(container)? {
+        Some(info) => info,
+        // Before the first insert the device list exists, empty.
+        None if container == DEVICES => {
+            let q = ListQuery::parse(query_text, container, max_limit)?;
+            let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
+            return Ok(Output {
+                format,
+                body: encode::rows(format, &[], &[]),
+                headers: Vec::new(),
+            });
+        }
+        None => {
+            return Err(ApiError::not_found(
+                "nothing stored yet",
+                json!({ "container": container }),
+            ))
+        }
+    };
+    if info.kind == ContainerKind::TimeSeries {
+        let q = FetchQuery::parse(query_text, max_limit)?;
+        let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
+        return time_series_page(store, &info, &q, path_with_query, format, max_limit);
+    }
+    let q = ListQuery::parse(query_text, container, max_limit)?;
+    let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
+    if !is_keyed_by_text(&info) {
+        // No key to page on (none of the stack's collections is so): listed whole.
+        if q != (ListQuery {
+            format: q.format,
+            ..ListQuery::default()
+        }) {
             return Err(ApiError::bad_request(
-                "a collection is listed whole: only `format` applies",
+                "a collection without a STRING row key is listed whole: only `format` applies",
                 json!({ "container": info.name }),
             ));
         }
@@ -354,19 +383,322 @@ pub fn fetch(
             headers: Vec::new(),
         });
     }
-    let selection = select(store, &info, &q, max_limit)?;
-    let mut headers = Vec::new();
-    if let Some(last) = selection.last_key {
-        let cursor = cursor_text(q.order, last);
-        let link = format!("<{}>; rel=\"next\"", next_link(path_with_query, &cursor));
-        headers.push(("link", link));
-        headers.push(("x-next-cursor", cursor));
-    }
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT.min(max_limit));
+    let page = key_page(
+        store,
+        &info,
+        "*",
+        q.search.as_deref(),
+        q.cursor.as_ref(),
+        limit,
+    )?;
+    Ok(Output {
+        format,
+        body: encode::rows(format, &page.columns, &page.rows),
+        headers: next_headers(path_with_query, page.next.map(|c| c.text())),
+    })
+}
+
+/// A page of a time series' rows (or its buckets), with the next page's link.
+fn time_series_page(
+    store: &mut impl Store,
+    info: &ContainerInfo,
+    q: &FetchQuery,
+    path_with_query: &str,
+    format: Format,
+    max_limit: u64,
+) -> Result<Output, ApiError> {
+    let selection = select(store, info, q, max_limit)?;
+    let cursor = selection.last_key.map(|last| cursor_text(q.order, last));
     Ok(Output {
         format,
         body: encode::rows(format, &selection.columns, &selection.rows),
-        headers,
+        headers: next_headers(path_with_query, cursor),
     })
+}
+
+/// `Link: <…>; rel="next"` and `X-Next-Cursor` when another page follows.
+fn next_headers(path_with_query: &str, cursor: Option<String>) -> Vec<(&'static str, String)> {
+    let Some(cursor) = cursor else {
+        return Vec::new();
+    };
+    let link = format!("<{}>; rel=\"next\"", next_link(path_with_query, &cursor));
+    vec![("link", link), ("x-next-cursor", cursor)]
+}
+
+// ---------------------------------------------------------------------------
+// Collections: `devices` and the stack's other keyed collections, in pages
+// ---------------------------------------------------------------------------
+
+const LIST_PARAMETERS: [&str; 4] = ["limit", "cursor", "search", "format"];
+
+/// The parsed query of `GET /fetch/<collection>` (`devices`, `messages`,
+/// `reports`, `_cron_runs`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListQuery {
+    pub limit: Option<u64>,
+    /// Where the page starts: after the cursor's row.
+    pub cursor: Option<KeyCursor>,
+    /// Only rows whose key (the device id) contains this text; `devices` only.
+    pub search: Option<String>,
+    pub format: Option<Format>,
+}
+
+impl ListQuery {
+    /// Parses a query string strictly, as `FetchQuery::parse` does: each
+    /// parameter at most once, each value checked, anything else a 400 naming it.
+    pub fn parse(
+        text: Option<&str>,
+        container: &str,
+        max_limit: u64,
+    ) -> Result<ListQuery, ApiError> {
+        let mut q = ListQuery::default();
+        for (key, value) in query::parse(text, &LIST_PARAMETERS)? {
+            let invalid = |expected: &str| query::invalid(&key, &value, expected);
+            match key.as_str() {
+                "limit" => {
+                    let expected = format!("an integer from 1 to {max_limit}");
+                    q.limit = Some(
+                        value
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|n| (1..=max_limit).contains(n))
+                            .ok_or_else(|| invalid(&expected))?,
+                    );
+                }
+                "cursor" => {
+                    q.cursor = Some(KeyCursor::parse(&value).ok_or_else(|| {
+                        invalid("a cursor from a previous response's Link header")
+                    })?)
+                }
+                "search" => {
+                    if container != DEVICES {
+                        return Err(ApiError::bad_request(
+                            "`search` finds devices by id: only /fetch/devices takes it",
+                            json!({ "parameter": "search", "container": container }),
+                        ));
+                    }
+                    if !is_valid_search(&value) {
+                        return Err(invalid(SEARCH_EXPECTED));
+                    }
+                    // An empty search (a cleared search box) finds every device.
+                    q.search = Some(value.clone()).filter(|s| !s.is_empty());
+                }
+                _ => {
+                    q.format = Some(match value.as_str() {
+                        "json" => Format::Json,
+                        "msgpack" => Format::MsgPack,
+                        "csv" => Format::Csv,
+                        _ => return Err(invalid("json, msgpack or csv")),
+                    })
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// What a device search may be: no id is longer, or holds a control character.
+pub const SEARCH_EXPECTED: &str = "text of at most 128 bytes without control characters";
+
+/// Whether `text` is a device search (`SEARCH_EXPECTED`).
+pub fn is_valid_search(text: &str) -> bool {
+    text.len() <= device::MAX_ID_BYTES && !text.chars().any(char::is_control)
+}
+
+/// Where a page of a keyed collection starts: after the row whose key is
+/// `last`, the `position`-th row (from 1, in key order, among those the
+/// search finds) when the cursor was made.
+///
+/// GridDB's TQL cannot compare strings by order (`deviceid > 'x'` is refused:
+/// only `=`, `<>` and `LIKE` apply to STRING), so a page is read with `ORDER
+/// BY <key> LIMIT … OFFSET <position - 1>`, and the key makes sure it starts
+/// right after `last` even when rows were added in between (see `key_page`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCursor {
+    pub position: u64,
+    pub last: String,
+}
+
+impl KeyCursor {
+    /// `k<position>.<last as unpadded base64url>`: only URL-safe characters
+    /// (`A-Za-z0-9-_.`), whatever the key holds (`,`, `{`, `%`, spaces,
+    /// non-ASCII), so it goes into a URL's query as it is.
+    pub fn text(&self) -> String {
+        use base64::Engine as _;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.last.as_bytes());
+        format!("k{}.{key}", self.position)
+    }
+
+    /// The cursor `text` stands for; `None` unless it is one `text` made.
+    pub fn parse(text: &str) -> Option<KeyCursor> {
+        use base64::Engine as _;
+        let (position, key) = text.strip_prefix('k')?.split_once('.')?;
+        if position.is_empty() || !position.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let position = position.parse::<u64>().ok().filter(|p| *p >= 1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key)
+            .ok()?;
+        let last = String::from_utf8(bytes).ok()?;
+        Some(KeyCursor { position, last })
+    }
+}
+
+/// Whether `info` is a collection keyed by a STRING column, which `key_page` pages.
+fn is_keyed_by_text(info: &ContainerInfo) -> bool {
+    info.row_key && info.columns.first().map(|c| c.column_type) == Some(ColumnType::String)
+}
+
+/// The `LIKE` pattern (with `ESCAPE '\'`) of keys containing `text`: its `%`,
+/// `_` and `\` taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// One page of a keyed collection.
+pub struct KeyPage {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Row>,
+    /// When more rows follow the page: where the next one starts.
+    pub next: Option<KeyCursor>,
+}
+
+/// Rows read per query while finding where a page starts, when rows were
+/// added before the cursor's row since it was made.
+const SEEK_PAGE: u64 = 1000;
+
+/// Up to `limit` rows of the keyed collection `info` (its `selection`: `*` or
+/// TQL column names, the key first) in key order, those whose key contains
+/// `search`, from after `cursor`.
+///
+/// The page is one query, `ORDER BY <key> LIMIT <limit + 2> OFFSET
+/// <position - 1>`, whose first row must be the cursor's: rows are never
+/// removed (the `Store` has no delete), so when it is not, rows were added
+/// before it, and the page starts after the cursor's key wherever that now is
+/// (rows are looked through from its old position on, `SEEK_PAGE` at a time).
+/// Each row is thus listed once, in key order, however the collection grows
+/// between pages; a row added before the cursor is not listed (as in any
+/// keyset paging).
+pub fn key_page(
+    store: &mut impl Store,
+    info: &ContainerInfo,
+    selection: &str,
+    search: Option<&str>,
+    cursor: Option<&KeyCursor>,
+    limit: u64,
+) -> Result<KeyPage, ApiError> {
+    let key = tql_name(&info.columns[0].name);
+    let filter = match search {
+        Some(text) => format!(
+            " WHERE {key} LIKE {} ESCAPE '\\'",
+            tql_string(&contains_pattern(text))
+        ),
+        None => String::new(),
+    };
+    let mut read = |count: u64, offset: u64| {
+        let offset = match offset {
+            0 => String::new(),
+            n => format!(" OFFSET {n}"),
+        };
+        let tql = format!("SELECT {selection}{filter} ORDER BY {key} ASC LIMIT {count}{offset}");
+        store.query(&info.name, &tql)
+    };
+    let (start, mut result) = match cursor {
+        None => (0, read(limit + 1, 0)?),
+        Some(cursor) => {
+            let mut result = read(limit + 2, cursor.position - 1)?;
+            if result.rows.first().and_then(|row| key_text(row)) == Some(cursor.last.as_str()) {
+                result.rows.remove(0);
+                (cursor.position, result)
+            } else {
+                let start = seek(&mut read, cursor)?;
+                (start, read(limit + 1, start)?)
+            }
+        }
+    };
+    let mut next = None;
+    if result.rows.len() as u64 > limit {
+        result.rows.truncate(limit as usize);
+        let last = result.rows.last().and_then(|row| key_text(row));
+        next = last.map(|last| KeyCursor {
+            position: start + limit,
+            last: last.to_owned(),
+        });
+    }
+    Ok(KeyPage {
+        columns: result.columns,
+        rows: result.rows,
+        next,
+    })
+}
+
+fn key_text(row: &Row) -> Option<&str> {
+    match row.first() {
+        Some(Value::String(key)) => Some(key),
+        _ => None,
+    }
+}
+
+/// How many rows sort at or before `cursor.last` (where the page after it
+/// starts), looking from the cursor's old position on; from the start when
+/// the row there already sorts after it (the cursor came with another
+/// `search`). Keys compare by their UTF-8 bytes, as both stores sort them.
+fn seek(
+    read: &mut impl FnMut(u64, u64) -> Result<crate::model::QueryResult, crate::model::StoreError>,
+    cursor: &KeyCursor,
+) -> Result<u64, ApiError> {
+    let mut offset = cursor.position - 1;
+    loop {
+        let rows = read(SEEK_PAGE, offset)?.rows;
+        let first_after = rows.first().and_then(|row| key_text(row)) > Some(cursor.last.as_str());
+        if offset > 0 && (rows.is_empty() || first_after) {
+            offset = 0;
+            continue;
+        }
+        for (i, row) in rows.iter().enumerate() {
+            match key_text(row).unwrap_or_default().cmp(cursor.last.as_str()) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Ok(offset + i as u64 + 1),
+                std::cmp::Ordering::Greater => return Ok(offset + i as u64),
+            }
+        }
+        offset += rows.len() as u64;
+        if (rows.len() as u64) < SEEK_PAGE {
+            return Ok(offset);
+        }
+    }
+}
+
+/// Up to `limit` device ids in id order, those containing `search` if given,
+/// and whether more follow (for Grafana's device lists). None before the
+/// first insert.
+pub fn device_ids(
+    store: &mut impl Store,
+    search: Option<&str>,
+    limit: u64,
+) -> Result<(Vec<String>, bool), ApiError> {
+    let Some(info) = store.get_container(DEVICES)? else {
+        return Ok((Vec::new(), false));
+    };
+    let key = tql_name(&info.columns[0].name);
+    let page = key_page(store, &info, &key, search, None, limit)?;
+    let ids = page
+        .rows
+        .iter()
+        .filter_map(|row| key_text(row).map(str::to_owned))
+        .collect();
+    Ok((ids, page.next.is_some()))
 }
 
 /// At most this many devices in one `/fetch/{a,b,…}`.
@@ -1089,6 +1421,385 @@ mod tests {
         assert_eq!(listed_devices(&text).unwrap_err().status, 400);
         let text = format!("{{{}}}", names[1..].join(","));
         assert_eq!(listed(&text).unwrap().len(), MOST_DEVICES);
+    }
+
+    /// Ids with what a URL's query treats specially, and non-ASCII.
+    const AWKWARD_IDS: [&str; 10] = [
+        "a,b",
+        "{sample,other}",
+        "100%",
+        "a b",
+        "capteur-été",
+        "🌡️ kitchen",
+        "x&cursor=k1.YQ",
+        "it's",
+        "back\\slash",
+        "a_b",
+    ];
+
+    #[test]
+    fn key_cursors_are_url_safe_and_read_back() {
+        for id in AWKWARD_IDS.iter().copied().chain(["", "sample"]) {
+            let cursor = KeyCursor {
+                position: 7,
+                last: id.to_owned(),
+            };
+            let text = cursor.text();
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                "{id:?}: {text}"
+            );
+            assert_eq!(KeyCursor::parse(&text), Some(cursor), "{text}");
+            // As a query parameter it arrives unchanged.
+            let q = ListQuery::parse(Some(&format!("cursor={text}")), DEVICES, 10).unwrap();
+            assert_eq!(q.cursor.unwrap().last, id);
+        }
+        for bad in [
+            "", "k", "k1", "k.YQ", "k0.YQ", "k+1.YQ", "k-1.YQ", "kx.YQ", "k1.!!", "k1.YR", "k1.gA",
+            "a5", "d5", "K1.YQ", "k1.YQ==",
+        ] {
+            assert_eq!(KeyCursor::parse(bad), None, "{bad}");
+        }
+        // A time-series cursor is not a collection's, nor the other way round.
+        assert!(FetchQuery::parse(Some("cursor=k1.YQ"), 10).is_err());
+    }
+
+    #[test]
+    fn list_queries_parse_strictly() {
+        let parse = |text: &str, container: &str| ListQuery::parse(Some(text), container, 100);
+        assert_eq!(
+            ListQuery::parse(None, DEVICES, 100).unwrap(),
+            ListQuery::default()
+        );
+        let q = parse("limit=5&search=kit%20chen&format=csv", DEVICES).unwrap();
+        assert_eq!(
+            (q.limit, q.search.as_deref(), q.format),
+            (Some(5), Some("kit chen"), Some(Format::Csv))
+        );
+        assert_eq!(parse("search=", DEVICES).unwrap().search, None);
+        assert_eq!(
+            parse(&format!("search={}", "é".repeat(64)), DEVICES)
+                .unwrap()
+                .search,
+            Some("é".repeat(64))
+        );
+        assert!(SEARCH_EXPECTED.contains(&device::MAX_ID_BYTES.to_string()));
+        for (bad, container, parameter) in [
+            ("limit=0", DEVICES, "limit"),
+            ("limit=101", DEVICES, "limit"),
+            ("limit=x", DEVICES, "limit"),
+            ("cursor=a5", DEVICES, "cursor"),
+            ("cursor=k1.%21", DEVICES, "cursor"),
+            ("search=%00", DEVICES, "search"),
+            ("search=a%0Ab", DEVICES, "search"),
+            (&format!("search={}", "x".repeat(129)), DEVICES, "search"),
+            ("search=x", "messages", "search"),
+            ("format=xml", DEVICES, "format"),
+            ("from=1", DEVICES, "from"),
+            ("order=desc", DEVICES, "order"),
+            ("limit=1&limit=2", DEVICES, "limit"),
+        ] {
+            let err = parse(bad, container).unwrap_err();
+            assert_eq!(
+                (err.status, err.detail["parameter"].as_str()),
+                (400, Some(parameter)),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn contains_patterns_take_wildcards_literally() {
+        assert_eq!(contains_pattern("kitchen"), "%kitchen%");
+        assert_eq!(contains_pattern("100%_x\\"), "%100\\%\\_x\\\\%");
+    }
+
+    use crate::testing::MemoryStore;
+
+    fn device_row(id: &str) -> Row {
+        vec![
+            Value::String(id.to_owned()),
+            Value::Integer(50),
+            Value::Null,
+        ]
+    }
+
+    /// A store whose `devices` collection lists `ids`.
+    fn store_with_devices(ids: &[String]) -> MemoryStore {
+        let mut store = MemoryStore::default();
+        store
+            .put_container(ContainerInfo {
+                name: DEVICES.to_owned(),
+                kind: ContainerKind::Collection,
+                columns: crate::insert::devices_columns(),
+                row_key: true,
+            })
+            .unwrap();
+        add_devices(&mut store, ids);
+        store
+    }
+
+    fn add_devices(store: &mut MemoryStore, ids: &[String]) {
+        let rows = ids.iter().map(|id| device_row(id)).collect();
+        store.put_rows(DEVICES, rows).unwrap();
+    }
+
+    /// Every id `GET /fetch/devices?<query>` lists, following each page's
+    /// link; `between` runs after each page. Also checks the headers.
+    fn walk(
+        store: &mut MemoryStore,
+        query: &str,
+        mut between: impl FnMut(&mut MemoryStore, usize),
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut next = Some(format!("/fetch/devices?{query}"));
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            let output = fetch(store, DEVICES, &path, None, DEFAULT_MAX_LIMIT).unwrap();
+            let rows: serde_json::Value = serde_json::from_slice(&output.body).unwrap();
+            let page: Vec<String> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["deviceid"].as_str().unwrap().to_owned())
+                .collect();
+            ids.extend(page);
+            let header = |name: &str| {
+                output
+                    .headers
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            if let Some(link) = header("link") {
+                let cursor = header("x-next-cursor").expect("a cursor beside the link");
+                let target = link.strip_prefix('<').unwrap().split_once('>').unwrap().0;
+                assert!(target.ends_with(&format!("cursor={cursor}")), "{link}");
+                next = Some(target.to_owned());
+            }
+            pages += 1;
+            between(store, pages);
+            assert!(pages < 10_000, "the pages never end");
+        }
+        ids
+    }
+
+    #[test]
+    fn devices_page_in_id_order_each_once() {
+        let mut ids: Vec<String> = (0..250).map(|i| format!("dev-{i:03}")).collect();
+        ids.extend(AWKWARD_IDS.iter().map(|s| s.to_string()));
+        let mut store = store_with_devices(&ids);
+        ids.sort();
+        for limit in [1, 7, 100, 259, 260, 261] {
+            assert_eq!(
+                walk(&mut store, &format!("limit={limit}"), |_, _| {}),
+                ids,
+                "{limit}"
+            );
+        }
+        // Without a limit, one page of DEFAULT_LIMIT.
+        let output = fetch(
+            &mut store,
+            DEVICES,
+            "/fetch/devices",
+            None,
+            DEFAULT_MAX_LIMIT,
+        )
+        .unwrap();
+        assert!(output.headers.is_empty());
+        // The answer's shape is the collection's rows, as before.
+        let rows: serde_json::Value = serde_json::from_slice(&output.body).unwrap();
+        assert_eq!(
+            rows[0],
+            json!({ "deviceid": ids[0], "batt_lvl": 50, "fw_ver": null })
+        );
+        // `limit` is capped by the component's maximum.
+        assert_eq!(
+            fetch(&mut store, DEVICES, "/fetch/devices?limit=11", None, 10)
+                .unwrap_err()
+                .detail["parameter"],
+            "limit"
+        );
+    }
+
+    #[test]
+    fn devices_added_between_pages_move_no_page() {
+        let ids: Vec<String> = (0..100).map(|i| format!("m{i:03}")).collect();
+        let mut store = store_with_devices(&ids);
+        // After each page: a device before every listed one (an `a…` id), one
+        // among them, and one after all of them.
+        let seen = walk(&mut store, "limit=9", |store, page| {
+            add_devices(
+                store,
+                &[
+                    format!("a{page:03}"),
+                    format!("m{:03}x", page * 9 + 4),
+                    format!("z{page:03}"),
+                ],
+            );
+        });
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique, seen, "in order, each once");
+        for id in &ids {
+            assert!(seen.contains(id), "{id} missed");
+        }
+        assert!(!seen.iter().any(|id| id.starts_with('a')));
+        // Ids added after the cursor's are listed when their page comes.
+        assert!(seen.contains(&"z001".to_owned()));
+        assert!(seen.contains(&"m085x".to_owned()));
+    }
+
+    #[test]
+    fn a_search_finds_ids_containing_it_literally() {
+        let mut ids: Vec<String> = AWKWARD_IDS.iter().map(|s| s.to_string()).collect();
+        ids.extend(["100x", "axb", "Kitchen", "kitchen-2", "my kitchen"].map(String::from));
+        let mut store = store_with_devices(&ids);
+        let found = |store: &mut MemoryStore, search: &str| {
+            let query: String = format!("limit=2&search={}", device::to_path_segment(search));
+            walk(store, &query, |_, _| {})
+        };
+        assert_eq!(found(&mut store, "%"), ["100%"]);
+        assert_eq!(found(&mut store, "_"), ["a_b"]);
+        assert_eq!(found(&mut store, "\\"), ["back\\slash"]);
+        assert_eq!(found(&mut store, "'"), ["it's"]);
+        assert_eq!(found(&mut store, ","), ["a,b", "{sample,other}"]);
+        assert_eq!(found(&mut store, "été"), ["capteur-été"]);
+        // Case-sensitive, as GridDB's LIKE.
+        assert_eq!(
+            found(&mut store, "kitchen"),
+            ["kitchen-2", "my kitchen", "🌡️ kitchen"]
+        );
+        assert_eq!(found(&mut store, "nothing"), Vec::<String>::new());
+        // A cursor of another search starts after its id all the same.
+        let first = fetch(
+            &mut store,
+            DEVICES,
+            "/fetch/devices?limit=1&search=kitchen",
+            None,
+            DEFAULT_MAX_LIMIT,
+        )
+        .unwrap();
+        let cursor = first
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "x-next-cursor")
+            .unwrap()
+            .1
+            .clone();
+        let rest = fetch(
+            &mut store,
+            DEVICES,
+            &format!("/fetch/devices?cursor={cursor}"),
+            None,
+            DEFAULT_MAX_LIMIT,
+        )
+        .unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&rest.body).unwrap();
+        let mut after: Vec<String> = ids
+            .iter()
+            .filter(|id| id.as_str() > "kitchen-2")
+            .cloned()
+            .collect();
+        after.sort();
+        let listed: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["deviceid"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, after);
+    }
+
+    #[test]
+    fn device_ids_are_capped_and_say_so() {
+        let ids: Vec<String> = (0..30).map(|i| format!("d{i:02}")).collect();
+        let mut store = store_with_devices(&ids);
+        assert_eq!(
+            device_ids(&mut store, None, 10).unwrap(),
+            (ids[..10].to_vec(), true)
+        );
+        assert_eq!(
+            device_ids(&mut store, None, 30).unwrap(),
+            (ids.clone(), false)
+        );
+        assert_eq!(
+            device_ids(&mut store, Some("2"), 100).unwrap(),
+            (
+                vec![
+                    "d02".into(),
+                    "d12".into(),
+                    "d20".into(),
+                    "d21".into(),
+                    "d22".into(),
+                    "d23".into(),
+                    "d24".into(),
+                    "d25".into(),
+                    "d26".into(),
+                    "d27".into(),
+                    "d28".into(),
+                    "d29".into()
+                ],
+                false
+            )
+        );
+        assert_eq!(
+            device_ids(&mut MemoryStore::default(), None, 10).unwrap(),
+            (Vec::new(), false)
+        );
+    }
+
+    #[test]
+    fn other_collections_page_too_and_take_no_search() {
+        let mut store = store_with_devices(&[]);
+        let mut messages = crate::insert::messages_container();
+        messages.name = crate::insert::MESSAGES.to_owned();
+        store.put_container(messages.clone()).unwrap();
+        let rows: Vec<Row> = (0..5)
+            .map(|i| {
+                let mut row = vec![Value::Null; messages.columns.len()];
+                row[0] = Value::String(format!("msg{i}"));
+                row
+            })
+            .collect();
+        store.put_rows("messages", rows).unwrap();
+        let first = fetch(&mut store, "messages", "/fetch/messages?limit=3", None, 100).unwrap();
+        let link = &first.headers.iter().find(|(n, _)| *n == "link").unwrap().1;
+        let cursor = KeyCursor {
+            position: 3,
+            last: "msg2".into(),
+        }
+        .text();
+        assert_eq!(
+            link,
+            &format!("</fetch/messages?limit=3&cursor={cursor}>; rel=\"next\"")
+        );
+        let err = fetch(
+            &mut store,
+            "messages",
+            "/fetch/messages?search=m",
+            None,
+            100,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.status, err.detail["parameter"].as_str()),
+            (400, Some("search"))
+        );
+        // Before the first insert: an empty device list, parameters checked all the same.
+        let mut empty = MemoryStore::default();
+        let output = fetch(
+            &mut empty,
+            DEVICES,
+            "/fetch/devices?limit=5&search=x",
+            None,
+            100,
+        )
+        .unwrap();
+        assert_eq!(output.body, b"[]");
+        assert!(fetch(&mut empty, DEVICES, "/fetch/devices?limit=0", None, 100).is_err());
     }
 
     #[test]

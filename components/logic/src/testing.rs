@@ -9,9 +9,12 @@
 //! replace each other. Names are matched case-insensitively, as GridDB does.
 //!
 //! Its `query` evaluates only the statements fetch issues for plain reads:
-//! `SELECT * | <columns> [WHERE <key> <op> TO_TIMESTAMP_MS(<ms>) [AND …]]
-//! [ORDER BY <key> ASC|DESC] [LIMIT <n>]`. Anything else is a `Query` error
-//! naming the statement, so a test can never pass on a query it misread.
+//! `SELECT * | <columns> [WHERE <condition> [AND …]] [ORDER BY <key> ASC|DESC]
+//! [LIMIT <n> [OFFSET <m>]]`, a condition being `<key> <op>
+//! TO_TIMESTAMP_MS(<ms>)` or `<string column> [NOT] LIKE '<pattern>' [ESCAPE
+//! '<c>']` (GridDB's: case-sensitive, whole string, an empty pattern matching
+//! nothing). Anything else is a `Query` error naming the statement, so a test
+//! can never pass on a query it misread.
 
 use crate::model::{
     added_columns, check_column_name, check_rows, ColumnType, ContainerInfo, QueryResult, Row,
@@ -154,10 +157,12 @@ impl Store for MemoryStore {
             .rows
             .iter()
             .filter(|row| statement.key_range.contains(&key_ms(row)))
+            .filter(|row| statement.likes.iter().all(|like| like.passes(row)))
             .collect();
         if statement.descending {
             rows.reverse();
         }
+        rows.drain(..statement.offset.min(rows.len()));
         rows.truncate(statement.limit);
         Ok(QueryResult {
             columns: statement
@@ -220,8 +225,68 @@ struct Statement {
     columns: Vec<usize>,
     /// The row keys the `WHERE` conditions let through.
     key_range: std::ops::RangeInclusive<i64>,
+    /// `LIKE` conditions, all of which a row passes.
+    likes: Vec<Like>,
     descending: bool,
     limit: usize,
+    offset: usize,
+}
+
+/// `<column> [NOT] LIKE <pattern> [ESCAPE <escape>]`.
+struct Like {
+    column: usize,
+    pattern: String,
+    escape: Option<char>,
+    negated: bool,
+}
+
+impl Like {
+    /// Whether `row` passes: a NULL never does (nor passes `NOT LIKE`).
+    fn passes(&self, row: &Row) -> bool {
+        match row.get(self.column) {
+            Some(Value::String(text)) => self.matches(text) != self.negated,
+            _ => false,
+        }
+    }
+
+    /// GridDB's `LIKE`: `%` any run, `_` one character, `escape` making the
+    /// next one literal; the whole string, case-sensitive; `''` matches nothing.
+    fn matches(&self, text: &str) -> bool {
+        enum Token {
+            Any,
+            One,
+            Char(char),
+        }
+        let mut tokens = Vec::new();
+        let mut chars = self.pattern.chars();
+        while let Some(c) = chars.next() {
+            tokens.push(match c {
+                c if Some(c) == self.escape => Token::Char(chars.next().unwrap_or(c)),
+                '%' => Token::Any,
+                '_' => Token::One,
+                c => Token::Char(c),
+            });
+        }
+        if tokens.is_empty() {
+            return false;
+        }
+        let text: Vec<char> = text.chars().collect();
+        // matched[j]: the tokens so far match the first j characters.
+        let mut matched = vec![false; text.len() + 1];
+        matched[0] = true;
+        for token in &tokens {
+            let mut next = vec![false; text.len() + 1];
+            for j in 0..=text.len() {
+                next[j] = match token {
+                    Token::Any => matched[j] || (j > 0 && next[j - 1]),
+                    Token::One => j > 0 && matched[j - 1],
+                    Token::Char(c) => j > 0 && matched[j - 1] && text[j - 1] == *c,
+                };
+            }
+            matched = next;
+        }
+        matched[text.len()]
+    }
 }
 
 impl Statement {
@@ -243,14 +308,46 @@ impl Statement {
         let mut statement = Statement {
             columns,
             key_range: i64::MIN..=i64::MAX,
+            likes: Vec::new(),
             descending: false,
             limit: usize::MAX,
+            offset: 0,
         };
         let mut conditions: Vec<&Expr> = parsed.filter.iter().collect();
         while let Some(condition) = conditions.pop() {
             let (op, ms) = match condition {
                 Expr::And(left, right) => {
                     conditions.extend([left.as_ref(), right.as_ref()]);
+                    continue;
+                }
+                Expr::Like {
+                    expr,
+                    pattern,
+                    escape,
+                    negated,
+                } => {
+                    let string = |e: &Expr| match e {
+                        Expr::Literal(Literal::String(s)) => Some(s.clone()),
+                        _ => None,
+                    };
+                    let Expr::Column(name) = expr.as_ref() else {
+                        return None;
+                    };
+                    let column = column(name)?;
+                    if info.columns[column].column_type != ColumnType::String {
+                        return None;
+                    }
+                    let escape = match escape.as_deref().map(string) {
+                        None => None,
+                        Some(Some(e)) if e.chars().count() == 1 => e.chars().next(),
+                        Some(_) => return None,
+                    };
+                    statement.likes.push(Like {
+                        column,
+                        pattern: string(pattern)?,
+                        escape,
+                        negated: *negated,
+                    });
                     continue;
                 }
                 Expr::Compare { op, left, right } => match (left.as_ref(), right.as_ref()) {
@@ -279,13 +376,9 @@ impl Statement {
             }
             _ => return None,
         }
-        match parsed.limit {
-            None => {}
-            Some(Limit {
-                count,
-                offset: None,
-            }) => statement.limit = usize::try_from(count).ok()?,
-            Some(_) => return None,
+        if let Some(Limit { count, offset }) = parsed.limit {
+            statement.limit = usize::try_from(count).ok()?;
+            statement.offset = usize::try_from(offset.unwrap_or(0)).ok()?;
         }
         Some(statement)
     }

@@ -21,6 +21,11 @@ use serde_json::{json, Value as Json};
 
 const AGGS: [&str; 6] = ["avg", "min", "max", "sum", "count", "stddev"];
 
+/// The most values one `/variable`, `/tag-values` or `/search` answer holds:
+/// a fleet of 100,000 devices is searched (`devices/<text>`, or a JSON
+/// variable query's `search`), never listed whole.
+pub const MOST_VALUES: u64 = 1000;
+
 /// Answers one `/grafana/...` request: `path` is what follows `/grafana`.
 pub fn handle(
     store: &mut impl Store,
@@ -479,19 +484,103 @@ fn cell(value: &Value) -> Json {
     }
 }
 
-/// `POST /variable`: devices; or, for a target naming a device, its numeric columns.
+/// What a variable query's text asks for when it asks for devices: `devices`
+/// (every device, up to the limit) or `devices/<text>` (those whose id
+/// contains `text`; no id holds a `/`, so no device is named so). The plugins
+/// interpolate variables into the text in Grafana's `regex` format, so
+/// `<text>` is read back as `targets::readings` reads a value (`\.` is `.`).
+/// `None` for any other text.
+fn device_listing(target: &str) -> Result<Option<Option<String>>, ApiError> {
+    if target == "devices" {
+        return Ok(Some(None));
+    }
+    let Some(text) = target.strip_prefix("devices/") else {
+        return Ok(None);
+    };
+    match targets::readings(text)?.as_slice() {
+        [one] => Ok(Some(
+            Some(checked_search(one, "target")?).filter(|s| !s.is_empty()),
+        )),
+        _ => Err(ApiError::bad_request(
+            "a device search is one text, not several values",
+            json!({ "field": "target", "got": target }),
+        )),
+    }
+}
+
+/// `text` as a device search, or a 400 naming `field`.
+fn checked_search(text: &str, field: &str) -> Result<String, ApiError> {
+    if fetch::is_valid_search(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid device search",
+            json!({ "field": field, "got": text, "expected": fetch::SEARCH_EXPECTED }),
+        ))
+    }
+}
+
+/// `POST /variable`: devices; or, for a target naming a device, its numeric
+/// columns. simpod sends `{"payload": <query>, "range": …}`: the query is
+/// `{"target": "<text>"}`, or with "Raw JSON" on, the JSON object the
+/// variable's query text holds, in which `search` (text the ids contain) and
+/// `limit` (1 to `MOST_VALUES`, the default) narrow the device list:
+/// `{"target": "devices", "search": "kitchen", "limit": 100}`.
 fn variable(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
-    let target = request["payload"]["target"]
+    let payload = &request["payload"];
+    let target = payload["target"]
         .as_str()
         .or_else(|| request["target"].as_str())
-        .unwrap_or("");
-    let values: Vec<String> = match target.trim() {
-        "" | "devices" => devices(store)?,
-        device => numeric_columns(store)?
-            .into_iter()
-            .find(|(d, _)| d == device)
-            .map(|(_, columns)| columns)
-            .unwrap_or_default(),
+        .unwrap_or("")
+        .trim();
+    let listing = match target {
+        "" => Some(None),
+        target => device_listing(target)?,
+    };
+    let values: Vec<String> = match listing {
+        Some(search) => {
+            let search = match (search, &payload["search"]) {
+                (search, Json::Null) => search,
+                (None, Json::String(text)) => {
+                    Some(checked_search(text, "payload.search")?).filter(|s| !s.is_empty())
+                }
+                (Some(_), Json::String(_)) => {
+                    return Err(ApiError::bad_request(
+                        "a device search in both `target` and `search`",
+                        json!({ "field": "payload.search" }),
+                    ))
+                }
+                (_, other) => {
+                    return Err(ApiError::bad_request(
+                        "payload.search is text the device ids contain",
+                        json!({ "field": "payload.search", "got": other }),
+                    ))
+                }
+            };
+            let limit = match &payload["limit"] {
+                Json::Null => MOST_VALUES,
+                limit => limit
+                    .as_u64()
+                    .filter(|n| (1..=MOST_VALUES).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            format!("payload.limit is an integer from 1 to {MOST_VALUES}"),
+                            json!({ "field": "payload.limit", "got": limit }),
+                        )
+                    })?,
+            };
+            fetch::device_ids(store, search.as_deref(), limit)?.0
+        }
+        None => match fetch::time_series(store, target) {
+            Ok(info) => info.columns[1..]
+                .iter()
+                .filter(|c| c.column_type.is_numeric())
+                .map(|c| c.name.clone())
+                .collect(),
+            // Not a device (or no id at all): nothing to list.
+            Err(err) if matches!(err.status, 400 | 404) => Vec::new(),
+            Err(err) => return Err(err),
+        },
     };
     Ok(Json::Array(
         values
@@ -501,11 +590,13 @@ fn variable(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
     ))
 }
 
-/// `POST /tag-values` for the one tag key, `device`.
+/// `POST /tag-values` for the one tag key, `device`: the first `MOST_VALUES`
+/// devices in id order.
 fn tag_values(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
     match request["key"].as_str() {
         Some("device") => Ok(Json::Array(
-            devices(store)?
+            fetch::device_ids(store, None, MOST_VALUES)?
+                .0
                 .into_iter()
                 .map(|d| json!({ "text": d }))
                 .collect(),
@@ -514,23 +605,55 @@ fn tag_values(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> 
     }
 }
 
-/// Legacy `POST /search`: the metrics whose name contains `target`.
+/// Legacy `POST /search` (SimpleJSON's, and simpod's variable queries before
+/// `/variable`): for `devices` or `devices/<text>`, device ids, as
+/// `/variable` lists them; otherwise the metrics whose name contains `target`
+/// (ignoring ASCII case). At most `MOST_VALUES` either way: metrics are
+/// looked for device by device in id order until the answer is full.
 fn search(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
-    let needle = request["target"]
-        .as_str()
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let target = request["target"].as_str().unwrap_or("");
+    if let Some(search) = device_listing(target.trim())? {
+        let (ids, _) = fetch::device_ids(store, search.as_deref(), MOST_VALUES)?;
+        return Ok(Json::Array(ids.into_iter().map(Json::String).collect()));
+    }
+    let needle = target.to_ascii_lowercase();
     let mut names = Vec::new();
-    for (device, columns) in numeric_columns(store)? {
-        for column in columns {
-            let name = format!("{device}.{column}");
-            if name.to_ascii_lowercase().contains(&needle) {
-                names.push(Json::String(name));
+    let Some(info) = store.get_container(crate::insert::DEVICES)? else {
+        return Ok(json!([]));
+    };
+    let key = tql_name(&info.columns[0].name);
+    let mut cursor = None;
+    loop {
+        let page = fetch::key_page(store, &info, &key, None, cursor.as_ref(), SEARCH_PAGE)?;
+        for row in &page.rows {
+            let Some(Value::String(device)) = row.first() else {
+                continue;
+            };
+            let Some(series) = store.get_container(&crate::device::container_of(device))? else {
+                continue;
+            };
+            for column in series.columns[1..]
+                .iter()
+                .filter(|c| c.column_type.is_numeric())
+            {
+                let name = format!("{device}.{}", column.name);
+                if name.to_ascii_lowercase().contains(&needle) {
+                    names.push(Json::String(name));
+                    if names.len() as u64 == MOST_VALUES {
+                        return Ok(Json::Array(names));
+                    }
+                }
             }
         }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(Json::Array(names)),
+        }
     }
-    Ok(Json::Array(names))
 }
+
+/// Devices read per query while `/search` looks for metrics.
+const SEARCH_PAGE: u64 = 1000;
 
 /// Legacy `POST /annotations` (SimpleJSON): `annotation.query` is
 /// `[motion|battery] <device>`, the events as SimpleJSON's list.
@@ -659,6 +782,141 @@ mod tests {
         assert_eq!(
             (unknown_device.status, &unknown_device.detail["device"]),
             (404, &json!("nobody"))
+        );
+    }
+
+    /// A store whose `devices` collection lists `ids` (no time series).
+    fn store_with_devices(ids: &[String]) -> crate::testing::MemoryStore {
+        let mut store = crate::testing::MemoryStore::default();
+        store
+            .put_container(ContainerInfo {
+                name: crate::insert::DEVICES.to_owned(),
+                kind: ContainerKind::Collection,
+                columns: crate::insert::devices_columns(),
+                row_key: true,
+            })
+            .unwrap();
+        let rows = ids
+            .iter()
+            .map(|id| vec![Value::String(id.clone()), Value::Null, Value::Null])
+            .collect();
+        store.put_rows(crate::insert::DEVICES, rows).unwrap();
+        store
+    }
+
+    fn texts(answer: &Json) -> Vec<&str> {
+        answer
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v["__text"]
+                    .as_str()
+                    .or(v["text"].as_str())
+                    .or(v.as_str())
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn device_variables_are_capped_and_searched() {
+        let mut ids: Vec<String> = (0..1500).map(|i| format!("dev{i:04}")).collect();
+        ids.extend(["sensor.kitchen", "kitchen (old)", "100%"].map(String::from));
+        let mut store = store_with_devices(&ids);
+        ids.sort();
+        let mut variable =
+            |payload: Json| variable(&mut store, &json!({ "payload": payload, "range": {} }));
+        // simpod's string query: `{"target": <text>}`.
+        let all = variable(json!({ "target": "devices" })).unwrap();
+        assert_eq!(texts(&all), ids[..MOST_VALUES as usize]);
+        assert_eq!(
+            texts(&variable(json!({ "target": "" })).unwrap()).len(),
+            MOST_VALUES as usize
+        );
+        // `devices/<text>`, the text as the `regex` format writes a value.
+        assert_eq!(
+            texts(&variable(json!({ "target": "devices/sensor\\.kit" })).unwrap()),
+            ["sensor.kitchen"]
+        );
+        assert_eq!(
+            texts(&variable(json!({ "target": "devices/kitchen \\(" })).unwrap()),
+            ["kitchen (old)"]
+        );
+        assert_eq!(
+            texts(&variable(json!({ "target": "devices/dev149" })).unwrap()),
+            [
+                "dev1490", "dev1491", "dev1492", "dev1493", "dev1494", "dev1495", "dev1496",
+                "dev1497", "dev1498", "dev1499"
+            ]
+        );
+        // Raw JSON: `search` and `limit`.
+        assert_eq!(
+            texts(&variable(json!({ "target": "devices", "search": "%" })).unwrap()),
+            ["100%"]
+        );
+        assert_eq!(
+            texts(&variable(json!({ "target": "devices", "search": "dev1", "limit": 3 })).unwrap()),
+            ["dev1000", "dev1001", "dev1002"]
+        );
+        assert_eq!(
+            texts(&variable(json!({ "search": "", "limit": 2 })).unwrap()),
+            ["100%", "dev0000"]
+        );
+        for (bad, field) in [
+            (json!({ "target": "devices", "limit": 0 }), "payload.limit"),
+            (
+                json!({ "target": "devices", "limit": MOST_VALUES + 1 }),
+                "payload.limit",
+            ),
+            (
+                json!({ "target": "devices", "limit": "10" }),
+                "payload.limit",
+            ),
+            (
+                json!({ "target": "devices", "search": 5 }),
+                "payload.search",
+            ),
+            (
+                json!({ "target": "devices", "search": "x".repeat(129) }),
+                "payload.search",
+            ),
+            (
+                json!({ "target": "devices/a", "search": "b" }),
+                "payload.search",
+            ),
+            (json!({ "target": "devices/(a|b)" }), "target"),
+        ] {
+            let err = variable(bad.clone()).unwrap_err();
+            assert_eq!(
+                (err.status, err.detail["field"].as_str()),
+                (400, Some(field)),
+                "{bad}"
+            );
+        }
+        // A target naming no device lists nothing.
+        assert_eq!(variable(json!({ "target": "nobody" })).unwrap(), json!([]));
+        assert_eq!(variable(json!({ "target": "a/b" })).unwrap(), json!([]));
+    }
+
+    #[test]
+    fn tag_values_and_search_are_capped() {
+        let ids: Vec<String> = (0..1200).map(|i| format!("d{i:04}")).collect();
+        let mut store = store_with_devices(&ids);
+        let values = tag_values(&mut store, &json!({ "key": "device" })).unwrap();
+        assert_eq!(texts(&values), ids[..MOST_VALUES as usize]);
+        let found = search(
+            &mut store,
+            &json!({ "type": "query", "target": "devices/d119" }),
+        )
+        .unwrap();
+        assert_eq!(texts(&found), ids[1190..]);
+        let all = search(&mut store, &json!({ "target": "devices" })).unwrap();
+        assert_eq!(all.as_array().unwrap().len(), MOST_VALUES as usize);
+        // No device has a time series here: no metric.
+        assert_eq!(
+            search(&mut store, &json!({ "target": "d1" })).unwrap(),
+            json!([])
         );
     }
 
