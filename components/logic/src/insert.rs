@@ -13,8 +13,8 @@ use crate::device;
 use crate::document::{Field, Format, InsertDocument, Record};
 use crate::error::ApiError;
 use crate::model::{
-    Batch, Column, ColumnType, ContainerInfo, ContainerKind, Pipeline, QueryResult, Row, Store,
-    StoreError, Value,
+    check_rows, Batch, Column, ColumnType, ContainerInfo, ContainerKind, Pipeline, QueryResult,
+    Row, Store, StoreError, Value,
 };
 use crate::schema::{needs_put, plan_container, to_row};
 use serde_json::json;
@@ -262,6 +262,10 @@ fn plan(
         )
     })?;
     let (ts_plan, ts_rows) = adopt(device, &container, ts_existing.as_ref(), batch)?;
+    // The store's own checks (a FLOAT out of range, NaN, a timestamp out of
+    // range) before any container or column is put: a refused document
+    // leaves no trace.
+    check_rows(&ts_plan, &ts_rows)?;
 
     let dev_info = std::slice::from_ref(&doc.deviceinfo);
     let dev_existing = store.get_container(DEVICES)?;
@@ -274,6 +278,7 @@ fn plan(
         "deviceinfo",
     )?;
     let dev_rows = rows_for(dev_info, &dev_plan, "deviceinfo")?;
+    check_rows(&dev_plan, &dev_rows)?;
 
     let log = messages_container();
     let log_existing = store.get_container(MESSAGES)?;
@@ -738,11 +743,22 @@ mod tests {
             assert_eq!(contents(&store), before, "{body} changed the store");
             assert_eq!(store.writes.len(), writes, "{body} wrote");
         }
-        // A new device's bad document creates no container either.
+        // A new device's bad document creates no container either, nor does
+        // one whose value the store refuses (1e300 is infinite as a FLOAT),
+        // nor a new column for an old device.
         let bad = r#"{"deviceinfo":{"deviceid":"hall"},"tsdata":[{"timestamp":1,"t":1},{"timestamp":2,"t":"x"}]}"#;
-        assert!(insert(&mut store, &mut NoTransforms, &posted("hall", bad)).is_err());
-        assert_eq!(store.info("hall"), None);
+        let huge = r#"{"deviceinfo":{"deviceid":"hall"},"tsdata":[{"timestamp":1,"t":1e300}]}"#;
+        for body in [bad, huge] {
+            assert!(insert(&mut store, &mut NoTransforms, &posted("hall", body)).is_err());
+            assert_eq!(store.info("hall"), None);
+            assert_eq!(contents(&store), before);
+        }
+        let huge =
+            r#"{"deviceinfo":{"deviceid":"kitchen"},"tsdata":[{"timestamp":5,"wide":1e300}]}"#;
+        let refused = insert(&mut store, &mut NoTransforms, &posted("kitchen", huge)).unwrap_err();
+        assert_eq!(refused.status, 400, "{refused:?}");
         assert_eq!(contents(&store), before);
+        assert_eq!(store.writes.len(), writes);
     }
 
     #[test]
