@@ -278,23 +278,7 @@ async fn run(n: u64, duration: Duration) -> anyhow::Result<()> {
 
 /// The release `cromflag up` on `data`, as the benchmark runs it.
 fn start(root: &Path, data: &Path, cache: &Path) -> anyhow::Result<(Process, SocketAddr)> {
-    let manifest = root.join("spin.toml");
-    support::spawn_host(
-        root,
-        &[
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--mqtt-broker",
-            "off",
-        ],
-        &[],
-    )
+    support::spawn_local_host(root, &root.join("spin.toml"), data, cache)
 }
 
 /// Polls `GET /` (the built-in page: no store read) until the host answers;

@@ -66,22 +66,7 @@ async fn run(intervals: u32, interval: Duration) -> anyhow::Result<()> {
     let db = data.join("cromflag.db");
     let wal = data.join("cromflag.db-wal");
     let manifest = root.join("spin.toml");
-    let (mut host, addr) = support::spawn_host(
-        &root,
-        &[
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--mqtt-broker",
-            "off",
-        ],
-        &[],
-    )?;
+    let (mut host, addr) = support::spawn_local_host(&root, &manifest, &data, &cache)?;
     let pid = host.0.id();
     let load_before = support::load_average();
     println!(

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{load, spawn_host, ROWS_PER_REQUEST};
+use support::{load, ROWS_PER_REQUEST};
 
 fn main() -> anyhow::Result<()> {
     let env = support::env_number;
@@ -84,19 +84,7 @@ fn start(
     std::fs::write(&probe, probe_build(root, 1)?)?;
     let manifest = manifest(root, dir, chain, &probe)?;
     let data = dir.join("data");
-    let args = [
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--mqtt-broker",
-        "off",
-    ];
-    spawn_host(root, &args, &[])
+    support::spawn_local_host(root, &manifest, &data, cache)
 }
 
 async fn run(duration: Duration, swaps: usize) -> anyhow::Result<()> {

@@ -118,3 +118,17 @@ pub fn garbage(rng: &mut XorShift) -> String {
     }
     text
 }
+
+/// A collection keyed by `name` (STRING) with an INTEGER `age`: the people
+/// the translation's collection tests read.
+pub fn sample_collection() -> ContainerInfo {
+    ContainerInfo {
+        name: "people".into(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            Column::new("name", ColumnType::String),
+            Column::new("age", ColumnType::Integer),
+        ],
+        row_key: true,
+    }
+}

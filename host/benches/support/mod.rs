@@ -173,6 +173,35 @@ impl Drop for Process {
     }
 }
 
+/// `spawn_host` as the process benchmarks run it: `manifest` on `data` with
+/// its compile cache in `cache`, HTTP on an ephemeral loopback port, no MQTT
+/// endpoint.
+pub fn spawn_local_host(
+    root: &std::path::Path,
+    manifest: &std::path::Path,
+    data: &std::path::Path,
+    cache: &std::path::Path,
+) -> anyhow::Result<(Process, SocketAddr)> {
+    let path = |p: &std::path::Path| p.to_str().map(str::to_owned);
+    let (Some(manifest), Some(data), Some(cache)) = (path(manifest), path(data), path(cache))
+    else {
+        anyhow::bail!("the benchmark's paths must be UTF-8");
+    };
+    let args = [
+        "--manifest",
+        &manifest,
+        "--data-dir",
+        &data,
+        "--cache-dir",
+        &cache,
+        "--listen",
+        "127.0.0.1:0",
+        "--mqtt-broker",
+        "off",
+    ];
+    spawn_host(root, &args, &[])
+}
+
 /// Starts the release `cromflag up` with `args` and `env`, and waits for its
 /// HTTP address; `RUST_LOG` is `warn` so that logging costs nothing.
 pub fn spawn_host(

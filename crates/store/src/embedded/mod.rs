@@ -1483,15 +1483,7 @@ mod query_tests {
     async fn time_functions_need_a_time_series() {
         let dir = tempfile::TempDir::new().unwrap();
         let store = sensor(&dir).await;
-        let info = ContainerInfo {
-            name: "people".into(),
-            kind: ContainerKind::Collection,
-            columns: vec![
-                Column::new("name", ColumnType::String),
-                Column::new("age", ColumnType::Integer),
-            ],
-            row_key: true,
-        };
+        let info = cromflag_tql::testing::sample_collection();
         store.put_container(info).await.unwrap();
         let people = vec![
             vec![Value::String("carol".into()), Value::Integer(30)],

@@ -7,9 +7,9 @@
 use super::codec;
 use crate::tql::sql::{add_months_sql, month_diff_sql, translate, Plan, SqlQuery};
 use crate::tql::{self, TimeUnit};
-use crate::{Column, ColumnType, ContainerInfo, ContainerKind, StoreError};
+use crate::{ContainerInfo, StoreError};
 use cromflag_tql::layout::{self, Storage};
-use cromflag_tql::testing::{garbage, sample_device as device, XorShift};
+use cromflag_tql::testing::{garbage, sample_collection, sample_device as device, XorShift};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
@@ -354,15 +354,7 @@ fn injection_attempt_matches_nothing() {
 
 #[test]
 fn collections_keep_insertion_order() {
-    let info = ContainerInfo {
-        name: "people".into(),
-        kind: ContainerKind::Collection,
-        columns: vec![
-            Column::new("name", ColumnType::String),
-            Column::new("age", ColumnType::Integer),
-        ],
-        row_key: true,
-    };
+    let info = sample_collection();
     let conn = Connection::open_in_memory().unwrap();
     conn.execute_batch(
         "CREATE TABLE \"t_3\" (c0 TEXT PRIMARY KEY NOT NULL, c1 INTEGER);

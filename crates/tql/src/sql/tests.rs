@@ -4,7 +4,9 @@
 
 use super::*;
 use crate::parse;
-use crate::testing::{garbage, sample_device as device, XorShift, SAMPLE_STORAGE as STORAGE};
+use crate::testing::{
+    garbage, sample_collection, sample_device as device, XorShift, SAMPLE_STORAGE as STORAGE,
+};
 
 /// 2024-01-01T00:00:00Z; NOW() is two hours later.
 const BASE: i64 = 1_704_067_200_000;
@@ -184,15 +186,7 @@ fn plan_shapes() {
 /// natural order (the tie-breaker) is the table's.
 #[test]
 fn a_collection_reads_its_own_table() {
-    let people = ContainerInfo {
-        name: "people".into(),
-        kind: ContainerKind::Collection,
-        columns: vec![
-            Column::new("name", ColumnType::String),
-            Column::new("age", ColumnType::Integer),
-        ],
-        row_key: true,
-    };
+    let people = sample_collection();
     let storage = Storage::Table { id: 7 };
     let plan = |tql: &str| translate(&parse(tql).unwrap(), &people, &storage, BASE).unwrap();
     let Plan::Rows(q) = plan("select * where age > 3 order by age desc") else {
