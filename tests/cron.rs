@@ -228,8 +228,8 @@ fn the_sample_gets_its_daily_report_for_2020_02_18() {
 const BILLING: &[(&str, &str)] = &[
     ("reports", "invoice"),
     ("currency", "EUR"),
-    ("price_per_1k_rows", "250"),
-    ("price_per_1k_messages", "100"),
+    ("price_per_thousand_rows", "250"),
+    ("price_per_thousand_messages", "100"),
     ("price_per_device_month", "2.00"),
     ("tax_rate", "20"),
     ("tax_label", "VAT"),

@@ -337,6 +337,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
 
     let mut components = BTreeMap::new();
     for (id, raw) in raw.component {
+        check_component_id(&id)?;
         let source = match &raw.source {
             toml::Value::String(path) => dir.join(path),
             _ => bail!("component `{id}`: only a local `source` path is supported"),
@@ -551,21 +552,69 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
     })
 }
 
-/// Spin's rule for variable names: lower-case ASCII letters, digits and `_`,
-/// starting with a letter.
+/// Whether `name` is a variable name as Spin's manifest takes it (a
+/// lower-case snake_case identifier: see [`check_spin_id`]).
 pub fn is_variable_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    check_spin_id(name, '_', true).is_ok()
 }
 
 fn check_variable_name(name: &str) -> Result<()> {
-    if is_variable_name(name) {
-        Ok(())
-    } else {
-        bail!("invalid variable name `{name}`: use lower-case letters, digits and `_`, starting with a letter")
+    check_spin_id(name, '_', true).map_err(|why| anyhow!("invalid variable name `{name}`: {why}"))
+}
+
+fn check_component_id(id: &str) -> Result<()> {
+    check_spin_id(id, '-', false).map_err(|why| anyhow!("invalid component id `{id}`: {why}"))
+}
+
+/// Spin's identifiers, as its manifest parser (`spin_serde::id::Id`) checks
+/// them, with its messages: one or more words separated by `delim` (`_` for
+/// variable names, `-` for component ids), each an ASCII letter followed by
+/// ASCII letters and digits, all of one case; `lower` (variable names) also
+/// refuses upper-case words. So `price_per_1k_rows` is refused, as Spin
+/// refuses it: its third word starts with a digit.
+fn check_spin_id(id: &str, delim: char, lower: bool) -> std::result::Result<(), String> {
+    if id.is_empty() {
+        return Err("empty".into());
     }
+    let wrong = if delim == '_' { '-' } else { '_' };
+    if id.contains(wrong) {
+        return Err(format!(
+            "words must be separated with {delim:?}, not {wrong:?}"
+        ));
+    }
+    for word in id.split(delim) {
+        let mut chars = word.chars();
+        let Some(first) = chars.next() else {
+            return Err(format!("{delim:?}-separated words must not be empty"));
+        };
+        if !first.is_ascii_alphabetic() {
+            return Err(format!(
+                "{delim:?}-separated words must start with an ASCII letter; got {first:?}"
+            ));
+        }
+        let upper = first.is_ascii_uppercase();
+        for c in chars {
+            if c.is_ascii_digit() {
+                continue;
+            }
+            if !c.is_ascii_alphanumeric() {
+                return Err(format!(
+                    "{delim:?}-separated words may only contain alphanumeric ASCII; got {c:?}"
+                ));
+            }
+            if c.is_ascii_uppercase() != upper {
+                return Err(format!(
+                    "{delim:?}-separated words must be all lowercase or all UPPERCASE; got {word:?}"
+                ));
+            }
+        }
+        if lower && upper {
+            return Err(format!(
+                "Lower-case identifiers must be all lowercase; got {id:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -724,6 +773,103 @@ cron_catch_up = "all"
             by_name.find_next_occurrence(&sunday_noon, false).unwrap(),
             next
         );
+    }
+
+    /// Spin's own rules and messages (`spin_serde::id`), one case per rule:
+    /// a name Spin refuses must not start here.
+    #[test]
+    fn names_follow_spins_identifier_rules() {
+        for name in ["a", "mqtt_address", "price_per_thousand_rows", "x2_y3z"] {
+            assert_eq!(check_spin_id(name, '_', true), Ok(()), "{name}");
+        }
+        for id in [
+            "insert",
+            "dew-point",
+            "fahrenheit-to-celsius",
+            "API-v2",
+            "s3",
+        ] {
+            assert_eq!(check_spin_id(id, '-', false), Ok(()), "{id}");
+        }
+        for (name, why) in [
+            ("", "empty"),
+            (
+                "price_per_1k_rows",
+                "'_'-separated words must start with an ASCII letter; got '1'",
+            ),
+            ("mqtt-address", "words must be separated with '_', not '-'"),
+            ("a__b", "'_'-separated words must not be empty"),
+            ("_a", "'_'-separated words must not be empty"),
+            ("a_", "'_'-separated words must not be empty"),
+            (
+                "été",
+                "'_'-separated words must start with an ASCII letter; got 'é'",
+            ),
+            (
+                "a b",
+                "'_'-separated words may only contain alphanumeric ASCII; got ' '",
+            ),
+            (
+                "aB",
+                "'_'-separated words must be all lowercase or all UPPERCASE; got \"aB\"",
+            ),
+            (
+                "API_key",
+                "Lower-case identifiers must be all lowercase; got \"API_key\"",
+            ),
+        ] {
+            assert_eq!(
+                check_spin_id(name, '_', true),
+                Err(why.to_string()),
+                "{name:?}"
+            );
+        }
+        for (id, why) in [
+            ("dew_point", "words must be separated with '-', not '_'"),
+            (
+                "2nd-store",
+                "'-'-separated words must start with an ASCII letter; got '2'",
+            ),
+            (
+                "Insert",
+                "'-'-separated words must be all lowercase or all UPPERCASE; got \"Insert\"",
+            ),
+        ] {
+            assert_eq!(
+                check_spin_id(id, '-', false),
+                Err(why.to_string()),
+                "{id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_manifest_spin_refuses_is_refused() {
+        let with = |from: &str, to: &str| MANIFEST.replacen(from, to, 1);
+        let variable = with(
+            "[variables]",
+            "[variables]\nprice_per_1k_rows = { default = \"1\" }",
+        );
+        let err = parse(&variable, Path::new("/app"), env).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(
+                "invalid variable name `price_per_1k_rows`: '_'-separated words must start with an ASCII letter; got '1'"
+            ),
+            "{err:#}"
+        );
+        let component = MANIFEST.replace("[component.insert", "[component.my_insert");
+        let err = parse(&component, Path::new("/app"), env).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("invalid component id `my_insert`"),
+            "{err:#}"
+        );
+    }
+
+    /// The repository's own manifest passes Spin's rules.
+    #[test]
+    fn the_repositorys_manifest_is_valid() {
+        let text = include_str!("../../spin.toml");
+        parse(text, Path::new("/repo"), |_| None).unwrap();
     }
 
     #[test]

@@ -132,24 +132,24 @@ pub fn invoice(device: &str, period: &LocalPeriod, usage: Usage, billing: &Billi
             billing.price_per_device_month,
         );
     }
-    if !billing.price_per_1k_messages.is_zero() {
+    if !billing.price_per_thousand_messages.is_zero() {
         let description = format!("Messages received ({} messages)", usage.messages);
         line(
             description,
             usage.messages,
             1000,
             "1,000 messages",
-            billing.price_per_1k_messages,
+            billing.price_per_thousand_messages,
         );
     }
-    if !billing.price_per_1k_rows.is_zero() {
+    if !billing.price_per_thousand_rows.is_zero() {
         let description = format!("Telemetry rows stored ({} rows)", usage.rows);
         line(
             description,
             usage.rows,
             1000,
             "1,000 rows",
-            billing.price_per_1k_rows,
+            billing.price_per_thousand_rows,
         );
     }
     let tax = currency.percent_of(subtotal, billing.tax_rate);

@@ -29,8 +29,8 @@ pub struct Settings {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Billing {
     pub currency: Currency,
-    pub price_per_1k_rows: Decimal,
-    pub price_per_1k_messages: Decimal,
+    pub price_per_thousand_rows: Decimal,
+    pub price_per_thousand_messages: Decimal,
     pub price_per_device_month: Decimal,
     /// In percent.
     pub tax_rate: Decimal,
@@ -133,8 +133,8 @@ impl Settings {
             battery_low_threshold: number("battery_low_threshold", "20")?,
             billing: Billing {
                 currency: Currency::parse(&currency).expect("checked above"),
-                price_per_1k_rows: decimal("price_per_1k_rows")?,
-                price_per_1k_messages: decimal("price_per_1k_messages")?,
+                price_per_thousand_rows: decimal("price_per_thousand_rows")?,
+                price_per_thousand_messages: decimal("price_per_thousand_messages")?,
                 price_per_device_month: decimal("price_per_device_month")?,
                 tax_rate: decimal("tax_rate")?,
                 tax_label: text("tax_label", "Tax"),
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(settings.time_zone, Tz::UTC);
         assert_eq!(settings.gap_threshold_secs, 300.0);
         assert_eq!(settings.billing.currency.code, "EUR");
-        assert!(settings.billing.price_per_1k_rows.is_zero());
+        assert!(settings.billing.price_per_thousand_rows.is_zero());
     }
 
     #[test]
@@ -171,7 +171,7 @@ mod tests {
                 .0
         };
         assert!(bad("time_zone", "Mars/Olympus").contains("`time_zone`"));
-        assert!(bad("price_per_1k_rows", "-1").contains("`price_per_1k_rows`"));
+        assert!(bad("price_per_thousand_rows", "-1").contains("`price_per_thousand_rows`"));
         assert!(bad("reports", "daily, hourly").contains("`reports`"));
         assert!(bad("currency", "euro").contains("`currency`"));
         assert!(bad("gap_threshold_secs", "soon").contains("`gap_threshold_secs`"));
