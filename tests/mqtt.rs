@@ -701,14 +701,14 @@ fn a_spin_component_with_handle_message_only_gets_one_call_per_message() {
     let dir = TempDir::new().unwrap();
     let triggers = format!(
         "[application.trigger.mqtt]\naddress = \"\"\n\
-         [[trigger.mqtt]]\ncomponent = \"spin_insert\"\ntopic = \"{TELEMETRY}\"\nqos = \"1\"\n\
+         [[trigger.mqtt]]\ncomponent = \"spin-insert\"\ntopic = \"{TELEMETRY}\"\nqos = \"1\"\n\
          [[trigger.http]]\nroute = \"/fetch/...\"\ncomponent = \"fetch\"\n"
     );
     let manifest = cromflag_tests::write_manifest(
         dir.path(),
         "spin-mqtt",
         &triggers,
-        &["spin_insert", "fetch"],
+        &["spin-insert", "fetch"],
     );
     let host = Host::start_with(&manifest, &dir.path().join("data"), &[]);
     let mut publisher = Publisher::connect(host.mqtt_port, "spin-style");
@@ -732,7 +732,7 @@ fn a_spin_component_with_handle_message_only_gets_one_call_per_message() {
         rejected[0]["error"]
             .as_str()
             .unwrap()
-            .contains("component `spin_insert` failed"),
+            .contains("component `spin-insert` failed"),
         "{rejected:#?}"
     );
 }

@@ -44,14 +44,16 @@ pub fn sample_payload() -> Vec<u8> {
 }
 
 /// Writes `dir/spin.toml`: an application named `name` with `triggers` (TOML
-/// text) and a `[component.<name>]` for each of `components`, built by host/build.rs.
+/// text) and a `[component.<id>]` for each of `components`, built by
+/// host/build.rs. Ids are kebab-case, as Spin wants them; the built file
+/// is named as cargo names it, with `_` for `-`.
 pub fn write_manifest(dir: &Path, name: &str, triggers: &str, components: &[&str]) -> PathBuf {
     let mut text =
         format!("spin_manifest_version = 2\n[application]\nname = \"{name}\"\n{triggers}\n");
     for id in components {
         text.push_str(&format!(
             "[component.{id}]\nsource = \"{}\"\n",
-            component(id).display()
+            component(&id.replace('-', "_")).display()
         ));
     }
     let path = dir.join("spin.toml");
