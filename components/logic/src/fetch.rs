@@ -309,9 +309,15 @@ pub fn fetch(
     max_limit: u64,
 ) -> Result<Output, ApiError> {
     let query_text = path_with_query.split_once('?').map(|(_, q)| q);
-    if let Ok(Fetched::Container(container)) = Fetched::of(name) {
-        return fetch_container(store, container, path_with_query, accept, max_limit);
-    }
+    // A bad device id is reported after the query's errors and after a
+    // `{a,b}` list had its chance.
+    let device = match Fetched::of(name) {
+        Ok(Fetched::Container(container)) => {
+            return fetch_container(store, container, path_with_query, accept, max_limit)
+        }
+        Ok(Fetched::Device(id)) => Ok(id),
+        Err(e) => Err(e),
+    };
     let q = FetchQuery::parse(query_text, max_limit)?;
     let format = q.format.unwrap_or_else(|| encode::negotiate(accept));
     if name.contains('{') && !names_one(store, name)? {
@@ -319,12 +325,7 @@ pub fn fetch(
             return fetch_many(store, &devices, &q, format, max_limit);
         }
     }
-    let info = match Fetched::of(name)? {
-        Fetched::Device(id) => time_series(store, id)?,
-        Fetched::Container(container) => {
-            return fetch_container(store, container, path_with_query, accept, max_limit)
-        }
-    };
+    let info = time_series(store, device?)?;
     time_series_page(store, &info, &q, path_with_query, format, max_limit)
 }
 
