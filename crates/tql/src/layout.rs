@@ -106,11 +106,13 @@ impl Storage {
         )
     }
 
-    /// The statement deleting every row of the container.
-    pub fn delete_all_sql(&self) -> String {
+    /// The statement removing the container's rows: its rows from the
+    /// shared table (the container's id its one parameter), or its own
+    /// table.
+    pub fn drop_sql(&self) -> String {
         match self {
             Storage::Series { .. } => format!("DELETE FROM {SERIES_TABLE} WHERE container = ?"),
-            Storage::Table { .. } => format!("DELETE FROM {}", self.table()),
+            Storage::Table { .. } => format!("DROP TABLE {}", self.table()),
         }
     }
 }

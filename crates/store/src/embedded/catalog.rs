@@ -17,7 +17,7 @@ use crate::{
 use cromflag_model::is_valid_container_name;
 use cromflag_tql::layout::{self, Storage, SERIES_TABLE};
 use hashlink::LruCache;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -297,13 +297,9 @@ impl<'a> Pending<'a> {
         let Some(existing) = self.get(conn, name)? else {
             return Ok(false);
         };
-        match &existing.storage {
-            Storage::Series { container } => {
-                conn.execute(&existing.storage.delete_all_sql(), [container])
-            }
-            storage => conn.execute(&format!("DROP TABLE {}", storage.table()), []),
-        }
-        .map_err(db_err)?;
+        let own_id = existing.storage.shared_by();
+        conn.execute(&existing.storage.drop_sql(), params_from_iter(own_id))
+            .map_err(db_err)?;
         conn.execute(
             "DELETE FROM _cromflag_containers WHERE id = ?1",
             [existing.id],

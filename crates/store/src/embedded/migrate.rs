@@ -69,22 +69,15 @@ pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
 fn own_tables(conn: &Connection) -> Result<Vec<(i64, usize)>, StoreError> {
     let mut stmt = conn
         .prepare(
-            "SELECT c.id, c.columns FROM _cromflag_containers c \
+            "SELECT c.id, json_array_length(c.columns) FROM _cromflag_containers c \
              JOIN sqlite_schema s ON s.type = 'table' AND s.name = 't_' || c.id \
              WHERE c.kind = 'TIME_SERIES' ORDER BY c.id",
         )
         .map_err(db_err)?;
-    let rows = stmt
-        .query_map([], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-        })
+    let tables = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
         .map_err(db_err)?;
-    let mut tables = Vec::new();
-    for row in rows {
-        let (id, columns) = row.map_err(db_err)?;
-        let columns: Vec<(String, String)> = serde_json::from_str(&columns)
-            .map_err(|_| StoreError::Backend(format!("catalog entry {id}: bad columns")))?;
-        tables.push((id, columns.len()));
-    }
     Ok(tables)
 }

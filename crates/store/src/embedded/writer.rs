@@ -109,13 +109,19 @@ pub fn run(
                 Err(_) => break,
             }
         }
-        // Jobs after a `Close` are refused: their senders see the writer gone.
-        let close = group
+        // What came before a `Close` is committed; jobs after it are dropped
+        // unanswered, so their senders see the writer gone.
+        let mut close = None;
+        if let Some(at) = group
             .iter()
             .position(|job| matches!(job, Job::Close { .. }))
-            .map(|at| group.drain(at..).next());
+        {
+            if let Some(Job::Close { reply }) = group.drain(at..).next() {
+                close = Some(reply);
+            }
+        }
         commit_group(&mut conn, &cache, &commits, group);
-        if let Some(Some(Job::Close { reply })) = close {
+        if let Some(reply) = close {
             checkpoint(&conn, "TRUNCATE", BUSY_TIMEOUT);
             drop(conn);
             let _ = reply.send(());
@@ -178,12 +184,16 @@ fn commit_group(
             done.push(failed(job, &db_err(e)));
             continue;
         }
-        let mark = pending.mark();
+        // Only schema jobs change the catalog: only they need a mark to undo.
+        let mark = matches!(job, Job::PutContainer { .. } | Job::DropContainer { .. })
+            .then(|| pending.mark());
         let outcome = run_job(&tx, &mut pending, job);
         let end = if outcome.is_ok() {
             "RELEASE job"
         } else {
-            pending.restore(mark);
+            if let Some(mark) = mark {
+                pending.restore(mark);
+            }
             "ROLLBACK TO job; RELEASE job"
         };
         if let Err(e) = tx.execute_batch(end) {
