@@ -78,17 +78,14 @@ fn round_robin_rows(requests: u64, n: u64, d: u64) -> u64 {
 
 async fn run(n: u64, duration: Duration) -> anyhow::Result<()> {
     let root = support::host_root();
-    let tmp = tempfile::TempDir::new()?;
-    let data = tmp.path().join("data");
-    let cache = tmp.path().join("cache");
-    let db = data.join("cromflag.db");
-    let wal = data.join("cromflag.db-wal");
+    let dirs = support::HostDirs::new()?;
+    let (data, cache, db, wal) = (&dirs.data, &dirs.cache, &dirs.db, &dirs.wal);
     let load_before = support::load_average();
     let mut table = Table::default();
     // One row per request, so a request is a row and a new device one insert.
     let sample = sample_for(&support::sample(&support::repo_root())?, "", Some(1));
 
-    let (mut host, addr) = start(&root, &data, &cache)?;
+    let (mut host, addr) = start(&root, data, cache)?;
     let pid = host.0.id();
     println!(
         "fleet: {n} devices from {CLIENTS} clients, then {}s per ingest case; pid {pid}, load average {load_before}",
@@ -128,7 +125,7 @@ async fn run(n: u64, duration: Duration) -> anyhow::Result<()> {
     );
     let rss_created = rss_kib(pid)?;
     table.rss("RSS after creation", rss_created);
-    table.disk("disk after creation", &db, &wal);
+    table.disk("disk after creation", db, wal);
 
     // 2. Ingest: one device, then all of them in turn.
     let one = device(0);
@@ -172,7 +169,7 @@ async fn run(n: u64, duration: Duration) -> anyhow::Result<()> {
     }
     drop(sender);
     table.rss("RSS after ingest", rss_kib(pid)?);
-    table.disk("disk after ingest", &db, &wal);
+    table.disk("disk after ingest", db, wal);
 
     // 3. A clean stop, and a restart on the same data.
     let status = support::terminate(&mut host, Duration::from_secs(60))?;
@@ -182,13 +179,13 @@ async fn run(n: u64, duration: Duration) -> anyhow::Result<()> {
         "WAL after SIGTERM (db)",
         format!(
             "{} ({})",
-            mib(support::file_size(&wal)),
-            mib(support::file_size(&db))
+            mib(support::file_size(wal)),
+            mib(support::file_size(db))
         ),
         None,
     );
     let started = Instant::now();
-    let (mut host, addr) = start(&root, &data, &cache)?;
+    let (mut host, addr) = start(&root, data, cache)?;
     let to_log = started.elapsed();
     let mut sender = first_answer(addr).await?;
     let to_answer = started.elapsed();

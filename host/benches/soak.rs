@@ -60,13 +60,10 @@ fn device(w: usize) -> String {
 
 async fn run(intervals: u32, interval: Duration) -> anyhow::Result<()> {
     let root = support::host_root();
-    let tmp = tempfile::TempDir::new()?;
-    let data = tmp.path().join("data");
-    let cache = tmp.path().join("cache");
-    let db = data.join("cromflag.db");
-    let wal = data.join("cromflag.db-wal");
+    let dirs = support::HostDirs::new()?;
+    let (data, cache, db, wal) = (&dirs.data, &dirs.cache, &dirs.db, &dirs.wal);
     let manifest = root.join("spin.toml");
-    let (mut host, addr) = support::spawn_local_host(&root, &manifest, &data, &cache)?;
+    let (mut host, addr) = support::spawn_local_host(&root, &manifest, data, cache)?;
     let pid = host.0.id();
     let load_before = support::load_average();
     println!(
@@ -121,7 +118,7 @@ async fn run(intervals: u32, interval: Duration) -> anyhow::Result<()> {
         let end = started + interval * i;
         while Instant::now() < end {
             ticker.tick().await;
-            largest_wal = largest_wal.max(support::file_size(&wal).unwrap_or(0));
+            largest_wal = largest_wal.max(support::file_size(wal).unwrap_or(0));
             // A writer or the reader that failed ends the run now.
             if let Some(failed) = tasks.try_join_next() {
                 failed??;
@@ -147,8 +144,8 @@ async fn run(intervals: u32, interval: Duration) -> anyhow::Result<()> {
             latencies.len(),
             at(0.5),
             at(1.0),
-            mib(support::file_size(&wal)),
-            mib(support::file_size(&db)),
+            mib(support::file_size(wal)),
+            mib(support::file_size(db)),
             rss / 1024
         );
     }
@@ -195,8 +192,8 @@ async fn run(intervals: u32, interval: Duration) -> anyhow::Result<()> {
     );
     println!(
         "after SIGTERM: wal {}, db {}; peak RSS {} MiB",
-        mib(support::file_size(&wal)),
-        mib(support::file_size(&db)),
+        mib(support::file_size(wal)),
+        mib(support::file_size(db)),
         peak / 1024
     );
     Ok(())

@@ -173,6 +173,31 @@ impl Drop for Process {
     }
 }
 
+/// A fresh data directory and compile cache for a process host, and where
+/// its store's files are; removed when dropped.
+pub struct HostDirs {
+    _tmp: tempfile::TempDir,
+    pub data: std::path::PathBuf,
+    pub cache: std::path::PathBuf,
+    /// `cromflag.db` and its `-wal`.
+    pub db: std::path::PathBuf,
+    pub wal: std::path::PathBuf,
+}
+
+impl HostDirs {
+    pub fn new() -> anyhow::Result<HostDirs> {
+        let tmp = tempfile::TempDir::new()?;
+        let data = tmp.path().join("data");
+        Ok(HostDirs {
+            cache: tmp.path().join("cache"),
+            db: data.join("cromflag.db"),
+            wal: data.join("cromflag.db-wal"),
+            data,
+            _tmp: tmp,
+        })
+    }
+}
+
 /// `spawn_host` as the process benchmarks run it: `manifest` on `data` with
 /// its compile cache in `cache`, HTTP on an ephemeral loopback port, no MQTT
 /// endpoint.
