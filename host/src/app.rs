@@ -91,7 +91,8 @@ pub async fn open_store(
             Ok((store, Some(lock)))
         }
         "griddb" => {
-            let settings = GriddbSettings::from_variables(|name| app.variables.get(name))?;
+            let settings = GriddbSettings::from_variables(|name| app.variables.get(name))
+                .map_err(anyhow::Error::msg)?;
             let store = GriddbStore::connect(&settings).await?;
             Ok((Arc::new(store), None))
         }

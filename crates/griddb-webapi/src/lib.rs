@@ -9,14 +9,21 @@
 //! - `paging`: a row statement as pages under `maxResponseSize`.
 //! - `puts`: a multi-put as requests (time series, then collections, each
 //!   container once per request, under `maxRequestSize`).
+//! - `client`: one call, with auth, a deadline and retries, over a
+//!   [`client::Transport`] that carries the bytes; `features`: which
+//!   release answers.
+//! - `store`: the store's calls as WebAPI calls ([`store::WebApiStore`]).
 //!
-//! A crate of its own, with no I/O (no HTTP client, no SQLite, no async
-//! runtime), so that it compiles for `wasm32-wasip2`: the host's `griddb`
-//! store and its `--webapi` stand-in use it natively, a store adapter that is
-//! itself a component uses the same code. Sending the requests, retrying and
-//! caching schemas stay with the caller (`cromflag-store`'s `griddb`).
+//! A crate of its own, with no HTTP client, no SQLite and no async runtime,
+//! so that it compiles for `wasm32-wasip2`: the host's `griddb` store runs
+//! `WebApiStore` over hyper, the `griddb-store` component over
+//! `wasi:http/outgoing-handler`, and the host's `--webapi` stand-in serves
+//! the same wire format.
 
+pub mod client;
 pub mod dialect;
+pub mod features;
 pub mod paging;
 pub mod puts;
+pub mod store;
 pub mod wire;

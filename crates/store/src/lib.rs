@@ -17,7 +17,7 @@ pub use cromflag_tql as tql;
 use async_trait::async_trait;
 pub use cromflag_model::{
     added_columns, check_column_name, check_rows, Column, ColumnType, ContainerInfo, ContainerKind,
-    QueryResult, Row, StoreError, Value,
+    ContainerListing, ContainerPage, QueryResult, Row, StoreError, Value,
 };
 
 /// Rows of one time series as they were just committed: what live streams carry.
@@ -26,52 +26,6 @@ pub struct Committed {
     pub container: String,
     pub columns: Vec<Column>,
     pub rows: Vec<Row>,
-}
-
-/// Which container names to list: those of `kind` (all, if `None`), in plain
-/// string order (byte order, which for container names, ASCII only, is the
-/// code-unit order of Java's `String.compareTo` that GridDB sorts by; upper
-/// case before lower case), reversed if `descending`, from the `offset`th on,
-/// at most `limit` of them. The query parameters `type`, `sort`, `offset` and
-/// `limit` of GridDB's `GET containers`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ContainerListing {
-    /// Only containers of this kind; `None`: every container.
-    pub kind: Option<ContainerKind>,
-    /// Names in reverse order (`sort=DESC`).
-    pub descending: bool,
-    /// How many names to skip, counted in the listing's order.
-    pub offset: u64,
-    /// The most names to answer; 0 answers none and still counts `total`.
-    pub limit: u64,
-}
-
-impl ContainerListing {
-    /// The page `self` asks of `names`: every name of `kind`, in ascending
-    /// order (as `catalog`-like sources hold them). For backends and test
-    /// stores that list from memory.
-    pub fn page_of(&self, names: Vec<String>) -> ContainerPage {
-        let total = names.len() as u64;
-        let skip = usize::try_from(self.offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(self.limit).unwrap_or(usize::MAX);
-        let names = if self.descending {
-            names.into_iter().rev().skip(skip).take(take).collect()
-        } else {
-            names.into_iter().skip(skip).take(take).collect()
-        };
-        ContainerPage { names, total }
-    }
-}
-
-/// What a [`ContainerListing`] answers: GridDB's `{"names", "total"}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ContainerPage {
-    /// The page's names, in the listing's order: every name of the listing
-    /// from its offset, up to its limit (fewer only at the end).
-    pub names: Vec<String>,
-    /// How many containers there are of the listing's kind, whatever the
-    /// offset and limit.
-    pub total: u64,
 }
 
 /// The page [`Backend::list_containers`] asks for: 100,000 names (a few MB),

@@ -1,781 +1,93 @@
 //! The `griddb` backend: the store interface over a GridDB cluster (or GridDB
 //! Cloud) through its WebAPI, so that no component changes with the store.
 //!
-//! `client` makes the calls (pooling, auth, deadlines, retries); `features`
-//! reads which WebAPI release answers. What needs no I/O is
-//! `cromflag-griddb-webapi`'s: `wire` (the bodies), `dialect` (our TQL into
-//! what GridDB runs, its answers back into ours), `paging` (row statements a
-//! page at a time) and `puts` (a multi-put into requests). This file maps
-//! each `Backend` method onto WebAPI calls and keeps the schemas it has seen,
-//! so that a put needs no extra round trip to learn its columns.
-//!
-//! What GridDB offers, and so what this backend promises:
-//! - Writes. GridDB's multi-put (`PUT containers/rows`, WebAPI 5.5+) writes
-//!   its containers in no fixed order and not atomically, and keeps only the
-//!   last entry of a container named twice. So every row is checked first
-//!   (nothing is sent if one is refused); then every time-series
-//!   container's rows are written, and only then the collections' (`devices`,
-//!   `messages`, … hold what refers to rows): within each phase one request
-//!   per `griddb_max_request_bytes` of rows, each naming a container once
-//!   (its rows merged in order, so the later row of a key wins), sent one
-//!   after the other, a phase only after the previous one succeeded. A
-//!   WebAPI without multi-put (before 5.5) gets one `PUT containers/<c>/rows`
-//!   per container, in the same order. A put returns once every request was
-//!   answered 200. A failed one leaves some containers written and others
-//!   not, but never a collection row without the time-series rows it refers
-//!   to; every row put is an upsert on its key, so the client's retry of a
-//!   failed insert (answered 503) stores it exactly once.
-//! - Schema changes. Columns are added with `ALTER TABLE … ADD COLUMN` through
-//!   `sql/ddl` (5.7+) or `sql/update` (5.5, 5.6, GridDB Cloud); a WebAPI
-//!   with neither cannot add columns, and says so. The release is probed at
-//!   start-up (or on first use, if GridDB was unreachable then) and logged.
-//! - Reads. Row statements are paged so that no answer nears the WebAPI's
-//!   `maxResponseSize` (`griddb_max_response_bytes`); a selection function
-//!   or aggregation whose answer is over it is a query error that says so.
-//!   Integer aggregations arrive as DOUBLE: MIN/MAX beyond 2^53 are read
-//!   exactly from their row, a SUM beyond it is a query error.
-//! - While the WebAPI is unreachable or failing, every call fails with
-//!   `StoreError::Backend` after its retries: HTTP inserts answer 503 and MQTT
-//!   messages stay unacked. Nothing is acknowledged that GridDB did not take.
+//! What it does with each call is `cromflag-griddb-webapi`'s `WebApiStore`
+//! (one implementation, which the `griddb-store` component runs too; its
+//! header says what GridDB offers and so what this backend promises). This
+//! module adds what only a long-lived host has: hyper's pooled connections
+//! (`transport`), the connection check at start-up, and the live streams'
+//! feed of committed time-series rows.
 
-mod client;
-mod features;
+mod transport;
 
 use super::{
-    added_columns, check_rows, Backend, Committed, ContainerInfo, ContainerKind, ContainerListing,
-    ContainerPage, QueryResult, Row, StoreError,
+    Backend, Committed, ContainerInfo, ContainerKind, ContainerListing, ContainerPage, QueryResult,
+    Row, StoreError,
 };
-use anyhow::Context;
 use async_trait::async_trait;
-use client::{Answer, Missing, WebApiClient};
-use cromflag_griddb_webapi::paging::{PageSize, Pages, Position};
-use cromflag_griddb_webapi::wire::{
-    self, ContainerDto, ContainerList, ContainerRows, SqlOutcome, SqlStatement, TqlQuery, TqlResult,
-};
-use cromflag_griddb_webapi::{dialect, puts};
-use cromflag_model::is_valid_container_name;
-use features::{Features, Presence, Sql};
-use http::{Method, StatusCode};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+pub use cromflag_griddb_webapi::store::GriddbSettings;
+use cromflag_griddb_webapi::store::WebApiStore;
+use std::sync::Arc;
 use tokio::sync::broadcast;
+use transport::HyperTransport;
 
-/// The WebAPI's `maxResponseSize` default (20 MB).
-const DEFAULT_MAX_RESPONSE_BYTES: u64 = 20 << 20;
-
-/// Where the cluster is and who we are to it: the `griddb_*` variables.
-#[derive(Clone)]
-pub struct GriddbSettings {
-    /// The WebAPI's base, ending in `/griddb` (e.g. `http://host:8081/griddb`).
-    pub url: String,
-    pub cluster: String,
-    pub database: String,
-    pub user: String,
-    pub password: String,
-    /// How long one call may take, retries included.
-    pub timeout: Duration,
-    /// The most one put request carries, by the WebAPI's size estimate.
-    pub max_request_bytes: usize,
-    /// The server's `maxResponseSize`: a `/tql` answer past it is refused.
-    pub max_response_bytes: u64,
-}
-
-impl GriddbSettings {
-    /// Reads the `griddb_*` variables through `variable` (the manifest's,
-    /// by name; `None` for an undeclared one, which takes its default).
-    pub fn from_variables<'a>(
-        variable: impl Fn(&str) -> Option<&'a str>,
-    ) -> anyhow::Result<GriddbSettings> {
-        let get = |name: &str, default: &str| variable(name).unwrap_or(default).to_owned();
-        let number = |name: &str, default: &str| -> anyhow::Result<u64> {
-            let text = get(name, default);
-            text.parse()
-                .with_context(|| format!("variable {name} = `{text}` is not a whole number"))
-        };
-        Ok(GriddbSettings {
-            url: get("griddb_url", "http://127.0.0.1:8081/griddb"),
-            cluster: get("griddb_cluster", "defaultCluster"),
-            database: get("griddb_database", "public"),
-            user: get("griddb_user", "admin"),
-            password: get("griddb_password", "admin"),
-            timeout: Duration::from_secs(number("griddb_timeout_secs", "30")?.max(1)),
-            max_request_bytes: usize::try_from(number(
-                "griddb_max_request_bytes",
-                &wire::MAX_REQUEST_BYTES.to_string(),
-            )?)?,
-            max_response_bytes: number(
-                "griddb_max_response_bytes",
-                &DEFAULT_MAX_RESPONSE_BYTES.to_string(),
-            )?
-            .max(1),
-        })
-    }
-}
-
-/// Everything but the password.
-impl std::fmt::Debug for GriddbSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GriddbSettings")
-            .field("url", &self.url)
-            .field("cluster", &self.cluster)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("timeout", &self.timeout)
-            .field("max_request_bytes", &self.max_request_bytes)
-            .field("max_response_bytes", &self.max_response_bytes)
-            .finish_non_exhaustive()
-    }
-}
+/// Batches kept for live streams before a slow listener is dropped.
+const COMMITS_BUFFER: usize = 1024;
 
 pub struct GriddbStore {
-    client: WebApiClient,
-    /// Containers as last seen, by lower-cased name (names are case-insensitive).
-    schemas: RwLock<HashMap<String, ContainerInfo>>,
-    max_request_bytes: usize,
-    max_response_bytes: u64,
-    /// What the WebAPI offers, once probed (`None` until GridDB answered).
-    features: tokio::sync::RwLock<Option<Features>>,
+    webapi: WebApiStore<HyperTransport>,
     /// Time-series rows this host wrote, once GridDB took them (live streams
     /// see this host's writes; other writers to the cluster are not seen).
     commits: broadcast::Sender<Arc<Committed>>,
 }
 
-/// Batches kept for live streams before a slow listener is dropped.
-const COMMITS_BUFFER: usize = 1024;
-
-/// How a `/tql` request failed.
-enum TqlError {
-    /// 400 "Too many result": a statement's answer is over `maxResponseSize`.
-    TooManyResult,
-    Store(StoreError),
-}
-
-impl From<StoreError> for TqlError {
-    fn from(e: StoreError) -> TqlError {
-        TqlError::Store(e)
-    }
-}
-
 impl GriddbStore {
-    /// Checks the connection once and probes the WebAPI's release. Wrong
-    /// credentials, an unknown cluster or a URL that is no WebAPI stop here;
-    /// an unreachable WebAPI is only logged, so that the host comes up and
-    /// answers 503 until GridDB does (and is probed then).
+    /// Checks the connection once and probes the WebAPI's release (see
+    /// [`WebApiStore::connect`]): wrong credentials stop here, an
+    /// unreachable GridDB does not.
     pub async fn connect(settings: &GriddbSettings) -> anyhow::Result<GriddbStore> {
-        let store = GriddbStore {
-            client: WebApiClient::new(settings)?,
-            schemas: RwLock::new(HashMap::new()),
-            max_request_bytes: settings.max_request_bytes,
-            max_response_bytes: settings.max_response_bytes,
-            features: tokio::sync::RwLock::new(None),
+        let webapi = WebApiStore::connect(settings, HyperTransport::new())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok(GriddbStore {
+            webapi,
             commits: broadcast::channel(COMMITS_BUFFER).0,
-        };
-        match store
-            .client
-            .call(Method::GET, "checkConnection", None)
-            .await
-        {
-            Ok(answer) if answer.status.is_success() => {
-                tracing::info!(
-                    webapi = store.client.base(),
-                    user = store.client.user(),
-                    "store: GridDB"
-                );
-                if let Err(e) = store.features().await {
-                    tracing::warn!(error = %e, "store: the GridDB WebAPI's release is not known yet; asked again on first use");
-                }
-            }
-            Ok(answer) => anyhow::bail!("{}", store.refused(&answer, "checkConnection")),
-            Err(e) => {
-                tracing::warn!(error = %e, "store: GridDB is unreachable for now; writes answer 503 until it is back");
-            }
-        }
-        Ok(store)
+        })
     }
-
-    /// What the WebAPI offers: probed on first need, until a probe succeeds.
-    async fn features(&self) -> Result<Features, StoreError> {
-        if let Some(features) = *self.features.read().await {
-            return Ok(features);
-        }
-        let mut slot = self.features.write().await;
-        if let Some(features) = *slot {
-            return Ok(features);
-        }
-        let features = self.detect().await?;
-        tracing::info!(
-            webapi = self.client.base(),
-            "store: GridDB WebAPI {}: {}",
-            features.release,
-            features.summary()
-        );
-        *slot = Some(features);
-        Ok(features)
-    }
-
-    /// Probes with requests that change nothing (see `features`).
-    async fn detect(&self) -> Result<Features, StoreError> {
-        let multi_put = self.probe(Method::PUT, "containers/rows").await?;
-        let sql_ddl = self.probe(Method::POST, "sql/ddl").await?;
-        let sql_update = if sql_ddl {
-            None
-        } else {
-            Some(self.probe(Method::POST, "sql/update").await?)
-        };
-        Ok(Features::from_probes(multi_put, sql_ddl, sql_update))
-    }
-
-    async fn probe(&self, method: Method, path: &str) -> Result<bool, StoreError> {
-        let answer = self.client.call(method, path, Some(b"[]".to_vec())).await?;
-        match features::presence(&answer) {
-            Presence::Present => Ok(true),
-            Presence::Absent => Ok(false),
-            Presence::Refused => Err(self.refused(&answer, path)),
-        }
-    }
-
-    /// An endpoint the probes found is missing after all (404 without the
-    /// WebAPI's body): from now on, do without it.
-    async fn lost(&self, endpoint: &str, change: impl FnOnce(&mut Features)) {
-        let mut slot = self.features.write().await;
-        if let Some(features) = slot.as_mut() {
-            change(features);
-            tracing::warn!(
-                webapi = self.client.base(),
-                "store: the GridDB WebAPI has no {endpoint} after all (404); now {}",
-                features.summary()
-            );
-        }
-    }
-
-    /// A 4xx answer as a store error; `what` names the call.
-    fn refused(&self, answer: &Answer, what: &str) -> StoreError {
-        let message = answer.message();
-        match answer.status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => StoreError::Backend(format!(
-                "GridDB WebAPI at {} refused user `{}` ({}): {message}; check griddb_user and griddb_password",
-                self.client.base(),
-                self.client.user(),
-                answer.status
-            )),
-            // Not the WebAPI's body: no controller has the path (an older
-            // release, or griddb_url is not the WebAPI's base).
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-                if answer.webapi_error().is_none() =>
-            {
-                StoreError::Backend(format!(
-                    "GridDB WebAPI at {}: {what}: the server has no such endpoint ({}); is griddb_url the WebAPI's base, ending in /griddb?",
-                    self.client.base(),
-                    answer.status
-                ))
-            }
-            StatusCode::NOT_FOUND => StoreError::NotFound(format!("{what}: {message}")),
-            StatusCode::CONFLICT => StoreError::SchemaConflict(format!("{what}: {message}")),
-            StatusCode::BAD_REQUEST => StoreError::Invalid(format!("{what}: {message}")),
-            status => StoreError::Backend(format!(
-                "GridDB WebAPI at {}: {what} answered {status}: {message}",
-                self.client.base()
-            )),
-        }
-    }
-
-    fn cached(&self, name: &str) -> Option<ContainerInfo> {
-        let schemas = self.schemas.read().expect("schema cache lock");
-        schemas.get(&name.to_ascii_lowercase()).cloned()
-    }
-
-    fn forget(&self, name: &str) {
-        let mut schemas = self.schemas.write().expect("schema cache lock");
-        schemas.remove(&name.to_ascii_lowercase());
-    }
-
-    /// The container as GridDB has it now (and remembered), or `None`.
-    async fn fetch_schema(&self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
-        if !is_valid_container_name(name) {
-            return Ok(None);
-        }
-        let what = format!("container `{name}`");
-        let answer = self
-            .client
-            .call(Method::GET, &format!("containers/{name}/info"), None)
-            .await?;
-        if answer.missing() == Some(Missing::Container) {
-            self.forget(name);
-            return Ok(None);
-        }
-        if !answer.status.is_success() {
-            return Err(self.refused(&answer, &what));
-        }
-        let info = serde_json::from_slice::<ContainerDto>(&answer.body)
-            .map_err(|e| e.to_string())
-            .and_then(|dto| dto.info())
-            .map_err(|e| StoreError::Backend(format!("{what}: {e}")))?;
-        let mut schemas = self.schemas.write().expect("schema cache lock");
-        schemas.insert(name.to_ascii_lowercase(), info.clone());
-        Ok(Some(info))
-    }
-
-    /// The container as last seen, asking GridDB only the first time.
-    async fn schema(&self, name: &str) -> Result<ContainerInfo, StoreError> {
-        if let Some(info) = self.cached(name) {
-            return Ok(info);
-        }
-        self.fetch_schema(name)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("container `{name}` does not exist")))
-    }
-
-    /// Creates a container; `timePrecision` only where the release knows it.
-    async fn create(&self, info: &ContainerInfo) -> Result<Answer, StoreError> {
-        let mut dto = ContainerDto::describe(info);
-        if !self.features().await?.time_precision() {
-            dto.columns.iter_mut().for_each(|c| c.time_precision = None);
-        }
-        let body = serde_json::to_vec(&dto).expect("JSON");
-        self.client
-            .call(Method::POST, "containers", Some(body))
-            .await
-    }
-
-    /// Appends columns with GridDB's SQL (`ALTER TABLE … ADD COLUMN`), the one
-    /// way the WebAPI can change a schema: through `sql/ddl`, or `sql/update`
-    /// where there is no `sql/ddl`.
-    async fn add_columns(
-        &self,
-        info: &ContainerInfo,
-        columns: &[super::Column],
-    ) -> Result<(), StoreError> {
-        let statements: Vec<SqlStatement> = columns
-            .iter()
-            .map(|c| SqlStatement {
-                stmt: format!(
-                    "ALTER TABLE {} ADD COLUMN {} {}",
-                    cromflag_model::tql_name(&info.name),
-                    cromflag_model::tql_name(&c.name),
-                    c.column_type.name()
-                ),
-                kind: None,
-            })
-            .collect();
-        let what = format!("adding columns to `{}`", info.name);
-        let body = serde_json::to_vec(&statements).expect("JSON");
-        let features = self.features().await?;
-        let mut sql = features.sql;
-        let answer = loop {
-            let Some(path) = sql.path() else {
-                return Err(StoreError::SchemaConflict(format!(
-                    "{what}: the GridDB WebAPI at {} (detected release: {}) has neither sql/ddl nor sql/update, the only way it can add a column; use WebAPI 5.5 or later, or create the container with every column up front (see docs/griddb.md)",
-                    self.client.base(),
-                    features.release
-                )));
-            };
-            let answer = self
-                .client
-                .call(Method::POST, path, Some(body.clone()))
-                .await?;
-            if answer.missing() == Some(Missing::Endpoint) {
-                sql = match sql {
-                    Sql::Ddl => Sql::Update,
-                    _ => Sql::Absent,
-                };
-                self.lost(path, |f| f.sql = sql).await;
-                continue;
-            }
-            break answer;
-        };
-        if answer.status == StatusCode::BAD_REQUEST
-            && answer.message().contains("SQL is not active")
-        {
-            return Err(StoreError::SchemaConflict(format!(
-                "{what}: the GridDB WebAPI at {} answered \"SQL is not active\": a self-hosted WebAPI needs SQL configured, the cluster's JDBC address (jdbcAddress and jdbcPort, sqlMember, or providerUrl) in its conf/repository.json; docs/griddb.md explains it",
-                self.client.base()
-            )));
-        }
-        if !answer.status.is_success() {
-            return Err(self.refused(&answer, &what));
-        }
-        let outcomes: Vec<SqlOutcome> = documented(&answer, &what)?;
-        if let Some(failed) = outcomes.iter().find(|o| o.status != 1) {
-            return Err(StoreError::SchemaConflict(format!(
-                "{what}: {}",
-                failed.message.as_deref().unwrap_or("refused")
-            )));
-        }
-        Ok(())
-    }
-
-    /// One `/tql` request (at most `MAX_QUERIES` statements), answers in order.
-    async fn tql_call(&self, queries: &[TqlQuery]) -> Result<Vec<TqlResult>, TqlError> {
-        let body = serde_json::to_vec(queries).expect("JSON");
-        let answer = self.client.call(Method::POST, "tql", Some(body)).await?;
-        let answers: Vec<TqlResult> = match answer.status {
-            status if status.is_success() => documented(&answer, "tql")?,
-            StatusCode::BAD_REQUEST => {
-                let message = answer.message();
-                if message.starts_with("Too many result") {
-                    return Err(TqlError::TooManyResult);
-                }
-                return Err(TqlError::Store(StoreError::Query(
-                    if message.starts_with("TQL") {
-                        message
-                    } else {
-                        format!("TQL: {message}")
-                    },
-                )));
-            }
-            _ if answer.missing() == Some(Missing::Container) => {
-                queries.iter().for_each(|q| self.forget(&q.name));
-                let what = format!("container `{}`", queries[0].name);
-                return Err(TqlError::Store(self.refused(&answer, &what)));
-            }
-            _ => return Err(TqlError::Store(self.refused(&answer, "tql"))),
-        };
-        if answers.len() != queries.len() {
-            return Err(TqlError::Store(StoreError::Backend(format!(
-                "tql: {} statements asked, {} answered",
-                queries.len(),
-                answers.len()
-            ))));
-        }
-        Ok(answers)
-    }
-
-    /// Runs unpaged statements (selection functions, aggregations) in
-    /// requests of at most `MAX_QUERIES`, answers in order.
-    async fn tql(&self, queries: Vec<TqlQuery>) -> Result<Vec<TqlResult>, StoreError> {
-        let mut answers = Vec::with_capacity(queries.len());
-        for chunk in queries.chunks(wire::MAX_QUERIES) {
-            match self.tql_call(chunk).await {
-                Ok(part) => answers.extend(part),
-                Err(TqlError::Store(e)) => return Err(e),
-                Err(TqlError::TooManyResult) => {
-                    return Err(StoreError::Query(format!(
-                        "the answer from `{}` is over the GridDB WebAPI's maxResponseSize (griddb_max_response_bytes = {}; it answered \"Too many result\"): ask a narrower time range or add a LIMIT",
-                        chunk[0].name, self.max_response_bytes
-                    )))
-                }
-            }
-        }
-        Ok(answers)
-    }
-
-    /// A row statement's rows, a page at a time (see `paging`), read into
-    /// `projection` (the columns asked, without a key added for paging).
-    async fn paged_rows(
-        &self,
-        info: &ContainerInfo,
-        pages: &Pages,
-        projection: Option<&[super::Column]>,
-    ) -> Result<QueryResult, StoreError> {
-        let mut size = PageSize::new(self.max_response_bytes, pages.estimated_row_bytes());
-        let mut position = Position::Start;
-        let mut returned = 0;
-        let mut result: Option<QueryResult> = None;
-        loop {
-            let asked = size.rows().min(pages.limit().saturating_sub(returned));
-            let query = TqlQuery {
-                name: info.name.clone(),
-                stmt: pages.statement(&position, asked),
-                columns: pages.columns.clone(),
-                has_partial_execution: None,
-            };
-            let answer = match self.tql_call(std::slice::from_ref(&query)).await {
-                Ok(mut answers) => answers.pop().expect("one answer per statement"),
-                Err(TqlError::TooManyResult) if size.shrink(asked) => continue,
-                Err(TqlError::TooManyResult) => {
-                    return Err(StoreError::Query(format!(
-                        "one row of `{}` alone is over the GridDB WebAPI's maxResponseSize (it answered \"Too many result\"): select fewer columns, or raise maxResponseSize in the WebAPI's griddb_webapi.properties",
-                        info.name
-                    )))
-                }
-                Err(TqlError::Store(e)) => return Err(e),
-            };
-            let got = answer.results.len();
-            size.observe(got, answer.response_size_byte);
-            returned += got as u64;
-            let next = if returned < pages.limit() {
-                pages
-                    .next(&position, asked, &answer)
-                    .map_err(|e| StoreError::Backend(format!("paging `{}`: {e}", info.name)))?
-            } else {
-                None
-            };
-            let page = dialect::rows(answer, projection)?;
-            match &mut result {
-                None => result = Some(page),
-                Some(result) => result.rows.extend(page.rows),
-            }
-            match next {
-                Some(next) => position = next,
-                None => return Ok(result.expect("a page was read")),
-            }
-        }
-    }
-
-    /// A statement's aggregations as one row; integer results the DOUBLE
-    /// answer cannot hold are asked exactly (MIN/MAX) or refused (SUM).
-    async fn aggregates(
-        &self,
-        aggregates: Vec<dialect::AggregateQuery>,
-        single: bool,
-    ) -> Result<QueryResult, StoreError> {
-        let queries = aggregates.iter().map(|a| a.query.clone()).collect();
-        let answers = self.tql(queries).await?;
-        let mut values = Vec::with_capacity(aggregates.len());
-        for (aggregate, answer) in aggregates.iter().zip(&answers) {
-            values.push(
-                match dialect::aggregate(answer, aggregate.column.column_type)? {
-                    dialect::Reading::Absent => None,
-                    dialect::Reading::Value(value) => Some(value),
-                    dialect::Reading::Inexact(value) => match &aggregate.exact {
-                        Some(exact) => {
-                            let answer = self.tql(vec![exact.clone()]).await?;
-                            dialect::extreme(answer.into_iter().next().expect("one answer"))?
-                        }
-                        None => return Err(dialect::inexact(aggregate, value)),
-                    },
-                },
-            );
-        }
-        let columns = aggregates.into_iter().map(|a| a.column).collect();
-        Ok(dialect::aggregate_row(values, columns, single))
-    }
-
-    /// Sends one request of a phase: one multi-put, or (without it) one put
-    /// per container in the request's order.
-    async fn put_request(&self, request: &[ContainerRows]) -> Result<(), StoreError> {
-        if self.features().await?.multi_put {
-            let body = serde_json::to_vec(request).expect("JSON");
-            let answer = self
-                .client
-                .call(Method::PUT, "containers/rows", Some(body))
-                .await?;
-            if answer.status.is_success() {
-                return Ok(());
-            }
-            match answer.missing() {
-                // Not there after all: one put per container from now on.
-                Some(Missing::Endpoint) => self.lost("multi-put", |f| f.multi_put = false).await,
-                missing => {
-                    if missing == Some(Missing::Container) {
-                        request.iter().for_each(|c| self.forget(&c.container_name));
-                    }
-                    return Err(self.refused(&answer, "put rows"));
-                }
-            }
-        }
-        for entry in request {
-            let body = serde_json::to_vec(&entry.rows).expect("JSON");
-            let path = format!("containers/{}/rows", entry.container_name);
-            let answer = self.client.call(Method::PUT, &path, Some(body)).await?;
-            if !answer.status.is_success() {
-                if answer.missing() == Some(Missing::Container) {
-                    self.forget(&entry.container_name);
-                }
-                return Err(self.refused(
-                    &answer,
-                    &format!("put rows into `{}`", entry.container_name),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `GET containers` for `limit` names of `listing` from `offset`. The WebAPI
-/// reads `offset` and `limit` as Java `int`s (a larger number is a 400):
-/// `limit` is at most `wire::MAX_LIMIT` here, and an `offset` past `int` is
-/// past any list (which a Java `List` cannot outgrow), so it is sent as the
-/// largest `int`, where the names end and `total` is still counted.
-fn list_path(listing: &ContainerListing, offset: u64, limit: u64) -> String {
-    let mut path = format!(
-        "containers?limit={limit}&offset={}&sort={}",
-        offset.min(i32::MAX as u64),
-        if listing.descending { "DESC" } else { "ASC" }
-    );
-    if let Some(kind) = listing.kind {
-        path.push_str("&type=");
-        path.push_str(kind.name());
-    }
-    path
-}
-
-/// A 2xx answer's body as the WebAPI documents it.
-fn documented<T: serde::de::DeserializeOwned>(
-    answer: &Answer,
-    what: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_slice(&answer.body).map_err(|e| {
-        StoreError::Backend(format!(
-            "{what}: the WebAPI's answer is not what it documents: {e}"
-        ))
-    })
 }
 
 #[async_trait]
 impl Backend for GriddbStore {
     async fn put_container(&self, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
-        if let Some(cached) = self.cached(&info.name) {
-            if added_columns(&cached, &info)?.is_empty() {
-                return Ok(cached);
-            }
-        }
-        match self.fetch_schema(&info.name).await? {
-            None => {
-                if !is_valid_container_name(&info.name) {
-                    return Err(StoreError::Invalid(format!(
-                        "invalid container name `{}`: use 1 to 256 ASCII letters, digits or `_`, not starting with a digit",
-                        info.name
-                    )));
-                }
-                let answer = self.create(&info).await?;
-                // 409: created meanwhile (by another host, or by our own retried request).
-                if !answer.status.is_success() && answer.status != StatusCode::CONFLICT {
-                    return Err(self.refused(&answer, &format!("creating `{}`", info.name)));
-                }
-                if answer.status == StatusCode::CONFLICT {
-                    let stored = self.schema(&info.name).await?;
-                    let added = added_columns(&stored, &info)?;
-                    if !added.is_empty() {
-                        self.add_columns(&stored, &added).await?;
-                    }
-                }
-            }
-            Some(stored) => {
-                let added = added_columns(&stored, &info)?;
-                if added.is_empty() {
-                    return Ok(stored);
-                }
-                self.add_columns(&stored, &added).await?;
-            }
-        }
-        self.fetch_schema(&info.name).await?.ok_or_else(|| {
-            StoreError::Backend(format!(
-                "container `{}` vanished right after its put",
-                info.name
-            ))
-        })
+        self.webapi.put_container(info).await
     }
 
     async fn get_container(&self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
-        self.fetch_schema(name).await
+        self.webapi.get_container(name).await
     }
 
-    /// One `GET containers` with the listing's type, sort, offset and limit
-    /// (see `list_path`); more only if the WebAPI answers fewer names than
-    /// asked before the end (a server that caps a page), or refuses the page
-    /// as over its `maxResponseSize` (then half as many names are asked).
     async fn list_container_page(
         &self,
         listing: &ContainerListing,
     ) -> Result<ContainerPage, StoreError> {
-        const WHAT: &str = "listing containers";
-        let mut names: Vec<String> = Vec::new();
-        let mut most = wire::MAX_LIMIT;
-        loop {
-            let offset = listing.offset.saturating_add(names.len() as u64);
-            let asked = (listing.limit - names.len() as u64).min(most);
-            let answer = self
-                .client
-                .call(Method::GET, &list_path(listing, offset, asked), None)
-                .await?;
-            // The WebAPI's own check of the names' bytes against maxResponseSize.
-            if answer.status == StatusCode::BAD_REQUEST
-                && answer.message().starts_with("Response size is too large")
-                && asked > 1
-            {
-                most = asked / 2;
-                continue;
-            }
-            if !answer.status.is_success() {
-                return Err(self.refused(&answer, WHAT));
-            }
-            let page: ContainerList = documented(&answer, WHAT)?;
-            let got = page.names.len() as u64;
-            if got > asked {
-                return Err(StoreError::Backend(format!(
-                    "{WHAT}: {asked} names asked, the WebAPI answered {got}"
-                )));
-            }
-            names.extend(page.names);
-            if got == 0 || names.len() as u64 >= listing.limit || offset + got >= page.total {
-                return Ok(ContainerPage {
-                    names,
-                    total: page.total,
-                });
-            }
-        }
+        self.webapi.list_container_page(listing).await
     }
 
     async fn drop_container(&self, name: &str) -> Result<bool, StoreError> {
-        let existed = self.fetch_schema(name).await?.is_some();
-        let body = serde_json::to_vec(&[name]).expect("JSON");
-        let answer = self
-            .client
-            .call(Method::DELETE, "containers", Some(body))
-            .await?;
-        self.forget(name);
-        if !answer.status.is_success() {
-            return Err(self.refused(&answer, &format!("dropping `{name}`")));
-        }
-        Ok(existed)
+        self.webapi.drop_container(name).await
     }
 
     async fn put_rows(&self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
         self.multi_put(vec![(container.to_owned(), rows)]).await
     }
 
-    /// Checks and encodes every row first; then writes the time series and
-    /// then the collections, request after request (see the module's header).
+    /// The rows, and once GridDB took them all, the time series among them
+    /// to the live streams (copied only while someone listens).
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
-        let mut encoded = Vec::with_capacity(batches.len());
-        let mut written = 0;
         let mut committed = Vec::new();
-        for (container, rows) in batches {
-            if rows.is_empty() {
-                continue;
-            }
-            let info = self.schema(&container).await?;
-            check_rows(&info, &rows)?;
-            written += rows.len() as u64;
-            if info.kind == ContainerKind::TimeSeries && self.commits.receiver_count() > 0 {
-                committed.push(Committed {
-                    container: info.name.clone(),
-                    columns: info.columns.clone(),
-                    rows: rows.clone(),
-                });
-            }
-            let rows = rows
-                .into_iter()
-                .enumerate()
-                .map(|(r, mut row)| {
-                    let size = wire::estimated_size(&row);
-                    if size > self.max_request_bytes {
-                        return Err(StoreError::Invalid(format!(
-                            "row {r} of `{}` is {size} bytes, over griddb_max_request_bytes ({})",
-                            info.name, self.max_request_bytes
-                        )));
-                    }
-                    // The WebAPI wants every column, nulls included.
-                    row.resize(info.columns.len(), super::Value::Null);
-                    Ok(puts::EncodedRow {
-                        json: wire::encode_row(&row),
-                        size,
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            encoded.push(puts::Batch {
-                container: info.name,
-                kind: info.kind,
-                rows,
-            });
-        }
-        for phase in puts::phases(encoded, self.max_request_bytes) {
-            for request in &phase.requests {
-                self.put_request(request).await?;
-            }
-        }
+        let listening = self.commits.receiver_count() > 0;
+        let written = self
+            .webapi
+            .multi_put(batches, |info, rows| {
+                if listening && info.kind == ContainerKind::TimeSeries {
+                    committed.push(Committed {
+                        container: info.name.clone(),
+                        columns: info.columns.clone(),
+                        rows: rows.to_vec(),
+                    });
+                }
+            })
+            .await?;
         for batch in committed {
             // No listener left is not an error.
             let _ = self.commits.send(Arc::new(batch));
@@ -788,62 +100,6 @@ impl Backend for GriddbStore {
     }
 
     async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {
-        let info = self.schema(container).await?;
-        // A column another host added since we looked: look again, once.
-        let plan = match dialect::plan(text, &info) {
-            Err(StoreError::Query(_)) => match self.fetch_schema(container).await? {
-                Some(fresh) if fresh != info => dialect::plan(text, &fresh)?,
-                _ => dialect::plan(text, &info)?,
-            },
-            plan => plan?,
-        };
-        match plan {
-            dialect::Plan::Rows { pages, columns } => {
-                self.paged_rows(&info, &pages, columns.as_deref()).await
-            }
-            dialect::Plan::Function { query } => {
-                let answer = self.tql(vec![query]).await?.pop().expect("one answer");
-                dialect::rows(answer, None)
-            }
-            dialect::Plan::Aggregates { aggregates, single } => {
-                self.aggregates(aggregates, single).await
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_listing_is_one_get_with_its_parameters() {
-        let listing = ContainerListing {
-            kind: None,
-            descending: false,
-            offset: 0,
-            limit: 10,
-        };
-        assert_eq!(
-            list_path(&listing, 0, 10),
-            "containers?limit=10&offset=0&sort=ASC"
-        );
-        let listing = ContainerListing {
-            kind: Some(ContainerKind::TimeSeries),
-            descending: true,
-            ..listing
-        };
-        assert_eq!(
-            list_path(&listing, 20, 0),
-            "containers?limit=0&offset=20&sort=DESC&type=TIME_SERIES"
-        );
-        let listing = ContainerListing {
-            kind: Some(ContainerKind::Collection),
-            ..listing
-        };
-        assert_eq!(
-            list_path(&listing, u64::MAX, 5),
-            "containers?limit=5&offset=2147483647&sort=DESC&type=COLLECTION"
-        );
+        self.webapi.query(container, text).await
     }
 }

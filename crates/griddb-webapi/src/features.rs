@@ -9,7 +9,7 @@
 //! sql/ddl, `POST sql/update` with `[]` (5.5, 5.6 and GridDB Cloud's
 //! commercial builds). An endpoint a release lacks is Spring's 404 (its own
 //! body, not the WebAPI's) or a proxy's 404/405. This module reads those
-//! answers; the requests are `GriddbStore::detect`'s.
+//! answers; the requests are `WebApiStore::detect`'s.
 //!
 //! | Release          | multi-put | SQL to add a column | `timePrecision` |
 //! |------------------|-----------|---------------------|-----------------|
@@ -22,7 +22,7 @@
 //! the probe cannot see that (the empty list is refused before SQL is
 //! reached), the first column added does.
 
-use super::client::Answer;
+use crate::client::Answer;
 use http::StatusCode;
 
 /// The endpoint that runs `ALTER TABLE … ADD COLUMN`.
@@ -135,7 +135,7 @@ impl Features {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::griddb::client::tests::answer;
+    use crate::client::tests::answer;
 
     const SPRING_404: &str = r#"{"timestamp":"2024-05-01T12:00:00.000+00:00","status":404,"error":"Not Found","path":"/griddb/v2/c/dbs/public/sql/ddl"}"#;
 

@@ -1,22 +1,20 @@
-//! One WebAPI endpoint, called well: pooled keep-alive connections (HTTP or
-//! HTTPS), Basic auth and a `User-Agent: cromflag/<version>` on every call
-//! (GridDB Cloud's samples send one; it also names us in the WebAPI's access
-//! log), a deadline per call, and retries with capped, jittered backoff on
-//! what may pass (a refused connection, a timeout, a 5xx). Every call here is
-//! safe to repeat: row puts are upserts on their key, creates answer 409 the
-//! second time, reads are reads, `ALTER TABLE … ADD COLUMN` fails harmlessly
-//! the second time.
+//! One WebAPI endpoint, called well, whatever carries the bytes: Basic auth
+//! and a `User-Agent: cromflag/<version>` on every call (GridDB Cloud's
+//! samples send one; it also names us in the WebAPI's access log), a
+//! deadline per call, and retries with capped, jittered backoff on what may
+//! pass (a refused connection, a timeout, a 5xx). Every call made through it
+//! is safe to repeat: row puts are upserts on their key, creates answer 409
+//! the second time, reads are reads, `ALTER TABLE … ADD COLUMN` fails
+//! harmlessly the second time.
+//!
+//! The exchange itself is a [`Transport`]'s: hyper on the host
+//! (`cromflag-store`'s `griddb`), `wasi:http/outgoing-handler` in the
+//! `griddb-store` component.
 
-use super::GriddbSettings;
-use crate::StoreError;
+use crate::wire::ErrorBody;
 use base64::Engine as _;
-use bytes::Bytes;
-use cromflag_griddb_webapi::wire::ErrorBody;
 use http::{header, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// First pause before a retry; doubled each time up to `MAX_BACKOFF`.
@@ -26,12 +24,29 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_ATTEMPTS: u32 = 4;
 
 /// What every call says it is.
-const USER_AGENT: &str = concat!("cromflag/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT: &str = concat!("cromflag/", env!("CARGO_PKG_VERSION"));
 
-/// A WebAPI answer other than a 5xx: its status and body.
+/// One HTTP exchange, as the platform makes it. The futures are `Send` so
+/// that the host's multi-threaded runtime can run the store's calls; a
+/// transport that blocks (a component's) answers futures that are ready
+/// when first polled.
+pub trait Transport: Send + Sync {
+    /// Sends `request` and reads the whole answer, or says why none came;
+    /// gives up at `deadline`.
+    fn send(
+        &self,
+        request: Request<Vec<u8>>,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Answer, String>> + Send;
+
+    /// Waits `pause` before a retry.
+    fn sleep(&self, pause: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// A WebAPI answer: its status and body.
 pub struct Answer {
     pub status: StatusCode,
-    pub body: Bytes,
+    pub body: Vec<u8>,
 }
 
 /// What a 404 says is missing.
@@ -69,58 +84,65 @@ impl Answer {
     }
 }
 
-pub struct WebApiClient {
+/// Where the WebAPI is and who we are to it: what a client is made from.
+pub struct Endpoint<'a> {
+    /// The WebAPI's base, ending in `/griddb`.
+    pub url: &'a str,
+    pub cluster: &'a str,
+    pub database: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    /// How long one call may take, retries included.
+    pub timeout: Duration,
+}
+
+pub struct WebApiClient<T> {
     /// `<griddb_url>/v2/<cluster>/dbs/<database>`, without a trailing slash.
     base: String,
     /// The user the credentials are for, for messages (never the password).
     user: String,
     authorization: HeaderValue,
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
+    transport: T,
 }
 
-impl WebApiClient {
-    pub fn new(settings: &GriddbSettings) -> anyhow::Result<WebApiClient> {
-        let url: http::Uri = settings
+impl<T: Transport> WebApiClient<T> {
+    /// Checks the URL (http or https, no credentials in it) and prepares
+    /// the credentials; nothing is sent yet.
+    pub fn new(endpoint: &Endpoint, transport: T) -> Result<WebApiClient<T>, String> {
+        let url: http::Uri = endpoint
             .url
             .parse()
-            .map_err(|e| anyhow::anyhow!("griddb_url `{}` is not a URL: {e}", settings.url))?;
+            .map_err(|e| format!("griddb_url `{}` is not a URL: {e}", endpoint.url))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) {
-            anyhow::bail!(
+            return Err(format!(
                 "griddb_url `{}` must start with http:// or https://",
-                settings.url
-            );
+                endpoint.url
+            ));
         }
         if url.authority().is_some_and(|a| a.as_str().contains('@')) {
-            anyhow::bail!(
-                "griddb_url must not hold credentials: set griddb_user and griddb_password"
+            return Err(
+                "griddb_url must not hold credentials: set griddb_user and griddb_password".into(),
             );
         }
         let base = format!(
             "{}/v2/{}/dbs/{}",
-            settings.url.trim_end_matches('/'),
-            settings.cluster,
-            settings.database
+            endpoint.url.trim_end_matches('/'),
+            endpoint.cluster,
+            endpoint.database
         );
         let credentials = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", settings.user, settings.password));
-        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))?;
-        // Kept out of any debug output hyper or we might produce.
+            .encode(format!("{}:{}", endpoint.user, endpoint.password));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| "griddb_user and griddb_password must be printable text".to_owned())?;
+        // Kept out of any debug output of the request.
         authorization.set_sensitive(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         Ok(WebApiClient {
             base,
-            user: settings.user.clone(),
+            user: endpoint.user.to_owned(),
             authorization,
-            http,
-            timeout: settings.timeout,
+            timeout: endpoint.timeout,
+            transport,
         })
     }
 
@@ -135,21 +157,22 @@ impl WebApiClient {
 
     /// Calls `method path` (relative to the database) with an optional JSON
     /// body, retrying what may pass; 2xx, 4xx come back as an `Answer`. A
-    /// WebAPI that stays unreachable, slow or failing is `StoreError::Backend`,
-    /// which the components answer with 503.
+    /// WebAPI that stays unreachable, slow or failing is `Err`, with every
+    /// attempt counted (the store's `Backend` error, which components answer
+    /// with 503).
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-    ) -> Result<Answer, StoreError> {
+    ) -> Result<Answer, String> {
         let uri = format!("{}/{path}", self.base);
-        let body = Bytes::from(body.unwrap_or_default());
         let deadline = Instant::now() + self.timeout;
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let failure = match self.attempt(&method, &uri, body.clone(), deadline).await {
+            let request = self.request(&method, &uri, body.as_deref())?;
+            let failure = match self.transport.send(request, deadline).await {
                 Ok(answer) if !answer.status.is_server_error() => return Ok(answer),
                 Ok(answer) => format!("{} {}", answer.status, answer.message()),
                 Err(e) => e,
@@ -157,69 +180,49 @@ impl WebApiClient {
             // Full jitter: hosts that lost GridDB together do not come back in step.
             let pause = backoff.mul_f64(fastrand::f64());
             if attempt >= MAX_ATTEMPTS || Instant::now() + pause >= deadline {
-                return Err(StoreError::Backend(format!(
+                return Err(format!(
                     "GridDB WebAPI at {} failed after {attempt} attempt{}: {failure}",
                     self.base,
                     if attempt == 1 { "" } else { "s" }
-                )));
+                ));
             }
             tracing::debug!(%method, path, attempt, error = %failure, "WebAPI call failed; retrying");
-            tokio::time::sleep(pause).await;
+            self.transport.sleep(pause).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
             attempt += 1;
         }
     }
 
-    async fn attempt(
+    fn request(
         &self,
         method: &Method,
         uri: &str,
-        body: Bytes,
-        deadline: Instant,
-    ) -> Result<Answer, String> {
+        body: Option<&[u8]>,
+    ) -> Result<Request<Vec<u8>>, String> {
         let mut request = Request::builder()
             .method(method.clone())
             .uri(uri)
             .header(header::AUTHORIZATION, self.authorization.clone())
             .header(header::USER_AGENT, USER_AGENT)
             .header(header::ACCEPT, "application/json");
-        if !body.is_empty() {
+        if body.is_some_and(|b| !b.is_empty()) {
             request = request.header(header::CONTENT_TYPE, "application/json; charset=UTF-8");
         }
-        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
-                // The outermost error says little ("client error (Connect)"): show the cause too.
-                match std::error::Error::source(&e) {
-                    Some(cause) => format!("{e}: {cause}"),
-                    None => e.to_string(),
-                }
-            })?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok(Answer { status, body })
-        };
-        match tokio::time::timeout_at(deadline.into(), exchange).await {
-            Ok(answer) => answer,
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
-        }
+        request
+            .body(body.unwrap_or_default().to_vec())
+            .map_err(|e| e.to_string())
     }
 }
 
+/// Answers as tests write them; `features` reads answers too.
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// An answer as a test writes it; `features` reads answers too.
-    pub(in crate::griddb) fn answer(status: u16, body: &str) -> Answer {
+    pub(crate) fn answer(status: u16, body: &str) -> Answer {
         Answer {
             status: StatusCode::from_u16(status).unwrap(),
-            body: Bytes::from(body.to_owned()),
+            body: body.as_bytes().to_vec(),
         }
     }
 
@@ -234,11 +237,13 @@ pub(super) mod tests {
             "Container not existed"
         );
         assert_eq!(missing_container.message(), "Container not existed");
+        assert_eq!(missing_container.missing(), Some(Missing::Container));
         let unmapped = answer(
             404,
             r#"{"timestamp":"2024-05-01T12:00:00.000+00:00","status":404,"error":"Not Found","path":"/griddb/v2/c/dbs/public/sql/ddl"}"#,
         );
         assert!(unmapped.webapi_error().is_none());
+        assert_eq!(unmapped.missing(), Some(Missing::Endpoint));
         assert!(answer(404, "<html>Not Found</html>")
             .webapi_error()
             .is_none());
