@@ -196,26 +196,80 @@ impl Variables {
     }
 }
 
+// Spin's manifest schema (`spin_manifest::schema`, v2.rs and common.rs of
+// Spin 4.0.2) denies unknown keys in the top-level table, `[application]`,
+// `[variables]` entries, `[component.<id>]`, its `build`, `files` entries,
+// `targets` entries, `dependencies` entries, `profile.<name>` and
+// `profile.<name>.build`, and in a component's `source` table. The structs
+// below deny them in exactly those places, so that a manifest Spin refuses
+// fails here too; every key Spin knows there is accepted, and the ones this
+// host has no use for are read and ignored. Trigger tables and
+// `[application.trigger.<type>]` are free-form in Spin's schema (each trigger
+// checks its own: see `RawHttpTrigger` and the others), and `tool` tables are
+// for tools: Spin ignores them.
+//
+// Sub-tables are kept as TOML and read one by one (`read_table`), so that a
+// refusal names the table it is in, not only the key.
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     spin_manifest_version: u32,
-    application: RawApplication,
+    application: toml::Table,
     #[serde(default)]
-    variables: BTreeMap<String, RawVariable>,
+    variables: BTreeMap<String, toml::Value>,
     #[serde(default)]
     trigger: BTreeMap<String, Vec<toml::Table>>,
     #[serde(default)]
-    component: BTreeMap<String, RawComponent>,
+    component: BTreeMap<String, toml::Table>,
 }
 
+/// `[application]` (Spin's `AppDetails`).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "Spin's fields, accepted so that what Spin takes loads here"
+)]
 struct RawApplication {
     name: String,
     #[serde(default)]
+    version: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    authors: Vec<String>,
+    /// Each read on its own (`TARGET_FORMS`).
+    #[serde(default)]
+    targets: Vec<toml::Value>,
+    #[serde(default)]
     trigger: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    tool: BTreeMap<String, toml::Table>,
 }
 
+/// A deployment target (Spin's `TargetEnvironmentRef`): `"spin-up:3.3"`,
+/// `{ url }` or `{ path }` (see `check_form`).
+const TARGET_FORMS: &[Form] = &[
+    ("url", read_as::<RawUrlTarget>),
+    ("path", read_as::<RawFileTarget>),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted for Spin compatibility; unused here")]
+struct RawUrlTarget {
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted for Spin compatibility; unused here")]
+struct RawFileTarget {
+    path: String,
+}
+
+/// An entry of `[variables]` (Spin's `Variable`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawVariable {
@@ -228,6 +282,8 @@ struct RawVariable {
         reason = "accepted for Spin compatibility; values are never logged anyway"
     )]
     secret: bool,
+    #[allow(dead_code, reason = "accepted for Spin compatibility")]
+    description: Option<String>,
 }
 
 /// Spin's MQTT trigger writes every setting as a string.
@@ -277,22 +333,292 @@ struct RawHttpTrigger {
     component: String,
     #[allow(dead_code, reason = "Spin's optional trigger id")]
     id: Option<String>,
+    /// Spin's HTTP trigger also takes `executor = { type = "http" }` (or
+    /// `"spin"`, its old name): the wasi:http handler this host calls anyway.
+    executor: Option<RawHttpExecutor>,
 }
 
-/// Spin allows many more component keys (files, key-value stores, ...); the ones
-/// not listed here are accepted and ignored, as they grant nothing in this host.
+/// Spin's `HttpExecutorType`. Wagi (a CGI-style executor) is not served here.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", tag = "type")]
+enum RawHttpExecutor {
+    #[serde(alias = "spin")]
+    Http,
+    /// Its settings (`entrypoint`, `argv`) are taken only to be refused whole.
+    Wagi(#[allow(dead_code, reason = "refused whatever it says")] toml::Table),
+}
+
+/// `[component.<id>]` (Spin's `Component`): every key Spin knows. The ones
+/// this host has no use for grant nothing here (no files, key-value stores,
+/// SQLite databases or AI models are offered to components) and are accepted
+/// so that the same manifest runs under Spin. `dependencies` are checked as
+/// Spin reads them and composed nothing here: this host links the imports
+/// they would satisfy itself.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "Spin's fields, accepted so that what Spin takes loads here"
+)]
 struct RawComponent {
     source: toml::Value,
+    #[serde(default)]
+    description: String,
     #[serde(default)]
     environment: BTreeMap<String, String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
+    /// Each read on its own (`FILES_FORMS`).
+    #[serde(default)]
+    files: Vec<toml::Value>,
+    #[serde(default)]
+    exclude_files: Vec<String>,
+    /// Deprecated in Spin for `allowed_outbound_hosts`, still accepted.
+    #[serde(default)]
+    allowed_http_hosts: Vec<String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
+    #[serde(default)]
+    ai_models: Vec<String>,
+    /// Each read on its own (`TARGET_FORMS`).
+    targets: Option<Vec<toml::Value>>,
+    /// Read on its own (`RawBuild`), to name the table in a refusal.
+    build: Option<toml::Table>,
     /// Tool tables (`[component.<id>.tool.<name>]`): Spin ignores them; cromflag reads its own.
     #[serde(default)]
     tool: BTreeMap<String, toml::Table>,
+    dependencies_inherit_configuration: Option<bool>,
+    /// Each entry read on its own (`DEPENDENCY_FORMS`).
+    #[serde(default)]
+    dependencies: BTreeMap<String, toml::Value>,
+    /// Each profile read on its own (`RawProfile`).
+    #[serde(default)]
+    profile: BTreeMap<String, toml::Table>,
+}
+
+/// A `source` (Spin's `ComponentSource`): a path, `{ url, digest }` or
+/// `{ registry?, package, version }`. This host runs local files only, but a
+/// table Spin refuses is refused for that reason first.
+const SOURCE_FORMS: &[Form] = &[
+    ("url", read_as::<RawRemoteSource>),
+    ("package", read_as::<RawRegistrySource>),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "checked for Spin compatibility; unused here")]
+struct RawRemoteSource {
+    url: String,
+    digest: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "checked for Spin compatibility; unused here")]
+struct RawRegistrySource {
+    registry: Option<String>,
+    package: String,
+    version: String,
+}
+
+/// An entry of `files` (Spin's `WasiFilesMount`): a glob, or `{ source, destination }`.
+const FILES_FORMS: &[Form] = &[("source", read_as::<RawFilesPlacement>)];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted for Spin compatibility; unused here")]
+struct RawFilesPlacement {
+    source: String,
+    destination: String,
+}
+
+/// `[component.<id>.build]` (Spin's `ComponentBuildConfig`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "`spin build`'s; this host builds nothing")]
+struct RawBuild {
+    command: RawCommands,
+    workdir: Option<String>,
+    #[serde(default)]
+    watch: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "`spin build`'s; this host builds nothing")]
+enum RawCommands {
+    Single(String),
+    Multiple(Vec<String>),
+}
+
+/// `[component.<id>.profile.<name>]` (Spin's `ComponentProfileOverride`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "profiles are `spin build`/`spin up --profile`'s")]
+struct RawProfile {
+    source: Option<toml::Value>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    dependencies: BTreeMap<String, toml::Value>,
+    build: Option<toml::Table>,
+}
+
+/// `[component.<id>.profile.<name>.build]` (Spin's `ComponentProfileBuildOverride`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "profiles are `spin build`/`spin up --profile`'s")]
+struct RawProfileBuild {
+    command: RawCommands,
+}
+
+/// What a dependency's components inherit (`inherit_configuration`): all or
+/// nothing, or the listed keys.
+#[derive(Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "accepted for Spin compatibility; unused here")]
+enum RawInherit {
+    All(bool),
+    Some(Vec<String>),
+}
+
+/// A dependency (Spin's `ComponentDependency`): a version requirement
+/// (`">= 0.1.0"`) or one of these tables.
+const DEPENDENCY_FORMS: &[Form] = &[
+    ("path", read_as::<RawLocalDependency>),
+    ("url", read_as::<RawHttpDependency>),
+    ("component", read_as::<RawAppComponentDependency>),
+    ("version", read_as::<RawPackageDependency>),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted for Spin compatibility; unused here")]
+struct RawLocalDependency {
+    path: String,
+    export: Option<String>,
+    inherit_configuration: Option<RawInherit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted for Spin compatibility; unused here")]
+struct RawHttpDependency {
+    url: String,
+    digest: String,
+    export: Option<String>,
+    inherit_configuration: Option<RawInherit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted for Spin compatibility; unused here")]
+struct RawAppComponentDependency {
+    component: String,
+    export: Option<String>,
+    inherit_configuration: Option<RawInherit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted for Spin compatibility; unused here")]
+struct RawPackageDependency {
+    version: String,
+    registry: Option<String>,
+    package: Option<String>,
+    export: Option<String>,
+    inherit_configuration: Option<RawInherit>,
+}
+
+/// Reads `value` as a `T`, saying in which table (`what`) it failed.
+fn read_table<T: serde::de::DeserializeOwned>(value: toml::Value, what: &str) -> Result<T> {
+    value.try_into().with_context(|| format!("in {what}"))
+}
+
+fn read_as<T: serde::de::DeserializeOwned>(value: toml::Value, what: &str) -> Result<()> {
+    read_table::<T>(value, what).map(drop)
+}
+
+/// A table form of a value Spin reads as an untagged enum: the key that
+/// only that form has, and its reader.
+type Form = (&'static str, fn(toml::Value, &str) -> Result<()>);
+
+/// Checks `value` as Spin's untagged enums of a string and table forms, each
+/// form denying the others' keys: Spin takes a table only when it fits one
+/// form exactly, so a table is read as the form its distinguishing key
+/// names, and a refusal names the unknown key (Spin's own message only says
+/// that no form matched). `what` names the value.
+fn check_form(value: toml::Value, what: &str, forms: &[Form]) -> Result<()> {
+    let table = match value {
+        toml::Value::String(_) => return Ok(()),
+        toml::Value::Table(table) => table,
+        other => bail!(
+            "in {what}: expected a string or a table, not a {}",
+            other.type_str()
+        ),
+    };
+    let keys = || {
+        forms
+            .iter()
+            .map(|(key, _)| format!("`{key}`"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let Some((_, read)) = forms.iter().find(|(key, _)| table.contains_key(*key)) else {
+        bail!("in {what}: a table here needs {}", keys());
+    };
+    read(toml::Value::Table(table), what)
+}
+
+/// Checks every entry of `values` (`what`, a list) with `check_form`.
+fn check_forms(values: &[toml::Value], what: &str, forms: &[Form]) -> Result<()> {
+    for (i, value) in values.iter().enumerate() {
+        check_form(value.clone(), &format!("{what}[{i}]"), forms)?;
+    }
+    Ok(())
+}
+
+/// Checks the parts of component `id` that Spin reads strictly and this host
+/// does not use: the source table, files, targets, build, dependencies, profiles.
+fn check_component_tables(id: &str, raw: &RawComponent) -> Result<()> {
+    let table = format!("[component.{id}]");
+    check_form(raw.source.clone(), &format!("{table} source"), SOURCE_FORMS)?;
+    check_forms(&raw.files, &format!("{table} files"), FILES_FORMS)?;
+    if let Some(targets) = &raw.targets {
+        check_forms(targets, &format!("{table} targets"), TARGET_FORMS)?;
+    }
+    if let Some(build) = &raw.build {
+        read_as::<RawBuild>(
+            toml::Value::Table(build.clone()),
+            &format!("[component.{id}.build]"),
+        )?;
+    }
+    for (name, dependency) in &raw.dependencies {
+        let what = format!("[component.{id}.dependencies] {name:?}");
+        check_form(dependency.clone(), &what, DEPENDENCY_FORMS)?;
+    }
+    for (name, profile) in &raw.profile {
+        let table = format!("[component.{id}.profile.{name}]");
+        let profile: RawProfile = read_table(toml::Value::Table(profile.clone()), &table)?;
+        if let Some(source) = profile.source {
+            check_form(source, &format!("{table} source"), SOURCE_FORMS)?;
+        }
+        for (dep, dependency) in profile.dependencies {
+            let what = format!("[component.{id}.profile.{name}.dependencies] {dep:?}");
+            check_form(dependency, &what, DEPENDENCY_FORMS)?;
+        }
+        if let Some(build) = profile.build {
+            read_as::<RawProfileBuild>(
+                toml::Value::Table(build),
+                &format!("[component.{id}.profile.{name}.build]"),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads and checks the manifest at `path`.
@@ -310,7 +636,12 @@ pub fn load(path: &Path) -> Result<App> {
 
 /// Parses manifest text; `dir` anchors relative paths and `env` looks up overrides.
 pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<App> {
-    let raw: RawManifest = toml::from_str(text)?;
+    // TOML first (a syntax error keeps its line), then Spin's top-level table.
+    let document: toml::Table = toml::from_str(text)?;
+    let raw: RawManifest = read_table(
+        toml::Value::Table(document),
+        "the manifest's top-level table",
+    )?;
     if raw.spin_manifest_version != 2 {
         bail!(
             "spin_manifest_version must be 2, not {}",
@@ -318,9 +649,14 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
         );
     }
 
+    let application: RawApplication =
+        read_table(toml::Value::Table(raw.application), "[application]")?;
+    check_forms(&application.targets, "[application] targets", TARGET_FORMS)?;
+
     let mut variables = BTreeMap::new();
     for (name, var) in raw.variables {
         check_variable_name(&name)?;
+        let var: RawVariable = read_table(var, &format!("[variables] `{name}`"))?;
         if var.required && var.default.is_some() {
             bail!("variable `{name}` cannot be both required and have a default");
         }
@@ -338,6 +674,8 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
     let mut components = BTreeMap::new();
     for (id, raw) in raw.component {
         check_component_id(&id)?;
+        let raw: RawComponent = read_table(toml::Value::Table(raw), &format!("[component.{id}]"))?;
+        check_component_tables(&id, &raw)?;
         let source = match &raw.source {
             toml::Value::String(path) => dir.join(path),
             _ => bail!("component `{id}`: only a local `source` path is supported"),
@@ -433,6 +771,12 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                         .try_into()
                         .context("in [[trigger.http]]")?;
                     known(&trigger.component, &format!("route `{}`", trigger.route))?;
+                    if let Some(RawHttpExecutor::Wagi(_)) = trigger.executor {
+                        bail!(
+                            "route `{}`: the wagi executor is not served by this host; use a wasi:http component",
+                            trigger.route
+                        );
+                    }
                     http_triggers.push(HttpTriggerConfig {
                         route: trigger.route,
                         component: trigger.component,
@@ -494,12 +838,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
         }
     }
 
-    let http_base = match raw
-        .application
-        .trigger
-        .get("http")
-        .and_then(|t| t.get("base"))
-    {
+    let http_base = match application.trigger.get("http").and_then(|t| t.get("base")) {
         None => "/".to_owned(),
         Some(toml::Value::String(base)) if base.starts_with('/') => base.clone(),
         Some(other) => {
@@ -507,7 +846,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
         }
     };
 
-    let mqtt = match raw.application.trigger.get("mqtt") {
+    let mqtt = match application.trigger.get("mqtt") {
         None if mqtt_triggers.is_empty() => None,
         None => {
             bail!("[[trigger.mqtt]] needs a broker: set `address` in [application.trigger.mqtt]")
@@ -541,7 +880,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
     };
 
     Ok(App {
-        name: raw.application.name,
+        name: application.name,
         http_base,
         http_triggers,
         mqtt,
@@ -863,6 +1202,328 @@ cron_catch_up = "all"
             format!("{err:#}").contains("invalid component id `my_insert`"),
             "{err:#}"
         );
+    }
+
+    /// Every key Spin 4.0.2's schema knows, in every table where it denies
+    /// the others: all accepted (and those this host does not use, ignored).
+    const EVERY_SPIN_KEY: &str = r#"
+spin_manifest_version = 2
+
+[application]
+name = "every-key"
+version = "1.0.0"
+description = "all of Spin's keys"
+authors = ["someone@example.com"]
+targets = ["spin-up:3.3", { url = "https://example.com/env.toml" }, { path = "env.toml" }]
+[application.trigger.http]
+base = "/"
+[application.tool.some-tool]
+anything = 1
+
+[variables]
+region = { default = "eu", description = "where", secret = false }
+token = { required = true, description = "a secret", secret = true }
+
+[[trigger.http]]
+id = "insert-route"
+route = "/insert/..."
+component = "insert"
+executor = { type = "http" }
+
+[[trigger.http]]
+route = "/old/..."
+component = "insert"
+executor = { type = "spin" }
+
+[component.insert]
+source = "insert.wasm"
+description = "the collector"
+variables = { where = "{{ region }}" }
+environment = { LEVEL = "debug" }
+files = ["static/*.html", { source = "assets", destination = "/" }]
+exclude_files = ["assets/secret.txt"]
+allowed_http_hosts = ["example.com"]
+allowed_outbound_hosts = ["http://127.0.0.1:8081", "https://*.example.com"]
+key_value_stores = ["default"]
+sqlite_databases = ["default", "my-db"]
+ai_models = ["llama2-chat"]
+targets = ["spin-up:3.3"]
+dependencies_inherit_configuration = true
+[component.insert.dependencies]
+"cromflag:iot/store" = { path = "target/components/store.wasm" }
+"cromflag:iot/pipeline" = { path = "pipeline.wasm", export = "cromflag:iot/pipeline@0.1.0", inherit_configuration = true }
+"my:dep/registry" = { version = "0.1.0", registry = "registry.example.com", package = "my:impl", export = "my:impl/dep", inherit_configuration = ["allowed_outbound_hosts"] }
+"my:dep/plain" = ">= 0.1.0"
+"my:dep/url" = { url = "https://example.com/dep.wasm", digest = "sha256:0123", export = "my:dep/url" }
+"my:dep/app" = { component = "other", export = "my:dep/app", inherit_configuration = false }
+[component.insert.build]
+command = ["cargo build", "wasm-tools validate insert.wasm"]
+workdir = "components/insert"
+watch = ["src/**/*.rs"]
+[component.insert.profile.debug]
+source = "debug/insert.wasm"
+environment = { LEVEL = "trace" }
+dependencies = { "cromflag:iot/store" = { path = "debug/store.wasm" } }
+build.command = "cargo build"
+[component.insert.tool.some-tool]
+anything = 1
+
+[component.other]
+source = { url = "https://example.com/other.wasm", digest = "sha256:4567" }
+[component.other.profile.registry]
+source = { registry = "ttl.sh", package = "me:other", version = "1.0.0" }
+"#;
+
+    #[test]
+    fn spins_known_keys_are_accepted() {
+        let err = parse(EVERY_SPIN_KEY, Path::new("/app"), env).unwrap_err();
+        // Everything is read; only the remote source is then refused, as this
+        // host runs local files only.
+        assert_eq!(
+            format!("{err:#}"),
+            "component `other`: only a local `source` path is supported"
+        );
+        let local = local_keys();
+        let app = parse(&local, Path::new("/app"), env).unwrap();
+        assert_eq!(app.name, "every-key");
+        assert_eq!(app.http_triggers.len(), 2);
+        assert_eq!(app.components["insert"].variables["where"], "eu");
+        // The dependency table the repository's spin.toml will have.
+        let store = "[component.fetch]\nsource = \"fetch.wasm\"\n\
+                     dependencies_inherit_configuration = true\n\
+                     allowed_outbound_hosts = [\"http://127.0.0.1:8081\"]\n\
+                     [component.fetch.dependencies]\n\
+                     \"cromflag:iot/store\" = { path = \"target/portable/griddb_store.wasm\" }\n";
+        parse(&format!("{local}{store}"), Path::new("/app"), env).unwrap();
+    }
+
+    /// `text` with `from` replaced by `to` must be refused with a message
+    /// naming `key` and `table`.
+    #[track_caller]
+    fn refused(text: &str, from: &str, to: &str, key: &str, table: &str) {
+        assert!(text.contains(from), "{from:?} is not in the manifest");
+        let changed = text.replacen(from, to, 1);
+        let err = match parse(&changed, Path::new("/app"), env) {
+            Ok(_) => panic!("`{key}` in {table} was accepted"),
+            Err(err) => format!("{err:#}"),
+        };
+        assert!(
+            err.contains(&format!("in {table}")) && err.contains(&format!("`{key}`")),
+            "`{key}` in {table}: {err}"
+        );
+    }
+
+    /// `EVERY_SPIN_KEY` with local sources only, as this host runs it.
+    fn local_keys() -> String {
+        EVERY_SPIN_KEY.replace(
+            "{ url = \"https://example.com/other.wasm\", digest = \"sha256:4567\" }",
+            "\"other.wasm\"",
+        )
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_the_top_level_and_application_tables() {
+        let text = local_keys();
+        refused(
+            &text,
+            "spin_manifest_version = 2",
+            "spin_manifest_version = 2\nspin_version = \"1\"",
+            "spin_version",
+            "the manifest's top-level table",
+        );
+        refused(
+            &text,
+            "name = \"every-key\"",
+            "name = \"every-key\"\nlicense = \"MIT\"",
+            "license",
+            "[application]",
+        );
+        refused(
+            &text,
+            "{ path = \"env.toml\" }",
+            "{ path = \"env.toml\", name = \"x\" }",
+            "name",
+            "[application] targets[2]",
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_variables() {
+        refused(
+            &local_keys(),
+            "{ default = \"eu\", description = \"where\", secret = false }",
+            "{ default = \"eu\", secret = false, sensitive = true }",
+            "sensitive",
+            "[variables] `region`",
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_components() {
+        let text = local_keys();
+        refused(
+            &text,
+            "description = \"the collector\"",
+            "description = \"the collector\"\nallowed_hosts = []",
+            "allowed_hosts",
+            "[component.insert]",
+        );
+        refused(
+            &text,
+            "{ source = \"assets\", destination = \"/\" }",
+            "{ source = \"assets\", destination = \"/\", mode = \"ro\" }",
+            "mode",
+            "[component.insert] files[1]",
+        );
+        refused(
+            &text,
+            "targets = [\"spin-up:3.3\"]",
+            "targets = [{ url = \"https://example.com/e.toml\", digest = \"x\" }]",
+            "digest",
+            "[component.insert] targets[0]",
+        );
+        refused(
+            &text,
+            "source = { registry = \"ttl.sh\", package = \"me:other\", version = \"1.0.0\" }",
+            "source = { registry = \"ttl.sh\", package = \"me:other\", version = \"1.0.0\", digest = \"x\" }",
+            "digest",
+            "[component.other.profile.registry] source",
+        );
+        let remote = text.replace(
+            "[component.other]\nsource = \"other.wasm\"",
+            "[component.other]\nsource = { url = \"https://e.com/o.wasm\", digest = \"sha256:1\", sha = \"1\" }",
+        );
+        refused(
+            &remote,
+            "sha = \"1\"",
+            "sha = \"1\"",
+            "sha",
+            "[component.other] source",
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_build_and_profile_tables() {
+        let text = local_keys();
+        refused(
+            &text,
+            "workdir = \"components/insert\"",
+            "workdir = \"components/insert\"\nenv = {}",
+            "env",
+            "[component.insert.build]",
+        );
+        refused(
+            &text,
+            "environment = { LEVEL = \"trace\" }",
+            "environment = { LEVEL = \"trace\" }\nvariables = {}",
+            "variables",
+            "[component.insert.profile.debug]",
+        );
+        refused(
+            &text,
+            "build.command = \"cargo build\"",
+            "build.command = \"cargo build\"\nbuild.workdir = \"x\"",
+            "workdir",
+            "[component.insert.profile.debug.build]",
+        );
+        refused(
+            &text,
+            "{ path = \"debug/store.wasm\" }",
+            "{ path = \"debug/store.wasm\", digest = \"x\" }",
+            "digest",
+            "[component.insert.profile.debug.dependencies] \"cromflag:iot/store\"",
+        );
+    }
+
+    /// Each of Spin's dependency forms refuses the keys of the others, and a
+    /// table without a form's key is no dependency.
+    #[test]
+    fn dependencies_take_spins_forms_only() {
+        let text = local_keys();
+        let table = "[component.insert.dependencies]";
+        for (from, to, key) in [
+            (
+                "{ path = \"target/components/store.wasm\" }",
+                "{ path = \"target/components/store.wasm\", version = \"1\" }",
+                "version",
+            ),
+            (
+                "{ path = \"target/components/store.wasm\" }",
+                "{ path = \"target/components/store.wasm\", inherit = true }",
+                "inherit",
+            ),
+            (
+                "registry = \"registry.example.com\"",
+                "registry = \"registry.example.com\", path = \"x.wasm\"",
+                // Read as the `path` form, whose first unknown key this is.
+                "package",
+            ),
+            (
+                "registry = \"registry.example.com\"",
+                "registry = \"registry.example.com\", digest = \"x\"",
+                "digest",
+            ),
+            (
+                "digest = \"sha256:0123\"",
+                "digest = \"sha256:0123\", package = \"my:impl\"",
+                "package",
+            ),
+            (
+                "{ component = \"other\"",
+                "{ component = \"other\", registry = \"r\"",
+                "registry",
+            ),
+        ] {
+            let dependency = [
+                "\"cromflag:iot/store\"",
+                "\"my:dep/registry\"",
+                "\"my:dep/url\"",
+                "\"my:dep/app\"",
+            ]
+            .into_iter()
+            .find(|name| {
+                text.lines()
+                    .any(|line| line.starts_with(name) && line.contains(from))
+            })
+            .unwrap();
+            refused(&text, from, to, key, &format!("{table} {dependency}"));
+        }
+        let formless = text.replace(
+            "{ path = \"target/components/store.wasm\" }",
+            "{ export = \"cromflag:iot/store\" }",
+        );
+        let err = format!(
+            "{:#}",
+            parse(&formless, Path::new("/app"), env).unwrap_err()
+        );
+        assert!(
+            err.contains("[component.insert.dependencies] \"cromflag:iot/store\"")
+                && err.contains("`path` or `url` or `component` or `version`"),
+            "{err}"
+        );
+    }
+
+    /// Trigger tables and tool tables are free-form in Spin's schema: each
+    /// trigger reads its own (ours deny what Spin's HTTP, MQTT and cron
+    /// triggers deny).
+    #[test]
+    fn trigger_settings_and_tool_tables_stay_open() {
+        let text = local_keys().replace("anything = 1", "anything = 1\nmore = \"x\"");
+        let settings = text.replace(
+            "[application.trigger.http]\nbase = \"/\"",
+            "[application.trigger.http]\nbase = \"/\"\n[application.trigger.redis]\naddress = \"redis://x\"",
+        );
+        parse(&settings, Path::new("/app"), env).unwrap();
+        refused(
+            &text,
+            "executor = { type = \"http\" }",
+            "executor = { type = \"http\" }\nmethod = \"GET\"",
+            "method",
+            "[[trigger.http]]",
+        );
+        let wagi = text.replace("{ type = \"spin\" }", "{ type = \"wagi\" }");
+        let err = format!("{:#}", parse(&wagi, Path::new("/app"), env).unwrap_err());
+        assert!(err.contains("wagi executor"), "{err}");
     }
 
     /// The repository's own manifest passes Spin's rules.
