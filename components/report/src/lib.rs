@@ -1,10 +1,15 @@
 //! The report writer: on each cron tick (Spin's `handle-cron-event`), the daily
 //! and weekly device reports and the monthly invoices of the periods that have
-//! just ended, stored in the `reports` collection. Settings come from the
-//! component's variables; all logic is in `cromflag_logic::report`.
+//! just ended, stored in the `reports` collection. For platforms without cron,
+//! it also serves `POST /admin/reports/run?kind=&at=` (wasi:http): one tick of
+//! one kind, called by their scheduler, guarded by the component's own
+//! `admin_token` (see `cromflag_logic::report::run` for why the component
+//! checks it too). Settings come from the component's variables; all logic is
+//! in `cromflag_logic::report`.
 
-use cromflag_guest::{now_ms, variable, HostStore};
-use cromflag_logic::report::{self, settings::Settings};
+use cromflag_guest::{now_ms, serve, variable, HostStore};
+use cromflag_logic::report::{self, run::Guard, settings::Settings};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -42,4 +47,31 @@ impl Guest for Report {
     }
 }
 
+impl wasip2::exports::http::incoming_handler::Guest for Report {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        // Read here: the request `serve` hands on carries no credentials.
+        let authorization = request
+            .headers()
+            .get("authorization")
+            .into_iter()
+            .next()
+            .and_then(|value| String::from_utf8(value).ok());
+        let admin_token = variable("admin_token");
+        serve(request, out, |req| {
+            let guard = Guard {
+                authorization: authorization.as_deref(),
+                admin_token: admin_token.as_deref(),
+            };
+            report::run::handle(
+                &mut HostStore,
+                req,
+                &guard,
+                Settings::read(variable),
+                now_ms(),
+            )
+        });
+    }
+}
+
+wasip2::http::proxy::export!(Report);
 export!(Report);

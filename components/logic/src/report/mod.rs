@@ -1,4 +1,5 @@
-//! Reports: what the cron-triggered report component writes, and what the
+//! Reports: what the cron-triggered report component writes (and, for
+//! platforms without cron, `POST /admin/reports/run`: `run`), and what the
 //! `/reports` endpoints serve.
 //!
 //! One tick (`run_tick`) makes, for each configured kind, the report of the
@@ -11,13 +12,15 @@
 //!
 //! Read it as: `settings` (component variables) → `period` (alignment, DST) →
 //! `scan` (paged reads) → `build` (documents) → `stored` (the `reports`
-//! collection) → `serve` and `render` (HTTP, CSV, HTML).
+//! collection) → `serve` and `render` (HTTP, CSV, HTML); `run` is one tick
+//! over HTTP.
 
 pub mod body;
 pub mod build;
 pub mod money;
 pub mod period;
 pub mod render;
+pub mod run;
 pub mod scan;
 pub mod serve;
 pub mod settings;
@@ -36,6 +39,15 @@ pub struct TickOutcome {
     pub written: Vec<String>,
 }
 
+/// What one kind of a tick wrote: the period it covers and its reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KindOutcome {
+    pub kind: ReportKind,
+    pub period: body::Period,
+    /// `(report id, device)`, in the order written.
+    pub reports: Vec<(String, String)>,
+}
+
 /// Runs one tick at `at`: computes every configured report and upserts them.
 /// A failure leaves the reports already written by this tick in place (each is
 /// complete on its own) and names what failed.
@@ -48,52 +60,88 @@ pub fn run_tick(
     let devices = scan::devices(store)?;
     let mut outcome = TickOutcome::default();
     for &kind in &settings.kinds {
-        let reports = match kind {
-            ReportKind::Daily => {
-                let period = LocalPeriod::last_complete(Granularity::Day, settings.time_zone, at);
-                devices
-                    .iter()
-                    .map(|device| device_report(store, kind, device, &period, settings))
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            ReportKind::Weekly => {
-                let period = LocalPeriod::last_complete(Granularity::Week, settings.time_zone, at);
-                let mut reports = Vec::with_capacity(devices.len());
-                for device in &devices {
-                    let mut this = device_report(store, kind, device, &period, settings)?;
-                    let previous =
-                        device_report(store, kind, device, &period.previous(), settings)?;
-                    if let (ReportBody::Device(this), ReportBody::Device(previous)) =
-                        (&mut this.body, previous.body)
-                    {
-                        this.change = Some(build::week_change(this, &previous));
-                    }
-                    reports.push(this);
-                }
-                reports
-            }
-            ReportKind::Invoice => {
-                let period = LocalPeriod::last_complete(Granularity::Month, settings.time_zone, at);
-                let body = period.to_body();
-                scan::usage(store, body.start_ms, body.end_ms)?
-                    .into_iter()
-                    .map(|(device, (messages, rows))| {
-                        let usage = Usage { messages, rows };
-                        let invoice = build::invoice(&device, &period, usage, &settings.billing);
-                        NewReport {
-                            id: build::report_id(kind, &device, &invoice.period),
-                            kind,
-                            device,
-                            body: ReportBody::Invoice(invoice),
-                        }
-                    })
-                    .collect()
-            }
-        };
-        outcome.written.extend(reports.iter().map(|r| r.id.clone()));
-        stored::write(store, reports, generated_at_ms)?;
+        let written = run_kind_over(store, kind, &devices, at, settings, generated_at_ms)?;
+        outcome
+            .written
+            .extend(written.reports.into_iter().map(|(id, _)| id));
     }
     Ok(outcome)
+}
+
+/// Runs what a tick at `at` does for `kind` alone, whatever kinds `settings`
+/// lists: `POST /admin/reports/run` (`run`), for platforms without cron.
+pub fn run_kind(
+    store: &mut impl Store,
+    kind: ReportKind,
+    at: DateTime<Utc>,
+    settings: &Settings,
+    generated_at_ms: i64,
+) -> Result<KindOutcome, StoreError> {
+    let devices = scan::devices(store)?;
+    run_kind_over(store, kind, &devices, at, settings, generated_at_ms)
+}
+
+/// The reports of `kind` at `at` over `devices`, upserted.
+fn run_kind_over(
+    store: &mut impl Store,
+    kind: ReportKind,
+    devices: &[String],
+    at: DateTime<Utc>,
+    settings: &Settings,
+    generated_at_ms: i64,
+) -> Result<KindOutcome, StoreError> {
+    let granularity = match kind {
+        ReportKind::Daily => Granularity::Day,
+        ReportKind::Weekly => Granularity::Week,
+        ReportKind::Invoice => Granularity::Month,
+    };
+    let period = LocalPeriod::last_complete(granularity, settings.time_zone, at);
+    let reports = match kind {
+        ReportKind::Daily => devices
+            .iter()
+            .map(|device| device_report(store, kind, device, &period, settings))
+            .collect::<Result<Vec<_>, _>>()?,
+        ReportKind::Weekly => {
+            let mut reports = Vec::with_capacity(devices.len());
+            for device in devices {
+                let mut this = device_report(store, kind, device, &period, settings)?;
+                let previous = device_report(store, kind, device, &period.previous(), settings)?;
+                if let (ReportBody::Device(this), ReportBody::Device(previous)) =
+                    (&mut this.body, previous.body)
+                {
+                    this.change = Some(build::week_change(this, &previous));
+                }
+                reports.push(this);
+            }
+            reports
+        }
+        ReportKind::Invoice => {
+            let body = period.to_body();
+            scan::usage(store, body.start_ms, body.end_ms)?
+                .into_iter()
+                .map(|(device, (messages, rows))| {
+                    let usage = Usage { messages, rows };
+                    let invoice = build::invoice(&device, &period, usage, &settings.billing);
+                    NewReport {
+                        id: build::report_id(kind, &device, &invoice.period),
+                        kind,
+                        device,
+                        body: ReportBody::Invoice(invoice),
+                    }
+                })
+                .collect()
+        }
+    };
+    let written = reports
+        .iter()
+        .map(|r| (r.id.clone(), r.device.clone()))
+        .collect();
+    stored::write(store, reports, generated_at_ms)?;
+    Ok(KindOutcome {
+        kind,
+        period: period.to_body(),
+        reports: written,
+    })
 }
 
 /// The daily or weekly report of one device over `period`; a device without a
