@@ -32,6 +32,12 @@ const COMPONENTS: &[&str] = &[
     "range_filter",
     "faulty",
     "wasi_importer",
+    // What other platforms are given instead of this host's imports
+    // (components/portable/; composed below into target/portable).
+    "insert_http",
+    "griddb_store",
+    "pass_through_pipeline",
+    "environment_variables",
 ];
 const TARGET: &str = "wasm32-wasip2";
 /// Set to `0`, the components and the page are not built.
@@ -90,6 +96,50 @@ fn main() {
             "building the components for {TARGET} failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+    compose_portable(&root);
+}
+
+/// The components for `wasmtime serve` and Wasm clouds, composed ahead of
+/// time into `target/portable/`: each HTTP component plugged with the GridDB
+/// store, the pass-through pipeline (which also serves the type-only
+/// `cromflag:iot/types` import) and Spin's variables from the environment.
+/// What is left must be WASI alone: a plug that did not fit would leave its
+/// import behind, so the build fails on anything else.
+fn compose_portable(root: &Path) {
+    let built = root
+        .join("target/components")
+        .join(TARGET)
+        .join("component");
+    let read = |name: &str| {
+        let path = built.join(format!("{name}.wasm"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let (variables, pipeline, store) = (
+        read("environment_variables"),
+        read("pass_through_pipeline"),
+        read("griddb_store"),
+    );
+    let out = root.join("target/portable");
+    std::fs::create_dir_all(&out).expect("target/ is writable");
+    for (composed, socket) in [("insert", "insert_http"), ("fetch", "fetch")] {
+        let socket_bytes = read(socket);
+        let part = |name, bytes| cromflag_compose::Part { name, bytes };
+        let bytes = cromflag_compose::compose(
+            part(socket, &socket_bytes),
+            &[
+                part("environment_variables", &variables),
+                part("pass_through_pipeline", &pipeline),
+                part("griddb_store", &store),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("composing target/portable/{composed}.wasm: {e:#}"));
+        let imports = cromflag_compose::imports(&bytes).expect("a composed component");
+        let foreign: Vec<&String> = imports.iter().filter(|i| !i.starts_with("wasi:")).collect();
+        if !foreign.is_empty() {
+            panic!("target/portable/{composed}.wasm still imports {foreign:?}: a plug did not fit");
+        }
+        std::fs::write(out.join(format!("{composed}.wasm")), bytes).expect("target/ is writable");
     }
 }
 

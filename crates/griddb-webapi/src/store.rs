@@ -717,6 +717,15 @@ impl<T: Transport> WebApiStore<T> {
         }
     }
 
+    /// Every name, ascending (the WIT's `list-containers`): pages of
+    /// `ALL_NAMES_PAGE` names (see [`cromflag_model::all_names`]).
+    pub async fn list_containers(&self) -> Result<Vec<String>, StoreError> {
+        cromflag_model::all_names(cromflag_model::ALL_NAMES_PAGE, |listing| async move {
+            self.list_container_page(&listing).await
+        })
+        .await
+    }
+
     pub async fn drop_container(&self, name: &str) -> Result<bool, StoreError> {
         let existed = self.fetch_schema(name).await?.is_some();
         let body = serde_json::to_vec(&[name]).expect("JSON");

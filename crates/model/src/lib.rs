@@ -244,6 +244,49 @@ pub struct ContainerPage {
     pub total: u64,
 }
 
+/// The page a listing of every name asks for (`Backend::list_containers`): 100,000 names (a few MB),
+/// so that a store of 100,000 devices is listed in one call.
+pub const ALL_NAMES_PAGE: u64 = 100_000;
+
+/// Every name, ascending, asked `page` names at a time (at least 2; see
+/// [`Backend::list_containers`]). Each page after the first starts at the
+/// last name already listed, which tells whether the names moved: a page
+/// that starts before it (containers created meanwhile) is read past it; one
+/// that does not start with it (containers dropped meanwhile, so that names
+/// not yet listed may now stand before the offset) is asked again a page
+/// earlier.
+pub async fn all_names<Page: std::future::Future<Output = Result<ContainerPage, StoreError>>>(
+    page: u64,
+    mut list_page: impl FnMut(ContainerListing) -> Page,
+) -> Result<Vec<String>, StoreError> {
+    let mut names: Vec<String> = Vec::new();
+    let mut listing = ContainerListing {
+        kind: None,
+        descending: false,
+        offset: 0,
+        limit: page.max(2),
+    };
+    loop {
+        let answer = list_page(listing).await?;
+        let got = answer.names.len() as u64;
+        if let Some(last) = names.last() {
+            if listing.offset > 0 && answer.names.first().is_none_or(|first| first > last) {
+                listing.offset = listing.offset.saturating_sub(listing.limit);
+                continue;
+            }
+            let last = last.clone();
+            names.extend(answer.names.into_iter().filter(|n| *n > last));
+        } else {
+            names = answer.names;
+        }
+        let end = listing.offset + got;
+        if got < listing.limit || end >= answer.total {
+            return Ok(names);
+        }
+        listing.offset = end - 1;
+    }
+}
+
 /// Mirrors the WIT `error` variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreError {

@@ -17,7 +17,7 @@ pub use cromflag_tql as tql;
 use async_trait::async_trait;
 pub use cromflag_model::{
     added_columns, check_column_name, check_rows, Column, ColumnType, ContainerInfo, ContainerKind,
-    ContainerListing, ContainerPage, QueryResult, Row, StoreError, Value,
+    ContainerListing, ContainerPage, QueryResult, Row, StoreError, Value, ALL_NAMES_PAGE,
 };
 
 /// Rows of one time series as they were just committed: what live streams carry.
@@ -28,44 +28,13 @@ pub struct Committed {
     pub rows: Vec<Row>,
 }
 
-/// The page [`Backend::list_containers`] asks for: 100,000 names (a few MB),
-/// so that a store of 100,000 devices is listed in one call.
-pub const ALL_NAMES_PAGE: u64 = 100_000;
-
-/// Every name, ascending, asked `page` names at a time (at least 2; see
-/// [`Backend::list_containers`]). Each page after the first starts at the
-/// last name already listed, which tells whether the names moved: a page
-/// that starts before it (containers created meanwhile) is read past it; one
-/// that does not start with it (containers dropped meanwhile, so that names
-/// not yet listed may now stand before the offset) is asked again a page
-/// earlier.
+/// Every name, ascending, asked `page` names at a time: see
+/// [`cromflag_model::all_names`].
 async fn all_names<B: Backend + ?Sized>(backend: &B, page: u64) -> Result<Vec<String>, StoreError> {
-    let mut names: Vec<String> = Vec::new();
-    let mut listing = ContainerListing {
-        kind: None,
-        descending: false,
-        offset: 0,
-        limit: page.max(2),
-    };
-    loop {
-        let answer = backend.list_container_page(&listing).await?;
-        let got = answer.names.len() as u64;
-        if let Some(last) = names.last() {
-            if listing.offset > 0 && answer.names.first().is_none_or(|first| first > last) {
-                listing.offset = listing.offset.saturating_sub(listing.limit);
-                continue;
-            }
-            let last = last.clone();
-            names.extend(answer.names.into_iter().filter(|n| *n > last));
-        } else {
-            names = answer.names;
-        }
-        let end = listing.offset + got;
-        if got < listing.limit || end >= answer.total {
-            return Ok(names);
-        }
-        listing.offset = end - 1;
-    }
+    cromflag_model::all_names(page, |listing| async move {
+        backend.list_container_page(&listing).await
+    })
+    .await
 }
 
 /// A GridDB-style key-container store (see `wit/store.wit` for the contract).
