@@ -1,6 +1,7 @@
 //! Cron and reports, against the real binary: `cromflag cron run --at` on fixed
 //! data with figures worked out by hand here, schedules firing in a running
-//! host, catch-up after downtime, failures, and the three representations.
+//! host, catch-up after downtime, failures, the three representations, and
+//! one tick over HTTP (`POST /admin/reports/run`) for platforms without cron.
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use cromflag_tests::cron::{self, component_entry, report_component};
@@ -772,4 +773,130 @@ fn a_malformed_cron_expression_is_refused_at_start_up() {
         stderr.contains("cron trigger `nightly`") && stderr.contains("0 5 25 * * *"),
         "{stderr}"
     );
+}
+
+const ADMIN_TOKEN: &str = "admin-s3cret-for-tests";
+
+/// Asserts `answer` is the 401 of a run without the admin token.
+#[track_caller]
+fn assert_refused(answer: &cromflag_tests::Answer) {
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert!(answer.content_type.starts_with("application/json"));
+    assert_eq!(answer.json()["error"], "missing or wrong token");
+    assert_eq!(
+        answer.header_values("www-authenticate"),
+        ["Bearer realm=\"cromflag\""]
+    );
+}
+
+/// Reports without cron: the repository's spin.toml routes `POST
+/// /admin/reports/run` to its `run-report` component, which runs one tick of
+/// a kind at a given time, as a platform's scheduler would call it.
+#[test]
+fn a_report_tick_runs_over_http_with_the_admin_token() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let host = Host::start_with_env(
+        &repo_root().join("spin.toml"),
+        &data,
+        &[],
+        &[("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN)],
+    );
+    assert_eq!(insert_sample(&host).status, 200);
+    let daily = "kind=daily&at=2020-02-19T00:05:00Z";
+    let admin = cromflag_tests::access::bearer(ADMIN_TOKEN);
+
+    // Without the token, or with a wrong one, the host refuses (it runs open
+    // on loopback, but /admin/ is the admin's), and nothing is written.
+    assert_refused(&cron::run_reports(&host, daily, None));
+    assert_refused(&cron::run_reports(&host, daily, Some("Bearer wrong")));
+    // The host's control token opens its own admin routes, but the component
+    // checks the admin token itself (as it must where no host is in front),
+    // and refuses it.
+    let control = cromflag_tests::access::bearer(&cron::control_token(&data));
+    let readers =
+        cromflag_tests::access::call("GET", &host.url("/admin/readers"), Some(&control), b"");
+    assert_eq!(readers.status, 200, "{}", readers.text());
+    assert_refused(&cron::run_reports(&host, daily, Some(&control)));
+    assert_eq!(report_ids(&host, ""), Vec::<String>::new());
+
+    // With the token: the daily tick at 00:05 on the 19th writes the 18th's report.
+    let ran = cron::run_reports(&host, daily, Some(&admin));
+    assert_eq!(ran.status, 200, "{}", ran.text());
+    let answer = ran.json();
+    assert_eq!(answer["kind"], "daily");
+    assert_eq!(answer["at_ms"], ms("2020-02-19T00:05:00Z"));
+    assert_eq!(answer["period"]["label"], "2020-02-18");
+    assert_eq!(answer["period"]["start"], "2020-02-18T00:00:00.000+00:00");
+    assert_eq!(answer["count"], 1);
+    assert_eq!(answer["reports"][0]["id"], "daily-sample-2020-02-18");
+    assert_eq!(answer["reports"][0]["device"], "sample");
+    // ... and GET /reports lists it, with the figures a cron tick gives.
+    assert_eq!(report_ids(&host, ""), ["daily-sample-2020-02-18"]);
+    let first = report(&host, "daily-sample-2020-02-18");
+    assert_eq!(first["body"]["rows"], 6);
+    assert_eq!(column(&first["body"], "temperature")["mean"], 79.5);
+
+    // The same `at` again (as a re-run tick, at epoch ms this time) replaces
+    // the report: still one, generated anew, with the same figures.
+    let rerun = Utc::now().timestamp_millis();
+    let again = cron::run_reports(
+        &host,
+        &format!("at={}&kind=daily", ms("2020-02-19T00:05:00Z")),
+        Some(&admin),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["reports"], answer["reports"]);
+    assert_eq!(report_ids(&host, ""), ["daily-sample-2020-02-18"]);
+    let second = report(&host, "daily-sample-2020-02-18");
+    assert!(
+        ms(second["generated_at"].as_str().unwrap()) >= rerun,
+        "{second}"
+    );
+    assert!(ms(first["generated_at"].as_str().unwrap()) < rerun);
+    assert_eq!(second["body"], first["body"]);
+
+    // Bad calls: a 400 naming the parameter; nothing more is written.
+    for (query, parameter) in [
+        ("kind=hourly&at=2020-02-19T00:05:00Z", "kind"),
+        ("at=2020-02-19T00:05:00Z", "kind"),
+        ("kind=daily&at=tomorrow", "at"),
+        ("kind=daily&device=sample", "device"),
+    ] {
+        let bad = cron::run_reports(&host, query, Some(&admin));
+        assert_eq!(bad.status, 400, "{query}: {}", bad.text());
+        assert_eq!(bad.json()["detail"]["parameter"], parameter, "{query}");
+    }
+    let get = cromflag_tests::access::call(
+        "GET",
+        &host.url(&format!("/admin/reports/run?{daily}")),
+        Some(&admin),
+        b"",
+    );
+    assert_eq!(get.status, 405, "{}", get.text());
+    assert_eq!(report_ids(&host, ""), ["daily-sample-2020-02-18"]);
+
+    // The weekly and invoice kinds run too: week 8's report.
+    let weekly = cron::run_reports(&host, "kind=weekly&at=2020-02-24T00:10:00Z", Some(&admin));
+    assert_eq!(weekly.status, 200, "{}", weekly.text());
+    assert_eq!(weekly.json()["reports"][0]["id"], "weekly-sample-2020-W08");
+}
+
+/// With no admin token set, the route is off: the component answers 404 even
+/// to a caller the host lets through (its control token).
+#[test]
+fn the_report_route_is_off_without_an_admin_token() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let host = Host::start(&data);
+    let query = "kind=daily&at=2020-02-19T00:05:00Z";
+    assert_refused(&cron::run_reports(&host, query, None));
+    let control = cromflag_tests::access::bearer(&cron::control_token(&data));
+    let off = cron::run_reports(&host, query, Some(&control));
+    assert_eq!(off.status, 404, "{}", off.text());
+    assert_eq!(off.json()["error"], "no such route");
+    assert!(off.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("admin_token"));
 }

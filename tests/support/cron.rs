@@ -1,5 +1,6 @@
 //! Cron from the outside: `cromflag cron run` and `cromflag cron runs` run to
-//! their end on a data directory no host holds, and manifests with reports.
+//! their end on a data directory no host holds, manifests with reports, and
+//! the report route for platforms without cron (`POST /admin/reports/run`).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -169,4 +170,23 @@ pub fn wait_for_runs(
             .collect();
         (runs.len() >= count).then_some(runs)
     })
+}
+
+/// `POST /admin/reports/run?<query>` (one report tick over HTTP, for
+/// platforms without cron) with an optional `Authorization` header value.
+pub fn run_reports(host: &crate::Host, query: &str, authorization: Option<&str>) -> crate::Answer {
+    crate::access::call(
+        "POST",
+        &host.url(&format!("/admin/reports/run?{query}")),
+        authorization,
+        b"",
+    )
+}
+
+/// The control token a running host left in its data directory (what
+/// `cromflag devices` uses): an admin credential of the host's own.
+pub fn control_token(data_dir: &Path) -> String {
+    let text = std::fs::read_to_string(data_dir.join("control.json")).unwrap();
+    let control: serde_json::Value = serde_json::from_str(&text).unwrap();
+    control["token"].as_str().unwrap().to_owned()
 }

@@ -98,6 +98,11 @@ pub fn need(method: &Method, path: &str) -> Need {
         // Grafana's JSON datasource POSTs its queries.
         ["grafana", ..] => Need::Read(None),
         ["admin", "components", ..] => Need::Upload,
+        // Includes a manifest's routes under /admin/, such as the report
+        // component's `POST /admin/reports/run`: refused here without the
+        // admin (or control) token before any component runs. That component
+        // checks `admin_token` again itself, for platforms with no host in
+        // front (so the control token, which it does not know, runs no report).
         ["admin", ..] => Need::Admin,
         ["fetch", "devices"] | ["devices"] => Need::Read(None),
         // `{a,b}` may list several devices (`fetch::listed_devices`): only a
@@ -463,6 +468,8 @@ mod tests {
         assert_eq!(need(&get, "/ui/app.js"), Need::Nothing);
         assert_eq!(need(&post, "/admin/devices/x"), Need::Admin);
         assert_eq!(need(&post, "/admin/components/insert"), Need::Upload);
+        assert_eq!(need(&post, "/admin/reports/run"), Need::Admin);
+        assert_eq!(need(&get, "/admin/reports/run"), Need::Admin);
     }
 
     #[test]
