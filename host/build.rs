@@ -30,6 +30,7 @@ const COMPONENTS: &[&str] = &[
     "fahrenheit_to_celsius",
     "dew_point",
     "range_filter",
+    "scale",
     "faulty",
     "wasi_importer",
     // What other platforms are given instead of this host's imports

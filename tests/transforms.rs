@@ -2,7 +2,8 @@
 //! `components/transforms/`, alone and chained, over HTTP and MQTT, with the
 //! stored values checked against the formulas; and misbehaving transforms (a
 //! loop, a memory bomb, a trap, a refusal, a WASI import), each of which costs
-//! its batch a rejection naming it and nothing else.
+//! its batch a rejection naming it and nothing else. And what the log tells a
+//! transform's author as they enable, misconfigure and rebuild one.
 
 use cromflag_tests::cron::component_entry;
 use cromflag_tests::mqtt::Publisher;
@@ -236,6 +237,101 @@ fn enabling_a_transform_in_the_running_hosts_manifest_takes_effect_without_a_res
     });
     assert!(close(&rows[0]["temperature"], 25.56, 0.01), "{}", rows[0]);
     assert_eq!(rows.len(), 6);
+    host.wait_for_log(
+        "transform chain changed component=insert old=[] new=[fahrenheit-to-celsius]",
+        1,
+    );
+    host.wait_for_log(
+        "transform loaded transform=fahrenheit-to-celsius sha256=",
+        1,
+    );
+}
+
+/// The value of `field=` in the first line of `log` holding `line`.
+fn field<'a>(log: &'a str, line: &str, field: &str) -> &'a str {
+    let found = log.lines().find(|l| l.contains(line)).expect(line);
+    let start = found.find(&format!(" {field}=")).expect(field) + field.len() + 2;
+    found[start..].split(' ').next().unwrap()
+}
+
+#[test]
+fn the_scale_template_runs_and_its_author_sees_each_change_in_the_log() {
+    let dir = TempDir::new().unwrap();
+    // Relative: resolved against the manifest's directory, not the host's.
+    std::fs::copy(
+        cromflag_tests::component("scale"),
+        dir.path().join("scaler.wasm"),
+    )
+    .unwrap();
+    let scaler = |factor: &str| {
+        format!(
+            "[component.scaler]\nsource = \"scaler.wasm\"\n[component.scaler.variables]\n\
+             column = \"temperature\"\nfactor = {factor:?}\noffset = \"1\"\n"
+        )
+    };
+    let path = manifest(dir.path(), &["scaler"], &scaler("2"));
+    let host = Host::start_with(&path, &dir.path().join("data"), &[]);
+    assert_eq!(insert_sample(&host).text(), "True");
+    let rows = wait_for_rows(&host, "sample", 6);
+    for (row, (_, f, _)) in rows.iter().zip(sample_readings()) {
+        assert!(
+            close(&row["temperature"], f * 2.0 + 1.0, 1e-3),
+            "{row} for {f}"
+        );
+    }
+    host.wait_for_log("transform loaded transform=scaler sha256=", 1);
+    let loaded = field(&host.log(), "transform loaded transform=scaler", "sha256").to_owned();
+    assert_eq!(loaded.len(), 12, "{loaded}");
+
+    // Misconfigured: every batch is rejected, and each rejection is logged.
+    manifest(dir.path(), &["scaler"], &scaler("two"));
+    let refused = wait_until("the misconfiguration to be live", || {
+        let answer = insert_sample(&host);
+        (answer.status == 422).then(|| answer.json())
+    });
+    assert_eq!(refused["detail"]["transform"], "scaler", "{refused}");
+    host.wait_for_log(
+        "transform rejected a batch transform=scaler device=sample reason=refused the batch: \
+         scale is misconfigured: the variable `factor` is \"two\"",
+        1,
+    );
+    let log = host.log();
+    let warn = log
+        .lines()
+        .find(|l| l.contains("transform rejected a batch"))
+        .unwrap();
+    assert!(warn.contains("WARN"), "{warn}");
+    assert!(
+        !log.contains("transform chain changed"),
+        "the chain is the same:\n{log}"
+    );
+
+    // Rebuilt: another build in the same file (faulty, which passes batches
+    // through when its `mode` is unset) replaces it, logged with both hashes.
+    std::fs::copy(
+        cromflag_tests::component("faulty"),
+        dir.path().join("scaler.wasm"),
+    )
+    .unwrap();
+    wait_until("the new build to be live", || {
+        (insert_sample(&host).status == 200).then_some(())
+    });
+    host.wait_for_log("transform swapped transform=scaler", 1);
+    let log = host.log();
+    assert_eq!(
+        field(&log, "transform swapped transform=scaler", "old"),
+        loaded
+    );
+    let new = field(&log, "transform swapped transform=scaler", "new");
+    assert!(new.len() == 12 && new != loaded, "{new} after {loaded}");
+    assert_eq!(log.matches("transform swapped").count(), 1, "{log}");
+
+    // Disabled: the chain's old and new lists.
+    manifest(dir.path(), &[], &scaler("2"));
+    host.wait_for_log(
+        "transform chain changed component=insert old=[scaler] new=[]",
+        1,
+    );
 }
 
 #[test]

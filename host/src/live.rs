@@ -16,7 +16,9 @@
 //!   cron jobs, transform chains). Requests in flight finish on the versions
 //!   they started with; new ones get the new versions.
 //!
-//! Every swap is logged with the old and new SHA-256 of the component.
+//! Every swap is logged with the old and new SHA-256 of the component (a
+//! transform's by `runtime::transforms`, which loads them), and every
+//! component whose transform chain changed with its old and new list.
 
 use crate::manifest::{self, App};
 use crate::runtime::{self, Components, Outcome, Runtime};
@@ -142,6 +144,7 @@ impl Live {
                 }
             }
         }
+        log_chain_changes(&state.app, &app);
         tracing::info!(
             routes = app.http_triggers.len(),
             mqtt = app.mqtt_triggers.len(),
@@ -263,6 +266,29 @@ impl Uploads for Live {
             }
             Some(Outcome::Swapped { old, new }) => Ok(Uploaded::Swapped { old, new }),
             Some(Outcome::Added { .. }) | None => Ok(Uploaded::Unchanged),
+        }
+    }
+}
+
+/// Logs each component whose `transforms` list differs between `old` and
+/// `new`: enabling, removing or reordering a transform shows in the log.
+fn log_chain_changes(old: &App, new: &App) {
+    let chain = |app: &App, id: &str| {
+        app.components
+            .get(id)
+            .map_or(&[][..], |spec| &spec.transforms[..])
+            .to_vec()
+    };
+    let ids: BTreeSet<&String> = old.components.keys().chain(new.components.keys()).collect();
+    for id in ids {
+        let (before, after) = (chain(old, id), chain(new, id));
+        if before != after {
+            tracing::info!(
+                component = %id,
+                old = %format!("[{}]", before.join(", ")),
+                new = %format!("[{}]", after.join(", ")),
+                "transform chain changed"
+            );
         }
     }
 }

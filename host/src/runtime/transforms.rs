@@ -18,6 +18,11 @@
 //!
 //! `PipelineHost` is the `cromflag:iot/pipeline` import of ingesting
 //! components: it runs the component's `Chain`, transform after transform.
+//!
+//! What a transform's author looks for in the log is here too: which version
+//! of each transform is loaded (`transform loaded`, and `transform swapped`
+//! with the old and new SHA-256 when its file changes), and a WARN per
+//! rejected batch naming the transform, the device and the reason.
 
 use super::cache;
 use super::variables::{self, VariablesHost};
@@ -110,6 +115,9 @@ pub struct TransformEngine {
     linker: Linker<TransformState>,
     cache_dir: PathBuf,
     loaded: Mutex<HashMap<PathBuf, (String, TransformerPre<TransformState>)>>,
+    /// The SHA-256 each transform id last loaded, so that a new version is
+    /// logged once per change, not once per trigger that builds a chain.
+    versions: Mutex<HashMap<String, String>>,
 }
 
 impl TransformEngine {
@@ -137,6 +145,7 @@ impl TransformEngine {
             linker,
             cache_dir: cache_dir.to_owned(),
             loaded: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -157,7 +166,10 @@ impl TransformEngine {
     /// rejects every batch with it.
     pub fn load(&self, spec: &ComponentSpec) -> Transform {
         let (sha256, runnable) = match self.pre(&spec.source) {
-            Ok((sha256, pre)) => (sha256, Ok(pre)),
+            Ok((sha256, pre)) => {
+                self.note_version(spec, &sha256);
+                (sha256, Ok(pre))
+            }
             Err(e) => {
                 let reason = format!("{e:#}");
                 let previous = self
@@ -168,7 +180,7 @@ impl TransformEngine {
                     .cloned();
                 match previous {
                     Some((sha256, pre)) => {
-                        tracing::error!(transform = %spec.id, kept = %&sha256[..12], %reason, "new version refused: the old one keeps running");
+                        tracing::error!(transform = %spec.id, kept = %short(&sha256), %reason, "new version refused: the old one keeps running");
                         (sha256, Ok(pre))
                     }
                     None => {
@@ -184,6 +196,21 @@ impl TransformEngine {
             runnable,
             variables: Arc::new(spec.variables.clone()),
             limits: spec.transform_limits,
+        }
+    }
+
+    /// Logs a transform's first version, and each new one with the old
+    /// one's hash: that a rebuilt `.wasm` is the one now running.
+    fn note_version(&self, spec: &ComponentSpec, sha256: &str) {
+        let mut versions = self.versions.lock().expect("transform versions lock");
+        match versions.insert(spec.id.clone(), sha256.to_owned()) {
+            Some(old) if old == sha256 => {}
+            Some(old) => {
+                tracing::info!(transform = %spec.id, old = %short(&old), new = %short(sha256), "transform swapped")
+            }
+            None => {
+                tracing::info!(transform = %spec.id, sha256 = %short(sha256), source = %spec.source.display(), "transform loaded")
+            }
         }
     }
 
@@ -230,15 +257,21 @@ impl TransformEngine {
 
 impl Chain {
     /// Runs every transform on `batch`, in order.
+    ///
+    /// A rejection is logged here, once per batch and naming the transform:
+    /// over HTTP the 422 goes to the device, not to whoever runs the host.
     pub async fn run(&self, device: &str, mut batch: Batch) -> Result<Batch, Rejection> {
         for transform in &self.0 {
-            batch = transform
-                .run(device, batch)
-                .await
-                .map_err(|reason| Rejection {
-                    transform: transform.id.clone(),
-                    reason,
-                })?;
+            batch = match transform.run(device, batch).await {
+                Ok(batch) => batch,
+                Err(reason) => {
+                    tracing::warn!(transform = %transform.id, %device, %reason, "transform rejected a batch");
+                    return Err(Rejection {
+                        transform: transform.id.clone(),
+                        reason,
+                    });
+                }
+            };
         }
         Ok(batch)
     }
@@ -300,7 +333,9 @@ impl Transform {
 }
 
 /// A transform's answer must be a batch: distinct column names, rows no longer
-/// than the columns, every value of its column's type.
+/// than the columns, every value of its column's type. (The SDK's
+/// `Batch::check` makes the same check for authors' unit tests: keep the two
+/// alike.)
 fn check(batch: &Batch) -> std::result::Result<(), String> {
     let invalid = |why: String| Err(format!("returned an invalid batch: {why}"));
     for (i, column) in batch.columns.iter().enumerate() {
@@ -349,6 +384,12 @@ fn fits(value: &Value, column: &Column) -> bool {
             | (Value::Timestamp(_), ColumnType::Timestamp)
             | (Value::Blob(_), ColumnType::Blob)
     )
+}
+
+/// The first 12 hex digits of a SHA-256: enough to tell versions apart in a
+/// log line (as `live` shortens the components' hashes).
+fn short(sha256: &str) -> &str {
+    &sha256[..sha256.len().min(12)]
 }
 
 /// The `cromflag:iot/pipeline` import of one instance: its component's chain.

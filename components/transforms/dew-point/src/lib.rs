@@ -82,7 +82,19 @@ fn add_dew_point(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cromflag_transform::Column;
+    use cromflag_transform::testing::set_variable;
+
+    fn readings() -> Batch {
+        Batch::builder()
+            .column("timestamp", ColumnType::Timestamp)
+            .column("Temperature", ColumnType::Float)
+            .column("humidity", ColumnType::Integer)
+            .row([Value::Timestamp(1), 25f32.into(), 60i32.into()])
+            .row([Value::Timestamp(2), Value::Null, 60i32.into()])
+            .row([Value::Timestamp(3), 25f32.into()])
+            .row([Value::Timestamp(4), 25f32.into(), 0i32.into()])
+            .build()
+    }
 
     #[test]
     fn magnus() {
@@ -97,20 +109,7 @@ mod tests {
 
     #[test]
     fn adds_a_column() {
-        let batch = Batch {
-            columns: vec![
-                Column::new("timestamp", ColumnType::Timestamp),
-                Column::new("Temperature", ColumnType::Float),
-                Column::new("humidity", ColumnType::Integer),
-            ],
-            rows: vec![
-                vec![Value::Timestamp(1), Value::Float(25.0), Value::Integer(60)],
-                vec![Value::Timestamp(2), Value::Null, Value::Integer(60)],
-                vec![Value::Timestamp(3), Value::Float(25.0)],
-                vec![Value::Timestamp(4), Value::Float(25.0), Value::Integer(0)],
-            ],
-        };
-        let out = add_dew_point(batch, "temperature", "humidity", "dew_point").unwrap();
+        let out = add_dew_point(readings(), "temperature", "humidity", "dew_point").unwrap();
         assert_eq!(out.columns.len(), 4);
         assert_eq!(out.columns[3].type_, ColumnType::Double);
         assert!(matches!(out.rows[0][3], Value::Double(d) if (d - 16.69).abs() < 0.01));
@@ -119,5 +118,20 @@ mod tests {
             assert!(row[3].is_null());
         }
         assert!(add_dew_point(out, "temperature", "humidity", "DEW_POINT").is_err());
+    }
+
+    #[test]
+    fn the_columns_are_variables() {
+        set_variable("output", "td");
+        let out = DewPoint::transform("d", readings()).unwrap();
+        assert_eq!(out.columns[3].name, "td");
+        assert_eq!(
+            out.rows[0][3],
+            Value::Double(dew_point(25.0, 60.0).unwrap())
+        );
+        // An input it does not find: a column of nulls.
+        set_variable("humidity", "rh");
+        let out = DewPoint::transform("d", readings()).unwrap();
+        assert!(out.rows.iter().all(|row| row[3].is_null()));
     }
 }

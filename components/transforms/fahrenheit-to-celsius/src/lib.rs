@@ -63,21 +63,17 @@ fn convert(mut batch: Batch, column: &str) -> Result<Batch, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cromflag_transform::Column;
+    use cromflag_transform::testing::set_variable;
 
     fn batch(ty: ColumnType, values: &[Value]) -> Batch {
-        Batch {
-            columns: vec![
-                Column::new("timestamp", ColumnType::Timestamp),
-                Column::new("Temperature", ty),
-                Column::new("humidity", ColumnType::Double),
-            ],
-            rows: values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| vec![Value::Timestamp(i as i64), v.clone(), Value::Double(40.0)])
-                .collect(),
+        let mut batch = Batch::builder()
+            .column("timestamp", ColumnType::Timestamp)
+            .column("Temperature", ty)
+            .column("humidity", ColumnType::Double);
+        for (i, v) in values.iter().enumerate() {
+            batch = batch.row([Value::Timestamp(i as i64), v.clone(), 40.0.into()]);
         }
+        batch.build()
     }
 
     #[test]
@@ -92,7 +88,7 @@ mod tests {
         };
         assert!((c - 25.555_555).abs() < 1e-5);
         assert!(out.rows[1][1].is_null());
-        assert!(matches!(out.rows[0][2], Value::Double(h) if h == 40.0));
+        assert_eq!(out.rows[0][2], Value::Double(40.0));
 
         let out = convert(
             batch(ColumnType::Float, &[Value::Float(212.0)]),
@@ -100,7 +96,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.columns[1].type_, ColumnType::Float);
-        assert!(matches!(out.rows[0][1], Value::Float(c) if c == 100.0));
+        assert_eq!(out.rows[0][1], Value::Float(100.0));
 
         let out = convert(
             batch(ColumnType::Integer, &[Value::Integer(32)]),
@@ -108,7 +104,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.columns[1].type_, ColumnType::Double);
-        assert!(matches!(out.rows[0][1], Value::Double(c) if c == 0.0));
+        assert_eq!(out.rows[0][1], Value::Double(0.0));
+    }
+
+    #[test]
+    fn the_column_is_a_variable_defaulting_to_temperature() {
+        let input = batch(ColumnType::Double, &[Value::Double(212.0)]);
+        let out = FahrenheitToCelsius::transform("d", input.clone()).unwrap();
+        assert_eq!(out.rows[0][1], Value::Double(100.0));
+        set_variable("column", "humidity");
+        let out = FahrenheitToCelsius::transform("d", input).unwrap();
+        assert_eq!(out.rows[0][1], Value::Double(212.0));
+        assert_eq!(out.rows[0][2], Value::Double(celsius(40.0)));
     }
 
     #[test]

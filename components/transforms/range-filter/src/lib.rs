@@ -87,26 +87,25 @@ fn filter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cromflag_transform::{Column, ColumnType, Value};
+    use cromflag_transform::testing::set_variable;
+    use cromflag_transform::{ColumnType, Value};
 
     fn batch() -> Batch {
-        Batch {
-            columns: vec![
-                Column::new("timestamp", ColumnType::Timestamp),
-                Column::new("Temperature", ColumnType::Double),
-            ],
-            rows: [Some(-50.0), Some(0.0), None, Some(20.0), Some(99.0)]
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let mut row = vec![Value::Timestamp(i as i64)];
-                    if let Some(v) = v {
-                        row.push(Value::Double(*v));
-                    }
-                    row
-                })
-                .collect(),
+        let mut batch = Batch::builder()
+            .column("timestamp", ColumnType::Timestamp)
+            .column("Temperature", ColumnType::Double);
+        for (i, v) in [Some(-50.0), Some(0.0), None, Some(20.0), Some(99.0)]
+            .into_iter()
+            .enumerate()
+        {
+            // A null reading is an omitted trailing value.
+            batch = batch.row(
+                [Value::Timestamp(i as i64)]
+                    .into_iter()
+                    .chain(v.map(Value::Double)),
+            );
         }
+        batch.build()
     }
 
     fn kept(b: Batch) -> Vec<i64> {
@@ -141,6 +140,22 @@ mod tests {
             kept(filter(batch(), "other", Some(0.0), Some(1.0)).unwrap()),
             [0, 1, 2, 3, 4]
         );
+    }
+
+    #[test]
+    fn configured_by_variables() {
+        let unset = RangeFilter::transform("d", batch()).unwrap_err();
+        assert!(unset.contains("`column`"), "{unset}");
+        set_variable("column", " temperature ");
+        set_variable("min", "0");
+        set_variable("max", "");
+        assert_eq!(
+            kept(RangeFilter::transform("d", batch()).unwrap()),
+            [1, 2, 3, 4]
+        );
+        set_variable("max", "hot");
+        let bad = RangeFilter::transform("d", batch()).unwrap_err();
+        assert!(bad.contains("`max` is \"hot\""), "{bad}");
     }
 
     #[test]

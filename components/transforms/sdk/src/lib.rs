@@ -28,7 +28,7 @@
 //! The host refuses a transform that imports anything but
 //! `fermyon:spin/variables@2.0.0`, so no WASI: a `std` cdylib for
 //! `wasm32-wasip2` imports `wasi:cli`, `wasi:io`, … (panic messages go to
-//! stderr, and so on). This crate is `no_std`, and on wasm32 it supplies
+//! stderr, and so on). On wasm32 this crate is `no_std` and supplies
 //! what `std` would: [`dlmalloc`] as the global
 //! allocator and a panic handler that traps (`unreachable`). A transform
 //! crate is then `no_std` on wasm32 too and uses `alloc`
@@ -37,11 +37,37 @@
 //!
 //! A trap (a panic included), a fuel or memory overrun, or an `Err` rejects the
 //! whole batch, naming the transform.
+//!
+//! # Testing natively
+//!
+//! A transform's unit tests run natively (`cargo test`), where there is no
+//! host: there [`variable`] reads what the test set with
+//! [`testing::set_variable`] (per thread, so per test), and `None` otherwise.
+//! [`Batch::builder`] writes a test batch in a few lines:
+//!
+//! ```
+//! use cromflag_transform::{testing, variable, Batch, ColumnType, Value};
+//!
+//! testing::set_variable("factor", "1.8");
+//! assert_eq!(variable("factor").as_deref(), Some("1.8"));
+//! assert_eq!(variable("offset"), None);
+//!
+//! let batch = Batch::builder()
+//!     .column("timestamp", ColumnType::Timestamp)
+//!     .column("temperature", ColumnType::Double)
+//!     .row([Value::Timestamp(1_600_000_000_000), 21.5.into()])
+//!     .row([Value::Timestamp(1_600_000_001_000), Value::Null])
+//!     .build();
+//! assert_eq!(batch.f64_at(0, 1), Some(21.5));
+//! ```
 
-#![no_std]
+// no_std on wasm32 (see "The sandbox"); natively `std` is there for the
+// test helpers (`testing`: a thread-local per test).
+#![cfg_attr(target_arch = "wasm32", no_std)]
 
 extern crate alloc;
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -55,6 +81,8 @@ pub mod bindings {
         export_macro_name: "__export_transformer_world",
         default_bindings_module: "::cromflag_transform::bindings",
         generate_all,
+        // So that a test can `assert_eq!` values, rows and whole batches.
+        additional_derives: [PartialEq],
     });
 }
 
@@ -101,11 +129,135 @@ pub extern crate alloc as __alloc;
 
 /// The value of the component variable `name` (`[component.<id>.variables]`
 /// in `spin.toml`), or `None` when the manifest does not set it.
+#[cfg(target_arch = "wasm32")]
 pub fn variable(name: &str) -> Option<String> {
     bindings::fermyon::spin::variables::get(name).ok()
 }
 
+/// The value of the component variable `name`: natively, what this thread set
+/// with [`testing::set_variable`], or `None` (see the wasm32 version).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn variable(name: &str) -> Option<String> {
+    testing::get(name)
+}
+
+/// Test helpers, for a transform's native unit tests (not on wasm32, where
+/// the host provides the variables).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing {
+    use alloc::collections::BTreeMap;
+    use alloc::string::String;
+    use core::cell::RefCell;
+
+    std::thread_local! {
+        // Per thread: `cargo test` runs each test on its own thread, so tests
+        // running side by side do not see each other's variables.
+        static VARIABLES: RefCell<BTreeMap<String, String>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    /// Sets the variable `name` as `[component.<id>.variables]` would, for
+    /// [`variable`](crate::variable) calls on this thread.
+    pub fn set_variable(name: &str, value: &str) {
+        VARIABLES.with(|v| v.borrow_mut().insert(name.into(), value.into()));
+    }
+
+    /// Unsets the variable `name` on this thread: [`variable`](crate::variable)
+    /// returns `None` for it, as when the manifest does not set it.
+    pub fn remove_variable(name: &str) {
+        VARIABLES.with(|v| v.borrow_mut().remove(name));
+    }
+
+    /// Unsets every variable on this thread.
+    pub fn clear_variables() {
+        VARIABLES.with(|v| v.borrow_mut().clear());
+    }
+
+    pub(crate) fn get(name: &str) -> Option<String> {
+        VARIABLES.with(|v| v.borrow().get(name).cloned())
+    }
+}
+
+/// Builds a [`Batch`] column by column and row by row: see [`Batch::builder`].
+pub struct BatchBuilder {
+    batch: Batch,
+}
+
+impl BatchBuilder {
+    /// Appends a column called `name` of type `ty`.
+    pub fn column(mut self, name: &str, ty: ColumnType) -> BatchBuilder {
+        self.batch.columns.push(Column::new(name, ty));
+        self
+    }
+
+    /// Appends a row: one value per column in order (a row may omit trailing
+    /// values, which are null). Numbers, strings and booleans convert with
+    /// `.into()` (see the `From` impls of [`Value`]); a timestamp is
+    /// `Value::Timestamp(ms)`.
+    pub fn row(mut self, values: impl IntoIterator<Item = Value>) -> BatchBuilder {
+        self.batch.rows.push(values.into_iter().collect());
+        self
+    }
+
+    /// The batch. Panics if it is not one the host would pass on: a column
+    /// name twice (ASCII case-insensitively), a row wider than the columns,
+    /// or a value (other than null) not of its column's type. A test batch
+    /// with such a mistake would test something the host never sends.
+    pub fn build(self) -> Batch {
+        if let Err(why) = self.batch.check() {
+            panic!("Batch::builder: {why}");
+        }
+        self.batch
+    }
+}
+
 impl Batch {
+    /// A [`BatchBuilder`]: `Batch::builder().column(..).row([..]).build()`.
+    pub fn builder() -> BatchBuilder {
+        BatchBuilder {
+            batch: Batch {
+                columns: Vec::new(),
+                rows: Vec::new(),
+            },
+        }
+    }
+
+    /// Whether this is a batch the host accepts from a transform: distinct
+    /// column names (ASCII case-insensitively), no row wider than the
+    /// columns, every value null or of its column's type. (The host checks a
+    /// transform's answer the same way; the store then also wants the
+    /// TIMESTAMP row key first.) A test can assert it on a transform's output.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, column) in self.columns.iter().enumerate() {
+            if column.name.is_empty() {
+                return Err(format!("column {i} has no name"));
+            }
+            if self.columns[..i]
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&column.name))
+            {
+                return Err(format!("column `{}` appears twice", column.name));
+            }
+        }
+        for (r, row) in self.rows.iter().enumerate() {
+            if row.len() > self.columns.len() {
+                return Err(format!(
+                    "row {r} has {} values for {} columns",
+                    row.len(),
+                    self.columns.len()
+                ));
+            }
+            for (value, column) in row.iter().zip(&self.columns) {
+                if !value.fits(column.type_) {
+                    return Err(format!(
+                        "row {r}: column `{}` is {:?}, the value is {value:?}",
+                        column.name, column.type_
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The index of the column called `name`, compared ASCII
     /// case-insensitively (as the store compares column names).
     pub fn column(&self, name: &str) -> Option<usize> {
@@ -189,6 +341,57 @@ impl Value {
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
+
+    /// Whether the value may stand in a column of type `ty`: null, or a value
+    /// of exactly that type.
+    pub fn fits(&self, ty: ColumnType) -> bool {
+        matches!(
+            (self, ty),
+            (Value::Null, _)
+                | (Value::Bool(_), ColumnType::Bool)
+                | (Value::String(_), ColumnType::String)
+                | (Value::Byte(_), ColumnType::Byte)
+                | (Value::Short(_), ColumnType::Short)
+                | (Value::Integer(_), ColumnType::Integer)
+                | (Value::Long(_), ColumnType::Long)
+                | (Value::Float(_), ColumnType::Float)
+                | (Value::Double(_), ColumnType::Double)
+                | (Value::Timestamp(_), ColumnType::Timestamp)
+                | (Value::Blob(_), ColumnType::Blob)
+        )
+    }
+}
+
+/// Values from Rust's own types, each as the column type of the same width
+/// (`i64` is LONG; a timestamp, also an `i64`, is `Value::Timestamp(ms)`).
+macro_rules! value_from {
+    ($($rust:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$rust> for Value {
+            fn from(v: $rust) -> Value {
+                Value::$variant(v.into())
+            }
+        }
+    )*};
+}
+
+value_from! {
+    bool => Bool,
+    i8 => Byte,
+    i16 => Short,
+    i32 => Integer,
+    i64 => Long,
+    f32 => Float,
+    f64 => Double,
+    String => String,
+    &str => String,
+    Vec<u8> => Blob,
+}
+
+/// `None` is null.
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
 }
 
 impl ColumnType {
@@ -252,5 +455,98 @@ mod runtime {
             core::arch::wasm32::unreachable();
         }
         ptr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn variables_are_what_the_test_set_on_its_thread() {
+        assert_eq!(variable("factor"), None);
+        testing::set_variable("factor", "2");
+        testing::set_variable("offset", "-1");
+        assert_eq!(variable("factor").as_deref(), Some("2"));
+        testing::remove_variable("factor");
+        assert_eq!(variable("factor"), None);
+        assert_eq!(variable("offset").as_deref(), Some("-1"));
+        // Another thread (another test) does not see them.
+        let elsewhere = std::thread::spawn(|| variable("offset")).join().unwrap();
+        assert_eq!(elsewhere, None);
+        testing::clear_variables();
+        assert_eq!(variable("offset"), None);
+    }
+
+    #[test]
+    fn the_builder_writes_the_batch_out() {
+        let built = Batch::builder()
+            .column("timestamp", ColumnType::Timestamp)
+            .column("t", ColumnType::Double)
+            .column("ok", ColumnType::Bool)
+            .row([Value::Timestamp(1), 2.5.into(), true.into()])
+            .row([Value::Timestamp(2), None::<f64>.into()])
+            .build();
+        assert_eq!(built.columns.len(), 3);
+        assert_eq!(built.columns[1].name, "t");
+        assert_eq!(built.columns[2].type_, ColumnType::Bool);
+        assert_eq!(
+            built.rows,
+            vec![
+                vec![Value::Timestamp(1), Value::Double(2.5), Value::Bool(true)],
+                vec![Value::Timestamp(2), Value::Null],
+            ]
+        );
+        assert_eq!(built.value(1, 2), &Value::Null);
+    }
+
+    #[test]
+    fn values_convert_to_the_type_of_the_same_width() {
+        assert_eq!(Value::from(1i8), Value::Byte(1));
+        assert_eq!(Value::from(1i16), Value::Short(1));
+        assert_eq!(Value::from(1i32), Value::Integer(1));
+        assert_eq!(Value::from(1i64), Value::Long(1));
+        assert_eq!(Value::from(1.5f32), Value::Float(1.5));
+        assert_eq!(Value::from(1.5f64), Value::Double(1.5));
+        assert_eq!(Value::from("a"), Value::String("a".into()));
+        assert_eq!(Value::from(vec![1u8]), Value::Blob(vec![1]));
+        assert_eq!(Value::from(Some(3i32)), Value::Integer(3));
+        assert_eq!(Value::from(None::<bool>), Value::Null);
+    }
+
+    #[test]
+    fn check_finds_what_the_host_would_refuse() {
+        let columns = || {
+            Batch::builder()
+                .column("timestamp", ColumnType::Timestamp)
+                .column("t", ColumnType::Double)
+        };
+        assert_eq!(columns().row([Value::Timestamp(1)]).build().check(), Ok(()));
+        let bad = |batch: Batch| batch.check().unwrap_err();
+        let mut twice = columns().build();
+        twice.columns.push(Column::new("T", ColumnType::Long));
+        assert!(bad(twice).contains("`T` appears twice"));
+        let mut wide = columns().build();
+        wide.rows
+            .push(vec![Value::Timestamp(1), Value::Null, Value::Null]);
+        assert!(bad(wide).contains("3 values for 2 columns"));
+        let mut mistyped = columns().build();
+        mistyped
+            .rows
+            .push(vec![Value::Timestamp(1), Value::Float(1.0)]);
+        assert!(bad(mistyped).contains("column `t` is ColumnType::Double"));
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "Batch::builder: row 0: column `t` is ColumnType::Double, the value is Value::Integer(1)"
+    )]
+    fn the_builder_refuses_a_value_of_another_type() {
+        Batch::builder()
+            .column("timestamp", ColumnType::Timestamp)
+            .column("t", ColumnType::Double)
+            .row([Value::Timestamp(1), 1i32.into()])
+            .build();
     }
 }
