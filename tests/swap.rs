@@ -153,8 +153,9 @@ fn a_broken_or_wrong_component_is_refused_and_the_old_one_keeps_serving() {
     copy_over(&source, b"this is not a component");
     host.wait_for_log("new version refused", 1);
     assert_eq!(insert_sample(&host).text(), "True");
-    // A real component without the export the route calls (a cron component).
-    copy_over(&source, &std::fs::read(component("report")).unwrap());
+    // A real component without the export the route calls (the MQTT-only
+    // collector: it exports Spin's handle-message, no wasi:http handler).
+    copy_over(&source, &std::fs::read(component("spin_insert")).unwrap());
     host.wait_for_log("new version refused", 2);
     assert!(
         host.log().contains("as an HTTP component"),

@@ -6,6 +6,7 @@
 //! manifest's directory; variables are resolved once, at load, with Spin's
 //! environment overrides (`SPIN_VARIABLE_<NAME>`).
 
+use crate::runtime::AllowedHost;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -125,6 +126,9 @@ pub struct ComponentSpec {
     pub transforms: Vec<String>,
     /// As a transform: what one batch may use.
     pub transform_limits: TransformLimits,
+    /// Where its outgoing HTTP may go (`allowed_outbound_hosts`, templates
+    /// expanded); nowhere by default.
+    pub allowed_outbound_hosts: Vec<AllowedHost>,
 }
 
 /// What one run of a transform may use (`[component.<id>.tool.cromflag]`
@@ -680,9 +684,16 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
             toml::Value::String(path) => dir.join(path),
             _ => bail!("component `{id}`: only a local `source` path is supported"),
         };
-        if !raw.allowed_outbound_hosts.is_empty() {
-            tracing::warn!(component = %id, "allowed_outbound_hosts is not supported yet: outbound HTTP stays denied");
-        }
+        let allowed_outbound_hosts = raw
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| {
+                let entry = variables
+                    .expand(entry)
+                    .with_context(|| format!("component `{id}`"))?;
+                AllowedHost::parse(&entry).with_context(|| format!("component `{id}`"))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let component_variables = raw
             .variables
             .iter()
@@ -733,6 +744,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
                 fuel_per_value: tool.fuel_per_value.unwrap_or(defaults.fuel_per_value),
                 max_memory_bytes: tool.max_memory_bytes.unwrap_or(defaults.max_memory_bytes),
             },
+            allowed_outbound_hosts,
         };
         components.insert(id, spec);
     }

@@ -21,6 +21,7 @@ pub mod mqtt;
 pub mod ports;
 pub mod rumqttd;
 pub mod sse;
+pub mod wasmtime;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -10,19 +10,20 @@
 
 mod cache;
 mod link;
+mod outbound;
 mod store_import;
 pub mod transforms;
 mod variables;
 
 pub use cache::{sha256_hex, Loaded};
 pub use link::{link_all, Check, Outcome, TriggerChecks};
+pub use outbound::AllowedHost;
 pub use transforms::TransformEngine;
 
 use crate::manifest::{App, ComponentSpec};
 use crate::store::Backend;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,7 +62,7 @@ impl Default for RuntimeLimits {
 pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: DenyOutbound,
+    hooks: outbound::OutboundHttp,
     table: ResourceTable,
     store: store_import::StoreHost,
     variables: variables::VariablesHost,
@@ -87,28 +88,6 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// Components get no outbound HTTP (Spin's default for an empty
-/// `allowed_outbound_hosts`): `wasi:http/outgoing-handler` answers "denied".
-struct DenyOutbound;
-
-impl wasmtime_wasi_http::WasiHttpHooks for DenyOutbound {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    http::Response<wasmtime_wasi_http::WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
 /// What one instance is given besides the store: its environment, its
 /// variables and its transform chain (see `Runtime::component_config`).
 #[derive(Clone, Default)]
@@ -116,6 +95,8 @@ pub struct ComponentConfig {
     pub env: Vec<(String, String)>,
     pub variables: Arc<BTreeMap<String, String>>,
     pub transforms: Arc<transforms::Chain>,
+    /// Where its outgoing HTTP requests may go (none by default).
+    pub allowed_outbound_hosts: Arc<[AllowedHost]>,
 }
 
 /// A component compiled and linked against the host's imports: what every
@@ -223,6 +204,7 @@ impl Runtime {
             env: spec.environment.clone(),
             variables: Arc::new(spec.variables.clone()),
             transforms: self.transforms.chain(app, spec),
+            allowed_outbound_hosts: spec.allowed_outbound_hosts.clone().into(),
         }
     }
 
@@ -252,7 +234,9 @@ impl Runtime {
         let state = HostState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: DenyOutbound,
+            hooks: outbound::OutboundHttp {
+                allowed: config.allowed_outbound_hosts.clone(),
+            },
             table: ResourceTable::new(),
             store: store_import::StoreHost::new(self.backend.clone()),
             variables: variables::VariablesHost::new(config.variables.clone()),

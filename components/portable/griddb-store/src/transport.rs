@@ -64,24 +64,16 @@ fn exchange(request: Request<Vec<u8>>, allowed: Duration) -> Result<Answer, Stri
     // Sent first, so that the body's bytes have somewhere to go.
     let pending = outgoing_handler::handle(outgoing, Some(options))
         .map_err(|e| format!("{} {}: {e:?}", parts.method, parts.uri))?;
-    {
-        let mut stream = request_body
-            .write()
-            .map_err(|()| "request body stream".to_owned())?;
-        stream
-            .write_all(&body)
-            .map_err(|e| format!("writing the request body: {e}"))?;
-        stream
-            .blocking_flush()
-            .map_err(|e| format!("writing the request body: {e:?}"))?;
-    }
-    OutgoingBody::finish(request_body, None).map_err(|e| format!("request body: {e:?}"))?;
+    // A request the platform refuses closes the body's stream: its answer
+    // says why, so a failed write is reported only if the answer does not.
+    let written = write_body(request_body, &body);
     pending.subscribe().block();
     let response = pending
         .get()
         .ok_or_else(|| "no answer after waiting for one".to_owned())?
         .map_err(|()| "answer already taken".to_owned())?
         .map_err(|e| format!("{} {}: {e:?}", parts.method, parts.uri))?;
+    written?;
     let status = StatusCode::from_u16(response.status())
         .map_err(|_| format!("status {} is not HTTP", response.status()))?;
     let incoming = response
@@ -101,4 +93,19 @@ fn exchange(request: Request<Vec<u8>>, allowed: Duration) -> Result<Answer, Stri
         status,
         body: answer,
     })
+}
+
+fn write_body(request_body: OutgoingBody, body: &[u8]) -> Result<(), String> {
+    {
+        let mut stream = request_body
+            .write()
+            .map_err(|()| "request body stream".to_owned())?;
+        stream
+            .write_all(body)
+            .map_err(|e| format!("writing the request body: {e}"))?;
+        stream
+            .blocking_flush()
+            .map_err(|e| format!("writing the request body: {e:?}"))?;
+    }
+    OutgoingBody::finish(request_body, None).map_err(|e| format!("request body: {e:?}"))
 }
