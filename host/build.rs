@@ -39,6 +39,8 @@ const COMPONENTS: &[&str] = &[
     "griddb_store",
     "pass_through_pipeline",
     "environment_variables",
+    // Spin's SQLite as the store (`spin up`); not composed.
+    "spin_sqlite_store",
 ];
 const TARGET: &str = "wasm32-wasip2";
 /// Set to `0`, the components and the page are not built.

@@ -27,6 +27,10 @@
 //!   time functions of constants are folded.
 //! - [`rows`]: the row functions' logic on rows already read (interpolation,
 //!   TIME_SAMPLING, GridDB's sort order and NULL rule, LIMIT on results).
+//! - [`exec`]: a plan run over whatever runs SQL for the store
+//!   ([`exec::Fetch`]), with stored cells typed back by their columns
+//!   ([`exec::value_from_cell`]): the part of running a query every SQLite
+//!   store shares.
 //! - `testing` (feature `testing`): random TQL-ish text for no-panic tests.
 //!
 //! The selection is `*`, a column list (our extension), one or more
@@ -38,6 +42,7 @@
 //! byte offset into the query) and what was expected there.
 
 mod ast;
+pub mod exec;
 pub mod layout;
 mod lex;
 mod parse;

@@ -8,6 +8,7 @@
 //! the storage class they name.
 
 use super::super::{ColumnType, StoreError, Value};
+use crate::tql::exec::{self, Cell};
 use crate::tql::sql::SqlParam;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
@@ -37,30 +38,16 @@ pub fn param_to_sql(param: &SqlParam) -> ToSqlOutput<'_> {
     })
 }
 
-/// Reads a stored cell back as a value of column type `ty`.
+/// Reads a stored cell back as a value of column type `ty`
+/// (cromflag-tql's [`exec::value_from_cell`], which every store in the
+/// layout shares).
 pub fn from_sql(cell: ValueRef<'_>, ty: ColumnType) -> Result<Value, StoreError> {
-    let corrupt =
-        || StoreError::Backend(format!("stored value {cell:?} does not fit a {ty} column"));
-    Ok(match (cell, ty) {
-        (ValueRef::Null, _) => Value::Null,
-        (ValueRef::Integer(v), ColumnType::Bool) => Value::Bool(v != 0),
-        (ValueRef::Integer(v), ColumnType::Byte) => {
-            Value::Byte(v.try_into().map_err(|_| corrupt())?)
-        }
-        (ValueRef::Integer(v), ColumnType::Short) => {
-            Value::Short(v.try_into().map_err(|_| corrupt())?)
-        }
-        (ValueRef::Integer(v), ColumnType::Integer) => {
-            Value::Integer(v.try_into().map_err(|_| corrupt())?)
-        }
-        (ValueRef::Integer(v), ColumnType::Long) => Value::Long(v),
-        (ValueRef::Integer(v), ColumnType::Timestamp) => Value::Timestamp(v),
-        (ValueRef::Real(v), ColumnType::Float) => Value::Float(v as f32),
-        (ValueRef::Real(v), ColumnType::Double) => Value::Double(v),
-        (ValueRef::Text(v), ColumnType::String) => {
-            Value::String(std::str::from_utf8(v).map_err(|_| corrupt())?.to_owned())
-        }
-        (ValueRef::Blob(v), ColumnType::Blob) => Value::Blob(v.to_vec()),
-        _ => return Err(corrupt()),
-    })
+    let cell = match cell {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(v) => Cell::Integer(v),
+        ValueRef::Real(v) => Cell::Real(v),
+        ValueRef::Text(v) => Cell::Text(v),
+        ValueRef::Blob(v) => Cell::Blob(v),
+    };
+    exec::value_from_cell(cell, ty)
 }
