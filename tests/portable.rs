@@ -214,3 +214,86 @@ fn outbound_http_goes_only_where_allowed_outbound_hosts_says() {
     );
     assert_eq!(get(&b.url("/fetch/sample")).status, 404);
 }
+
+/// What Spin does with the repository's `spin.toml`: every component that
+/// imports `cromflag:iot/store` or `cromflag:iot/pipeline` names a
+/// dependency for it (the interface, not the package, so the type-only
+/// `cromflag:iot/types` import is left alone), inherits its configuration
+/// (the store's SQLite database and variables), and composing it in as
+/// Spin would leaves no cromflag import with functions: the plug fits.
+#[test]
+fn spin_toml_names_a_dependency_for_every_import_spin_lacks() {
+    let root = repo_root();
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("spin.toml")).unwrap()).unwrap();
+    let components = manifest["component"].as_table().unwrap();
+    let mut checked = 0;
+    for (id, component) in components {
+        let source = root.join(component["source"].as_str().unwrap());
+        let bytes = std::fs::read(&source).unwrap();
+        let needed: Vec<String> = cromflag_compose::imports(&bytes)
+            .unwrap()
+            .into_iter()
+            .filter(|i| {
+                i.starts_with("cromflag:iot/store@") || i.starts_with("cromflag:iot/pipeline@")
+            })
+            .collect();
+        if needed.is_empty() {
+            continue;
+        }
+        assert_eq!(
+            component.get("dependencies_inherit_configuration"),
+            Some(&toml::Value::Boolean(true)),
+            "{id}"
+        );
+        let dependencies = component["dependencies"]
+            .as_table()
+            .unwrap_or_else(|| panic!("{id}"));
+        let mut plugs = Vec::new();
+        for import in &needed {
+            let interface = import.split('@').next().unwrap();
+            let path = dependencies[interface]["path"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: {interface}"));
+            let plug = std::fs::read(root.join(path)).unwrap();
+            assert!(
+                cromflag_compose::exports(&plug).unwrap().contains(import),
+                "{id}: {path}"
+            );
+            plugs.push((path.to_owned(), plug));
+        }
+        let parts: Vec<cromflag_compose::Part> = plugs
+            .iter()
+            .map(|(path, bytes)| cromflag_compose::Part { name: path, bytes })
+            .collect();
+        let composed = cromflag_compose::compose(
+            cromflag_compose::Part {
+                name: id,
+                bytes: &bytes,
+            },
+            &parts,
+        )
+        .unwrap();
+        let imports = cromflag_compose::imports(&composed).unwrap();
+        for import in &needed {
+            assert!(!imports.contains(import), "{id} still imports {import}");
+        }
+        // The store runs on Spin's SQLite, which the component must be given.
+        if imports.iter().any(|i| i == "fermyon:spin/sqlite@2.0.0") {
+            let databases = component["sqlite_databases"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{id}"));
+            assert!(
+                databases.contains(&toml::Value::String("default".into())),
+                "{id}"
+            );
+        }
+        checked += 1;
+    }
+    // insert, fetch, the three report components and the report route.
+    assert_eq!(checked, 6);
+    let insert = components["insert"]["dependencies"].as_table().unwrap();
+    assert!(
+        insert.contains_key("cromflag:iot/store") && insert.contains_key("cromflag:iot/pipeline")
+    );
+}

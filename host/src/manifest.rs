@@ -604,6 +604,7 @@ fn check_component_tables(id: &str, raw: &RawComponent) -> Result<()> {
     for (name, dependency) in &raw.dependencies {
         let what = format!("[component.{id}.dependencies] {name:?}");
         check_form(dependency.clone(), &what, DEPENDENCY_FORMS)?;
+        note_dependency(id, name);
     }
     for (name, profile) in &raw.profile {
         let table = format!("[component.{id}.profile.{name}]");
@@ -623,6 +624,27 @@ fn check_component_tables(id: &str, raw: &RawComponent) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The imports this host provides itself, which Spin needs dependencies for.
+const NATIVE_IMPORTS: [&str; 2] = ["cromflag:iot/store", "cromflag:iot/pipeline"];
+
+/// This host provides [`NATIVE_IMPORTS`] itself and ignores dependencies
+/// naming them: its store is the one every component and the WebAPI share,
+/// in one process with one writer, committed before an ack, and its
+/// pipeline runs the sandboxed transforms `tool.cromflag` lists; a store
+/// component (Spin's SQLite, GridDB over wasi:http) plugged into each
+/// instance would bypass both. It composes no other dependency: a component
+/// that imports one fails to link, and this says why beforehand.
+fn note_dependency(id: &str, name: &str) {
+    let interface = name
+        .split_once('@')
+        .map_or(name, |(interface, _)| interface);
+    if NATIVE_IMPORTS.contains(&interface) {
+        tracing::debug!(component = %id, dependency = %name, "provided natively; the dependency is for Spin");
+    } else {
+        tracing::warn!(component = %id, dependency = %name, "this host composes no dependency but {}: the component's import must be provided otherwise", NATIVE_IMPORTS.join(" and "));
+    }
 }
 
 /// Reads and checks the manifest at `path`.

@@ -12,7 +12,7 @@
 //! stays an import, and [`imports`] shows it (the build checks the result).
 
 use anyhow::{bail, Context};
-use wac_graph::types::{Package, SubtypeChecker};
+use wac_graph::types::{Package, SubtypeChecker, World};
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 
 /// A component to compose, with a name for messages.
@@ -74,19 +74,22 @@ pub fn compose(socket: Part, plugs: &[Part]) -> anyhow::Result<Vec<u8>> {
 
 /// The names a component imports (`wasi:http/types@0.2.12`, …), in order.
 pub fn imports(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
+    names(bytes, |world| world.imports.keys().cloned().collect())
+}
+
+/// The names a component exports, in order.
+pub fn exports(bytes: &[u8]) -> anyhow::Result<Vec<String>> {
+    names(bytes, |world| world.exports.keys().cloned().collect())
+}
+
+fn names(bytes: &[u8], pick: impl Fn(&World) -> Vec<String>) -> anyhow::Result<Vec<String>> {
     let mut graph = CompositionGraph::new();
-    let package = register(
-        &mut graph,
-        &Part {
-            name: "component",
-            bytes,
-        },
-    )?;
-    Ok(graph.types()[graph[package].ty()]
-        .imports
-        .keys()
-        .cloned()
-        .collect())
+    let part = Part {
+        name: "component",
+        bytes,
+    };
+    let package = register(&mut graph, &part)?;
+    Ok(pick(&graph.types()[graph[package].ty()]))
 }
 
 fn register(graph: &mut CompositionGraph, part: &Part) -> anyhow::Result<PackageId> {
