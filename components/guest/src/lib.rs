@@ -160,6 +160,14 @@ fn error_from_wit(e: wit::Error) -> m::StoreError {
     }
 }
 
+/// `POST /insert/<device>`, the collector's HTTP side: `insert`'s, and
+/// `insert-http`'s (the same without MQTT, for other platforms).
+pub fn serve_insert(request: IncomingRequest, out: ResponseOutparam) {
+    serve(request, out, |req| {
+        api::handle_insert(&mut HostStore, &mut HostPipeline, req, receipt("http"))
+    });
+}
+
 /// Serves one wasi:http request with `handler`.
 pub fn serve(
     request: IncomingRequest,

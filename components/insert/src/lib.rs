@@ -4,7 +4,7 @@
 //! (`cromflag:iot/mqtt-batch`, which the host prefers). All logic is in
 //! `cromflag_logic::api`; this crate only binds it.
 
-use cromflag_guest::{receipt, serve, HostPipeline, HostStore};
+use cromflag_guest::{receipt, HostPipeline, HostStore};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({
@@ -24,14 +24,7 @@ struct Insert;
 
 impl wasip2::exports::http::incoming_handler::Guest for Insert {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        serve(request, out, |req| {
-            cromflag_logic::api::handle_insert(
-                &mut HostStore,
-                &mut HostPipeline,
-                req,
-                receipt("http"),
-            )
-        });
+        cromflag_guest::serve_insert(request, out);
     }
 }
 

@@ -14,23 +14,13 @@
 mod transport;
 
 use cromflag_griddb_webapi::store::{GriddbSettings, WebApiStore};
-use cromflag_guest::convert;
 use cromflag_logic::model as m;
-use exports::cromflag::iot::store as wit;
+use cromflag_store_export::{Exported, ModelStore};
 use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use transport::WasiTransport;
-
-wit_bindgen::generate!({
-    path: "../../../wit",
-    world: "store-component",
-    with: {
-        "cromflag:iot/types@0.1.0": cromflag_guest::cromflag::iot::types,
-        "fermyon:spin/variables@2.0.0": cromflag_guest::fermyon::spin::variables,
-    },
-});
 
 thread_local! {
     /// The store of this instance, made on the first call.
@@ -40,8 +30,8 @@ thread_local! {
 /// Runs `call` on this instance's store; bad settings are a backend error
 /// (the components answer 503 with it: the operator must fix a variable).
 fn with_store<T>(
-    call: impl FnOnce(&WebApiStore<WasiTransport>) -> Result<T, m::StoreError>,
-) -> Result<T, wit::Error> {
+    call: impl AsyncFnOnce(&WebApiStore<WasiTransport>) -> Result<T, m::StoreError>,
+) -> Result<T, m::StoreError> {
     STORE.with(|cell| {
         let store = cell.get_or_init(|| {
             let variables: Vec<(&str, Option<String>)> = SETTINGS
@@ -57,8 +47,8 @@ fn with_store<T>(
             WebApiStore::new(&settings, WasiTransport)
         });
         match store {
-            Ok(store) => call(store).map_err(error_to_wit),
-            Err(e) => Err(wit::Error::Backend(format!("griddb-store: {e}"))),
+            Ok(store) => block_on(call(store)),
+            Err(e) => Err(m::StoreError::Backend(format!("griddb-store: {e}"))),
         }
     })
 }
@@ -90,87 +80,27 @@ fn block_on<T>(future: impl Future<Output = T>) -> T {
 
 struct GriddbStore;
 
-impl wit::Guest for GriddbStore {
-    fn put_container(info: wit::ContainerInfo) -> Result<wit::ContainerInfo, wit::Error> {
-        with_store(|store| block_on(store.put_container(info_from_wit(info)))).map(info_to_wit)
+impl ModelStore for GriddbStore {
+    fn put_container(info: m::ContainerInfo) -> Result<m::ContainerInfo, m::StoreError> {
+        with_store(async |store| store.put_container(info).await)
     }
 
-    fn get_container(name: String) -> Result<Option<wit::ContainerInfo>, wit::Error> {
-        with_store(|store| block_on(store.get_container(&name))).map(|i| i.map(info_to_wit))
+    fn get_container(name: &str) -> Result<Option<m::ContainerInfo>, m::StoreError> {
+        with_store(async |store| store.get_container(name).await)
     }
 
-    fn list_containers() -> Result<Vec<String>, wit::Error> {
-        with_store(|store| block_on(store.list_containers()))
+    fn list_containers() -> Result<Vec<String>, m::StoreError> {
+        with_store(async |store| store.list_containers().await)
     }
 
-    fn put_rows(container: String, rows: Vec<wit::Row>) -> Result<u64, wit::Error> {
-        let rows = rows.into_iter().map(convert::row_from_wit).collect();
-        with_store(|store| block_on(store.multi_put(vec![(container, rows)], |_, _| {})))
+    fn multi_put(batches: Vec<(String, Vec<m::Row>)>) -> Result<u64, m::StoreError> {
+        with_store(async |store| store.multi_put(batches, |_, _| {}).await)
     }
 
-    fn multi_put(batches: Vec<wit::ContainerRows>) -> Result<u64, wit::Error> {
-        let batches = batches
-            .into_iter()
-            .map(|b| {
-                let rows = b.rows.into_iter().map(convert::row_from_wit).collect();
-                (b.container, rows)
-            })
-            .collect();
-        with_store(|store| block_on(store.multi_put(batches, |_, _| {})))
-    }
-
-    fn query(container: String, tql: String) -> Result<wit::QueryResult, wit::Error> {
-        with_store(|store| block_on(store.query(&container, &tql))).map(|result| wit::QueryResult {
-            columns: result
-                .columns
-                .into_iter()
-                .map(convert::column_to_wit)
-                .collect(),
-            rows: result.rows.into_iter().map(convert::row_to_wit).collect(),
-        })
+    fn query(container: &str, tql: &str) -> Result<m::QueryResult, m::StoreError> {
+        with_store(async |store| store.query(container, tql).await)
     }
 }
 
-fn info_to_wit(info: m::ContainerInfo) -> wit::ContainerInfo {
-    wit::ContainerInfo {
-        name: info.name,
-        kind: match info.kind {
-            m::ContainerKind::Collection => wit::ContainerKind::Collection,
-            m::ContainerKind::TimeSeries => wit::ContainerKind::TimeSeries,
-        },
-        columns: info
-            .columns
-            .into_iter()
-            .map(convert::column_to_wit)
-            .collect(),
-        row_key: info.row_key,
-    }
-}
-
-fn info_from_wit(info: wit::ContainerInfo) -> m::ContainerInfo {
-    m::ContainerInfo {
-        name: info.name,
-        kind: match info.kind {
-            wit::ContainerKind::Collection => m::ContainerKind::Collection,
-            wit::ContainerKind::TimeSeries => m::ContainerKind::TimeSeries,
-        },
-        columns: info
-            .columns
-            .into_iter()
-            .map(convert::column_from_wit)
-            .collect(),
-        row_key: info.row_key,
-    }
-}
-
-fn error_to_wit(e: m::StoreError) -> wit::Error {
-    match e {
-        m::StoreError::NotFound(m) => wit::Error::NotFound(m),
-        m::StoreError::Invalid(m) => wit::Error::Invalid(m),
-        m::StoreError::SchemaConflict(m) => wit::Error::SchemaConflict(m),
-        m::StoreError::Query(m) => wit::Error::Query(m),
-        m::StoreError::Backend(m) => wit::Error::Backend(m),
-    }
-}
-
-export!(GriddbStore);
+type Store = Exported<GriddbStore>;
+cromflag_store_export::export!(Store with_types_in cromflag_store_export);
