@@ -435,6 +435,52 @@ pub fn check_column_name(name: &str, existing: &[Column]) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The checks of a container about to be created, every store's: its name,
+/// at least one column, column names, and the row key its kind needs.
+pub fn check_new_container(info: &ContainerInfo) -> Result<(), StoreError> {
+    if !is_valid_container_name(&info.name) {
+        return Err(StoreError::Invalid(format!(
+            "invalid container name `{}`: use 1 to 256 ASCII letters, digits or `_`, not starting with a digit",
+            info.name
+        )));
+    }
+    let Some(first) = info.columns.first() else {
+        return Err(StoreError::Invalid(format!(
+            "container `{}` has no columns",
+            info.name
+        )));
+    };
+    for (i, column) in info.columns.iter().enumerate() {
+        check_column_name(&column.name, &info.columns[..i])?;
+    }
+    match info.kind {
+        ContainerKind::TimeSeries
+            if !info.row_key || first.column_type != ColumnType::Timestamp =>
+        {
+            Err(StoreError::Invalid(format!(
+                "time series `{}` needs a TIMESTAMP row key as its first column",
+                info.name
+            )))
+        }
+        ContainerKind::Collection
+            if info.row_key
+                && !matches!(
+                    first.column_type,
+                    ColumnType::String
+                        | ColumnType::Integer
+                        | ColumnType::Long
+                        | ColumnType::Timestamp
+                ) =>
+        {
+            Err(StoreError::Invalid(format!(
+                "a row key must be STRING, INTEGER, LONG or TIMESTAMP, not {}",
+                first.column_type
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks rows against their container before anything is written: at most
 /// one value per column, each of its column's type, no null key, no NaN (the
 /// embedded store could not keep it), no infinity (GridDB's WebAPI refuses it

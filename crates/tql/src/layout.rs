@@ -23,7 +23,7 @@
 //!
 //! Every identifier here is built from numbers, never from user text.
 
-use cromflag_model::{ColumnType, ContainerInfo, ContainerKind};
+use cromflag_model::{Column, ColumnType, ContainerInfo, ContainerKind};
 
 /// The catalog table.
 pub const CATALOG_DDL: &str = "CREATE TABLE IF NOT EXISTS _cromflag_containers (
@@ -167,4 +167,33 @@ pub fn sql_type(ty: ColumnType) -> &'static str {
         | ColumnType::Long
         | ColumnType::Timestamp => "INTEGER",
     }
+}
+/// A catalog entry's columns as the catalog stores them:
+/// `[["name","TYPE"],…]`, in schema order.
+pub fn columns_json(columns: &[Column]) -> String {
+    let pairs: Vec<(&str, &str)> = columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.column_type.name()))
+        .collect();
+    serde_json::to_string(&pairs).expect("strings always serialize")
+}
+
+/// A catalog entry's kind and columns read back; `Err` names the part
+/// that is not what [`columns_json`] and `ContainerKind::name` write.
+pub fn read_catalog_entry(
+    kind: &str,
+    columns: &str,
+) -> Result<(ContainerKind, Vec<Column>), &'static str> {
+    let kind = match kind {
+        "COLLECTION" => ContainerKind::Collection,
+        "TIME_SERIES" => ContainerKind::TimeSeries,
+        _ => return Err("kind"),
+    };
+    let columns: Vec<(String, String)> = serde_json::from_str(columns).map_err(|_| "columns")?;
+    let columns = columns
+        .into_iter()
+        .map(|(n, t)| Some(Column::new(n, ColumnType::from_name(&t)?)))
+        .collect::<Option<Vec<_>>>()
+        .ok_or("column type")?;
+    Ok((kind, columns))
 }

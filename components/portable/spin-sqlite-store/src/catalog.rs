@@ -9,8 +9,7 @@
 use crate::db::{cell, value_to_sql, Db};
 use crate::fermyon::spin::sqlite::Value as Sql;
 use cromflag_model::{
-    added_columns, check_column_name, check_rows, is_valid_container_name, Column, ColumnType,
-    ContainerInfo, ContainerKind, Row, StoreError, Value,
+    added_columns, check_rows, ColumnType, ContainerInfo, Row, StoreError, Value,
 };
 use cromflag_tql::exec::value_from_cell;
 use cromflag_tql::layout::{self, Storage, CATALOG_DDL, LAYOUT_VERSION, SERIES_DDL, SERIES_TABLE};
@@ -89,18 +88,8 @@ pub fn read(db: &Db, name: &str) -> Result<Option<Entry>, StoreError> {
     else {
         return Err(corrupt(name, "row"));
     };
-    let kind = match kind.as_str() {
-        "COLLECTION" => ContainerKind::Collection,
-        "TIME_SERIES" => ContainerKind::TimeSeries,
-        _ => return Err(corrupt(name, "kind")),
-    };
-    let columns: Vec<(String, String)> =
-        serde_json::from_str(columns).map_err(|_| corrupt(name, "columns"))?;
-    let columns = columns
-        .into_iter()
-        .map(|(n, t)| Some(Column::new(n, ColumnType::from_name(&t)?)))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| corrupt(name, "column type"))?;
+    let (kind, columns) =
+        layout::read_catalog_entry(kind, columns).map_err(|what| corrupt(name, what))?;
     let info = ContainerInfo {
         name: name.clone(),
         kind,
@@ -156,7 +145,10 @@ pub fn put(db: &Db, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
     }
     db.execute(
         "UPDATE _cromflag_containers SET columns = ?1 WHERE id = ?2",
-        &[Sql::Text(columns_json(&columns)), Sql::Integer(existing.id)],
+        &[
+            Sql::Text(layout::columns_json(&columns)),
+            Sql::Integer(existing.id),
+        ],
     )?;
     Ok(ContainerInfo { columns, ..stored })
 }
@@ -164,7 +156,7 @@ pub fn put(db: &Db, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
 /// A new container: a catalog row, and for a time series no DDL unless it
 /// is wider than every one before it.
 fn create(db: &Db, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
-    validate_new(&info)?;
+    cromflag_model::check_new_container(&info)?;
     let inserted = db.execute(
         "INSERT INTO _cromflag_containers (name, kind, row_key, columns) \
          VALUES (?1, ?2, ?3, ?4) RETURNING id",
@@ -172,7 +164,7 @@ fn create(db: &Db, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
             Sql::Text(info.name.clone()),
             Sql::Text(info.kind.name().to_owned()),
             Sql::Integer(i64::from(info.row_key)),
-            Sql::Text(columns_json(&info.columns)),
+            Sql::Text(layout::columns_json(&info.columns)),
         ],
     )?;
     let Some(Sql::Integer(id)) = inserted.first().and_then(|row| row.first()) else {
@@ -207,59 +199,6 @@ fn widen_series(db: &Db, width: usize) -> Result<(), StoreError> {
         db.execute(&layout::add_series_column_ddl(index), &[])?;
     }
     Ok(())
-}
-
-fn columns_json(columns: &[Column]) -> String {
-    let pairs: Vec<(&str, &str)> = columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.column_type.name()))
-        .collect();
-    serde_json::to_string(&pairs).expect("strings always serialize")
-}
-
-/// The embedded store's checks of a new container, with its messages.
-fn validate_new(info: &ContainerInfo) -> Result<(), StoreError> {
-    if !is_valid_container_name(&info.name) {
-        return Err(StoreError::Invalid(format!(
-            "invalid container name `{}`: use 1 to 256 ASCII letters, digits or `_`, not starting with a digit",
-            info.name
-        )));
-    }
-    let Some(first) = info.columns.first() else {
-        return Err(StoreError::Invalid(format!(
-            "container `{}` has no columns",
-            info.name
-        )));
-    };
-    for (i, column) in info.columns.iter().enumerate() {
-        check_column_name(&column.name, &info.columns[..i])?;
-    }
-    match info.kind {
-        ContainerKind::TimeSeries
-            if !info.row_key || first.column_type != ColumnType::Timestamp =>
-        {
-            Err(StoreError::Invalid(format!(
-                "time series `{}` needs a TIMESTAMP row key as its first column",
-                info.name
-            )))
-        }
-        ContainerKind::Collection
-            if info.row_key
-                && !matches!(
-                    first.column_type,
-                    ColumnType::String
-                        | ColumnType::Integer
-                        | ColumnType::Long
-                        | ColumnType::Timestamp
-                ) =>
-        {
-            Err(StoreError::Invalid(format!(
-                "a row key must be STRING, INTEGER, LONG or TIMESTAMP, not {}",
-                first.column_type
-            )))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Checks every row against the schema, then writes them where the layout

@@ -11,10 +11,8 @@
 //! their fate; then [`Cache::apply`] publishes them.
 
 use crate::{
-    added_columns, check_column_name, Column, ColumnType, ContainerInfo, ContainerKind,
-    ContainerListing, ContainerPage, StoreError,
+    added_columns, ContainerInfo, ContainerKind, ContainerListing, ContainerPage, StoreError,
 };
-use cromflag_model::is_valid_container_name;
 use cromflag_tql::layout::{self, Storage, SERIES_TABLE};
 use hashlink::LruCache;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
@@ -146,18 +144,7 @@ pub fn read(conn: &Connection, name: &str) -> Result<Option<Entry>, StoreError> 
         return Ok(None);
     };
     let corrupt = |what: &str| StoreError::Backend(format!("catalog entry `{name}`: bad {what}"));
-    let kind = match kind.as_str() {
-        "COLLECTION" => ContainerKind::Collection,
-        "TIME_SERIES" => ContainerKind::TimeSeries,
-        _ => return Err(corrupt("kind")),
-    };
-    let columns: Vec<(String, String)> =
-        serde_json::from_str(&columns).map_err(|_| corrupt("columns"))?;
-    let columns = columns
-        .into_iter()
-        .map(|(n, t)| Some(Column::new(n, ColumnType::from_name(&t)?)))
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| corrupt("column type"))?;
+    let (kind, columns) = layout::read_catalog_entry(&kind, &columns).map_err(corrupt)?;
     let info = ContainerInfo {
         name,
         kind,
@@ -282,7 +269,7 @@ impl<'a> Pending<'a> {
         }
         conn.execute(
             "UPDATE _cromflag_containers SET columns = ?1 WHERE id = ?2",
-            (columns_json(&columns), existing.id),
+            (layout::columns_json(&columns), existing.id),
         )
         .map_err(db_err)?;
         let info = ContainerInfo {
@@ -316,10 +303,10 @@ impl<'a> Pending<'a> {
         conn: &Connection,
         info: ContainerInfo,
     ) -> Result<ContainerInfo, StoreError> {
-        validate_new(&info)?;
+        cromflag_model::check_new_container(&info)?;
         conn.execute(
             "INSERT INTO _cromflag_containers (name, kind, row_key, columns) VALUES (?1, ?2, ?3, ?4)",
-            (&info.name, info.kind.name(), info.row_key, columns_json(&info.columns)),
+            (&info.name, info.kind.name(), info.row_key, layout::columns_json(&info.columns)),
         )
         .map_err(db_err)?;
         let entry = Entry::new(conn.last_insert_rowid(), info);
@@ -354,56 +341,4 @@ pub fn widen_series(conn: &Connection, width: usize) -> Result<(), StoreError> {
             .map_err(db_err)?;
     }
     Ok(())
-}
-
-pub fn columns_json(columns: &[Column]) -> String {
-    let pairs: Vec<(&str, &str)> = columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.column_type.name()))
-        .collect();
-    serde_json::to_string(&pairs).expect("strings always serialize")
-}
-
-fn validate_new(info: &ContainerInfo) -> Result<(), StoreError> {
-    if !is_valid_container_name(&info.name) {
-        return Err(StoreError::Invalid(format!(
-            "invalid container name `{}`: use 1 to 256 ASCII letters, digits or `_`, not starting with a digit",
-            info.name
-        )));
-    }
-    let Some(first) = info.columns.first() else {
-        return Err(StoreError::Invalid(format!(
-            "container `{}` has no columns",
-            info.name
-        )));
-    };
-    for (i, column) in info.columns.iter().enumerate() {
-        check_column_name(&column.name, &info.columns[..i])?;
-    }
-    match info.kind {
-        ContainerKind::TimeSeries
-            if !info.row_key || first.column_type != ColumnType::Timestamp =>
-        {
-            Err(StoreError::Invalid(format!(
-                "time series `{}` needs a TIMESTAMP row key as its first column",
-                info.name
-            )))
-        }
-        ContainerKind::Collection
-            if info.row_key
-                && !matches!(
-                    first.column_type,
-                    ColumnType::String
-                        | ColumnType::Integer
-                        | ColumnType::Long
-                        | ColumnType::Timestamp
-                ) =>
-        {
-            Err(StoreError::Invalid(format!(
-                "a row key must be STRING, INTEGER, LONG or TIMESTAMP, not {}",
-                first.column_type
-            )))
-        }
-        _ => Ok(()),
-    }
 }
