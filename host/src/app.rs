@@ -91,8 +91,9 @@ pub async fn open_store(
             Ok((store, Some(lock)))
         }
         "griddb" => {
-            let settings = GriddbSettings::from_variables(|name| app.variables.get(name))
-                .map_err(anyhow::Error::msg)?;
+            let settings =
+                GriddbSettings::from_variables(|name| app.variables.get(name).map(str::to_owned))
+                    .map_err(anyhow::Error::msg)?;
             let store = GriddbStore::connect(&settings).await?;
             Ok((Arc::new(store), None))
         }

@@ -74,10 +74,10 @@ pub struct GriddbSettings {
 impl GriddbSettings {
     /// Reads the `griddb_*` variables through `variable` (the manifest's,
     /// by name; `None` for an undeclared one, which takes its default).
-    pub fn from_variables<'a>(
-        variable: impl Fn(&str) -> Option<&'a str>,
+    pub fn from_variables(
+        variable: impl Fn(&str) -> Option<String>,
     ) -> Result<GriddbSettings, String> {
-        let get = |name: &str, default: &str| variable(name).unwrap_or(default).to_owned();
+        let get = |name: &str, default: &str| variable(name).unwrap_or_else(|| default.to_owned());
         let number = |name: &str, default: &str| -> Result<u64, String> {
             let text = get(name, default);
             text.parse()

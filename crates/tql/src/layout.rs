@@ -50,6 +50,25 @@ pub const SERIES_DDL: &str = "CREATE TABLE IF NOT EXISTS _cromflag_series (
 /// (older databases, 0, kept a table per time series).
 pub const LAYOUT_VERSION: i64 = 2;
 
+/// One container as the catalog holds it: its catalog id, its schema, and
+/// where its rows are (which the id and kind decide).
+#[derive(Debug)]
+pub struct Entry {
+    pub id: i64,
+    pub info: ContainerInfo,
+    pub storage: Storage,
+}
+
+impl Entry {
+    pub fn new(id: i64, info: ContainerInfo) -> Entry {
+        Entry {
+            storage: Storage::of(id, info.kind),
+            id,
+            info,
+        }
+    }
+}
+
 /// Where one container's rows are, and so what a query reads them from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Storage {

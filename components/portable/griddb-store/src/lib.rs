@@ -34,16 +34,7 @@ fn with_store<T>(
 ) -> Result<T, m::StoreError> {
     STORE.with(|cell| {
         let store = cell.get_or_init(|| {
-            let variables: Vec<(&str, Option<String>)> = SETTINGS
-                .iter()
-                .map(|name| (*name, cromflag_guest::variable(name)))
-                .collect();
-            let settings = GriddbSettings::from_variables(|name| {
-                variables
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .and_then(|(_, v)| v.as_deref())
-            })?;
+            let settings = GriddbSettings::from_variables(cromflag_guest::variable)?;
             WebApiStore::new(&settings, WasiTransport)
         });
         match store {
@@ -52,18 +43,6 @@ fn with_store<T>(
         }
     })
 }
-
-/// The variables `GriddbSettings::from_variables` reads.
-const SETTINGS: &[&str] = &[
-    "griddb_url",
-    "griddb_cluster",
-    "griddb_database",
-    "griddb_user",
-    "griddb_password",
-    "griddb_timeout_secs",
-    "griddb_max_request_bytes",
-    "griddb_max_response_bytes",
-];
 
 /// Runs a future whose I/O blocks (the transport's), so that it is ready
 /// when first polled.

@@ -12,24 +12,8 @@ use cromflag_model::{
     added_columns, check_rows, ColumnType, ContainerInfo, Row, StoreError, Value,
 };
 use cromflag_tql::exec::value_from_cell;
+use cromflag_tql::layout::Entry;
 use cromflag_tql::layout::{self, Storage, CATALOG_DDL, LAYOUT_VERSION, SERIES_DDL, SERIES_TABLE};
-
-/// One container: its catalog id, its schema, and where its rows are.
-pub struct Entry {
-    pub id: i64,
-    pub info: ContainerInfo,
-    pub storage: Storage,
-}
-
-impl Entry {
-    fn new(id: i64, info: ContainerInfo) -> Entry {
-        Entry {
-            storage: Storage::of(id, info.kind),
-            id,
-            info,
-        }
-    }
-}
 
 /// Creates the layout's tables in a new database. A database of an older
 /// layout (a table per time series) came from an old embedded store: it is

@@ -13,29 +13,12 @@
 use crate::{
     added_columns, ContainerInfo, ContainerKind, ContainerListing, ContainerPage, StoreError,
 };
+pub use cromflag_tql::layout::Entry;
 use cromflag_tql::layout::{self, Storage, SERIES_TABLE};
 use hashlink::LruCache;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-/// One container: its catalog id, its schema, and where its rows are.
-#[derive(Debug)]
-pub struct Entry {
-    pub id: i64,
-    pub info: ContainerInfo,
-    pub storage: Storage,
-}
-
-impl Entry {
-    fn new(id: i64, info: ContainerInfo) -> Entry {
-        Entry {
-            storage: Storage::of(id, info.kind),
-            id,
-            info,
-        }
-    }
-}
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
