@@ -121,7 +121,9 @@ pub struct TransformEngine {
 }
 
 impl TransformEngine {
-    pub fn new(cache_dir: &Path) -> Result<TransformEngine> {
+    /// Compiled transforms are cached in `cache_dir`; freed slots are made
+    /// fresh by `reset`, as the components' are.
+    pub(crate) fn new(cache_dir: &Path, reset: super::SlotReset) -> Result<TransformEngine> {
         // Pooled instances: a batch instantiates each transform afresh, which
         // must cost microseconds, not an mmap per memory.
         let mut pool = PoolingAllocationConfig::new();
@@ -130,6 +132,7 @@ impl TransformEngine {
         pool.total_memories(POOL_SLOTS);
         pool.total_tables(POOL_SLOTS * 2);
         pool.max_memory_size(TransformLimits::MAX_MEMORY_BYTES);
+        reset.configure(&mut pool);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
