@@ -420,6 +420,10 @@ pub fn add_pipeline_to_linker<T: Send + 'static>(
 }
 
 impl wit::Host for PipelineHost {
+    async fn has_transforms(&mut self) -> bool {
+        !self.chain.0.is_empty()
+    }
+
     async fn run(&mut self, device: String, batch: Batch) -> Result<Batch, Rejection> {
         self.chain.run(&device, batch).await
     }

@@ -13,6 +13,10 @@ use exports::cromflag::iot::pipeline::{Batch, Guest, Rejection};
 struct PassThrough;
 
 impl Guest for PassThrough {
+    fn has_transforms() -> bool {
+        false
+    }
+
     fn run(_device: String, batch: Batch) -> Result<Batch, Rejection> {
         Ok(batch)
     }
