@@ -156,10 +156,16 @@ async fn run(rows: i64) -> anyhow::Result<()> {
         [],
         |r| r.get(0),
     )?;
-    let table = format!("\"t_{id}\"");
+    // Where the embedded store keeps this device's rows (its layout's own
+    // naming), read with the same key-range seek its queries use.
+    let storage = cromflag_tql::layout::Storage::of(id, ContainerKind::TimeSeries);
+    let table = storage.table();
+    let mine = storage.shared_by().map_or_else(String::new, |container| {
+        format!("container = {container} AND ")
+    });
     let mut raw_page = Vec::new();
     let mut select = conn.prepare(&format!(
-        "SELECT c0, c1, c2 FROM {table} WHERE c0 >= ?1 AND c0 < ?2 ORDER BY c0"
+        "SELECT c0, c1, c2 FROM {table} WHERE {mine}c0 >= ?1 AND c0 < ?2 ORDER BY c0"
     ))?;
     for &offset in &offsets {
         let from = BASE + offset;
@@ -174,7 +180,7 @@ async fn run(rows: i64) -> anyhow::Result<()> {
     }
     let mut raw_downsample = Vec::new();
     let mut buckets = conn.prepare(&format!(
-        "SELECT (c0 - ?1) / 60000 AS b, AVG(c1) FROM {table} WHERE c0 >= ?1 AND c0 < ?2 GROUP BY b ORDER BY b"
+        "SELECT (c0 - ?1) / 60000 AS b, AVG(c1) FROM {table} WHERE {mine}c0 >= ?1 AND c0 < ?2 GROUP BY b ORDER BY b"
     ))?;
     for &offset in offsets.iter().take(SAMPLES / 4) {
         let from = BASE + offset;
