@@ -8,6 +8,11 @@
 //! real `cromflag` HTTP trigger with the insert component. Both commit through
 //! the same group-commit writer, so the ratio isolates what Wasm costs.
 //!
+//! Each case also prints what a request costs in page faults and in
+//! `madvise`/`mprotect` calls (the pooling allocator's slot resets; see
+//! `support::resources`), and the run ends with the process's idle resident
+//! memory and its peak during the last (c64) case of each server.
+//!
 //! Run: `cargo bench -p cromflag --bench insert` (components must be built:
 //! `cargo build --release` does it). `BENCH_SECONDS` sets the time per case.
 
@@ -32,7 +37,7 @@ use tokio::runtime::Handle;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use support::{load, ROWS_PER_REQUEST};
+use support::{load, resources, ROWS_PER_REQUEST};
 
 /// Keeps the native baseline's message ids distinct, as the guest's random nonce does.
 static NONCE: AtomicU64 = AtomicU64::new(0);
@@ -61,25 +66,42 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
     let sequence = Arc::new(AtomicU64::new(0));
 
     println!(
-        "insert throughput, {}s per case, {} rows per request",
+        "insert throughput, {}s per case, {} rows per request; per request: page faults, madvise, mprotect",
         duration.as_secs(),
         ROWS_PER_REQUEST
     );
     println!(
-        "{:>5} | {:>12} {:>12} | {:>12} {:>12} | {:>10}",
-        "conc", "wasm req/s", "wasm rows/s", "native req/s", "native rows/s", "wasm/native"
+        "{:>5} | {:>10} {:>16} | {:>12} {:>16} | {:>10}",
+        "conc", "wasm req/s", "flt madv mprot", "native req/s", "flt madv mprot", "wasm/native"
     );
+    let (idle_rss, _) = resources::rss_mib();
+    let mut peak_rss = (0.0, 0.0);
     for concurrency in CONCURRENCY {
         // Native first, then Wasm, on stores that grew the same way.
+        resources::reset_peak_rss();
+        let counting = resources::Counting::start(duration);
         let native = load(native_addr, concurrency, duration, &sample, &sequence).await?;
+        let native_counts = counting.finish();
+        peak_rss.0 = resources::rss_mib().1;
+        resources::reset_peak_rss();
+        let counting = resources::Counting::start(duration);
         let wasm_rate = load(wasm.http_addr, concurrency, duration, &sample, &sequence).await?;
+        let wasm_counts = counting.finish();
+        peak_rss.1 = resources::rss_mib().1;
+        let requests = |rate: f64| rate * duration.as_secs_f64();
         println!(
-            "{concurrency:>5} | {wasm_rate:>12.0} {:>12.0} | {native:>12.0} {:>12.0} | {:>10.2}",
-            wasm_rate * ROWS_PER_REQUEST as f64,
-            native * ROWS_PER_REQUEST as f64,
+            "{concurrency:>5} | {wasm_rate:>10.0} {:>16} | {native:>12.0} {:>16} | {:>10.2}",
+            wasm_counts.per_request(requests(wasm_rate)),
+            native_counts.per_request(requests(native)),
             wasm_rate / native,
         );
     }
+    println!(
+        "resident memory of the process (both servers): idle {idle_rss:.0} MiB; peak during c{} native {:.0} MiB, Wasm {:.0} MiB",
+        CONCURRENCY[CONCURRENCY.len() - 1],
+        peak_rss.0,
+        peak_rss.1
+    );
 
     let (instantiate, baseline) = instantiation_time(&root, tmp.path()).await?;
     println!(

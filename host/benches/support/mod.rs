@@ -5,6 +5,8 @@
 // Each benchmark compiles this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod resources;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
