@@ -98,6 +98,31 @@ impl m::Store for HostStore {
                 .collect(),
         })
     }
+
+    fn aggregate_ranges(
+        &mut self,
+        container: &str,
+        aggregates: &str,
+        ranges: &[m::KeyRange],
+    ) -> Result<m::RangeAggregates, m::StoreError> {
+        let ranges: Vec<wit::KeyRange> = ranges
+            .iter()
+            .map(|r| wit::KeyRange {
+                start: r.start,
+                end: r.end,
+            })
+            .collect();
+        let result =
+            wit::aggregate_ranges(container, aggregates, &ranges).map_err(error_from_wit)?;
+        Ok(m::RangeAggregates {
+            columns: result.columns.into_iter().map(column_from_wit).collect(),
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| row.map(|row| row.into_iter().map(value_from_wit).collect()))
+                .collect(),
+        })
+    }
 }
 
 /// The host's transform pipeline for this component, through `cromflag:iot/pipeline`.

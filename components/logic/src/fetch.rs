@@ -13,8 +13,8 @@ use crate::encode::{self, Format};
 use crate::error::ApiError;
 use crate::insert::DEVICES;
 use crate::model::{
-    tql_name, tql_string, Column, ColumnType, ContainerInfo, ContainerKind, Row, Store, Value,
-    TIMESTAMP_RANGE,
+    tql_name, tql_string, Column, ColumnType, ContainerInfo, ContainerKind, KeyRange, Row, Store,
+    Value, TIMESTAMP_RANGE,
 };
 use crate::query;
 use crate::report::period::{Granularity, LocalPeriod};
@@ -959,8 +959,8 @@ fn next_link(path_with_query: &str, cursor: &str) -> String {
 }
 
 /// One row per bucket: the bucket's start, then `agg` of each selected column.
-/// Each bucket is one TQL aggregate query on the key range, so the store does
-/// the arithmetic.
+/// The store does the arithmetic: every bucket's TQL aggregates in one
+/// `aggregate-ranges` call over the buckets' key ranges.
 fn aggregate(
     store: &mut impl Store,
     info: &ContainerInfo,
@@ -1000,22 +1000,31 @@ fn aggregate(
                 .map(|c| format!("{}({})", agg.tql(), tql_name(&c.name))),
         )
         .collect();
-    let mut rows: Vec<(i64, Option<Vec<Value>>)> = Vec::with_capacity(buckets.len());
-    for (start, end) in buckets {
-        // A bucket keyed before `from` (local midnight, an origin) or ending
-        // past `to` counts only the rows of `from <= t < to`.
-        let conditions = range_conditions(&key, Some(start.max(from)), Some(end.min(to)));
-        let tql = format!(
-            "SELECT {}{}",
-            selection.join(", "),
-            where_clause(&conditions)
-        );
-        let result = store.query(&info.name, &tql)?;
-        let row = result.rows.into_iter().next().unwrap_or_default();
-        let empty = matches!(row.first(), Some(Value::Long(0)) | None);
-        let values = (!empty).then(|| row.into_iter().skip(1).map(|v| as_output(agg, v)).collect());
-        rows.push((start, values));
-    }
+    // A bucket keyed before `from` (local midnight, an origin) or ending
+    // past `to` counts only the rows of `from <= t < to`.
+    let ranges: Vec<KeyRange> = buckets
+        .iter()
+        .map(|&(start, end)| KeyRange {
+            start: start.max(from),
+            end: end.min(to),
+        })
+        .collect();
+    let answer = store.aggregate_ranges(
+        &info.name,
+        &format!("SELECT {}", selection.join(", ")),
+        &ranges,
+    )?;
+    let rows: Vec<(i64, Option<Vec<Value>>)> = buckets
+        .iter()
+        .zip(answer.rows)
+        .map(|(&(start, _), row)| {
+            let row = row.unwrap_or_default();
+            let empty = matches!(row.first(), Some(Value::Long(0)) | None);
+            let values =
+                (!empty).then(|| row.into_iter().skip(1).map(|v| as_output(agg, v)).collect());
+            (start, values)
+        })
+        .collect();
     let mut rows = fill(rows, q.fill, value_columns.len());
     if q.order == Order::Desc {
         rows.reverse();

@@ -13,8 +13,8 @@ use crate::device;
 use crate::document::{Field, Format, InsertDocument, Record};
 use crate::error::ApiError;
 use crate::model::{
-    check_rows, Batch, Column, ColumnType, ContainerInfo, ContainerKind, Pipeline, QueryResult,
-    Row, Store, StoreError, Value,
+    check_rows, Batch, Column, ColumnType, ContainerInfo, ContainerKind, KeyRange, Pipeline,
+    QueryResult, RangeAggregates, Row, Store, StoreError, Value,
 };
 use crate::schema::{needs_put, plan_container, to_row};
 use serde_json::json;
@@ -379,6 +379,15 @@ impl<S: Store> Store for SchemaCache<'_, S> {
 
     fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError> {
         self.inner.query(container, tql)
+    }
+
+    fn aggregate_ranges(
+        &mut self,
+        container: &str,
+        aggregates: &str,
+        ranges: &[KeyRange],
+    ) -> Result<RangeAggregates, StoreError> {
+        self.inner.aggregate_ranges(container, aggregates, ranges)
     }
 }
 

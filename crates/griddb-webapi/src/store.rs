@@ -43,8 +43,9 @@ use crate::wire::{
 };
 use crate::{dialect, puts};
 use cromflag_model::{
-    added_columns, check_rows, is_valid_container_name, Column, ContainerInfo, ContainerListing,
-    ContainerPage, QueryResult, Row, StoreError, Value,
+    added_columns, check_rows, is_valid_container_name, range_key, range_statement, Column,
+    ContainerInfo, ContainerListing, ContainerPage, KeyRange, QueryResult, RangeAggregates, Row,
+    StoreError, Value,
 };
 use http::{Method, StatusCode};
 use std::collections::HashMap;
@@ -533,8 +534,19 @@ impl<T: Transport> WebApiStore<T> {
     ) -> Result<QueryResult, StoreError> {
         let queries = aggregates.iter().map(|a| a.query.clone()).collect();
         let answers = self.tql(queries).await?;
+        self.aggregate_row(aggregates, &answers, single).await
+    }
+
+    /// The row of a statement's aggregations from GridDB's `answers` to
+    /// them, in order.
+    async fn aggregate_row(
+        &self,
+        aggregates: Vec<dialect::AggregateQuery>,
+        answers: &[TqlResult],
+        single: bool,
+    ) -> Result<QueryResult, StoreError> {
         let mut values = Vec::with_capacity(aggregates.len());
-        for (aggregate, answer) in aggregates.iter().zip(&answers) {
+        for (aggregate, answer) in aggregates.iter().zip(answers) {
             values.push(
                 match dialect::aggregate(answer, aggregate.column.column_type)? {
                     dialect::Reading::Absent => None,
@@ -787,6 +799,46 @@ impl<T: Transport> WebApiStore<T> {
             }
         }
         Ok(written)
+    }
+
+    /// `aggregates` over each of `ranges` of the row key: GridDB's TQL has
+    /// no GROUP BY, so each range is its statement with the range as its
+    /// WHERE, and every range's aggregations go in the same batches of
+    /// `/tql` requests (`MAX_QUERIES` statements each).
+    pub async fn aggregate_ranges(
+        &self,
+        container: &str,
+        aggregates: &str,
+        ranges: &[KeyRange],
+    ) -> Result<RangeAggregates, StoreError> {
+        let info = self.schema(container).await?;
+        let key = range_key(&info)?;
+        let mut plans = Vec::with_capacity(ranges.len());
+        for &range in ranges {
+            match dialect::plan(&range_statement(aggregates, key, range), &info)? {
+                dialect::Plan::Aggregates { aggregates, single } => {
+                    plans.push((aggregates, single))
+                }
+                _ => {
+                    return Err(StoreError::Query(
+                        "aggregate-ranges takes a SELECT of aggregates only".to_owned(),
+                    ))
+                }
+            }
+        }
+        let queries = plans
+            .iter()
+            .flat_map(|(aggregates, _)| aggregates.iter().map(|a| a.query.clone()))
+            .collect();
+        let mut answers = self.tql(queries).await?.into_iter();
+        let mut result = RangeAggregates::default();
+        for (aggregates, single) in plans {
+            let own: Vec<TqlResult> = answers.by_ref().take(aggregates.len()).collect();
+            let row = self.aggregate_row(aggregates, &own, single).await?;
+            result.columns = row.columns;
+            result.rows.push(row.rows.into_iter().next());
+        }
+        Ok(result)
     }
 
     pub async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {

@@ -198,6 +198,65 @@ pub struct QueryResult {
     pub rows: Vec<Row>,
 }
 
+/// A row-key range `[start, end)` in epoch milliseconds (`key-range` in
+/// `wit/store.wit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRange {
+    pub start: i64,
+    pub end: i64,
+}
+
+/// What `aggregate-ranges` answers: the columns of the aggregate statement,
+/// and for each key range, in order, its one row, or `None` where `query`
+/// gives no row (GridDB's single aggregation over no value).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct RangeAggregates {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Option<Row>>,
+}
+
+/// The statement `aggregate-ranges` runs for one range: `aggregates` (a
+/// SELECT of aggregates, without WHERE, ORDER BY or LIMIT) restricted to
+/// rows whose key `key` is in `range`. How a store without a one-call way of
+/// its own answers `aggregate-ranges`, one `query` per range.
+pub fn range_statement(aggregates: &str, key: &str, range: KeyRange) -> String {
+    let key = tql_name(key);
+    format!(
+        "{aggregates} WHERE {key} >= TO_TIMESTAMP_MS({}) AND {key} < TO_TIMESTAMP_MS({})",
+        range.start, range.end
+    )
+}
+
+/// `aggregate-ranges` as one `query` per range, over `info`'s row key. The
+/// answers must share their columns; a range without a row is `None`.
+pub fn aggregate_ranges_by_query(
+    info: &ContainerInfo,
+    aggregates: &str,
+    ranges: &[KeyRange],
+    mut query: impl FnMut(&str) -> Result<QueryResult, StoreError>,
+) -> Result<RangeAggregates, StoreError> {
+    let key = range_key(info)?;
+    let mut answer = RangeAggregates::default();
+    for &range in ranges {
+        let result = query(&range_statement(aggregates, key, range))?;
+        answer.columns = result.columns;
+        answer.rows.push(result.rows.into_iter().next());
+    }
+    Ok(answer)
+}
+
+/// The name of `info`'s row key if ranges can be taken over it: a TIMESTAMP
+/// row key.
+pub fn range_key(info: &ContainerInfo) -> Result<&str, StoreError> {
+    match info.columns.first() {
+        Some(key) if info.row_key && key.column_type == ColumnType::Timestamp => Ok(&key.name),
+        _ => Err(StoreError::Query(format!(
+            "aggregate-ranges needs a TIMESTAMP row key, and container `{}` has none",
+            info.name
+        ))),
+    }
+}
+
 /// Which container names to list: those of `kind` (all, if `None`), in plain
 /// string order (byte order, which for container names, ASCII only, is the
 /// code-unit order of Java's `String.compareTo` that GridDB sorts by; upper
@@ -320,6 +379,19 @@ pub trait Store {
     /// Rows into several containers in one write (`multi-put`).
     fn multi_put(&mut self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError>;
     fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
+    /// `aggregates` over each of `ranges` of the row key, in one call where
+    /// the store can (`aggregate-ranges`); by default one `query` per range.
+    fn aggregate_ranges(
+        &mut self,
+        container: &str,
+        aggregates: &str,
+        ranges: &[KeyRange],
+    ) -> Result<RangeAggregates, StoreError> {
+        let info = self.get_container(container)?.ok_or_else(|| {
+            StoreError::NotFound(format!("container `{container}` does not exist"))
+        })?;
+        aggregate_ranges_by_query(&info, aggregates, ranges, |tql| self.query(container, tql))
+    }
 }
 
 /// One device's rows between decoding and storing (`batch` in `wit/store.wit`):

@@ -17,7 +17,8 @@ pub use cromflag_tql as tql;
 use async_trait::async_trait;
 pub use cromflag_model::{
     added_columns, check_column_name, check_rows, Column, ColumnType, ContainerInfo, ContainerKind,
-    ContainerListing, ContainerPage, QueryResult, Row, StoreError, Value, ALL_NAMES_PAGE,
+    ContainerListing, ContainerPage, KeyRange, QueryResult, RangeAggregates, Row, StoreError,
+    Value, ALL_NAMES_PAGE,
 };
 
 /// Rows of one time series as they were just committed: what live streams carry.
@@ -70,6 +71,27 @@ pub trait Backend: Send + Sync + 'static {
     /// for how much of it is atomic.
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError>;
     async fn query(&self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
+    /// `aggregates` over each of `ranges` of the row key (`aggregate-ranges`
+    /// in `wit/store.wit`); by default one `query` per range.
+    async fn aggregate_ranges(
+        &self,
+        container: &str,
+        aggregates: &str,
+        ranges: &[KeyRange],
+    ) -> Result<RangeAggregates, StoreError> {
+        let info = self.get_container(container).await?.ok_or_else(|| {
+            StoreError::NotFound(format!("container `{container}` does not exist"))
+        })?;
+        let key = cromflag_model::range_key(&info)?;
+        let mut answer = RangeAggregates::default();
+        for &range in ranges {
+            let statement = cromflag_model::range_statement(aggregates, key, range);
+            let result = self.query(container, &statement).await?;
+            answer.columns = result.columns;
+            answer.rows.push(result.rows.into_iter().next());
+        }
+        Ok(answer)
+    }
 
     /// Finishes what was written, leaves the backend's files tidy (the
     /// embedded store checkpoints and truncates its WAL) and lets go of its

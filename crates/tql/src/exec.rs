@@ -14,8 +14,11 @@
 //! [`rows`]'.
 
 use crate::rows;
-use crate::sql::{AggregatePlan, Plan, RowFunction, SelectPlan, SqlParam};
-use cromflag_model::{Column, ColumnType, ContainerInfo, QueryResult, Row, StoreError, Value};
+use crate::sql::{AggregatePlan, Plan, RangesPlan, RowFunction, SelectPlan, SqlParam};
+use crate::AggregateFn;
+use cromflag_model::{
+    Column, ColumnType, ContainerInfo, QueryResult, RangeAggregates, Row, StoreError, Value,
+};
 
 /// One statement's worth of SQLite, as a store reaches it.
 pub trait Fetch {
@@ -88,6 +91,45 @@ pub fn run(db: &impl Fetch, info: &ContainerInfo, plan: &Plan) -> Result<QueryRe
         Plan::Aggregates(plan) => aggregates(db, plan),
         Plan::Select(plan) => select(db, info, plan),
     }
+}
+
+/// Runs `plan`: every range's aggregates from one SQL statement, a range
+/// without rows answered as its own query would answer it (COUNT 0, the
+/// rest NULL, or no row for a single aggregation).
+pub fn run_ranges(db: &impl Fetch, plan: &RangesPlan) -> Result<RangeAggregates, StoreError> {
+    let outputs = &plan.plan.outputs;
+    let columns: Vec<Column> = outputs.iter().map(|o| o.column.clone()).collect();
+    let read: Vec<Column> = std::iter::once(Column::new("bucket", ColumnType::Long))
+        .chain(columns.iter().cloned())
+        .collect();
+    let mut found: Vec<Option<Row>> = vec![None; plan.ranges];
+    for mut row in db.fetch(&plan.plan.sql, &plan.plan.params, &read)? {
+        let bucket = match row.first() {
+            Some(Value::Long(i)) => usize::try_from(*i).ok(),
+            _ => None,
+        };
+        let slot = bucket
+            .and_then(|i| found.get_mut(i))
+            .ok_or_else(|| StoreError::Backend(format!("range {:?} was not asked", row[0])))?;
+        row.remove(0);
+        *slot = Some(row);
+    }
+    let rows = found
+        .into_iter()
+        .map(|row| {
+            let row = row.unwrap_or_else(|| {
+                outputs
+                    .iter()
+                    .map(|o| match o.function {
+                        AggregateFn::Count => Value::Long(0),
+                        _ => Value::Null,
+                    })
+                    .collect()
+            });
+            rows::finish_aggregates(&plan.plan, vec![row]).pop()
+        })
+        .collect();
+    Ok(RangeAggregates { columns, rows })
 }
 
 fn aggregates(db: &impl Fetch, plan: &AggregatePlan) -> Result<QueryResult, StoreError> {

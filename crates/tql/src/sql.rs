@@ -26,7 +26,9 @@ use crate::{
     error, timestamp_add, timestamp_diff, Aggregate, AggregateFn, CompareOp, Expr, Limit, Literal,
     Name, SelectFunction, SelectKind, Selection, SortKey, Statement, TimeUnit,
 };
-use cromflag_model::{Column, ColumnType, ContainerInfo, ContainerKind, StoreError};
+use cromflag_model::{
+    range_key, Column, ColumnType, ContainerInfo, ContainerKind, KeyRange, StoreError,
+};
 
 #[cfg(test)]
 mod tests;
@@ -79,6 +81,23 @@ pub struct AggregatePlan {
     pub single: bool,
     /// Applied to the one result row (the WebAPI appends a LIMIT to every statement).
     pub limit: Option<Limit>,
+}
+
+/// A statement of aggregates over each of several key ranges, as one SQL
+/// statement (`aggregate-ranges`): the ranges are a JSON array bound as the
+/// first parameter, each range's rows are read by a key seek, and the result
+/// is grouped by range. Its result rows are the range's index (LONG), then
+/// `plan.outputs`; a range without rows has no result row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RangesPlan {
+    /// `WITH b(bucket, lo, hi) AS (… json_each(?)), f AS (SELECT b.bucket,
+    /// t.* FROM b CROSS JOIN <table> AS t WHERE [container = ? AND] t.c0 >=
+    /// b.lo AND t.c0 < b.hi) SELECT f.bucket, <aggregates> FROM [<means by
+    /// range> JOIN] f [ON …] GROUP BY f.bucket`, with `single` as for one
+    /// range and no limit.
+    pub plan: AggregatePlan,
+    /// How many ranges the first parameter holds.
+    pub ranges: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -141,15 +160,7 @@ pub fn translate(
     storage: &Storage,
     now_ms: i64,
 ) -> Result<Plan, StoreError> {
-    if let Some(from) = &stmt.from {
-        // Container names are case-insensitive in GridDB, quoted or not.
-        if !from.text.eq_ignore_ascii_case(&info.name) {
-            return Err(error(format_args!(
-                "FROM names container '{}', but the query is on container '{}'",
-                from.text, info.name
-            )));
-        }
-    }
+    check_from(stmt, info)?;
     let mut t = Translator {
         info,
         storage,
@@ -170,6 +181,99 @@ pub fn translate(
         }
         Selection::Aggregates(aggregates) => t.aggregates(stmt, aggregates).map(Plan::Aggregates),
         Selection::Function(function) => t.select(stmt, function).map(Plan::Select),
+    }
+}
+
+/// Translates `stmt`, a SELECT of aggregates alone (no WHERE, ORDER BY or
+/// LIMIT: the ranges are its condition), to run over each of `ranges` of
+/// the container's TIMESTAMP row key in one SQL statement. What it answers
+/// for a range is what [`translate`] of the statement with `WHERE key >=
+/// start AND key < end` answers.
+pub fn translate_ranges(
+    stmt: &Statement,
+    info: &ContainerInfo,
+    storage: &Storage,
+    now_ms: i64,
+    ranges: &[KeyRange],
+) -> Result<RangesPlan, StoreError> {
+    check_from(stmt, info)?;
+    range_key(info)?;
+    let Selection::Aggregates(aggregates) = &stmt.selection else {
+        return Err(error(format_args!(
+            "aggregate-ranges takes a SELECT of aggregates only"
+        )));
+    };
+    if stmt.filter.is_some() || !stmt.order_by.is_empty() || stmt.limit.is_some() {
+        return Err(error(format_args!(
+            "aggregate-ranges takes no WHERE, ORDER BY or LIMIT: the ranges are the condition"
+        )));
+    }
+    let bounds: Vec<String> = ranges
+        .iter()
+        .map(|r| format!("[{},{}]", r.start, r.end))
+        .collect();
+    let mut t = Translator {
+        info,
+        storage,
+        now_ms,
+        params: vec![SqlParam::Text(format!("[{}]", bounds.join(",")))],
+    };
+    let mut sql = String::from(
+        "WITH b(bucket, lo, hi) AS (SELECT key, json_extract(value, '$[0]'), \
+         json_extract(value, '$[1]') FROM json_each(?)), ",
+    );
+    // CROSS JOIN keeps the ranges the outer loop: each is one seek on the
+    // row key, as its own query would be.
+    sql.push_str(&format!(
+        "f AS (SELECT b.bucket, t.* FROM b CROSS JOIN {} AS t WHERE ",
+        storage.table()
+    ));
+    if let Some(own) = t.scope(None)? {
+        sql.push_str(&own);
+        sql.push_str(" AND ");
+    }
+    sql.push_str("t.c0 >= b.lo AND t.c0 < b.hi) SELECT f.bucket, ");
+    let (terms, outputs, means) = t.aggregate_terms(aggregates)?;
+    sql.push_str(&terms.join(", "));
+    // Each range's means, joined by range. The means come first so that
+    // SQLite indexes f by range for the join (an automatic index); with f
+    // first it scans a mean table per row of f.
+    sql.push_str(" FROM ");
+    for (k, column) in means.iter().enumerate() {
+        sql.push_str(&format!(
+            "(SELECT bucket, AVG({column}) AS a FROM f GROUP BY bucket) AS m{k} "
+        ));
+        if k > 0 {
+            sql.push_str(&format!("ON m{k}.bucket = m0.bucket "));
+        }
+        sql.push_str("JOIN ");
+    }
+    sql.push('f');
+    if !means.is_empty() {
+        sql.push_str(" ON f.bucket = m0.bucket");
+    }
+    sql.push_str(" GROUP BY f.bucket");
+    Ok(RangesPlan {
+        plan: AggregatePlan {
+            sql,
+            params: std::mem::take(&mut t.params),
+            outputs,
+            single: aggregates.len() == 1,
+            limit: None,
+        },
+        ranges: ranges.len(),
+    })
+}
+
+/// A FROM, which TQL allows, must name the container queried.
+fn check_from(stmt: &Statement, info: &ContainerInfo) -> Result<(), StoreError> {
+    match &stmt.from {
+        // Container names are case-insensitive in GridDB, quoted or not.
+        Some(from) if !from.text.eq_ignore_ascii_case(&info.name) => Err(error(format_args!(
+            "FROM names container '{}', but the query is on container '{}'",
+            from.text, info.name
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -276,17 +380,7 @@ impl Translator<'_> {
             )));
         }
         let mut sql = format!("WITH f AS (SELECT *{}) SELECT ", self.from(stmt)?);
-        let mut terms = Vec::new();
-        let mut means = Vec::new();
-        let mut outputs = Vec::new();
-        for aggregate in aggregates {
-            let (term, ty) = self.aggregate(aggregate, &mut means)?;
-            terms.push(term);
-            outputs.push(AggregateOutput {
-                column: Column::new(aggregate.label(), ty),
-                function: aggregate.function,
-            });
-        }
+        let (terms, outputs, means) = self.aggregate_terms(aggregates)?;
         sql.push_str(&terms.join(", "));
         // Each mean is a one-row subquery, so joining it keeps f's row count;
         // and since every term aggregates, the result is always one row.
@@ -301,6 +395,27 @@ impl Translator<'_> {
             single: aggregates.len() == 1,
             limit: stmt.limit,
         })
+    }
+
+    /// The SQL terms of `aggregates` over the CTE `f`, their outputs, and the
+    /// columns whose means they need joined (see [`Translator::aggregate`]).
+    #[allow(clippy::type_complexity)]
+    fn aggregate_terms(
+        &self,
+        aggregates: &[Aggregate],
+    ) -> Result<(Vec<String>, Vec<AggregateOutput>, Vec<String>), StoreError> {
+        let mut terms = Vec::new();
+        let mut means = Vec::new();
+        let mut outputs = Vec::new();
+        for aggregate in aggregates {
+            let (term, ty) = self.aggregate(aggregate, &mut means)?;
+            terms.push(term);
+            outputs.push(AggregateOutput {
+                column: Column::new(aggregate.label(), ty),
+                function: aggregate.function,
+            });
+        }
+        Ok((terms, outputs, means))
     }
 
     /// The SQL of one aggregate over the CTE `f`, and its result type.

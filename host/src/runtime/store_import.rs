@@ -7,7 +7,7 @@
 
 use crate::bindings::host_services::cromflag::iot::store as wit;
 use crate::store::{
-    Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, StoreError, Value,
+    Backend, Column, ColumnType, ContainerInfo, ContainerKind, KeyRange, Row, StoreError, Value,
 };
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
@@ -90,6 +90,33 @@ impl wit::Host for StoreHost {
                 .rows
                 .into_iter()
                 .map(|row| row.into_iter().map(value_to_wit).collect())
+                .collect(),
+        })
+    }
+
+    async fn aggregate_ranges(
+        &mut self,
+        container: String,
+        aggregates: String,
+        ranges: Vec<wit::KeyRange>,
+    ) -> Result<wit::RangeAggregates, wit::Error> {
+        let ranges: Vec<KeyRange> = ranges
+            .into_iter()
+            .map(|r| KeyRange {
+                start: r.start,
+                end: r.end,
+            })
+            .collect();
+        let result = self
+            .backend
+            .aggregate_ranges(&container, &aggregates, &ranges)
+            .await?;
+        Ok(wit::RangeAggregates {
+            columns: result.columns.into_iter().map(column_to_wit).collect(),
+            rows: result
+                .rows
+                .into_iter()
+                .map(|row| row.map(|row| row.into_iter().map(value_to_wit).collect()))
                 .collect(),
         })
     }

@@ -79,6 +79,14 @@ impl ModelStore for GriddbStore {
     fn query(container: &str, tql: &str) -> Result<m::QueryResult, m::StoreError> {
         with_store(async |store| store.query(container, tql).await)
     }
+
+    fn aggregate_ranges(
+        container: &str,
+        aggregates: &str,
+        ranges: &[m::KeyRange],
+    ) -> Result<m::RangeAggregates, m::StoreError> {
+        with_store(async |store| store.aggregate_ranges(container, aggregates, ranges).await)
+    }
 }
 
 type Store = Exported<GriddbStore>;

@@ -98,6 +98,28 @@ impl ModelStore for SpinSqliteStore {
             cromflag_tql::exec::run(db, &entry.info, &plan)
         })
     }
+
+    /// Every range in one SQL statement, as the embedded store does.
+    fn aggregate_ranges(
+        container: &str,
+        aggregates: &str,
+        ranges: &[m::KeyRange],
+    ) -> Result<m::RangeAggregates, m::StoreError> {
+        with_db(|db| {
+            let entry = catalog::read(db, container)?.ok_or_else(|| {
+                m::StoreError::NotFound(format!("container `{container}` does not exist"))
+            })?;
+            let statement = cromflag_tql::parse(aggregates)?;
+            let plan = cromflag_tql::sql::translate_ranges(
+                &statement,
+                &entry.info,
+                &entry.storage,
+                now_ms(),
+                ranges,
+            )?;
+            cromflag_tql::exec::run_ranges(db, &plan)
+        })
+    }
 }
 
 type Store = Exported<SpinSqliteStore>;

@@ -30,6 +30,17 @@ pub trait ModelStore {
     /// Every row or none, where the store can promise it (see the WIT).
     fn multi_put(batches: Vec<(String, Vec<m::Row>)>) -> Result<u64, m::StoreError>;
     fn query(container: &str, tql: &str) -> Result<m::QueryResult, m::StoreError>;
+    /// By default one `query` per range.
+    fn aggregate_ranges(
+        container: &str,
+        aggregates: &str,
+        ranges: &[m::KeyRange],
+    ) -> Result<m::RangeAggregates, m::StoreError> {
+        let info = Self::get_container(container)?.ok_or_else(|| {
+            m::StoreError::NotFound(format!("container `{container}` does not exist"))
+        })?;
+        m::aggregate_ranges_by_query(&info, aggregates, ranges, |tql| Self::query(container, tql))
+    }
 }
 
 /// `S` as the exported WIT interface.
@@ -77,6 +88,34 @@ impl<S: ModelStore> wit::Guest for Exported<S> {
                     .map(convert::column_to_wit)
                     .collect(),
                 rows: result.rows.into_iter().map(convert::row_to_wit).collect(),
+            })
+            .map_err(error_to_wit)
+    }
+
+    fn aggregate_ranges(
+        container: String,
+        aggregates: String,
+        ranges: Vec<wit::KeyRange>,
+    ) -> Result<wit::RangeAggregates, wit::Error> {
+        let ranges: Vec<m::KeyRange> = ranges
+            .into_iter()
+            .map(|r| m::KeyRange {
+                start: r.start,
+                end: r.end,
+            })
+            .collect();
+        S::aggregate_ranges(&container, &aggregates, &ranges)
+            .map(|result| wit::RangeAggregates {
+                columns: result
+                    .columns
+                    .into_iter()
+                    .map(convert::column_to_wit)
+                    .collect(),
+                rows: result
+                    .rows
+                    .into_iter()
+                    .map(|row| row.map(convert::row_to_wit))
+                    .collect(),
             })
             .map_err(error_to_wit)
     }

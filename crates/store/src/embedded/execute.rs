@@ -5,8 +5,8 @@
 
 use super::codec;
 use crate::tql::exec::{self, Fetch};
-use crate::tql::sql::{Plan, SqlParam};
-use crate::{Column, ContainerInfo, QueryResult, Row, StoreError};
+use crate::tql::sql::{Plan, RangesPlan, SqlParam};
+use crate::{Column, ContainerInfo, QueryResult, RangeAggregates, Row, StoreError};
 use rusqlite::{params_from_iter, Connection};
 
 fn db_err(e: rusqlite::Error) -> StoreError {
@@ -20,6 +20,11 @@ pub fn run(
     plan: &Plan,
 ) -> Result<QueryResult, StoreError> {
     exec::run(&Reader(conn), info, plan)
+}
+
+/// Runs `plan`: a statement's aggregates over each of its ranges.
+pub fn run_ranges(conn: &Connection, plan: &RangesPlan) -> Result<RangeAggregates, StoreError> {
+    exec::run_ranges(&Reader(conn), plan)
 }
 
 struct Reader<'a>(&'a Connection);

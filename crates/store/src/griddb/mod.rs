@@ -11,8 +11,8 @@
 mod transport;
 
 use super::{
-    Backend, Committed, ContainerInfo, ContainerKind, ContainerListing, ContainerPage, QueryResult,
-    Row, StoreError,
+    Backend, Committed, ContainerInfo, ContainerKind, ContainerListing, ContainerPage, KeyRange,
+    QueryResult, RangeAggregates, Row, StoreError,
 };
 use async_trait::async_trait;
 pub use cromflag_griddb_webapi::store::GriddbSettings;
@@ -101,5 +101,16 @@ impl Backend for GriddbStore {
 
     async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {
         self.webapi.query(container, text).await
+    }
+
+    async fn aggregate_ranges(
+        &self,
+        container: &str,
+        aggregates: &str,
+        ranges: &[KeyRange],
+    ) -> Result<RangeAggregates, StoreError> {
+        self.webapi
+            .aggregate_ranges(container, aggregates, ranges)
+            .await
     }
 }
