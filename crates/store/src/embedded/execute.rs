@@ -44,13 +44,13 @@ impl Fetch for Reader<'_> {
             .map_err(db_err)?;
         let mut rows = Vec::new();
         while let Some(row) = cursor.next().map_err(db_err)? {
-            let values = columns
-                .iter()
-                .enumerate()
-                .map(|(i, column)| {
-                    codec::from_sql(row.get_ref(i).map_err(db_err)?, column.column_type)
-                })
-                .collect::<Result<Row, StoreError>>()?;
+            let mut values = Row::with_capacity(columns.len());
+            for (i, column) in columns.iter().enumerate() {
+                values.push(codec::from_sql(
+                    row.get_ref(i).map_err(db_err)?,
+                    column.column_type,
+                )?);
+            }
             rows.push(values);
         }
         Ok(rows)
