@@ -8,12 +8,18 @@
 //! - `GET /fetch/big?agg=avg&interval=1m&columns=temp&from=…&to=…` over one day
 //!   (1,440 buckets): p50 and p99;
 //!
-//! and the same two questions as raw SQL on the same file (rusqlite, no HTTP, no
-//! Wasm, no JSON): the floor. It prints both and their ratios.
+//! the same over HTTP through the same logic compiled natively (no Wasm), and
+//! the same two questions as raw SQL on the same file (rusqlite, no HTTP, no
+//! Wasm, no JSON): the floor. Each sample asks all three in turn. It prints
+//! the three and their ratios: Wasm/SQL is the whole cost over the floor,
+//! native/SQL what the logic, JSON and HTTP cost without Wasm, and
+//! Wasm/native what Wasm adds.
 //!
 //! Run: `cargo bench -p cromflag --bench fetch` (after `cargo build --release`).
 
 mod support;
+
+use support::native;
 
 use cromflag::access::Access;
 use cromflag::app;
@@ -21,6 +27,8 @@ use cromflag::manifest;
 use cromflag::runtime::{Runtime, RuntimeLimits};
 use cromflag::store::{Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use cromflag::triggers::http::HttpTrigger;
+use cromflag_logic::api;
+use cromflag_logic::fetch::DEFAULT_MAX_LIMIT;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,6 +119,13 @@ async fn run(rows: i64) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tokio::spawn(http.serve(listener));
     let mut sender = support::connect(addr).await?;
+    // The same logic compiled natively, over the same store.
+    let native_addr = native::serve(
+        backend.clone(),
+        Arc::new(|store, request| api::handle_fetch(store, request, DEFAULT_MAX_LIMIT)),
+    )
+    .await?;
+    let mut native_sender = support::connect(native_addr).await?;
 
     // Offsets spread over the data, the same for every case.
     let span = rows * 1000;
@@ -121,7 +136,8 @@ async fn run(rows: i64) -> anyhow::Result<()> {
     // The floor: the same questions in SQL on the same file.
     let conn = rusqlite::Connection::open_with_flags(
         data.join("cromflag.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        // As the store opens its readers: one thread per connection.
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     let id: i64 = conn.query_row(
         "SELECT id FROM _cromflag_containers WHERE name = 'big'",
@@ -144,17 +160,22 @@ async fn run(rows: i64) -> anyhow::Result<()> {
 
     // Each sample asks the API, then SQL, the same question: a slow spell
     // of the machine then slows both sides of a ratio, not one.
-    let (mut page, mut raw_page) = (Vec::new(), Vec::new());
+    let (mut page, mut native_page, mut raw_page) = (Vec::new(), Vec::new(), Vec::new());
     for &offset in &offsets {
         let from = BASE + offset;
         let path = format!("/fetch/big?from={from}&to={}", from + PAGE_ROWS * 1000);
-        let started = Instant::now();
-        let body = get(&mut sender, &path).await?;
-        page.push(started.elapsed());
-        anyhow::ensure!(
-            body.iter().filter(|&&b| b == b'{').count() as i64 == PAGE_ROWS,
-            "a page of {PAGE_ROWS} rows"
-        );
+        for (sender, samples) in [
+            (&mut sender, &mut page),
+            (&mut native_sender, &mut native_page),
+        ] {
+            let started = Instant::now();
+            let body = get(sender, &path).await?;
+            samples.push(started.elapsed());
+            anyhow::ensure!(
+                body.iter().filter(|&&b| b == b'{').count() as i64 == PAGE_ROWS,
+                "a page of {PAGE_ROWS} rows"
+            );
+        }
 
         let started = Instant::now();
         let got: Vec<(i64, f64, i64)> = select
@@ -165,20 +186,26 @@ async fn run(rows: i64) -> anyhow::Result<()> {
         raw_page.push(started.elapsed());
         anyhow::ensure!(got.len() as i64 == PAGE_ROWS);
     }
-    let (mut downsample, mut raw_downsample) = (Vec::new(), Vec::new());
+    let (mut downsample, mut native_downsample, mut raw_downsample) =
+        (Vec::new(), Vec::new(), Vec::new());
     for &offset in offsets.iter().take(SAMPLES / 2) {
         let from = BASE + offset;
         let path = format!(
             "/fetch/big?agg=avg&interval=1m&columns=temp&from={from}&to={}",
             from + DAY_MS
         );
-        let started = Instant::now();
-        let body = get(&mut sender, &path).await?;
-        downsample.push(started.elapsed());
-        anyhow::ensure!(
-            body.iter().filter(|&&b| b == b'{').count() == 1440,
-            "1,440 buckets"
-        );
+        for (sender, samples) in [
+            (&mut sender, &mut downsample),
+            (&mut native_sender, &mut native_downsample),
+        ] {
+            let started = Instant::now();
+            let body = get(sender, &path).await?;
+            samples.push(started.elapsed());
+            anyhow::ensure!(
+                body.iter().filter(|&&b| b == b'{').count() == 1440,
+                "1,440 buckets"
+            );
+        }
 
         let started = Instant::now();
         let got: Vec<(i64, f64)> = buckets
@@ -189,30 +216,38 @@ async fn run(rows: i64) -> anyhow::Result<()> {
     }
 
     println!(
-        "{:<34} | {:>9} {:>9} | {:>9} {:>9} | {:>7}",
-        "", "p50 ms", "p99 ms", "SQL p50", "SQL p99", "p50 ×"
+        "{:<34} | {:>15} | {:>15} | {:>15} | {:>8} {:>8} {:>8}",
+        "p50 · p99 ms", "Wasm (API)", "native (API)", "SQL", "Wasm/SQL", "nat/SQL", "Wasm/nat"
     );
-    for (name, api, sql) in [
+    for (name, api, native, sql) in [
         (
             "fetch 10,000 rows (JSON over HTTP)",
             &mut page,
+            &mut native_page,
             &mut raw_page,
         ),
         (
             "1-minute averages over a day",
             &mut downsample,
+            &mut native_downsample,
             &mut raw_downsample,
         ),
     ] {
-        let (p50, p99) = percentiles(api);
+        let (w50, w99) = percentiles(api);
+        let (n50, n99) = percentiles(native);
         let (s50, s99) = percentiles(sql);
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         println!(
-            "{name:<34} | {:>9.2} {:>9.2} | {:>9.2} {:>9.2} | {:>7.1}",
-            ms(p50),
-            ms(p99),
+            "{name:<34} | {:>7.2} {:>7.2} | {:>7.2} {:>7.2} | {:>7.2} {:>7.2} | {:>8.1} {:>8.1} {:>8.2}",
+            ms(w50),
+            ms(w99),
+            ms(n50),
+            ms(n99),
             ms(s50),
             ms(s99),
-            p50.as_secs_f64() / s50.as_secs_f64()
+            ratio(w50, s50),
+            ratio(n50, s50),
+            ratio(w50, n50),
         );
     }
     Ok(())

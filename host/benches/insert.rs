@@ -18,26 +18,19 @@
 
 mod support;
 
-use bytes::Bytes;
 use cromflag::app;
 use cromflag::runtime::{Runtime, RuntimeLimits};
 use cromflag::store::embedded::EmbeddedStore;
-use cromflag::store::{Backend, ContainerInfo, QueryResult, Row, StoreError};
+use cromflag::store::Backend;
 use cromflag_logic::api;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio::runtime::Handle;
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use support::{load, resources, ROWS_PER_REQUEST};
+use support::{load, native, resources, ROWS_PER_REQUEST};
 
 /// Keeps the native baseline's message ids distinct, as the guest's random nonce does.
 static NONCE: AtomicU64 = AtomicU64::new(0);
@@ -115,97 +108,18 @@ async fn run(duration: Duration) -> anyhow::Result<()> {
 
 /// The baseline server: hyper straight into the insert logic, no Wasm.
 async fn serve_native(backend: Arc<dyn Backend>) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let backend = backend.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let backend = backend.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let handle = Handle::current();
-                            // The logic is synchronous, as it is inside the component.
-                            let response = tokio::task::spawn_blocking(move || {
-                                let path = parts
-                                    .uri
-                                    .path_and_query()
-                                    .map_or("/", |p| p.as_str())
-                                    .to_owned();
-                                let content_type = parts
-                                    .headers
-                                    .get("content-type")
-                                    .and_then(|v| v.to_str().ok());
-                                let request = api::Request {
-                                    method: parts.method.as_str(),
-                                    path_with_query: &path,
-                                    content_type,
-                                    accept: None,
-                                    body: &body,
-                                };
-                                let receipt = cromflag_logic::insert::Receipt {
-                                    received_ms: cromflag::store::now_ms(),
-                                    transport: "http",
-                                    nonce: NONCE.fetch_add(1, Ordering::Relaxed),
-                                };
-                                api::handle_insert(
-                                    &mut BlockingStore { backend, handle },
-                                    &mut cromflag_logic::NoTransforms,
-                                    &request,
-                                    receipt,
-                                )
-                            })
-                            .await
-                            .expect("insert task");
-                            let response = http::Response::builder()
-                                .status(response.status)
-                                .header("content-type", response.content_type)
-                                .body(Full::new(Bytes::from(response.body)))
-                                .expect("valid response");
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
-}
-
-/// `cromflag_logic::Store` over a backend, blocking on each call as a component does.
-struct BlockingStore {
-    backend: Arc<dyn Backend>,
-    handle: Handle,
-}
-
-impl cromflag_logic::Store for BlockingStore {
-    fn put_container(&mut self, info: ContainerInfo) -> Result<ContainerInfo, StoreError> {
-        self.handle.block_on(self.backend.put_container(info))
-    }
-    fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
-        self.handle.block_on(self.backend.get_container(name))
-    }
-    fn list_containers(&mut self) -> Result<Vec<String>, StoreError> {
-        self.handle.block_on(self.backend.list_containers())
-    }
-    fn put_rows(&mut self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError> {
-        self.handle.block_on(self.backend.put_rows(container, rows))
-    }
-    fn multi_put(&mut self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
-        self.handle.block_on(self.backend.multi_put(batches))
-    }
-    fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError> {
-        self.handle.block_on(self.backend.query(container, tql))
-    }
+    native::serve(
+        backend,
+        Arc::new(|store, request| {
+            let receipt = cromflag_logic::insert::Receipt {
+                received_ms: cromflag::store::now_ms(),
+                transport: "http",
+                nonce: NONCE.fetch_add(1, Ordering::Relaxed),
+            };
+            api::handle_insert(store, &mut cromflag_logic::NoTransforms, request, receipt)
+        }),
+    )
+    .await
 }
 
 /// Mean time to instantiate the insert component from its `InstancePre` into a

@@ -5,6 +5,7 @@
 // Each benchmark compiles this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod native;
 pub mod resources;
 
 use bytes::Bytes;
