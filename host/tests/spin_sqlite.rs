@@ -18,7 +18,8 @@ use cromflag_logic::api::{self, Request, Response};
 use cromflag_logic::insert::Receipt;
 use cromflag_logic::report::{self, body::ReportKind, settings::Settings};
 use cromflag_model::{
-    Column, ColumnType, ContainerInfo, ContainerKind, QueryResult, Row, Store, StoreError, Value,
+    from_columns, Column, ColumnData, ColumnType, ColumnValues, ContainerInfo, ContainerKind,
+    KeyRange, QueryResult, RangeAggregates, Row, Store, StoreError, Value,
 };
 use cromflag_store::embedded::EmbeddedStore;
 use cromflag_store::Backend;
@@ -226,7 +227,26 @@ impl Store for SpinStore {
         self.call(|g, s| g.call_query(s, container, tql))
             .map(|r| QueryResult {
                 columns: r.columns.into_iter().map(column_from_wit).collect(),
-                rows: r.rows.into_iter().map(row_from_wit).collect(),
+                rows: from_columns(r.data.into_iter().map(column_data_from_wit).collect()),
+            })
+    }
+    fn aggregate_ranges(
+        &mut self,
+        container: &str,
+        aggregates: &str,
+        ranges: &[KeyRange],
+    ) -> Result<RangeAggregates, StoreError> {
+        let ranges: Vec<wit::KeyRange> = ranges
+            .iter()
+            .map(|r| wit::KeyRange {
+                start: r.start,
+                end: r.end,
+            })
+            .collect();
+        self.call(|g, s| g.call_aggregate_ranges(s, container, aggregates, &ranges))
+            .map(|r| RangeAggregates {
+                columns: r.columns.into_iter().map(column_from_wit).collect(),
+                rows: range_rows_from_wit(r.rows),
             })
     }
 }
@@ -271,6 +291,15 @@ impl Store for Embedded {
     }
     fn query(&mut self, container: &str, tql: &str) -> Result<QueryResult, StoreError> {
         self.runtime.block_on(self.backend.query(container, tql))
+    }
+    fn aggregate_ranges(
+        &mut self,
+        container: &str,
+        aggregates: &str,
+        ranges: &[KeyRange],
+    ) -> Result<RangeAggregates, StoreError> {
+        self.runtime
+            .block_on(self.backend.aggregate_ranges(container, aggregates, ranges))
     }
 }
 
@@ -703,20 +732,47 @@ fn row_to_wit(row: Row) -> t::Row {
         .collect()
 }
 
-fn row_from_wit(row: t::Row) -> Row {
-    row.into_iter()
-        .map(|v| match v {
-            t::Value::Null => Value::Null,
-            t::Value::Bool(v) => Value::Bool(v),
-            t::Value::String(v) => Value::String(v),
-            t::Value::Byte(v) => Value::Byte(v),
-            t::Value::Short(v) => Value::Short(v),
-            t::Value::Integer(v) => Value::Integer(v),
-            t::Value::Long(v) => Value::Long(v),
-            t::Value::Float(v) => Value::Float(v),
-            t::Value::Double(v) => Value::Double(v),
-            t::Value::Timestamp(v) => Value::Timestamp(v),
-            t::Value::Blob(v) => Value::Blob(v),
+/// A result column as the component sent it, in the model's types.
+fn column_data_from_wit(data: t::ColumnData) -> ColumnData {
+    use t::ColumnValues as W;
+    use ColumnValues as M;
+    ColumnData {
+        values: match data.values {
+            W::Bool(v) => M::Bool(v),
+            W::String(v) => M::String(v),
+            W::Byte(v) => M::Byte(v),
+            W::Short(v) => M::Short(v),
+            W::Integer(v) => M::Integer(v),
+            W::Long(v) => M::Long(v),
+            W::Float(v) => M::Float(v),
+            W::Double(v) => M::Double(v),
+            W::Timestamp(v) => M::Timestamp(v),
+            W::Blob(v) => M::Blob(v),
+        },
+        nulls: data.nulls,
+    }
+}
+
+fn range_rows_from_wit(rows: Vec<Option<t::Row>>) -> Vec<Option<Row>> {
+    rows.into_iter()
+        .map(|row| {
+            row.map(|row| {
+                row.into_iter()
+                    .map(|v| match v {
+                        t::Value::Null => Value::Null,
+                        t::Value::Bool(v) => Value::Bool(v),
+                        t::Value::String(v) => Value::String(v),
+                        t::Value::Byte(v) => Value::Byte(v),
+                        t::Value::Short(v) => Value::Short(v),
+                        t::Value::Integer(v) => Value::Integer(v),
+                        t::Value::Long(v) => Value::Long(v),
+                        t::Value::Float(v) => Value::Float(v),
+                        t::Value::Double(v) => Value::Double(v),
+                        t::Value::Timestamp(v) => Value::Timestamp(v),
+                        t::Value::Blob(v) => Value::Blob(v),
+                    })
+                    .collect()
+            })
         })
         .collect()
 }

@@ -1,7 +1,10 @@
 //! The data model's values, columns and rows between `cromflag_logic`'s
 //! model and the WIT-generated `cromflag:iot/types`, both ways: for the
 //! store and pipeline imports here, and for components that export the
-//! store (`griddb-store`), whose bindings share these types.
+//! store (`griddb-store`), whose bindings share these types. Query results
+//! cross column-major (`column-data`): the model's `to_columns` and
+//! `from_columns` turn rows into columns and back, and here the columns only
+//! move between the two sets of types.
 
 use crate::cromflag::iot::types as wit;
 use cromflag_logic::model as m;
@@ -85,4 +88,44 @@ pub fn value_from_wit(v: wit::Value) -> m::Value {
 
 pub fn row_from_wit(row: wit::Row) -> m::Row {
     row.into_iter().map(value_from_wit).collect()
+}
+
+pub fn column_data_to_wit(data: m::ColumnData) -> wit::ColumnData {
+    use m::ColumnValues as M;
+    use wit::ColumnValues as W;
+    wit::ColumnData {
+        values: match data.values {
+            M::Bool(v) => W::Bool(v),
+            M::String(v) => W::String(v),
+            M::Byte(v) => W::Byte(v),
+            M::Short(v) => W::Short(v),
+            M::Integer(v) => W::Integer(v),
+            M::Long(v) => W::Long(v),
+            M::Float(v) => W::Float(v),
+            M::Double(v) => W::Double(v),
+            M::Timestamp(v) => W::Timestamp(v),
+            M::Blob(v) => W::Blob(v),
+        },
+        nulls: data.nulls,
+    }
+}
+
+pub fn column_data_from_wit(data: wit::ColumnData) -> m::ColumnData {
+    use m::ColumnValues as M;
+    use wit::ColumnValues as W;
+    m::ColumnData {
+        values: match data.values {
+            W::Bool(v) => M::Bool(v),
+            W::String(v) => M::String(v),
+            W::Byte(v) => M::Byte(v),
+            W::Short(v) => M::Short(v),
+            W::Integer(v) => M::Integer(v),
+            W::Long(v) => M::Long(v),
+            W::Float(v) => M::Float(v),
+            W::Double(v) => M::Double(v),
+            W::Timestamp(v) => M::Timestamp(v),
+            W::Blob(v) => M::Blob(v),
+        },
+        nulls: data.nulls,
+    }
 }

@@ -12,7 +12,7 @@
 
 pub mod convert;
 
-use convert::{column_from_wit, column_to_wit, row_to_wit, value_from_wit};
+use convert::{column_data_from_wit, column_from_wit, column_to_wit, row_to_wit, value_from_wit};
 use cromflag_logic::api;
 use cromflag_logic::model as m;
 use std::io::{Read, Write};
@@ -91,11 +91,7 @@ impl m::Store for HostStore {
         let result = wit::query(container, tql).map_err(error_from_wit)?;
         Ok(m::QueryResult {
             columns: result.columns.into_iter().map(column_from_wit).collect(),
-            rows: result
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(value_from_wit).collect())
-                .collect(),
+            rows: m::from_columns(result.data.into_iter().map(column_data_from_wit).collect()),
         })
     }
 

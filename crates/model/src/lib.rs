@@ -10,6 +10,9 @@
 
 use std::fmt;
 
+mod columnar;
+pub use columnar::{from_columns, to_columns, ColumnData, ColumnValues};
+
 /// GridDB column types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ColumnType {

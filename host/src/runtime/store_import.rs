@@ -9,6 +9,7 @@ use crate::bindings::host_services::cromflag::iot::store as wit;
 use crate::store::{
     Backend, Column, ColumnType, ContainerInfo, ContainerKind, KeyRange, Row, StoreError, Value,
 };
+use cromflag_model::{to_columns, ColumnData, ColumnValues};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker};
 
@@ -84,13 +85,10 @@ impl wit::Host for StoreHost {
         tql: String,
     ) -> Result<wit::QueryResult, wit::Error> {
         let result = self.backend.query(&container, &tql).await?;
+        let data = to_columns(result.columns.len(), result.rows)?;
         Ok(wit::QueryResult {
             columns: result.columns.into_iter().map(column_to_wit).collect(),
-            rows: result
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(value_to_wit).collect())
-                .collect(),
+            data: data.into_iter().map(column_data_to_wit).collect(),
         })
     }
 
@@ -119,6 +117,27 @@ impl wit::Host for StoreHost {
                 .map(|row| row.map(|row| row.into_iter().map(value_to_wit).collect()))
                 .collect(),
         })
+    }
+}
+
+/// A result column as it crosses: the lists move, nothing is copied here.
+fn column_data_to_wit(data: ColumnData) -> wit::ColumnData {
+    use crate::bindings::host_services::cromflag::iot::types::ColumnValues as W;
+    use ColumnValues as M;
+    wit::ColumnData {
+        values: match data.values {
+            M::Bool(v) => W::Bool(v),
+            M::String(v) => W::String(v),
+            M::Byte(v) => W::Byte(v),
+            M::Short(v) => W::Short(v),
+            M::Integer(v) => W::Integer(v),
+            M::Long(v) => W::Long(v),
+            M::Float(v) => W::Float(v),
+            M::Double(v) => W::Double(v),
+            M::Timestamp(v) => W::Timestamp(v),
+            M::Blob(v) => W::Blob(v),
+        },
+        nulls: data.nulls,
     }
 }
 

@@ -80,16 +80,16 @@ impl<S: ModelStore> wit::Guest for Exported<S> {
     }
 
     fn query(container: String, tql: String) -> Result<wit::QueryResult, wit::Error> {
-        S::query(&container, &tql)
-            .map(|result| wit::QueryResult {
-                columns: result
-                    .columns
-                    .into_iter()
-                    .map(convert::column_to_wit)
-                    .collect(),
-                rows: result.rows.into_iter().map(convert::row_to_wit).collect(),
-            })
-            .map_err(error_to_wit)
+        let result = S::query(&container, &tql).map_err(error_to_wit)?;
+        let data = m::to_columns(result.columns.len(), result.rows).map_err(error_to_wit)?;
+        Ok(wit::QueryResult {
+            columns: result
+                .columns
+                .into_iter()
+                .map(convert::column_to_wit)
+                .collect(),
+            data: data.into_iter().map(convert::column_data_to_wit).collect(),
+        })
     }
 
     fn aggregate_ranges(
