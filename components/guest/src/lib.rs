@@ -67,6 +67,16 @@ impl m::Store for HostStore {
             .map_err(error_from_wit)
     }
 
+    fn get_containers(
+        &mut self,
+        names: &[&str],
+    ) -> Result<Vec<Option<m::ContainerInfo>>, m::StoreError> {
+        let names: Vec<String> = names.iter().map(|&n| n.to_owned()).collect();
+        wit::get_containers(&names)
+            .map(|infos| infos.into_iter().map(|i| i.map(info_from_wit)).collect())
+            .map_err(error_from_wit)
+    }
+
     fn list_containers(&mut self) -> Result<Vec<String>, m::StoreError> {
         wit::list_containers().map_err(error_from_wit)
     }

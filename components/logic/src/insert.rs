@@ -118,6 +118,16 @@ pub fn insert_many(
     documents: &[Document],
 ) -> Vec<Result<u64, ApiError>> {
     let mut store = SchemaCache::new(store);
+    // Every schema the documents need, in one call.
+    let mut names: Vec<String> = documents
+        .iter()
+        .filter(|d| device::check(d.device).is_ok())
+        .map(|d| device::container_of(d.device))
+        .collect();
+    names.extend([DEVICES.to_owned(), MESSAGES.to_owned()]);
+    // Should it fail, each document's plan asks again and fails on its own,
+    // a bad document with its own error first.
+    let _ = store.prefetch(&names);
     let planned: Vec<Result<Planned, ApiError>> = documents
         .iter()
         .map(|d| plan(&mut store, pipeline, d))
@@ -330,6 +340,25 @@ impl<'s, S: Store> SchemaCache<'s, S> {
             inner,
             known: Vec::new(),
         }
+    }
+
+    /// Reads and keeps the schemas of `names` not known yet, in one call.
+    fn prefetch(&mut self, names: &[String]) -> Result<(), StoreError> {
+        let mut unknown: Vec<&str> = Vec::new();
+        for name in names {
+            let known = self.known.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+            if !known && !unknown.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                unknown.push(name);
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let infos = self.inner.get_containers(&unknown)?;
+        for (name, info) in unknown.into_iter().zip(infos) {
+            self.remember(name, info);
+        }
+        Ok(())
     }
 
     fn remember(&mut self, name: &str, info: Option<ContainerInfo>) {

@@ -377,6 +377,10 @@ impl std::error::Error for StoreError {}
 pub trait Store {
     fn put_container(&mut self, info: ContainerInfo) -> Result<ContainerInfo, StoreError>;
     fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError>;
+    /// `get_container` of each name, in one call where the store can.
+    fn get_containers(&mut self, names: &[&str]) -> Result<Vec<Option<ContainerInfo>>, StoreError> {
+        names.iter().map(|name| self.get_container(name)).collect()
+    }
     fn list_containers(&mut self) -> Result<Vec<String>, StoreError>;
     fn put_rows(&mut self, container: &str, rows: Vec<Row>) -> Result<u64, StoreError>;
     /// Rows into several containers in one write (`multi-put`).

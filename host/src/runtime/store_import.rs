@@ -54,6 +54,17 @@ impl wit::Host for StoreHost {
         Ok(self.backend.get_container(&name).await?.map(info_to_wit))
     }
 
+    async fn get_containers(
+        &mut self,
+        names: Vec<String>,
+    ) -> Result<Vec<Option<wit::ContainerInfo>>, wit::Error> {
+        let mut infos = Vec::with_capacity(names.len());
+        for name in &names {
+            infos.push(self.backend.get_container(name).await?.map(info_to_wit));
+        }
+        Ok(infos)
+    }
+
     /// Every name, sorted, as the WIT promises: the backend's pages, one
     /// after the other (`Backend::list_containers`).
     async fn list_containers(&mut self) -> Result<Vec<String>, wit::Error> {

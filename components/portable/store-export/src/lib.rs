@@ -59,6 +59,14 @@ impl<S: ModelStore> wit::Guest for Exported<S> {
             .map_err(error_to_wit)
     }
 
+    fn get_containers(names: Vec<String>) -> Result<Vec<Option<wit::ContainerInfo>>, wit::Error> {
+        names
+            .iter()
+            .map(|name| S::get_container(name).map(|info| info.map(info_to_wit)))
+            .collect::<Result<_, _>>()
+            .map_err(error_to_wit)
+    }
+
     fn list_containers() -> Result<Vec<String>, wit::Error> {
         S::list_containers().map_err(error_to_wit)
     }
