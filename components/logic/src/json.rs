@@ -13,8 +13,43 @@ pub struct RowObjects<'a> {
 }
 
 impl RowObjects<'_> {
+    /// The JSON text, as `serde_json::to_vec(self)` writes it, with each
+    /// column's key escaped once rather than once per row, and room for the
+    /// whole text reserved up front (growing a 10,000-row answer copied it
+    /// some twenty times).
     pub fn to_vec(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("row values always serialize")
+        let keys: Vec<Vec<u8>> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let mut key = serde_json::to_vec(&c.name).expect("a string serializes");
+                key.push(b':');
+                key
+            })
+            .collect();
+        // Keys, punctuation and about 16 bytes per value.
+        let row_bytes = keys.iter().map(|k| k.len() + 17).sum::<usize>() + 2;
+        let mut out = Vec::with_capacity(2 + self.rows.len() * row_bytes);
+        out.push(b'[');
+        for (i, row) in self.rows.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            for (index, key) in keys.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(key);
+                // Rows may omit trailing columns; they are null.
+                let value = row.get(index).unwrap_or(&Value::Null);
+                serde_json::to_writer(&mut out, &JsonValue(value))
+                    .expect("row values always serialize");
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        out
     }
 }
 
@@ -98,5 +133,29 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"[{"timestamp":1582046738255,"t":0.1,"b":"AQID","late":null}]"#
         );
+    }
+
+    #[test]
+    fn writes_what_serde_json_writes() {
+        let columns = [
+            Column::new("ts", ColumnType::Timestamp),
+            Column::new("quo\"te\n", ColumnType::String),
+            Column::new("é", ColumnType::Double),
+        ];
+        let rows = [
+            vec![
+                Value::Timestamp(1),
+                Value::String("a\u{0}\"b".into()),
+                Value::Double(-0.5),
+            ],
+            vec![Value::Timestamp(2)],
+        ];
+        for rows in [&rows[..], &rows[..1], &[]] {
+            let objects = RowObjects {
+                columns: &columns,
+                rows,
+            };
+            assert_eq!(objects.to_vec(), serde_json::to_vec(&objects).unwrap());
+        }
     }
 }
