@@ -413,8 +413,92 @@ impl ColumnType {
 /// handler, `cabi_realloc`), without its WASI imports.
 #[cfg(target_arch = "wasm32")]
 mod runtime {
+    use core::alloc::{GlobalAlloc, Layout};
+    use core::cell::UnsafeCell;
+    use core::sync::atomic::{AtomicBool, Ordering};
+    use dlmalloc::Dlmalloc;
+
+    /// dlmalloc, given first a heap that is part of the module's own
+    /// (zeroed) data, and only then memory it grows.
+    ///
+    /// A transform runs in a fresh instance for every batch. Had its first
+    /// allocation to grow memory, wasmtime would make the new pages
+    /// accessible (an `mprotect`), and the next instance in that slot would
+    /// make them inaccessible again (another): two TLB shootdowns across
+    /// every core per transform per batch. A batch usually fits in the
+    /// arena, which the host resets as it resets the rest of the instance.
     #[global_allocator]
-    static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+    static ALLOCATOR: ArenaFirst =
+        ArenaFirst(UnsafeCell::new(Dlmalloc::new_with_allocator(ArenaThenGrow)));
+
+    const ARENA_BYTES: usize = 1 << 20;
+    const WASM_PAGE: usize = 64 * 1024;
+
+    #[repr(C, align(65536))]
+    struct Arena(UnsafeCell<[u8; ARENA_BYTES]>);
+
+    // SAFETY: a transform instance has one thread; only dlmalloc, through
+    // `ArenaThenGrow`, touches the arena.
+    unsafe impl Sync for Arena {}
+
+    static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_BYTES]));
+    static ARENA_GIVEN: AtomicBool = AtomicBool::new(false);
+
+    /// dlmalloc's source of memory: the arena once, then `memory.grow`.
+    struct ArenaThenGrow;
+
+    // SAFETY: regions handed out are never handed out again; the arena is
+    // given at most once, grown pages are new.
+    unsafe impl dlmalloc::Allocator for ArenaThenGrow {
+        fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
+            if size <= ARENA_BYTES && !ARENA_GIVEN.swap(true, Ordering::Relaxed) {
+                return (ARENA.0.get().cast(), ARENA_BYTES, 0);
+            }
+            let pages = size.div_ceil(WASM_PAGE);
+            match core::arch::wasm32::memory_grow(0, pages) {
+                usize::MAX => (core::ptr::null_mut(), 0, 0),
+                previous => ((previous * WASM_PAGE) as *mut u8, pages * WASM_PAGE, 0),
+            }
+        }
+        fn remap(&self, _: *mut u8, _: usize, _: usize, _: bool) -> *mut u8 {
+            core::ptr::null_mut()
+        }
+        fn free_part(&self, _: *mut u8, _: usize, _: usize) -> bool {
+            false
+        }
+        fn free(&self, _: *mut u8, _: usize) -> bool {
+            false
+        }
+        fn can_release_part(&self, _: u32) -> bool {
+            false
+        }
+        fn allocates_zeros(&self) -> bool {
+            true
+        }
+        fn page_size(&self) -> usize {
+            WASM_PAGE
+        }
+    }
+
+    struct ArenaFirst(UnsafeCell<Dlmalloc<ArenaThenGrow>>);
+
+    // SAFETY: as for `Arena`: one thread per instance.
+    unsafe impl Sync for ArenaFirst {}
+
+    unsafe impl GlobalAlloc for ArenaFirst {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            unsafe { (*self.0.get()).malloc(layout.size(), layout.align()) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { (*self.0.get()).free(ptr, layout.size(), layout.align()) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            unsafe { (*self.0.get()).calloc(layout.size(), layout.align()) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            unsafe { (*self.0.get()).realloc(ptr, layout.size(), layout.align(), new_size) }
+        }
+    }
 
     /// A panic traps: the host rejects the batch (there is nowhere to print).
     #[panic_handler]
