@@ -285,9 +285,24 @@ fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
     let port = webapi_port(&b);
     let a = start_a(dir_a.path(), port, &[]);
     assert_eq!(insert_sample(&a).status, 200);
+    let ready = get(&a.url("/readyz"));
+    assert_eq!(ready.status, 200, "{}", ready.text());
     b.stop();
 
-    // B is gone: an insert into A is refused with 503 and says why.
+    // B is gone: A is alive but not ready, and says why.
+    assert_eq!(get(&a.url("/healthz")).status, 200);
+    let not_ready = get(&a.url("/readyz"));
+    assert_eq!(not_ready.status, 503, "{}", not_ready.text());
+    let report = not_ready.json();
+    assert_eq!(report["ready"], false);
+    assert_eq!(report["checks"]["store"]["ok"], false);
+    assert!(
+        report["checks"]["store"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("GridDB WebAPI")),
+        "the store check does not name the store: {report}"
+    );
+    // An insert into A is refused with 503 and says why.
     let late = document("late", 1_600_000_000_000, 20);
     let refused = insert(&a, "late", &late);
     assert_eq!(refused.status, 503, "{}", refused.text());
@@ -320,6 +335,9 @@ fn while_the_webapi_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
     });
     assert_eq!((retried.status, retried.text().as_str()), (200, "True"));
     assert_eq!(count(port, "late"), 20);
+    // Ready again, by itself.
+    let ready = get(&a.url("/readyz"));
+    assert_eq!(ready.status, 200, "{}", ready.text());
     wait_until("the queued MQTT message in B", || {
         let answer = get(&b.url("/fetch/queued"));
         (answer.status == 200 && answer.json().as_array().unwrap().len() == 7).then_some(())

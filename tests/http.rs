@@ -489,3 +489,36 @@ fn bad_device_ids_are_refused_naming_the_problem() {
     assert_eq!(fetch_rows(&host, "devices").unwrap(), Vec::<Value>::new());
     assert_eq!(get(&host.url("/fetch/a%23b")).status, 400);
 }
+
+/// Liveness and readiness probes answer without a token, even where tokens
+/// are required, before any manifest route.
+#[test]
+fn probes_answer_without_a_token() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start_with_env(
+        &repo_root().join("spin.toml"),
+        dir.path(),
+        &[],
+        &[("SPIN_VARIABLE_ACCESS", "required")],
+    );
+    // Tokens are required here: a fetch without one is refused.
+    assert_eq!(get(&host.url("/fetch/devices")).status, 401);
+
+    let alive = get(&host.url("/healthz"));
+    assert_eq!(alive.status, 200, "{}", alive.text());
+    assert!(alive.content_type.starts_with("application/json"));
+    assert_eq!(alive.json(), json!({ "status": "alive" }));
+
+    let ready = get(&host.url("/readyz"));
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(
+        ready.json(),
+        json!({
+            "ready": true,
+            "checks": {
+                "store": { "ok": true },
+                "mqtt": { "ok": true, "state": "endpoint listening" },
+            },
+        })
+    );
+}

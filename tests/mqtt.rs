@@ -2,7 +2,7 @@
 
 use cromflag_tests::mosquitto::Mosquitto;
 use cromflag_tests::mqtt::{manifest, v5_puback_reasons, Publisher};
-use cromflag_tests::{fetch_rows, sample_payload, wait_for_rows, Host};
+use cromflag_tests::{fetch_rows, get, sample_payload, wait_for_rows, wait_until, Host};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -251,9 +251,33 @@ fn the_host_survives_a_broker_restart() {
         );
     }
     wait_for_rows(&host, "restart", 20);
+    let ready = |host: &Host| {
+        let answer = get(&host.url("/readyz"));
+        (answer.status, answer.json()["checks"]["mqtt"].clone())
+    };
+    assert_eq!(
+        ready(&host),
+        (
+            200,
+            json!({ "ok": true, "state": "connected to the broker" })
+        )
+    );
 
+    // Without its broker the host is not ready, and says why.
+    broker.stop();
+    wait_until("/readyz to see the broker gone", || {
+        (ready(&host)
+            == (
+                503,
+                json!({ "ok": false, "state": "not connected to the broker" }),
+            ))
+            .then_some(())
+    });
     broker.restart();
     host.wait_for_log("MQTT subscribed", 2);
+    wait_until("/readyz to see the broker back", || {
+        (ready(&host).0 == 200).then_some(())
+    });
     let mut publisher = Publisher::connect(broker.port, "restart-publisher-2");
     for seq in 20..40 {
         publisher.publish(

@@ -211,6 +211,9 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         options.listener_limits.clone(),
         access.clone(),
     )?);
+    if let Some(trigger) = &mqtt {
+        http.set_mqtt_readiness(trigger.readiness(mqtt_endpoint.is_some()));
+    }
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("binding {}", options.listen))?;

@@ -7,12 +7,13 @@
 //! `triggers::mqtt::endpoint` is the device-facing MQTT endpoint; `access` decides
 //! who may call what (device and reader tokens, the admin API); `webapi` speaks
 //! GridDB's WebAPI; `listener` serves HTTP/1 for both and `http_io` builds
-//! their JSON answers and reads their bodies; `app` wires them together for
-//! `cromflag up`.
+//! their JSON answers and reads their bodies; `health` answers the liveness
+//! and readiness probes; `app` wires them together for `cromflag up`.
 
 pub mod access;
 pub mod app;
 pub mod bindings;
+pub mod health;
 pub mod http_io;
 pub mod listener;
 pub mod live;

@@ -15,6 +15,7 @@ mod builtin;
 mod routes;
 
 use crate::access::{self, Access, Denied};
+use crate::health::{MqttReadiness, Readiness};
 use crate::http_io::{self, boxed, error, BodyError, BodyLimit};
 use crate::listener::{accept_loop, ListenerLimits};
 use crate::manifest::App;
@@ -60,6 +61,9 @@ pub struct HttpTrigger {
     access: Arc<Access>,
     /// Takes `POST /admin/components/<id>` once set (the live-change controller).
     uploads: OnceLock<Arc<dyn Uploads>>,
+    /// How `/readyz` learns whether MQTT messages can arrive; unset, there
+    /// is nothing to wait for.
+    mqtt_readiness: OnceLock<MqttReadiness>,
 }
 
 /// The application's routes and the base they sit under.
@@ -96,6 +100,7 @@ impl HttpTrigger {
             limits,
             access,
             uploads: OnceLock::new(),
+            mqtt_readiness: OnceLock::new(),
         })
     }
 
@@ -171,11 +176,44 @@ impl HttpTrigger {
         response
     }
 
+    /// Tells `/readyz` how to check MQTT; set once, when the host starts.
+    pub fn set_mqtt_readiness(&self, readiness: MqttReadiness) {
+        let _ = self.mqtt_readiness.set(readiness);
+    }
+
+    /// `/readyz`: 200 when every check passes, else 503; each check's state.
+    async fn ready(&self) -> Response<HyperOutgoingBody> {
+        let readiness = Readiness {
+            store: self.backend.clone(),
+            mqtt: self
+                .mqtt_readiness
+                .get()
+                .cloned()
+                .unwrap_or(MqttReadiness::None),
+        };
+        let (ready, report) = readiness.check().await;
+        let status = match ready {
+            true => StatusCode::OK,
+            false => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        boxed(http_io::json(status, &report))
+    }
+
     async fn dispatch(
         &self,
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
+        // Probes answer before tokens and routes (see `health`).
+        if matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+            match req.uri().path() {
+                "/healthz" => {
+                    return boxed(http_io::json(StatusCode::OK, &json!({ "status": "alive" })))
+                }
+                "/readyz" => return self.ready().await,
+                _ => {}
+            }
+        }
         let routes = self.routes.read().expect("routes lock").clone();
         let req = match self.authorize(req, &routes.base).await {
             Ok(req) => req,

@@ -60,6 +60,7 @@ pub async fn run(trigger: Arc<MqttTrigger>, options: MqttOptions) {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
                 connection.fetch_add(1, Ordering::SeqCst);
+                trigger.connected.store(true, Ordering::SeqCst);
                 tracing::info!(%broker, session_present = ack.session_present, "MQTT connected");
                 // Subscribing again is harmless and covers a broker that lost the session.
                 change_subscriptions(client.clone(), trigger.filters(), Vec::new());
@@ -94,6 +95,7 @@ pub async fn run(trigger: Arc<MqttTrigger>, options: MqttOptions) {
             }
             Ok(_) => {}
             Err(e) => {
+                trigger.connected.store(false, Ordering::SeqCst);
                 tracing::warn!(%broker, error = %e, retry_in = ?backoff, "MQTT connection lost");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -34,13 +34,14 @@ use crate::bindings::mqtt_batch::spin::mqtt_trigger::spin_mqtt_types::{
     Error as HandlerError, Metadata,
 };
 use crate::bindings::mqtt_batch::MqttBatchComponentPre;
+use crate::health::MqttReadiness;
 use crate::manifest::App;
 use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use rumqttc::QoS;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -141,6 +142,9 @@ pub struct MqttTrigger {
     /// The broker connection's client, once `client::run` made it: `replace`
     /// subscribes with it.
     client: OnceLock<rumqttc::AsyncClient>,
+    /// Whether that connection is up: set at its CONNACK, cleared at its
+    /// next error (what `/readyz` reports).
+    connected: Arc<AtomicBool>,
     workers: Vec<mpsc::Sender<Job>>,
     queued_bytes: Arc<Semaphore>,
     counters: Counters,
@@ -198,6 +202,7 @@ impl MqttTrigger {
                 broker,
                 subscriptions: RwLock::new(Arc::new(subscriptions)),
                 client: OnceLock::new(),
+                connected: Arc::new(AtomicBool::new(false)),
                 workers,
                 queued_bytes: Arc::new(Semaphore::new(MAX_QUEUED_BYTES)),
                 counters: Counters::default(),
@@ -309,6 +314,17 @@ impl MqttTrigger {
 
     pub fn has_broker(&self) -> bool {
         self.broker.is_some()
+    }
+
+    /// Whether MQTT messages can arrive, as `/readyz` checks it: through the
+    /// broker connection when there is one, else through the endpoint if
+    /// the host runs one.
+    pub fn readiness(&self, endpoint_listening: bool) -> MqttReadiness {
+        match (self.has_broker(), endpoint_listening) {
+            (true, _) => MqttReadiness::Client(self.connected.clone()),
+            (false, true) => MqttReadiness::Endpoint,
+            (false, false) => MqttReadiness::None,
+        }
     }
 
     fn filters(&self) -> Vec<(String, QoS)> {
