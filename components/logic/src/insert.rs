@@ -342,12 +342,20 @@ impl<'s, S: Store> SchemaCache<'s, S> {
         }
     }
 
+    /// What is kept of `name` (container names match case-insensitively):
+    /// `Some(None)` for a container known not to exist.
+    fn known(&self, name: &str) -> Option<&Option<ContainerInfo>> {
+        self.known
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, info)| info)
+    }
+
     /// Reads and keeps the schemas of `names` not known yet, in one call.
     fn prefetch(&mut self, names: &[String]) -> Result<(), StoreError> {
         let mut unknown: Vec<&str> = Vec::new();
         for name in names {
-            let known = self.known.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-            if !known && !unknown.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            if self.known(name).is_none() && !unknown.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                 unknown.push(name);
             }
         }
@@ -382,11 +390,7 @@ impl<S: Store> Store for SchemaCache<'_, S> {
     }
 
     fn get_container(&mut self, name: &str) -> Result<Option<ContainerInfo>, StoreError> {
-        if let Some((_, info)) = self
-            .known
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
+        if let Some(info) = self.known(name) {
             return Ok(info.clone());
         }
         let info = self.inner.get_container(name)?;

@@ -72,26 +72,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError>;
     async fn query(&self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
     /// `aggregates` over each of `ranges` of the row key (`aggregate-ranges`
-    /// in `wit/store.wit`); by default one `query` per range.
+    /// in `wit/store.wit`), in one call: each backend answers it its own way.
     async fn aggregate_ranges(
         &self,
         container: &str,
         aggregates: &str,
         ranges: &[KeyRange],
-    ) -> Result<RangeAggregates, StoreError> {
-        let info = self.get_container(container).await?.ok_or_else(|| {
-            StoreError::NotFound(format!("container `{container}` does not exist"))
-        })?;
-        let key = cromflag_model::range_key(&info)?;
-        let mut answer = RangeAggregates::default();
-        for &range in ranges {
-            let statement = cromflag_model::range_statement(aggregates, key, range);
-            let result = self.query(container, &statement).await?;
-            answer.columns = result.columns;
-            answer.rows.push(result.rows.into_iter().next());
-        }
-        Ok(answer)
-    }
+    ) -> Result<RangeAggregates, StoreError>;
 
     /// Finishes what was written, leaves the backend's files tidy (the
     /// embedded store checkpoints and truncates its WAL) and lets go of its
@@ -168,6 +155,14 @@ mod tests {
             unreachable!()
         }
         async fn query(&self, _: &str, _: &str) -> Result<QueryResult, StoreError> {
+            unreachable!()
+        }
+        async fn aggregate_ranges(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[KeyRange],
+        ) -> Result<RangeAggregates, StoreError> {
             unreachable!()
         }
     }

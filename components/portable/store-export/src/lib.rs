@@ -30,17 +30,11 @@ pub trait ModelStore {
     /// Every row or none, where the store can promise it (see the WIT).
     fn multi_put(batches: Vec<(String, Vec<m::Row>)>) -> Result<u64, m::StoreError>;
     fn query(container: &str, tql: &str) -> Result<m::QueryResult, m::StoreError>;
-    /// By default one `query` per range.
     fn aggregate_ranges(
         container: &str,
         aggregates: &str,
         ranges: &[m::KeyRange],
-    ) -> Result<m::RangeAggregates, m::StoreError> {
-        let info = Self::get_container(container)?.ok_or_else(|| {
-            m::StoreError::NotFound(format!("container `{container}` does not exist"))
-        })?;
-        m::aggregate_ranges_by_query(&info, aggregates, ranges, |tql| Self::query(container, tql))
-    }
+    ) -> Result<m::RangeAggregates, m::StoreError>;
 }
 
 /// `S` as the exported WIT interface.
