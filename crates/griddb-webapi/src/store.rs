@@ -749,6 +749,37 @@ impl<T: Transport> WebApiStore<T> {
         Ok(existed)
     }
 
+    /// `DELETE containers/{c}/rows` (§2.8) with the keys, encoded as puts
+    /// encode them. The WebAPI answers 204 whether or not a key had a row,
+    /// so the count is that of the keys sent. A container without a row key
+    /// is refused here, as the WebAPI would.
+    pub async fn delete_rows(&self, container: &str, keys: Vec<Value>) -> Result<u64, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let info = self.schema(container).await?;
+        let key_type = info.columns[0].column_type;
+        if !info.row_key {
+            return Err(StoreError::Invalid(format!(
+                "container `{container}` has no row key"
+            )));
+        }
+        if let Some(key) = keys.iter().find(|k| k.column_type() != Some(key_type)) {
+            return Err(StoreError::Invalid(format!(
+                "`{key:?}` is not a {key_type:?} row key of `{container}`"
+            )));
+        }
+        let count = keys.len() as u64;
+        let keys: Vec<_> = keys.iter().map(wire::encode_value).collect();
+        let body = serde_json::to_vec(&keys).expect("JSON");
+        let path = format!("containers/{}/rows", info.name);
+        let answer = self.call(Method::DELETE, &path, Some(body)).await?;
+        if !answer.status.is_success() {
+            return Err(self.refused(&answer, &format!("deleting rows of `{container}`")));
+        }
+        Ok(count)
+    }
+
     /// Checks and encodes every row first, showing each checked batch to
     /// `checked` (the host keeps what its live streams will be sent); then
     /// writes the time series and then the collections, request after

@@ -70,6 +70,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Writes rows into several containers; see `multi-put` in `wit/store.wit`
     /// for how much of it is atomic.
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError>;
+    /// Deletes the rows whose row key is one of `keys`, all or none; keys of
+    /// no row are passed over. Returns how many rows went, where the backend
+    /// can tell (GridDB's WebAPI cannot: there, how many keys were sent).
+    /// GridDB's `DELETE containers/{c}/rows` (WebAPI §2.8) is this call. Not
+    /// in the WIT interface: only the host (retention, the WebAPI) deletes.
+    async fn delete_rows(&self, container: &str, keys: Vec<Value>) -> Result<u64, StoreError>;
     async fn query(&self, container: &str, tql: &str) -> Result<QueryResult, StoreError>;
     /// `aggregates` over each of `ranges` of the row key (`aggregate-ranges`
     /// in `wit/store.wit`), in one call: each backend answers it its own way.
@@ -153,6 +159,9 @@ mod tests {
         }
         async fn multi_put(&self, _: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
             unreachable!()
+        }
+        async fn delete_rows(&self, _: &str, _: Vec<Value>) -> Result<u64, StoreError> {
+            unreachable!("only listed")
         }
         async fn query(&self, _: &str, _: &str) -> Result<QueryResult, StoreError> {
             unreachable!()

@@ -125,6 +125,15 @@ impl Storage {
         )
     }
 
+    /// The statement deleting one row by its row key (the key its last
+    /// parameter; in the shared table, the container's id its first).
+    pub fn delete_key_sql(&self) -> String {
+        match self.shared_by() {
+            Some(_) => format!("DELETE FROM {SERIES_TABLE} WHERE container = ? AND c0 = ?"),
+            None => format!("DELETE FROM {} WHERE c0 = ?", self.table()),
+        }
+    }
+
     /// The statement removing the container's rows: its rows from the
     /// shared table (the container's id its one parameter), or its own
     /// table.

@@ -20,7 +20,7 @@ mod writer;
 
 use super::{
     tql, Backend, Committed, ContainerInfo, ContainerListing, ContainerPage, KeyRange, QueryResult,
-    RangeAggregates, Row, StoreError,
+    RangeAggregates, Row, StoreError, Value,
 };
 use async_trait::async_trait;
 use catalog::Cache;
@@ -198,6 +198,18 @@ impl Backend for Arc<EmbeddedStore> {
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
         self.write(|reply| writer::Job::PutRows { batches, reply })
             .await?
+    }
+
+    /// One savepoint of a group commit, like a put: a large delete goes
+    /// in chunks (the retention job's), so ingest never waits long behind it.
+    async fn delete_rows(&self, container: &str, keys: Vec<Value>) -> Result<u64, StoreError> {
+        let container = container.to_owned();
+        self.write(|reply| writer::Job::DeleteRows {
+            container,
+            keys,
+            reply,
+        })
+        .await?
     }
 
     fn commits(&self) -> Option<broadcast::Receiver<Arc<Committed>>> {

@@ -50,6 +50,13 @@ pub enum Job {
         batches: Vec<(String, Vec<Row>)>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    /// Deletes the rows of one container with these row keys, in one
+    /// savepoint; replies how many there were.
+    DeleteRows {
+        container: String,
+        keys: Vec<crate::Value>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
     /// Commits what came before, checkpoints and truncates the WAL, and
     /// stops the writer.
     Close { reply: oneshot::Sender<()> },
@@ -240,6 +247,15 @@ fn run_job(conn: &Connection, catalog: &mut Pending<'_>, job: Job) -> Done {
             }
             Done::Rows(reply, result, written)
         }
+        Job::DeleteRows {
+            container,
+            keys,
+            reply,
+        } => Done::Rows(
+            reply,
+            delete_rows(conn, catalog, &container, &keys),
+            Vec::new(),
+        ),
         Job::Close { .. } => unreachable!("the writer stops at Close"),
     }
 }
@@ -249,7 +265,9 @@ fn failed(job: Job, failure: &StoreError) -> Done {
     match job {
         Job::PutContainer { reply, .. } => Done::Container(reply, Err(failure.clone())),
         Job::DropContainer { reply, .. } => Done::Dropped(reply, Err(failure.clone())),
-        Job::PutRows { reply, .. } => Done::Rows(reply, Err(failure.clone()), Vec::new()),
+        Job::PutRows { reply, .. } | Job::DeleteRows { reply, .. } => {
+            Done::Rows(reply, Err(failure.clone()), Vec::new())
+        }
         Job::Close { .. } => unreachable!("the writer stops at Close"),
     }
 }
@@ -302,4 +320,39 @@ fn put_rows(
             .map_err(|e| StoreError::Backend(e.to_string()))?;
     }
     Ok(entry)
+}
+
+/// Deletes the rows of `container` whose row key is one of `keys` (keys of
+/// no row are passed over, as GridDB does); returns how many it deleted.
+fn delete_rows(
+    conn: &Connection,
+    catalog: &Pending<'_>,
+    container: &str,
+    keys: &[crate::Value],
+) -> Result<u64, StoreError> {
+    let entry = catalog
+        .get(conn, container)?
+        .ok_or_else(|| StoreError::NotFound(format!("container `{container}` does not exist")))?;
+    if !entry.info.row_key {
+        return Err(StoreError::Invalid(format!(
+            "container `{container}` has no row key"
+        )));
+    }
+    let key_type = entry.info.columns[0].column_type;
+    let mut stmt = conn
+        .prepare_cached(&entry.storage.delete_key_sql())
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let id = entry.storage.shared_by().map(crate::Value::Long);
+    let mut deleted = 0;
+    for key in keys {
+        if key.column_type() != Some(key_type) {
+            return Err(StoreError::Invalid(format!(
+                "`{key:?}` is not a {key_type:?} row key of `{container}`"
+            )));
+        }
+        deleted += stmt
+            .execute(params_from_iter(id.iter().chain([key]).map(codec::to_sql)))
+            .map_err(|e| StoreError::Backend(e.to_string()))? as u64;
+    }
+    Ok(deleted)
 }

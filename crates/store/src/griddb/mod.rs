@@ -12,7 +12,7 @@ mod transport;
 
 use super::{
     Backend, Committed, ContainerInfo, ContainerKind, ContainerListing, ContainerPage, KeyRange,
-    QueryResult, RangeAggregates, Row, StoreError,
+    QueryResult, RangeAggregates, Row, StoreError, Value,
 };
 use async_trait::async_trait;
 pub use cromflag_griddb_webapi::store::GriddbSettings;
@@ -93,6 +93,10 @@ impl Backend for GriddbStore {
             let _ = self.commits.send(Arc::new(batch));
         }
         Ok(written)
+    }
+
+    async fn delete_rows(&self, container: &str, keys: Vec<Value>) -> Result<u64, StoreError> {
+        self.webapi.delete_rows(container, keys).await
     }
 
     fn commits(&self) -> Option<broadcast::Receiver<Arc<Committed>>> {
