@@ -9,6 +9,7 @@ use crate::http_io::{self, BodyLimit};
 use crate::listener::ListenerLimits;
 use crate::live::Live;
 use crate::manifest;
+use crate::metrics::Metered;
 use crate::runtime::{self, Runtime, RuntimeLimits};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::griddb::{GriddbSettings, GriddbStore};
@@ -80,7 +81,7 @@ pub struct DataDirLock(#[allow(dead_code, reason = "held for its lock")] File);
 
 /// The store the application's `store` variable names: `embedded` (the
 /// default) in `data_dir`, locked while it is open, or `griddb`, the cluster
-/// the `griddb_*` variables point at.
+/// the `griddb_*` variables point at; metered either way.
 pub async fn open_store(
     app: &manifest::App,
     data_dir: &Path,
@@ -88,14 +89,14 @@ pub async fn open_store(
     match app.variables.get("store").unwrap_or("embedded") {
         "embedded" => {
             let (store, lock) = open_embedded(data_dir)?;
-            Ok((store, Some(lock)))
+            Ok((Arc::new(Metered::new(store, "embedded")), Some(lock)))
         }
         "griddb" => {
             let settings =
                 GriddbSettings::from_variables(|name| app.variables.get(name).map(str::to_owned))
                     .map_err(anyhow::Error::msg)?;
             let store = GriddbStore::connect(&settings).await?;
-            Ok((Arc::new(store), None))
+            Ok((Arc::new(Metered::new(Arc::new(store), "griddb")), None))
         }
         other => bail!("variable store = `{other}`: use `embedded` or `griddb`"),
     }

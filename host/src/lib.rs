@@ -8,7 +8,8 @@
 //! who may call what (device and reader tokens, the admin API); `webapi` speaks
 //! GridDB's WebAPI; `listener` serves HTTP/1 for both and `http_io` builds
 //! their JSON answers and reads their bodies; `health` answers the liveness
-//! and readiness probes; `app` wires them together for `cromflag up`.
+//! and readiness probes; `metrics` counts what happens and exports it for
+//! Prometheus; `app` wires them together for `cromflag up`.
 
 pub mod access;
 pub mod app;
@@ -18,6 +19,7 @@ pub mod http_io;
 pub mod listener;
 pub mod live;
 pub mod manifest;
+pub mod metrics;
 pub mod runtime;
 pub mod store;
 pub mod triggers;

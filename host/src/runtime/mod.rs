@@ -21,6 +21,7 @@ pub use outbound::AllowedHost;
 pub use transforms::TransformEngine;
 
 use crate::manifest::{App, ComponentSpec};
+use crate::metrics::{metrics, Alive, Transport};
 use crate::store::Backend;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -67,6 +68,16 @@ pub struct HostState {
     store: store_import::StoreHost,
     variables: variables::VariablesHost,
     pipeline: transforms::PipelineHost,
+    /// Counts this instance in `cromflag_component_instances` while it lives.
+    _alive: Alive,
+}
+
+impl HostState {
+    /// The instance handles messages that arrived over `transport`: the
+    /// telemetry rows it commits count as ingested over it.
+    pub fn set_ingest_transport(&mut self, transport: Transport) {
+        self.store.set_ingest_transport(transport);
+    }
 }
 
 impl WasiView for HostState {
@@ -243,6 +254,7 @@ impl Runtime {
             store: store_import::StoreHost::new(self.backend.clone()),
             variables: variables::VariablesHost::new(config.variables.clone()),
             pipeline: transforms::PipelineHost::new(config.transforms.clone()),
+            _alive: metrics().component_instance(),
         };
         let mut store = Store::new(&self.engine, state);
         let started = Instant::now();

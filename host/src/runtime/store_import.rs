@@ -6,6 +6,7 @@
 //! that backends speak.
 
 use crate::bindings::host_services::cromflag::iot::store as wit;
+use crate::metrics::{metrics, Transport};
 use crate::store::{
     Backend, Column, ColumnType, ContainerInfo, ContainerKind, KeyRange, Row, StoreError, Value,
 };
@@ -16,11 +17,35 @@ use wasmtime::component::{HasData, Linker};
 /// What a component instance's store import talks to.
 pub struct StoreHost {
     backend: Arc<dyn Backend>,
+    /// Set when the instance ingests messages: the transport they came by.
+    ingest: Option<Transport>,
 }
 
 impl StoreHost {
     pub fn new(backend: Arc<dyn Backend>) -> StoreHost {
-        StoreHost { backend }
+        StoreHost {
+            backend,
+            ingest: None,
+        }
+    }
+
+    pub fn set_ingest_transport(&mut self, transport: Transport) {
+        self.ingest = Some(transport);
+    }
+
+    /// Counts the rows of device containers (telemetry) in a committed
+    /// write, for an ingesting instance.
+    fn count_ingested<'a>(&self, written: impl Iterator<Item = (&'a str, usize)>) {
+        let Some(transport) = self.ingest else {
+            return;
+        };
+        let rows: usize = written
+            .filter(|(container, _)| cromflag_logic::device::id_of(container).is_some())
+            .map(|(_, rows)| rows)
+            .sum();
+        if rows > 0 {
+            metrics().ingested_rows(transport, rows as u64);
+        }
     }
 }
 
@@ -76,18 +101,28 @@ impl wit::Host for StoreHost {
         container: String,
         rows: Vec<wit::Row>,
     ) -> Result<u64, wit::Error> {
-        Ok(self
-            .backend
-            .put_rows(&container, rows_from_wit(rows))
-            .await?)
+        let rows = rows_from_wit(rows);
+        let count = rows.len();
+        let written = self.backend.put_rows(&container, rows).await?;
+        self.count_ingested(std::iter::once((container.as_str(), count)));
+        Ok(written)
     }
 
     async fn multi_put(&mut self, batches: Vec<wit::ContainerRows>) -> Result<u64, wit::Error> {
-        let batches = batches
+        let batches: Vec<(String, Vec<Row>)> = batches
             .into_iter()
             .map(|batch| (batch.container, rows_from_wit(batch.rows)))
             .collect();
-        Ok(self.backend.multi_put(batches).await?)
+        let counts: Vec<(String, usize)> = match self.ingest {
+            Some(_) => batches
+                .iter()
+                .map(|(container, rows)| (container.clone(), rows.len()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let written = self.backend.multi_put(batches).await?;
+        self.count_ingested(counts.iter().map(|(c, n)| (c.as_str(), *n)));
+        Ok(written)
     }
 
     async fn query(

@@ -269,6 +269,7 @@ impl Chain {
                 Ok(batch) => batch,
                 Err(reason) => {
                     tracing::warn!(transform = %transform.id, %device, %reason, "transform rejected a batch");
+                    crate::metrics::metrics().transform_rejected(&transform.id);
                     return Err(Rejection {
                         transform: transform.id.clone(),
                         reason,

@@ -22,6 +22,7 @@
 use crate::bindings::cron::fermyon::spin_cron::cron_types::{Error as HandlerError, Metadata};
 use crate::bindings::cron::CronComponentPre;
 use crate::manifest::{App, CatchUp, ComponentSpec};
+use crate::metrics::metrics;
 use crate::runtime::{ComponentConfig, Components, HostState, Linked, Runtime};
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use anyhow::{Context, Result};
@@ -277,6 +278,7 @@ impl Runner {
                     RunStatus::Skipped,
                 );
                 let error = "the previous run was still going".to_owned();
+                metrics().cron_run(Some(&job.name), RunStatus::Skipped.name());
                 self.save(&RunRecord {
                     error: Some(error),
                     finished: Some(record.started),
@@ -388,6 +390,11 @@ impl Runner {
             }
         }
         self.save(&record).await;
+        let status = match record.error {
+            None => RunStatus::Ok,
+            Some(_) => RunStatus::Failed,
+        };
+        metrics().cron_run(trigger, status.name());
         record
     }
 
@@ -402,7 +409,10 @@ impl Runner {
         match instance.call_handle_cron_event(&mut store, metadata).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(HandlerError::Other(message))) => Err(anyhow::anyhow!("{message}")),
-            Err(trap) => Err(anyhow::anyhow!("the component trapped: {trap:#}")),
+            Err(trap) => {
+                metrics().trapped(&handler.component);
+                Err(anyhow::anyhow!("the component trapped: {trap:#}"))
+            }
         }
     }
 

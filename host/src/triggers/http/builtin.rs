@@ -136,6 +136,7 @@ async fn forward(
     events: mpsc::Sender<Bytes>,
     device: Device,
 ) {
+    let _following = crate::metrics::metrics().stream_client();
     if events
         .send(event("ready", &json!({ "device": device.id }).to_string()))
         .await

@@ -19,6 +19,7 @@ use crate::health::{MqttReadiness, Readiness};
 use crate::http_io::{self, boxed, error, BodyError, BodyLimit};
 use crate::listener::{accept_loop, ListenerLimits};
 use crate::manifest::App;
+use crate::metrics::{self, metrics, IngestOutcome, Transport};
 use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::Backend;
 use admin::Uploads;
@@ -171,8 +172,22 @@ impl HttpTrigger {
     ) -> Response<HyperOutgoingBody> {
         let started = std::time::Instant::now();
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-        let response = self.dispatch(req, client).await;
-        tracing::debug!(%method, %path, status = response.status().as_u16(), elapsed = ?started.elapsed(), "request");
+        let mut seen = Seen {
+            route: UNMATCHED.into(),
+            ingest: false,
+        };
+        let response = self.dispatch(req, client, &mut seen).await;
+        let status = response.status();
+        metrics().http_request(&seen.route, status, started);
+        if seen.ingest {
+            let outcome = match status.as_u16() {
+                200..=299 => IngestOutcome::Stored,
+                400..=499 => IngestOutcome::Rejected,
+                _ => IngestOutcome::Failed,
+            };
+            metrics().ingested(Transport::Http, outcome);
+        }
+        tracing::debug!(%method, %path, status = status.as_u16(), elapsed = ?started.elapsed(), "request");
         response
     }
 
@@ -199,28 +214,50 @@ impl HttpTrigger {
         boxed(http_io::json(status, &report))
     }
 
+    /// Answers `req`, noting in `seen` the route it took and whether it
+    /// was a device's message.
     async fn dispatch(
         &self,
         req: Request<Incoming>,
         client: SocketAddr,
+        seen: &mut Seen,
     ) -> Response<HyperOutgoingBody> {
+        let reading = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
         // Probes answer before tokens and routes (see `health`).
-        if matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+        if reading {
             match req.uri().path() {
                 "/healthz" => {
-                    return boxed(http_io::json(StatusCode::OK, &json!({ "status": "alive" })))
+                    seen.route = "/healthz".into();
+                    return boxed(http_io::json(StatusCode::OK, &json!({ "status": "alive" })));
                 }
-                "/readyz" => return self.ready().await,
+                "/readyz" => {
+                    seen.route = "/readyz".into();
+                    return self.ready().await;
+                }
                 _ => {}
             }
         }
         let routes = self.routes.read().expect("routes lock").clone();
-        let req = match self.authorize(req, &routes.base).await {
+        let need = access::need(req.method(), relative(req.uri().path(), &routes.base));
+        seen.ingest = matches!(need, access::Need::Write(_));
+        let matched = routes.router.route(req.uri().path());
+        seen.route = match &matched {
+            Some(matched) => matched.route.into(),
+            None => host_route(req.method(), req.uri().path()).into(),
+        };
+        let req = match self.authorize(req, &need).await {
             Ok(req) => req,
             Err(refused) => return refused,
         };
-        let Some(matched) = routes.router.route(req.uri().path()) else {
+        let Some(matched) = matched else {
             // What the manifest does not route may be one of the host's own pages.
+            if reading && req.uri().path() == "/metrics" {
+                return boxed(http_io::bytes(
+                    StatusCode::OK,
+                    metrics::CONTENT_TYPE,
+                    Bytes::from(metrics().encode()),
+                ));
+            }
             if req.uri().path().starts_with("/admin/") {
                 let uploads = self.uploads.get().map(|u| u.as_ref());
                 return admin::serve(uploads, self.access.credentials(), &routes.app, req).await;
@@ -270,6 +307,7 @@ impl HttpTrigger {
             Ok(response) => response,
             Err(e) => {
                 tracing::error!(component = %component.id, error = ?e, "component failed");
+                metrics().trapped(&component.id);
                 boxed(error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "component failed",
@@ -285,16 +323,10 @@ impl HttpTrigger {
     async fn authorize(
         &self,
         req: Request<Incoming>,
-        base: &str,
+        need: &access::Need,
     ) -> Result<Request<Incoming>, Response<HyperOutgoingBody>> {
-        let path = req.uri().path();
-        let relative = match base.trim_end_matches('/') {
-            "" => path,
-            base => path.strip_prefix(base).unwrap_or(path),
-        };
-        let need = access::need(req.method(), relative);
         let presented = access::presented(req.method(), req.headers(), req.uri().query());
-        if let Err(denied) = self.access.authorize(&need, &presented).await {
+        if let Err(denied) = self.access.authorize(need, &presented).await {
             let (parts, body) = req.into_parts();
             http_io::discard(&parts.headers, body, DISCARDED_BODY_BYTES, DISCARD_TIME).await;
             // Basic is offered to devices only: a browser met with a Basic
@@ -363,6 +395,7 @@ impl HttpTrigger {
         req: Request<Full<Bytes>>,
     ) -> Result<Response<HyperOutgoingBody>> {
         let mut store = self.runtime.new_store(&component.config);
+        store.data_mut().set_ingest_transport(Transport::Http);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = req.map(|body| {
             body.map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} })
@@ -394,6 +427,37 @@ impl HttpTrigger {
                 Err(e) => Err(e.into()),
             },
         }
+    }
+}
+
+/// What `dispatch` saw of a request, for its metrics.
+struct Seen {
+    /// The manifest route it matched, or the host's own (`host_route`).
+    route: String,
+    /// Whether it is a device's message (`/insert/<device>`).
+    ingest: bool,
+}
+
+/// The route label of a request no manifest route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// What the host serves itself, as a route label: one per kind of page, so
+/// that no device id or other path text becomes a label.
+fn host_route(method: &http::Method, path: &str) -> &'static str {
+    match path {
+        "/metrics" => "/metrics",
+        _ if path.starts_with("/admin/") => "/admin/...",
+        _ if path.starts_with("/stream/") => "/stream/...",
+        _ if builtin::route(method, path).is_some() => "/ui",
+        _ => UNMATCHED,
+    }
+}
+
+/// `path` under the application's base (`http_base`), as `access::need` reads it.
+fn relative<'a>(path: &'a str, base: &str) -> &'a str {
+    match base.trim_end_matches('/') {
+        "" => path,
+        base => path.strip_prefix(base).unwrap_or(path),
     }
 }
 

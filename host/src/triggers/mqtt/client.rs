@@ -55,12 +55,15 @@ pub async fn run(trigger: Arc<MqttTrigger>, options: MqttOptions) {
     let (owed_tx, owed_rx) = mpsc::unbounded_channel();
     tokio::spawn(ack_in_order(client.clone(), connection.clone(), owed_rx));
     let mut backoff = Duration::from_millis(100);
+    // Counts the connection in `cromflag_mqtt_connections` while it is up.
+    let mut up: Option<crate::metrics::Alive> = None;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
                 connection.fetch_add(1, Ordering::SeqCst);
                 trigger.connected.store(true, Ordering::SeqCst);
+                up.replace(crate::metrics::metrics().mqtt_connection());
                 tracing::info!(%broker, session_present = ack.session_present, "MQTT connected");
                 // Subscribing again is harmless and covers a broker that lost the session.
                 change_subscriptions(client.clone(), trigger.filters(), Vec::new());
@@ -96,6 +99,7 @@ pub async fn run(trigger: Arc<MqttTrigger>, options: MqttOptions) {
             Ok(_) => {}
             Err(e) => {
                 trigger.connected.store(false, Ordering::SeqCst);
+                up.take();
                 tracing::warn!(%broker, error = %e, retry_in = ?backoff, "MQTT connection lost");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);

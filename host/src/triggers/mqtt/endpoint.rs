@@ -122,6 +122,7 @@ pub async fn start(
             let _ = stream.set_nodelay(true);
             let endpoint = endpoint.clone();
             tokio::spawn(async move {
+                let _open = crate::metrics::metrics().mqtt_connection();
                 if let Err(e) = endpoint.serve(stream).await {
                     tracing::debug!(%peer, error = %e, "MQTT connection closed");
                 }

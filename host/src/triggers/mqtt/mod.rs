@@ -36,6 +36,7 @@ use crate::bindings::mqtt_batch::spin::mqtt_trigger::spin_mqtt_types::{
 use crate::bindings::mqtt_batch::MqttBatchComponentPre;
 use crate::health::MqttReadiness;
 use crate::manifest::App;
+use crate::metrics::{metrics, Alive, IngestOutcome, Transport};
 use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use anyhow::{Context, Result};
@@ -121,6 +122,8 @@ struct Job {
     answer: oneshot::Sender<Outcome>,
     /// Its share of `MAX_QUEUED_BYTES`, returned when it is answered.
     _bytes: OwnedSemaphorePermit,
+    /// Counts it in `cromflag_mqtt_inflight` until it is answered.
+    _inflight: Alive,
 }
 
 /// Why a handler did not take a message.
@@ -364,6 +367,7 @@ impl MqttTrigger {
                 payload,
                 answer,
                 _bytes: bytes,
+                _inflight: metrics().mqtt_message(),
             })
             .await
             .ok()
@@ -453,9 +457,13 @@ impl MqttTrigger {
             let outcome = match failure {
                 None => {
                     self.counters.stored.fetch_add(1, Ordering::Relaxed);
+                    metrics().ingested(Transport::Mqtt, IngestOutcome::Stored);
                     Outcome::Stored
                 }
-                Some(Failure::Rejected(why)) => Outcome::Rejected(why),
+                Some(Failure::Rejected(why)) => {
+                    metrics().ingested(Transport::Mqtt, IngestOutcome::Rejected);
+                    Outcome::Rejected(why)
+                }
                 Some(Failure::Transient(_)) => unreachable!("retried above"),
             };
             // A source that went away no longer needs its answer.
@@ -481,6 +489,7 @@ impl MqttTrigger {
                     })
                     .collect();
                 let mut store = self.runtime.new_store(&handler.config);
+                store.data_mut().set_ingest_transport(Transport::Mqtt);
                 let called = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     instance
@@ -527,6 +536,7 @@ impl MqttTrigger {
                         continue;
                     }
                     let mut store = self.runtime.new_store(&handler.config);
+                    store.data_mut().set_ingest_transport(Transport::Mqtt);
                     let payload = payload.to_vec();
                     let called = async {
                         let instance = pre.instantiate_async(&mut store).await?;
@@ -551,6 +561,7 @@ impl MqttTrigger {
     /// A trap would trap again on redelivery: the message is rejected rather than looping.
     fn trapped(&self, handler: &MqttHandler, topic: &str, trap: &wasmtime::Error) -> Failure {
         tracing::error!(component = %handler.id, %topic, error = ?trap, "component failed");
+        metrics().trapped(&handler.id);
         Failure::Rejected(Rejection::Invalid(format!(
             "component `{}` failed: {trap}",
             handler.id
