@@ -212,6 +212,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         options.listener_limits.clone(),
         access.clone(),
     )?);
+    http.set_cron(cron.clone());
     if let Some(trigger) = &mqtt {
         http.set_mqtt_readiness(trigger.readiness(mqtt_endpoint.is_some()));
     }
@@ -345,12 +346,36 @@ pub struct CronOptions {
 }
 
 /// Runs one tick of `component` as if at `at` (backfill, tests); the run is
-/// recorded as manual and does not count for catch-up.
+/// recorded as manual and does not count for catch-up. While a host runs on
+/// the data directory (its control file is there), the host runs it
+/// (`POST /admin/cron/run`, with the control token); otherwise this process
+/// opens the store and runs it.
 pub async fn cron_run(
     options: &CronOptions,
     component: &str,
     at: DateTime<Utc>,
 ) -> Result<RunRecord> {
+    if let Ok(control) = ControlFile::read(&options.data_dir) {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("component", component)
+            .append_pair(
+                "at",
+                &at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
+            .finish();
+        let path = format!("/admin/cron/run?{query}");
+        match remote_admin_call(&control, http::Method::POST, &path).await {
+            Ok((status, body)) if status.is_success() => {
+                return serde_json::from_value(body).context("the host's run record");
+            }
+            Ok((status, body)) => bail!("{status}: {body}"),
+            // A control file left by a host that is gone: run here.
+            Err(e) if is_unreachable(&e) => {
+                tracing::info!("no host answers at {}; running the tick here", control.url)
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let app = manifest::load(&options.manifest)?;
     let (backend, _lock) = open_store(&app, &options.data_dir).await?;
     let runtime = Arc::new(Runtime::new(
@@ -404,6 +429,13 @@ pub async fn admin_call(
 /// The largest answer `admin_call` reads from a running host: far above any
 /// real one (a million devices' keys fit many times over), a bound all the same.
 const MAX_ADMIN_ANSWER_BYTES: usize = 1 << 30;
+
+/// Whether `error` is a running host's address that took no connection.
+fn is_unreachable(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<hyper_util::client::legacy::Error>()
+        .is_some_and(|e| e.is_connect())
+}
 
 /// `admin_call` through the running host.
 async fn remote_admin_call(

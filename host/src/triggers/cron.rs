@@ -29,7 +29,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use cromflag_logic::tql_string;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use wasmtime::component::InstancePre;
 
@@ -63,7 +63,7 @@ impl RunStatus {
 }
 
 /// One row of `_cron_runs`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunRecord {
     /// `<trigger>@<tick ms>`, or `manual:<component>@<tick ms>`: a run of the
     /// same tick replaces the record of the previous one.
@@ -157,6 +157,8 @@ struct Runner {
 
 pub struct CronTrigger {
     runner: Arc<Runner>,
+    /// The application now: where a manual run finds its component.
+    app: RwLock<Arc<App>>,
     /// The jobs scheduled now, each with the task that schedules it.
     scheduled: Mutex<Vec<(Arc<Job>, tokio::task::AbortHandle)>>,
 }
@@ -179,6 +181,7 @@ impl CronTrigger {
                 backend,
                 timeout,
             }),
+            app: RwLock::new(Arc::new(app.clone())),
             scheduled: Mutex::new(Vec::new()),
         };
         trigger.schedule(jobs, true);
@@ -248,7 +251,25 @@ impl CronTrigger {
             .collect();
         let jobs = Self::jobs(app, &self.runner.runtime, components, &previous)?;
         self.schedule(jobs, false);
+        *self.app.write().expect("cron app lock") = Arc::new(app.clone());
         Ok(())
+    }
+
+    /// Runs one tick of `component` as if at `at`, in this host, recorded as
+    /// a manual run (`cromflag cron run` while the host runs: the admin
+    /// route `POST /admin/cron/run`).
+    pub async fn run_manual(&self, component: &str, at: DateTime<Utc>) -> Result<RunRecord> {
+        let app = self.app.read().expect("cron app lock").clone();
+        let runner = &self.runner;
+        run_once(
+            &app,
+            component,
+            at,
+            runner.runtime.clone(),
+            runner.backend.clone(),
+            runner.timeout,
+        )
+        .await
     }
 }
 

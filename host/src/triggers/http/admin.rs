@@ -1,7 +1,9 @@
 //! The admin routes the HTTP trigger serves itself, under `/admin/` where no
 //! manifest route matches: `POST /admin/components/<id>` (a new version of a
-//! component, handed to whatever takes uploads: the live-change controller)
-//! and the credentials' admin API (`access::admin`, the rest of `/admin/`).
+//! component, handed to whatever takes uploads: the live-change controller),
+//! `POST /admin/cron/run` (one cron tick now, in this host: `cromflag cron
+//! run` while the host runs) and the credentials' admin API
+//! (`access::admin`, the rest of `/admin/`).
 //!
 //! The trigger has checked the admin (or control) token before calling in
 //! here: no byte of an upload is read for a caller who may not upload.
@@ -10,6 +12,7 @@ use crate::access;
 use crate::access::credentials::Credentials;
 use crate::http_io::{self, boxed, error, BodyError, BodyLimit};
 use crate::manifest::App;
+use crate::triggers::cron::CronTrigger;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -50,11 +53,15 @@ pub enum UploadRefused {
 /// Answers `req`, a call under `/admin/`.
 pub async fn serve(
     uploads: Option<&dyn Uploads>,
+    cron: Option<&CronTrigger>,
     credentials: &Credentials,
     app: &App,
     req: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
     let path = req.uri().path();
+    if path == "/admin/cron/run" {
+        return boxed(run_cron(cron, req.method(), req.uri().query()).await);
+    }
     if let Some(component) = path.strip_prefix("/admin/components/") {
         let component = component.to_owned();
         return match uploads {
@@ -71,6 +78,64 @@ pub async fn serve(
     let (status, body) =
         access::admin::handle(credentials, app, req.method(), path, req.uri().query()).await;
     boxed(http_io::json(status, &body))
+}
+
+/// `POST /admin/cron/run?component=<id>&at=<RFC 3339>`: runs one tick of the
+/// component as if at `at`, recorded as a manual run, and answers its run
+/// record (200 whether the run succeeded or failed: the record says which).
+async fn run_cron(
+    cron: Option<&CronTrigger>,
+    method: &Method,
+    query: Option<&str>,
+) -> Response<http_body_util::Full<bytes::Bytes>> {
+    if method != Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+            json!({ "allowed": ["POST"] }),
+        );
+    }
+    let Some(cron) = cron else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such route",
+            json!({ "path": "/admin/cron/run" }),
+        );
+    };
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let (Some(component), Some(at)) = (param("component"), param("at")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "missing parameter",
+            json!("give component=<id> and at=<RFC 3339 time>"),
+        );
+    };
+    let at = match chrono::DateTime::parse_from_rfc3339(at) {
+        Ok(at) => at.to_utc(),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid parameter",
+                json!({ "at": at, "reason": format!("not an RFC 3339 time: {e}") }),
+            )
+        }
+    };
+    match cron.run_manual(component, at).await {
+        Ok(record) => http_io::json(StatusCode::OK, &record),
+        Err(e) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the tick could not run",
+            json!({ "component": component, "reason": format!("{e:#}") }),
+        ),
+    }
 }
 
 /// `POST /admin/components/<id>`: a new version of component `id`, in the body.

@@ -22,6 +22,7 @@ use crate::manifest::App;
 use crate::metrics::{self, metrics, IngestOutcome, Transport};
 use crate::runtime::{ComponentConfig, Components, HostState, Runtime};
 use crate::store::Backend;
+use crate::triggers::cron::CronTrigger;
 use admin::Uploads;
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -62,6 +63,8 @@ pub struct HttpTrigger {
     access: Arc<Access>,
     /// Takes `POST /admin/components/<id>` once set (the live-change controller).
     uploads: OnceLock<Arc<dyn Uploads>>,
+    /// Runs `POST /admin/cron/run` once set.
+    cron: OnceLock<Arc<CronTrigger>>,
     /// How `/readyz` learns whether MQTT messages can arrive; unset, there
     /// is nothing to wait for.
     mqtt_readiness: OnceLock<MqttReadiness>,
@@ -101,6 +104,7 @@ impl HttpTrigger {
             limits,
             access,
             uploads: OnceLock::new(),
+            cron: OnceLock::new(),
             mqtt_readiness: OnceLock::new(),
         })
     }
@@ -118,6 +122,11 @@ impl HttpTrigger {
     /// controller).
     pub fn set_uploads(&self, uploads: Arc<dyn Uploads>) {
         let _ = self.uploads.set(uploads);
+    }
+
+    /// Lets `POST /admin/cron/run` run ticks of the cron trigger's host.
+    pub fn set_cron(&self, cron: Arc<CronTrigger>) {
+        let _ = self.cron.set(cron);
     }
 
     fn routes(app: &App, runtime: &Runtime, components: &Components) -> Result<Routes> {
@@ -260,7 +269,9 @@ impl HttpTrigger {
             }
             if req.uri().path().starts_with("/admin/") {
                 let uploads = self.uploads.get().map(|u| u.as_ref());
-                return admin::serve(uploads, self.access.credentials(), &routes.app, req).await;
+                let cron = self.cron.get().map(|c| c.as_ref());
+                let credentials = self.access.credentials();
+                return admin::serve(uploads, cron, credentials, &routes.app, req).await;
             }
             if let Some(builtin) = builtin::route(req.method(), req.uri().path()) {
                 return builtin::serve(builtin, self.backend.as_ref());
