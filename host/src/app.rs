@@ -10,6 +10,7 @@ use crate::listener::ListenerLimits;
 use crate::live::Live;
 use crate::manifest;
 use crate::metrics::Metered;
+use crate::retention::{Policy, Retention};
 use crate::runtime::{self, Runtime, RuntimeLimits};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::griddb::{GriddbSettings, GriddbStore};
@@ -213,6 +214,8 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         access.clone(),
     )?);
     http.set_cron(cron.clone());
+    let retention = Retention::start(backend.clone(), Policy::from_app(&app)?);
+    http.set_retention(retention.clone());
     if let Some(trigger) = &mqtt {
         http.set_mqtt_readiness(trigger.readiness(mqtt_endpoint.is_some()));
     }
@@ -227,6 +230,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         &options.manifest,
         runtime,
         (http.clone(), mqtt.clone(), cron),
+        retention,
         options.data_dir.join("uploads"),
         app,
         components,

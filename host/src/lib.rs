@@ -9,7 +9,7 @@
 //! GridDB's WebAPI; `listener` serves HTTP/1 for both and `http_io` builds
 //! their JSON answers and reads their bodies; `health` answers the liveness
 //! and readiness probes; `metrics` counts what happens and exports it for
-//! Prometheus; `app` wires them together for `cromflag up`.
+//! Prometheus; `retention` deletes what is older than its retention; `app` wires them together for `cromflag up`.
 
 pub mod access;
 pub mod app;
@@ -20,6 +20,7 @@ pub mod listener;
 pub mod live;
 pub mod manifest;
 pub mod metrics;
+pub mod retention;
 pub mod runtime;
 pub mod store;
 pub mod triggers;

@@ -21,6 +21,7 @@
 //! component whose transform chain changed with its old and new list.
 
 use crate::manifest::{self, App};
+use crate::retention::Retention;
 use crate::runtime::{self, Components, Outcome, Runtime};
 use crate::triggers::cron::CronTrigger;
 use crate::triggers::http::admin::{UploadRefused, Uploaded, Uploads};
@@ -44,6 +45,8 @@ pub struct Live {
     http: Arc<HttpTrigger>,
     mqtt: Option<Arc<MqttTrigger>>,
     cron: Arc<CronTrigger>,
+    /// Follows the manifest's retentions.
+    retention: Arc<Retention>,
     /// Where uploaded components are kept (`<data-dir>/uploads`).
     uploads: PathBuf,
     /// Changes are applied one at a time.
@@ -65,6 +68,7 @@ impl Live {
         manifest: &Path,
         runtime: Arc<Runtime>,
         triggers: (Arc<HttpTrigger>, Option<Arc<MqttTrigger>>, Arc<CronTrigger>),
+        retention: Arc<Retention>,
         uploads: PathBuf,
         app: App,
         components: Components,
@@ -77,6 +81,7 @@ impl Live {
             http: http.clone(),
             mqtt,
             cron,
+            retention,
             uploads,
             state: tokio::sync::Mutex::new(State {
                 app: Arc::new(app),
@@ -131,6 +136,9 @@ impl Live {
             mqtt.replace(&app, &components)?;
         }
         self.cron.replace(&app, &components)?;
+        if let Err(e) = self.retention.replace(&app) {
+            tracing::error!(error = %format!("{e:#}"), "retention unchanged");
+        }
         for (id, outcome) in &outcomes {
             match outcome {
                 Outcome::Swapped { old, new } => {

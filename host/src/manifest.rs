@@ -25,6 +25,10 @@ pub struct App {
     pub cron_triggers: Vec<CronTriggerConfig>,
     pub components: BTreeMap<String, ComponentSpec>,
     pub variables: Variables,
+    /// How long each listed device's telemetry is kept, by device id, as
+    /// written (`[application.tool.cromflag.device_retention]`: a cromflag
+    /// setting Spin ignores; `retention` reads it).
+    pub device_retention: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -913,6 +917,17 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
         }
     };
 
+    let device_retention = match application
+        .tool
+        .get("cromflag")
+        .and_then(|tool| tool.get("device_retention"))
+    {
+        None => BTreeMap::new(),
+        Some(table) => table
+            .clone()
+            .try_into()
+            .context("[application.tool.cromflag.device_retention] maps device ids to durations (\"7d\") or \"forever\"")?,
+    };
     Ok(App {
         name: application.name,
         http_base,
@@ -922,6 +937,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
         cron_triggers,
         components,
         variables,
+        device_retention,
     })
 }
 

@@ -109,7 +109,7 @@ struct TransformLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RetentionLabel {
     /// `device` (telemetry), or the collection's name.
-    container: &'static str,
+    container_kind: &'static str,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -330,7 +330,9 @@ impl Metrics {
     /// `rows` deleted from `container` (`device` for telemetry) by retention.
     pub fn retention_deleted(&self, container: &'static str, rows: u64) {
         self.retention_deleted_rows
-            .get_or_create(&RetentionLabel { container })
+            .get_or_create(&RetentionLabel {
+                container_kind: container,
+            })
             .inc_by(rows);
     }
 }

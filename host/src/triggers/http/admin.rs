@@ -29,6 +29,19 @@ pub trait Uploads: Send + Sync {
     async fn upload(&self, id: &str, bytes: &[u8]) -> Result<Uploaded, UploadRefused>;
 }
 
+/// What answers `/admin/retention...` (the retention job). A trait, as
+/// `Uploads` is, so that the trigger knows the routes and not the job.
+#[async_trait::async_trait]
+pub trait RetentionAdmin: Send + Sync {
+    /// Answers one call under `/admin/retention`.
+    async fn admin(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> (StatusCode, serde_json::Value);
+}
+
 /// An upload applied.
 #[derive(Debug)]
 pub enum Uploaded {
@@ -50,18 +63,31 @@ pub enum UploadRefused {
     Invalid(String),
 }
 
+/// What the host's own admin routes reach, each once set.
+pub struct HostAdmin<'a> {
+    pub uploads: Option<&'a dyn Uploads>,
+    pub cron: Option<&'a CronTrigger>,
+    pub retention: Option<&'a dyn RetentionAdmin>,
+}
+
 /// Answers `req`, a call under `/admin/`.
 pub async fn serve(
-    uploads: Option<&dyn Uploads>,
-    cron: Option<&CronTrigger>,
+    host: &HostAdmin<'_>,
     credentials: &Credentials,
     app: &App,
     req: Request<Incoming>,
 ) -> Response<HyperOutgoingBody> {
     let path = req.uri().path();
     if path == "/admin/cron/run" {
-        return boxed(run_cron(cron, req.method(), req.uri().query()).await);
+        return boxed(run_cron(host.cron, req.method(), req.uri().query()).await);
     }
+    if path == "/admin/retention" || path.starts_with("/admin/retention/") {
+        if let Some(retention) = host.retention {
+            let (status, body) = retention.admin(req.method(), path, req.uri().query()).await;
+            return boxed(http_io::json(status, &body));
+        }
+    }
+    let uploads = host.uploads;
     if let Some(component) = path.strip_prefix("/admin/components/") {
         let component = component.to_owned();
         return match uploads {

@@ -65,6 +65,8 @@ pub struct HttpTrigger {
     uploads: OnceLock<Arc<dyn Uploads>>,
     /// Runs `POST /admin/cron/run` once set.
     cron: OnceLock<Arc<CronTrigger>>,
+    /// Answers `/admin/retention...` once set.
+    retention: OnceLock<Arc<dyn admin::RetentionAdmin>>,
     /// How `/readyz` learns whether MQTT messages can arrive; unset, there
     /// is nothing to wait for.
     mqtt_readiness: OnceLock<MqttReadiness>,
@@ -105,6 +107,7 @@ impl HttpTrigger {
             access,
             uploads: OnceLock::new(),
             cron: OnceLock::new(),
+            retention: OnceLock::new(),
             mqtt_readiness: OnceLock::new(),
         })
     }
@@ -127,6 +130,11 @@ impl HttpTrigger {
     /// Lets `POST /admin/cron/run` run ticks of the cron trigger's host.
     pub fn set_cron(&self, cron: Arc<CronTrigger>) {
         let _ = self.cron.set(cron);
+    }
+
+    /// Lets `/admin/retention...` reach the retention job.
+    pub fn set_retention(&self, retention: Arc<dyn admin::RetentionAdmin>) {
+        let _ = self.retention.set(retention);
     }
 
     fn routes(app: &App, runtime: &Runtime, components: &Components) -> Result<Routes> {
@@ -268,10 +276,13 @@ impl HttpTrigger {
                 ));
             }
             if req.uri().path().starts_with("/admin/") {
-                let uploads = self.uploads.get().map(|u| u.as_ref());
-                let cron = self.cron.get().map(|c| c.as_ref());
+                let host = admin::HostAdmin {
+                    uploads: self.uploads.get().map(|u| u.as_ref()),
+                    cron: self.cron.get().map(|c| c.as_ref()),
+                    retention: self.retention.get().map(|r| r.as_ref()),
+                };
                 let credentials = self.access.credentials();
-                return admin::serve(uploads, cron, credentials, &routes.app, req).await;
+                return admin::serve(&host, credentials, &routes.app, req).await;
             }
             if let Some(builtin) = builtin::route(req.method(), req.uri().path()) {
                 return builtin::serve(builtin, self.backend.as_ref());

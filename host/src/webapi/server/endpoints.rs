@@ -40,10 +40,7 @@ impl Server {
             Call::Info(c) => self.info(&c).await,
             Call::PutRows(c, rows) => self.put_rows(&c, rows).await,
             Call::GetRows(c, query) => self.get_rows(&c, query).await,
-            Call::DeleteRows(c) => {
-                self.container(&c).await?;
-                Err(bad_request("Deleting rows is not supported by this server"))
-            }
+            Call::DeleteRows(c, keys) => self.delete_rows(&c, keys).await,
             Call::MultiPut(entries) => self.multi_put(entries).await,
             Call::MultiGet => Err(bad_request(
                 "Getting rows of several containers is not supported by this server",
@@ -237,6 +234,29 @@ impl Server {
             .await
             .map_err(store_failure)?;
         Ok(json_reply(StatusCode::OK, &PutCount { count }))
+    }
+
+    /// §2.8: each key converted as the key column's values are (a key that
+    /// does not convert, or names no row, is passed over, as GridDB does),
+    /// then one `delete_rows`; 204 either way.
+    async fn delete_rows(&self, name: &str, keys: Vec<Json>) -> Result<Reply, Failure> {
+        let info = self.container(name).await?;
+        if !info.row_key {
+            return Err(bad_request("Row key does not exist"));
+        }
+        let key_type = info.columns[0].column_type;
+        let keys: Vec<_> = keys
+            .iter()
+            .filter_map(|key| wire::decode_value(key, key_type).ok())
+            .filter(|key| key.column_type() == Some(key_type))
+            .collect();
+        if !keys.is_empty() {
+            self.backend
+                .delete_rows(&info.name, keys)
+                .await
+                .map_err(store_failure)?;
+        }
+        Ok(http_io::empty(StatusCode::NO_CONTENT))
     }
 
     /// §2.7.

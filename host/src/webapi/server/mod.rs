@@ -43,7 +43,7 @@
 //! | TQL errors | `[151001:…] … (address=…)` | errorCode 151001 with this engine's message (which starts with `TQL: `) |
 //! | SQL statements (`sql/ddl` 5.7+, `sql/update` 5.5+) | any statement JDBC runs (once `sql/ddl` has checked they are DDL, as this server does too) | `ALTER TABLE <t> ADD [COLUMN] <c> <type>` only (a failing one is a status 0 item); any other statement: 400 "SQL is not supported by this server" |
 //! | `sql`, `sql/select`, `sql/dcl`, `sql/dml/query`, `sql/dml/update` | served | 400 "SQL is not supported by this server" (the body is still mapped first) |
-//! | `DELETE containers/{c}/rows`, `POST containers/rows` (multi-container get), `containers/{c}/rows/blob` | served | 400 (the `Backend` deletes no rows; zip transfer is not implemented) |
+//! | `POST containers/rows` (multi-container get), `containers/{c}/rows/blob` | served | 400 (zip transfer is not implemented) |
 //! | request body size | Tomcat's limits | 8 × `webapi_max_request_bytes` + 1 MiB (413 past it); the row-put check is then by `wire::estimated_size`, as GridDB's |
 //! | `maxResponseSize` | whole MB, 1–2048 | `webapi_max_response_bytes`, in bytes (small limits for tests); `GET containers` is not bounded by it |
 //! | `OPTIONS` and `HEAD` | answered by Spring | 405 |
@@ -452,7 +452,8 @@ enum Call {
     /// `PUT containers/{c}/rows`: the rows as JSON, checked one by one later.
     PutRows(String, Vec<Json>),
     GetRows(String, RowsQuery),
-    DeleteRows(String),
+    /// `DELETE containers/{c}/rows`: the row keys as JSON.
+    DeleteRows(String, Vec<Json>),
     MultiPut(Vec<ContainerRows>),
     MultiGet,
     Blob,
@@ -478,10 +479,7 @@ impl Server {
             (Endpoint::Info(c), _) => Call::Info(c),
             (Endpoint::Rows(c), Method::PUT) => Call::PutRows(c, self.body(req).await?),
             (Endpoint::Rows(c), Method::POST) => Call::GetRows(c, self.body(req).await?),
-            (Endpoint::Rows(c), _) => {
-                let _keys: Vec<Json> = self.body(req).await?;
-                Call::DeleteRows(c)
-            }
+            (Endpoint::Rows(c), _) => Call::DeleteRows(c, self.body(req).await?),
             (Endpoint::MultiRows, Method::PUT) => Call::MultiPut(self.body(req).await?),
             (Endpoint::MultiRows, _) => {
                 let _queries: Vec<Json> = self.body(req).await?;
