@@ -51,6 +51,9 @@ pub struct UpOptions {
     pub cron_timeout: Duration,
     /// Where to serve GridDB's WebAPI from the store; `None` serves none.
     pub webapi: Option<SocketAddr>,
+    /// The most bytes the embedded store's database may hold; `None`: what
+    /// the disk holds.
+    pub max_store_bytes: Option<u64>,
 }
 
 /// A started application.
@@ -86,10 +89,11 @@ pub struct DataDirLock(#[allow(dead_code, reason = "held for its lock")] File);
 pub async fn open_store(
     app: &manifest::App,
     data_dir: &Path,
+    max_store_bytes: Option<u64>,
 ) -> Result<(Arc<dyn Backend>, Option<DataDirLock>)> {
     match app.variables.get("store").unwrap_or("embedded") {
         "embedded" => {
-            let (store, lock) = open_embedded(data_dir)?;
+            let (store, lock) = open_embedded_capped(data_dir, max_store_bytes)?;
             Ok((Arc::new(Metered::new(store, "embedded")), Some(lock)))
         }
         "griddb" => {
@@ -121,6 +125,14 @@ impl std::error::Error for DataDirInUse {}
 
 /// Opens the embedded store in `data_dir` (created if missing), locking the directory.
 pub fn open_embedded(data_dir: &Path) -> Result<(Arc<dyn Backend>, DataDirLock)> {
+    open_embedded_capped(data_dir, None)
+}
+
+/// `open_embedded`, its database refusing writes past `max_bytes` when given.
+fn open_embedded_capped(
+    data_dir: &Path,
+    max_bytes: Option<u64>,
+) -> Result<(Arc<dyn Backend>, DataDirLock)> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let lock_path = data_dir.join("cromflag.lock");
@@ -140,14 +152,18 @@ pub fn open_embedded(data_dir: &Path) -> Result<(Arc<dyn Backend>, DataDirLock)>
             }
         }
     }
-    let store = EmbeddedStore::open(&data_dir.join("cromflag.db"))?;
+    let path = data_dir.join("cromflag.db");
+    let store = match max_bytes {
+        Some(max_bytes) => EmbeddedStore::open_capped(&path, max_bytes)?,
+        None => EmbeddedStore::open(&path)?,
+    };
     Ok((Arc::new(Arc::new(store)), DataDirLock(lock)))
 }
 
 /// Starts every trigger of the application and returns once they listen.
 pub async fn start(options: &UpOptions) -> Result<Running> {
     let app = manifest::load(&options.manifest)?;
-    let (backend, lock) = open_store(&app, &options.data_dir).await?;
+    let (backend, lock) = open_store(&app, &options.data_dir, options.max_store_bytes).await?;
     let runtime = Arc::new(Runtime::new(
         backend.clone(),
         &options.cache_dir,
@@ -381,7 +397,7 @@ pub async fn cron_run(
         }
     }
     let app = manifest::load(&options.manifest)?;
-    let (backend, _lock) = open_store(&app, &options.data_dir).await?;
+    let (backend, _lock) = open_store(&app, &options.data_dir, None).await?;
     let runtime = Arc::new(Runtime::new(
         backend.clone(),
         &options.cache_dir,
@@ -397,7 +413,7 @@ pub async fn cron_runs(
     trigger: Option<&str>,
 ) -> Result<Vec<RunRecord>> {
     let app = manifest::load(manifest)?;
-    let (backend, _lock) = open_store(&app, data_dir).await?;
+    let (backend, _lock) = open_store(&app, data_dir, None).await?;
     cron::list_runs(backend.as_ref(), trigger).await
 }
 
@@ -416,7 +432,7 @@ pub async fn admin_call(
         Some((path, query)) => (path, Some(query)),
         None => (path_and_query, None),
     };
-    match open_store(&app, data_dir).await {
+    match open_store(&app, data_dir, None).await {
         Ok((backend, _lock)) => {
             let credentials = Credentials::new(backend);
             Ok(crate::access::admin::handle(&credentials, &app, &method, path, query).await)

@@ -97,6 +97,11 @@ enum Command {
         /// address, with the `webapi_*` variables' cluster name and credentials.
         #[arg(long, env = "CROMFLAG_WEBAPI")]
         webapi: Option<SocketAddr>,
+        /// The most bytes the embedded store's database may hold: past it,
+        /// writes are refused as on a full disk (503, MQTT unacked) until
+        /// deletes (retention) free room. Default: what the disk holds.
+        #[arg(long, env = "CROMFLAG_MAX_STORE_BYTES")]
+        max_store_bytes: Option<u64>,
     },
     /// Cron runs: one tick on demand, or the record of past runs.
     Cron {
@@ -224,6 +229,7 @@ async fn main() -> Result<()> {
             max_instances,
             event_timeout_secs,
             webapi,
+            max_store_bytes,
             max_connections,
             header_timeout_secs,
             body_timeout_secs,
@@ -249,6 +255,7 @@ async fn main() -> Result<()> {
                 limits,
                 cron_timeout: Duration::from_secs(app.cron_timeout_secs),
                 webapi,
+                max_store_bytes,
             })
             .await
         }

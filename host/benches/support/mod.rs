@@ -55,6 +55,7 @@ pub fn up_options(
         limits: cromflag::runtime::RuntimeLimits::default(),
         cron_timeout: Duration::from_secs(600),
         webapi: None,
+        max_store_bytes: None,
     })
 }
 

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 fn db_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    super::writer::write_error(e)
 }
 
 /// Container names are case-insensitive (as in GridDB): the cache's key.

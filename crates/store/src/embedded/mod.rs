@@ -57,11 +57,22 @@ impl EmbeddedStore {
     /// Opens (or creates) the database at `path`, brings it to the current
     /// layout, and starts its writer thread.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
-        Self::open_with(path, HOT_CONTAINERS)
+        Self::open_with(path, HOT_CONTAINERS, None)
+    }
+
+    /// `open`, refusing writes that would grow the database past about
+    /// `max_bytes` (SQLite's `max_page_count`): they fail as on a full disk,
+    /// whole, and writes succeed again once deletes have freed pages.
+    pub fn open_capped(path: &Path, max_bytes: u64) -> Result<EmbeddedStore, StoreError> {
+        Self::open_with(path, HOT_CONTAINERS, Some(max_bytes))
     }
 
     /// `open`, keeping at most `hot_containers` schemas in memory.
-    fn open_with(path: &Path, hot_containers: usize) -> Result<EmbeddedStore, StoreError> {
+    fn open_with(
+        path: &Path,
+        hot_containers: usize,
+        max_bytes: Option<u64>,
+    ) -> Result<EmbeddedStore, StoreError> {
         let db_err = |e: rusqlite::Error| StoreError::Backend(format!("{}: {e}", path.display()));
         let mut conn = Connection::open(path).map_err(db_err)?;
         // WAL lets readers run beside the writer; FULL syncs the WAL at every
@@ -74,6 +85,15 @@ impl EmbeddedStore {
         conn.busy_timeout(writer::BUSY_TIMEOUT).map_err(db_err)?;
         conn.set_prepared_statement_cache_capacity(256);
         migrate::run(&mut conn)?;
+        if let Some(max_bytes) = max_bytes {
+            let page_size: u64 = conn
+                .query_row("PRAGMA page_size", [], |row| row.get(0))
+                .map_err(db_err)?;
+            // SQLite keeps a cap below the pages in use at the pages in use.
+            let pages = max_bytes.div_ceil(page_size.max(1));
+            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .map_err(db_err)?;
+        }
         let catalog = Arc::new(Cache::new(hot_containers));
         let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
         let writer_catalog = catalog.clone();
@@ -461,7 +481,7 @@ mod tests {
     async fn containers_beyond_the_cache_are_read_by_name() {
         let dir = tempfile::TempDir::new().unwrap();
         let path = dir.path().join("db");
-        let store = Arc::new(EmbeddedStore::open_with(&path, 4).unwrap());
+        let store = Arc::new(EmbeddedStore::open_with(&path, 4, None).unwrap());
         let base = [("ts", ColumnType::Timestamp), ("v", ColumnType::Long)];
         for i in 0..40 {
             store
@@ -478,7 +498,7 @@ mod tests {
         assert!(!store.drop_container("d1").await.unwrap());
         for store in [store.clone(), {
             drop(store);
-            Arc::new(EmbeddedStore::open_with(&path, 4).unwrap())
+            Arc::new(EmbeddedStore::open_with(&path, 4, None).unwrap())
         }] {
             assert_eq!(store.list_containers().await.unwrap().len(), 39);
             assert!(store.get_container("d1").await.unwrap().is_none());

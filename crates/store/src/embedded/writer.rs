@@ -89,6 +89,15 @@ impl Done {
         }
     }
 
+    /// The job's error, if it failed.
+    fn error(&self) -> Option<StoreError> {
+        match self {
+            Done::Container(_, r) => r.as_ref().err().cloned(),
+            Done::Dropped(_, r) => r.as_ref().err().cloned(),
+            Done::Rows(_, r, _) => r.as_ref().err().cloned(),
+        }
+    }
+
     /// Replies with the job's own outcome, or with `failure` if the commit failed.
     fn reply(self, failure: Option<&StoreError>) {
         // A caller that went away no longer needs its answer.
@@ -98,6 +107,22 @@ impl Done {
             Done::Rows(tx, r, _) => drop(tx.send(failure.map_or(r, |e| Err(e.clone())))),
         }
     }
+}
+
+/// A failed write as callers see it. A full disk (or `max_page_count`) and
+/// a read-only file say so, and that the write left nothing behind (its
+/// savepoint, or the whole group, rolled back): the caller answers 503 and
+/// MQTT leaves the message unacked until writes succeed again.
+pub fn write_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let what = match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "the store is full",
+        Some(ErrorCode::ReadOnly) => "the store is read-only",
+        _ => return StoreError::Backend(e.to_string()),
+    };
+    StoreError::Backend(format!(
+        "{what} ({e}): nothing of this write was kept; it succeeds again once the store can grow"
+    ))
 }
 
 /// Runs the writer loop until every sender is dropped or `Close` comes.
@@ -171,7 +196,7 @@ fn commit_group(
     if group.is_empty() {
         return;
     }
-    let db_err = |e: rusqlite::Error| StoreError::Backend(e.to_string());
+    let db_err = write_error;
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -185,7 +210,15 @@ fn commit_group(
     // Catalog changes stay in `pending` until the commit.
     let mut pending = Pending::new(cache);
     let mut done = Vec::with_capacity(group.len());
+    // Set when SQLite rolled the whole transaction back itself (it may on a
+    // full disk): later jobs must not run, since outside the transaction
+    // each would commit on its own, and nothing of the group is kept.
+    let mut aborted: Option<StoreError> = None;
     for job in group {
+        if let Some(failure) = &aborted {
+            done.push(failed(job, failure));
+            continue;
+        }
         // Each job in its own savepoint, so that a failing one rolls back alone.
         if let Err(e) = tx.execute_batch("SAVEPOINT job") {
             done.push(failed(job, &db_err(e)));
@@ -195,6 +228,13 @@ fn commit_group(
         let mark = matches!(job, Job::PutContainer { .. } | Job::DropContainer { .. })
             .then(|| pending.mark());
         let outcome = run_job(&tx, &mut pending, job);
+        if tx.is_autocommit() {
+            aborted = Some(outcome.error().unwrap_or_else(|| {
+                StoreError::Backend("the store rolled the group's transaction back".into())
+            }));
+            done.push(outcome);
+            continue;
+        }
         let end = if outcome.is_ok() {
             "RELEASE job"
         } else {
@@ -207,6 +247,13 @@ fn commit_group(
             tracing::error!(error = %e, "could not end a savepoint");
         }
         done.push(outcome);
+    }
+    if let Some(failure) = aborted {
+        tracing::error!(error = %failure, "group transaction rolled back");
+        // The transaction is gone already: dropping `tx` rolls back nothing.
+        drop(tx);
+        done.into_iter().for_each(|d| d.reply(Some(&failure)));
+        return;
     }
     let changes = pending.into_changes();
     match tx.commit() {
@@ -308,16 +355,14 @@ fn put_rows(
     crate::check_rows(&entry.info, rows)?;
     let width = entry.info.columns.len();
     let sql = entry.storage.insert_sql(width, entry.info.row_key);
-    let mut stmt = conn
-        .prepare_cached(&sql)
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    let mut stmt = conn.prepare_cached(&sql).map_err(write_error)?;
     // A shared table's rows start with their container's id.
     let id = entry.storage.shared_by().map(crate::Value::Long);
     let null = crate::Value::Null;
     for row in rows {
         let cells = (0..width).map(|i| row.get(i).unwrap_or(&null));
         stmt.execute(params_from_iter(id.iter().chain(cells).map(codec::to_sql)))
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(write_error)?;
     }
     Ok(entry)
 }
@@ -341,7 +386,7 @@ fn delete_rows(
     let key_type = entry.info.columns[0].column_type;
     let mut stmt = conn
         .prepare_cached(&entry.storage.delete_key_sql())
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        .map_err(write_error)?;
     let id = entry.storage.shared_by().map(crate::Value::Long);
     let mut deleted = 0;
     for key in keys {
@@ -352,7 +397,7 @@ fn delete_rows(
         }
         deleted += stmt
             .execute(params_from_iter(id.iter().chain([key]).map(codec::to_sql)))
-            .map_err(|e| StoreError::Backend(e.to_string()))? as u64;
+            .map_err(write_error)? as u64;
     }
     Ok(deleted)
 }
