@@ -848,3 +848,60 @@ fn container_listings_are_paged_by_the_webapi_behind() {
         }
     }
 }
+
+/// Two hosts on one store (through B's WebAPI) with the same every-2-s
+/// trigger: each tick runs once between them, claimed in `_cron_leases`,
+/// and its run record names the host that ran it.
+#[test]
+fn two_hosts_on_one_store_run_each_tick_once() {
+    let dir = TempDir::new().unwrap();
+    let b = start_b(&dir.path().join("b"), &[]);
+    let port = webapi_port(&b);
+    let rest = format!(
+        "[variables]\nstore = {{ default = \"griddb\" }}\n\
+         griddb_url = {{ default = \"http://127.0.0.1:{port}/griddb\" }}\n\
+         [[trigger.cron]]\ncomponent = \"daily\"\ncron_expression = \"*/2 * * * * *\"\n{}",
+        cromflag_tests::cron::report_component("daily", &[("reports", "daily")], None)
+    );
+    let manifest = cromflag_tests::cron::manifest(dir.path(), &rest);
+    let one = Host::start_with(&manifest, &dir.path().join("one"), &["--host-id", "one"]);
+    let two = Host::start_with(&manifest, &dir.path().join("two"), &["--host-id", "two"]);
+    cromflag_tests::cron::wait_for_runs(&b, "daily", "ok", 4);
+    // Stopped at once (a run cut short stays `running`), then their logs read whole.
+    for host in [&one, &two] {
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &host.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let logs = [one.log(), two.log()];
+
+    let runs = cromflag_tests::cron::served_runs(&b, "daily");
+    let ok: Vec<&Value> = runs.iter().filter(|r| r["status"] == "ok").collect();
+    assert!(ok.len() >= 4, "{runs:#?}");
+    for run in &ok {
+        // A tick run twice would be one record (its key is the tick) and
+        // two finished runs in the logs: each is in exactly one log, the
+        // log of the host the record names.
+        let tick = chrono::DateTime::from_timestamp_millis(run["tick"].as_i64().unwrap()).unwrap();
+        let line = format!("tick={tick}");
+        let finished = |log: &str| {
+            log.lines()
+                .filter(|l| l.contains("cron run ok") && l.contains(&line))
+                .count()
+        };
+        let (on_one, on_two) = (finished(&logs[0]), finished(&logs[1]));
+        assert_eq!(
+            on_one + on_two,
+            1,
+            "{run}: {on_one} on one, {on_two} on two"
+        );
+        let host = if on_one == 1 { "one" } else { "two" };
+        assert_eq!(run["host"], host, "{run}");
+    }
+    // Both wanted the ticks: the one that lost each said so.
+    let lost = |log: &str| log.matches("tick claimed by another host").count();
+    assert!(lost(&logs[0]) + lost(&logs[1]) >= ok.len(), "{logs:#?}");
+}

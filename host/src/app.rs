@@ -15,7 +15,7 @@ use crate::runtime::{self, Runtime, RuntimeLimits};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::griddb::{GriddbSettings, GriddbStore};
 use crate::store::Backend;
-use crate::triggers::cron::{self, CronTrigger, RunRecord};
+use crate::triggers::cron::{self, CronHost, CronTrigger, RunRecord};
 use crate::triggers::http::HttpTrigger;
 use crate::triggers::mqtt::{endpoint, MqttTrigger};
 use crate::triggers::CHECKS;
@@ -54,6 +54,25 @@ pub struct UpOptions {
     /// The most bytes the embedded store's database may hold; `None`: what
     /// the disk holds.
     pub max_store_bytes: Option<u64>,
+    /// This host's name in cron run records and tick claims [default:
+    /// `host_id(None)`].
+    pub host_id: Option<String>,
+}
+
+/// A host's name: `given`, or the machine's host name and this process's id
+/// (unique among the hosts of one store, as containers have their own
+/// host names).
+pub fn host_id(given: Option<&str>) -> String {
+    if let Some(given) = given.filter(|g| !g.is_empty()) {
+        return given.to_owned();
+    }
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{machine}-{}", std::process::id())
 }
 
 /// A started application.
@@ -186,12 +205,18 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         None => None,
     };
     let (components, _) = runtime::link_all(&runtime, &app, &CHECKS, None, &Default::default())?;
+    let cron_host = CronHost {
+        id: host_id(options.host_id.as_deref()),
+        // Only a GridDB store can be shared: the embedded one is locked.
+        shared_store: lock.is_none(),
+    };
     let cron = Arc::new(CronTrigger::start(
         &app,
         runtime.clone(),
         backend.clone(),
         &components,
         options.cron_timeout,
+        cron_host,
     )?);
     let mqtt = MqttTrigger::new(
         &app,
@@ -403,7 +428,17 @@ pub async fn cron_run(
         &options.cache_dir,
         RuntimeLimits::default(),
     )?);
-    cron::run_once(&app, component, at, runtime, backend, options.timeout).await
+    let host = host_id(None);
+    cron::run_once(
+        &app,
+        component,
+        at,
+        runtime,
+        backend,
+        options.timeout,
+        &host,
+    )
+    .await
 }
 
 /// The run records in the application's store, oldest tick first.

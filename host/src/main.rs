@@ -102,6 +102,10 @@ enum Command {
         /// deletes (retention) free room. Default: what the disk holds.
         #[arg(long, env = "CROMFLAG_MAX_STORE_BYTES")]
         max_store_bytes: Option<u64>,
+        /// This host's name in cron run records and tick claims; hosts that
+        /// share a GridDB store each need their own [default: <hostname>-<pid>].
+        #[arg(long, env = "CROMFLAG_HOST_ID")]
+        host_id: Option<String>,
     },
     /// Cron runs: one tick on demand, or the record of past runs.
     Cron {
@@ -230,6 +234,7 @@ async fn main() -> Result<()> {
             event_timeout_secs,
             webapi,
             max_store_bytes,
+            host_id,
             max_connections,
             header_timeout_secs,
             body_timeout_secs,
@@ -256,6 +261,7 @@ async fn main() -> Result<()> {
                 cron_timeout: Duration::from_secs(app.cron_timeout_secs),
                 webapi,
                 max_store_bytes,
+                host_id,
             })
             .await
         }

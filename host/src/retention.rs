@@ -141,7 +141,7 @@ struct Expiring {
     keep: fn(&Policy) -> Keep,
 }
 
-const COLLECTIONS: [Expiring; 3] = [
+const COLLECTIONS: [Expiring; 4] = [
     Expiring {
         name: cromflag_logic::insert::MESSAGES,
         time_column: "received",
@@ -150,6 +150,12 @@ const COLLECTIONS: [Expiring; 3] = [
     Expiring {
         name: crate::triggers::cron::RUNS,
         time_column: "tick",
+        keep: |p| p.cron_runs,
+    },
+    // Tick claims live as long as the runs they decided.
+    Expiring {
+        name: crate::triggers::cron::LEASES,
+        time_column: "claimed",
         keep: |p| p.cron_runs,
     },
     Expiring {
@@ -309,7 +315,9 @@ impl Retention {
                     metrics().retention_deleted(expiring.name, n);
                     match expiring.name {
                         "reports" => deleted.reports += n,
-                        crate::triggers::cron::RUNS => deleted.cron_runs += n,
+                        crate::triggers::cron::RUNS | crate::triggers::cron::LEASES => {
+                            deleted.cron_runs += n
+                        }
                         _ => deleted.messages += n,
                     }
                 }

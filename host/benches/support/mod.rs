@@ -56,6 +56,7 @@ pub fn up_options(
         cron_timeout: Duration::from_secs(600),
         webapi: None,
         max_store_bytes: None,
+        host_id: None,
     })
 }
 

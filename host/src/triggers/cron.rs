@@ -9,7 +9,10 @@
 //!   policy of the trigger's component (`CatchUp`);
 //! - runs of one trigger never overlap: a tick that fires while the previous run
 //!   is still going is recorded as skipped;
-//! - `run_once` runs a tick as if at a given time (`cromflag cron run --at`).
+//! - `run_once` runs a tick as if at a given time (`cromflag cron run --at`);
+//! - several hosts on one store (GridDB) run each tick once between them: a
+//!   host claims the tick in `_cron_leases` before running it (`Leases`), and
+//!   the run record names the host that ran it.
 //!
 //! Each run is a task of its own; the instance yields to the executor every
 //! epoch tick (see `Runtime::new_store_with_timeout`), so a long report shares
@@ -35,6 +38,11 @@ use wasmtime::component::InstancePre;
 
 /// The collection of run records.
 pub const RUNS: &str = "_cron_runs";
+/// The collection of tick claims (`Leases`).
+pub const LEASES: &str = "_cron_leases";
+/// How long a host waits, after writing its claim, for other hosts' claims
+/// of the same tick to land before it reads back which one holds it.
+const CLAIM_SETTLE: Duration = Duration::from_millis(500);
 /// The most missed ticks one trigger catches up at start-up (the most recent ones).
 pub const MAX_CATCH_UP: usize = 1000;
 /// Run records read per query.
@@ -78,6 +86,10 @@ pub struct RunRecord {
     pub status: String,
     pub error: Option<String>,
     pub manual: bool,
+    /// The host that ran it (`--host-id`); `None` in records written before
+    /// hosts were named.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 fn runs_container() -> ContainerInfo {
@@ -95,8 +107,100 @@ fn runs_container() -> ContainerInfo {
             column("status", ColumnType::String),
             column("error", ColumnType::String),
             column("manual", ColumnType::Bool),
+            column("host", ColumnType::String),
         ],
         row_key: true,
+    }
+}
+
+fn leases_container() -> ContainerInfo {
+    let column = Column::new;
+    ContainerInfo {
+        name: LEASES.to_owned(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            column("tick", ColumnType::String),
+            column("holder", ColumnType::String),
+            column("claimed", ColumnType::Timestamp),
+            column("expires", ColumnType::Timestamp),
+        ],
+        row_key: true,
+    }
+}
+
+/// Tick claims, for hosts that share a store: before a scheduled tick runs,
+/// its host writes a claim (`<trigger>@<tick>`, its id, an expiry), waits
+/// `CLAIM_SETTLE` for the other hosts' claims, and reads back who holds it;
+/// only the holder runs the tick. A live claim of another host is left
+/// alone; an expired one (its host died before recording the run) may be
+/// taken over, as catch-up does after a restart.
+///
+/// GridDB's WebAPI has no conditional write: claims are upserts, the last
+/// one wins and everyone reads the same winner once all have landed. A
+/// claim that lands later than the settling time could let two hosts run
+/// one tick; the second run then replaces the first's reports (they are
+/// keyed by kind, device and period), so a tick is never lost nor doubled
+/// in its results.
+struct Leases {
+    /// How long a claim holds: longer than a run may take.
+    ttl: Duration,
+}
+
+/// Who holds a tick.
+#[derive(Debug, PartialEq, Eq)]
+enum Claim {
+    Won,
+    Lost(String),
+}
+
+impl Leases {
+    async fn claim(
+        &self,
+        backend: &dyn Backend,
+        host: &str,
+        trigger: &str,
+        tick: DateTime<Utc>,
+    ) -> Result<Claim> {
+        let key = format!("{trigger}@{}", tick.timestamp_millis());
+        let now = crate::store::now_ms();
+        if let Some((holder, expires)) = Self::holder(backend, &key).await? {
+            if holder != host && expires > now {
+                return Ok(Claim::Lost(holder));
+            }
+        }
+        let wanted = leases_container();
+        if backend.get_container(LEASES).await?.as_ref() != Some(&wanted) {
+            backend.put_container(wanted).await?;
+        }
+        let ttl = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let row = vec![
+            Value::String(key.clone()),
+            Value::String(host.to_owned()),
+            Value::Timestamp(now),
+            Value::Timestamp(now.saturating_add(ttl)),
+        ];
+        backend.put_rows(LEASES, vec![row]).await?;
+        tokio::time::sleep(CLAIM_SETTLE).await;
+        Ok(match Self::holder(backend, &key).await? {
+            Some((holder, _)) if holder == host => Claim::Won,
+            Some((holder, _)) => Claim::Lost(holder),
+            None => anyhow::bail!("the claim of {key} was not kept"),
+        })
+    }
+
+    /// The holder of `key`'s claim and when it expires (ms).
+    async fn holder(backend: &dyn Backend, key: &str) -> Result<Option<(String, i64)>> {
+        if backend.get_container(LEASES).await?.is_none() {
+            return Ok(None);
+        }
+        let tql = format!("SELECT * WHERE tick = {}", tql_string(key));
+        let found = backend.query(LEASES, &tql).await?;
+        Ok(match found.rows.first().map(|row| &row[..]) {
+            Some([_, Value::String(holder), _, Value::Timestamp(expires), ..]) => {
+                Some((holder.clone(), *expires))
+            }
+            _ => None,
+        })
     }
 }
 
@@ -153,6 +257,19 @@ struct Runner {
     backend: Arc<dyn Backend>,
     /// How long one run may take before its instance is stopped.
     timeout: Duration,
+    /// This host's name in run records and claims.
+    host: String,
+    /// Set when other hosts may share the store: scheduled ticks are claimed.
+    leases: Option<Leases>,
+}
+
+/// Who runs the ticks, and with whom they share the store.
+pub struct CronHost {
+    /// This host's name (`--host-id`).
+    pub id: String,
+    /// Whether other hosts may run the same triggers on the same store (the
+    /// GridDB store): then each tick is claimed before it runs.
+    pub shared_store: bool,
 }
 
 pub struct CronTrigger {
@@ -173,6 +290,7 @@ impl CronTrigger {
         backend: Arc<dyn Backend>,
         components: &Components,
         timeout: Duration,
+        host: CronHost,
     ) -> Result<CronTrigger> {
         let jobs = Self::jobs(app, &runtime, components, &[])?;
         let trigger = CronTrigger {
@@ -180,6 +298,11 @@ impl CronTrigger {
                 runtime,
                 backend,
                 timeout,
+                host: host.id,
+                leases: host.shared_store.then(|| Leases {
+                    // A claim outlasts the longest run, plus a margin.
+                    ttl: timeout + Duration::from_secs(60),
+                }),
             }),
             app: RwLock::new(Arc::new(app.clone())),
             scheduled: Mutex::new(Vec::new()),
@@ -268,6 +391,7 @@ impl CronTrigger {
             runner.runtime.clone(),
             runner.backend.clone(),
             runner.timeout,
+            &runner.host,
         )
         .await
     }
@@ -310,7 +434,9 @@ impl Runner {
             }
             let (runner, job) = (self.clone(), job.clone());
             tokio::spawn(async move {
-                runner.run(Some(&job.name), &job.handler, next).await;
+                if runner.claim(&job.name, next).await {
+                    runner.run(Some(&job.name), &job.handler, next).await;
+                }
                 job.running.store(false, Ordering::SeqCst);
             });
         }
@@ -328,7 +454,9 @@ impl Runner {
                 };
                 tracing::info!(trigger = %job.name, missed = missed.len(), running = chosen.len(), policy = ?job.catch_up, "catching up missed ticks");
                 for tick in chosen {
-                    self.run(Some(&job.name), &job.handler, tick).await;
+                    if self.claim(&job.name, tick).await {
+                        self.run(Some(&job.name), &job.handler, tick).await;
+                    }
                 }
             }
             Err(e) => {
@@ -385,6 +513,30 @@ impl Runner {
             Some(Value::Timestamp(ms)) => Some(*ms),
             _ => None,
         })
+    }
+
+    /// Whether this host runs `trigger`'s `tick`: always when it does not
+    /// share the store; else when it holds the tick's claim. A claim that
+    /// cannot be made (the store failing) runs nothing here: the tick is
+    /// caught up after the next start, by whichever host claims it then.
+    async fn claim(&self, trigger: &str, tick: DateTime<Utc>) -> bool {
+        let Some(leases) = &self.leases else {
+            return true;
+        };
+        match leases
+            .claim(self.backend.as_ref(), &self.host, trigger, tick)
+            .await
+        {
+            Ok(Claim::Won) => true,
+            Ok(Claim::Lost(holder)) => {
+                tracing::info!(trigger, %tick, %holder, "tick claimed by another host");
+                false
+            }
+            Err(e) => {
+                tracing::error!(trigger, %tick, error = %format!("{e:#}"), "cannot claim the tick: not run here");
+                false
+            }
+        }
     }
 
     /// Runs one tick of `handler` and records it; returns the final record.
@@ -458,6 +610,7 @@ impl Runner {
             status: status.name().to_owned(),
             error: None,
             manual: trigger.is_none(),
+            host: Some(self.host.clone()),
         }
     }
 
@@ -489,6 +642,7 @@ async fn save_record(
         Value::String(record.status.clone()),
         text(&record.error),
         Value::Bool(record.manual),
+        text(&record.host),
     ];
     backend.put_rows(RUNS, vec![row]).await?;
     Ok(())
@@ -503,6 +657,7 @@ pub async fn run_once(
     runtime: Arc<Runtime>,
     backend: Arc<dyn Backend>,
     timeout: Duration,
+    host: &str,
 ) -> Result<RunRecord> {
     let spec = app.components.get(component).with_context(|| {
         let known: Vec<_> = app.components.keys().collect();
@@ -516,6 +671,9 @@ pub async fn run_once(
         runtime,
         backend,
         timeout,
+        host: host.to_owned(),
+        // A manual run is asked for: it runs whoever else runs that tick.
+        leases: None,
     };
     Ok(runner.run(None, &handler, at).await)
 }
@@ -562,5 +720,6 @@ fn record_from_row(row: &[Value]) -> Option<RunRecord> {
         status: text(row.get(6)?)?,
         error: text(row.get(7)?),
         manual: matches!(row.get(8)?, Value::Bool(true)),
+        host: row.get(9).and_then(text),
     })
 }
