@@ -211,6 +211,7 @@ async fn reports_until(
             runtime.clone(),
             backend.clone(),
             Duration::from_secs(600),
+            "bench",
         )
         .await?;
         anyhow::ensure!(
