@@ -22,6 +22,7 @@
 //! A time series' expired rows are found by a key-range query; a
 //! collection's by walking its keys a chunk at a time.
 
+use crate::http_io::QueryParams;
 use crate::manifest::App;
 use crate::metrics::metrics;
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
@@ -451,17 +452,15 @@ impl RetentionAdmin for Retention {
                 return refused(StatusCode::BAD_REQUEST, "invalid device id", json!(reason))
             }
             (&Method::PUT, _, Some(Ok(device))) => {
-                let keep = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                    .find(|(name, _)| name == "keep")
-                    .map(|(_, value)| value.into_owned());
-                let Some(keep) = keep else {
+                let params = QueryParams::parse(query);
+                let Some(keep) = params.get("keep") else {
                     return refused(
                         StatusCode::BAD_REQUEST,
                         "missing parameter",
                         json!("give keep=<duration such as 7d> or keep=forever"),
                     );
                 };
-                match parse_keep(&keep) {
+                match parse_keep(keep) {
                     Err(reason) => {
                         return refused(
                             StatusCode::BAD_REQUEST,

@@ -18,6 +18,7 @@
 use super::credentials::{Credentials, Refused};
 use super::mosquitto;
 use super::token::TokenKind;
+use crate::http_io::QueryParams;
 use crate::manifest::App;
 use cromflag_logic::device::from_path_segment;
 use http::{Method, StatusCode};
@@ -57,15 +58,8 @@ async fn route(
         .map(|s| from_path_segment(s).unwrap_or_else(|_| s.to_owned()))
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let params = QueryParams::parse(query);
+    let param = |name: &str| params.get(name);
     let kind_of = |collection: &str| match collection {
         "devices" => Some(TokenKind::Device),
         "readers" => Some(TokenKind::Reader),
@@ -95,11 +89,7 @@ async fn route(
                     issued(credentials.add_device(id).await?)?
                 }
                 (&Method::POST, TokenKind::Reader, []) => {
-                    let devices: Vec<String> = params
-                        .iter()
-                        .filter(|(k, _)| k == "device")
-                        .map(|(_, v)| v.clone())
-                        .collect();
+                    let devices: Vec<String> = params.all("device").map(str::to_owned).collect();
                     issued(credentials.add_reader(id, &devices).await?)?
                 }
                 (&Method::POST, TokenKind::Device, ["rotate"]) => {

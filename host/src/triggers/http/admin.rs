@@ -128,16 +128,8 @@ async fn run_cron(
             json!({ "path": "/admin/cron/run" }),
         );
     };
-    let params: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
-    let (Some(component), Some(at)) = (param("component"), param("at")) else {
+    let params = http_io::QueryParams::parse(query);
+    let (Some(component), Some(at)) = (params.get("component"), params.get("at")) else {
         return error(
             StatusCode::BAD_REQUEST,
             "missing parameter",
