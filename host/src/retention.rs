@@ -140,6 +140,8 @@ struct Expiring {
     name: &'static str,
     time_column: &'static str,
     keep: fn(&Policy) -> Keep,
+    /// Where a pass counts what it deleted.
+    tally: fn(&mut Deleted) -> &mut u64,
 }
 
 const COLLECTIONS: [Expiring; 4] = [
@@ -147,22 +149,26 @@ const COLLECTIONS: [Expiring; 4] = [
         name: cromflag_logic::insert::MESSAGES,
         time_column: "received",
         keep: |p| p.messages,
+        tally: |d| &mut d.messages,
     },
     Expiring {
         name: crate::triggers::cron::RUNS,
         time_column: "tick",
         keep: |p| p.cron_runs,
+        tally: |d| &mut d.cron_runs,
     },
     // Tick claims live as long as the runs they decided.
     Expiring {
         name: crate::triggers::cron::LEASES,
         time_column: "claimed",
         keep: |p| p.cron_runs,
+        tally: |d| &mut d.cron_runs,
     },
     Expiring {
-        name: "reports",
+        name: cromflag_logic::report::stored::REPORTS,
         time_column: "period_end",
         keep: |p| p.reports,
+        tally: |d| &mut d.reports,
     },
 ];
 
@@ -314,13 +320,7 @@ impl Retention {
                 if let Some(keep) = (expiring.keep)(&policy) {
                     let n = self.expire_collection(expiring, cutoff(keep)).await?;
                     metrics().retention_deleted(expiring.name, n);
-                    match expiring.name {
-                        "reports" => deleted.reports += n,
-                        crate::triggers::cron::RUNS | crate::triggers::cron::LEASES => {
-                            deleted.cron_runs += n
-                        }
-                        _ => deleted.messages += n,
-                    }
+                    *(expiring.tally)(&mut deleted) += n;
                 }
             }
         }
