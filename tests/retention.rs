@@ -4,6 +4,7 @@
 //! while a pass deletes.
 
 use cromflag_tests::access::call;
+use cromflag_tests::mqtt::Publisher;
 use cromflag_tests::{fetch_rows, get, insert_sample, post, repo_root, wait_until, Host};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ fn retention_env() -> Vec<(&'static str, String)> {
         ("SPIN_VARIABLE_ADMIN_TOKEN", "retention-admin".into()),
         ("SPIN_VARIABLE_RETENTION", "30d".into()),
         ("SPIN_VARIABLE_RETENTION_MESSAGES", "3s".into()),
+        ("SPIN_VARIABLE_RETENTION_REJECTED", "3s".into()),
         ("SPIN_VARIABLE_RETENTION_CRON_RUNS", "30d".into()),
         ("SPIN_VARIABLE_RETENTION_REPORTS", "365d".into()),
     ]
@@ -107,7 +109,13 @@ fn expire_on(host: &Host) -> Value {
     assert_eq!(policy["devices"], json!({ "short": "5days" }));
     assert_eq!(policy["overrides"], json!({ "keeper": "forever" }));
 
-    // Every message so far is past `retention_messages` (3 s); one more is not.
+    // A dead letter, as old as the messages.
+    let mut publisher = Publisher::connect(host.mqtt_port, "retention-publisher");
+    publisher.publish("devices/old/telemetry", 1, b"not a document".to_vec());
+    assert_eq!(fetch_rows(host, "_rejected").unwrap().len(), 1);
+
+    // Every message so far is past `retention_messages` (3 s), and the dead
+    // letter past `retention_rejected`; one more message is not.
     std::thread::sleep(Duration::from_millis(3500));
     insert(host, "fresh", &[now]);
     let deleted = admin(host, "POST", "/admin/retention/run");
@@ -121,6 +129,7 @@ fn expire_on(host: &Host) -> Value {
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["device"], "fresh");
     assert_eq!(fetch_rows(host, "_cron_runs").unwrap(), Vec::<Value>::new());
+    assert_eq!(fetch_rows(host, "_rejected").unwrap(), Vec::<Value>::new());
     assert_eq!(get(&host.url("/reports?kind=daily")).json()["count"], 0);
     // A day's report over the expired rows has nothing left to report.
     let rerun = admin(
@@ -154,7 +163,7 @@ fn the_embedded_store_expires_rows_older_than_their_retention() {
             "telemetry": 9,
             // every message but fresh's: old, keeper, short, sample.
             "messages": 4,
-            "rejected": 0,
+            "rejected": 1,
             "cron_runs": 1,
             "reports": 4,
         })
@@ -192,6 +201,7 @@ fn over_the_webapi_the_host_deletes_expired_rows_itself() {
     // The WebAPI answers 204 whatever the keys: A counts the keys it sent.
     assert_eq!(deleted["telemetry"], 9);
     assert_eq!(deleted["messages"], 4);
+    assert_eq!(deleted["rejected"], 1);
     // B, read directly, has what A's fetches saw.
     let now = now_ms();
     let old = times(&b, "old");
