@@ -5,6 +5,7 @@
 use crate::access::credentials::Credentials;
 use crate::access::token::same_secret;
 use crate::access::{Access, Mode};
+use crate::alarms::Alarms;
 use crate::http_io::{self, BodyLimit};
 use crate::listener::ListenerLimits;
 use crate::live::Live;
@@ -256,7 +257,9 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     )?);
     http.set_cron(cron.clone());
     let retention = Retention::start(backend.clone(), Policy::from_app(&app)?);
-    http.set_retention(retention.clone());
+    http.add_routes("/admin/retention", retention.clone());
+    let alarms = Alarms::start(backend.clone(), &app).await?;
+    http.add_routes("/alarms", alarms.clone());
     if let Some(trigger) = &mqtt {
         http.set_mqtt_readiness(trigger.readiness(mqtt_endpoint.is_some()));
     }
@@ -271,7 +274,7 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         &options.manifest,
         runtime,
         (http.clone(), mqtt.clone(), cron),
-        retention,
+        vec![retention, alarms],
         options.data_dir.join("uploads"),
         app,
         components,

@@ -9,9 +9,11 @@
 //! GridDB's WebAPI; `listener` serves HTTP/1 for both and `http_io` builds
 //! their JSON answers and reads their bodies; `health` answers the liveness
 //! and readiness probes; `metrics` counts what happens and exports it for
-//! Prometheus; `retention` deletes what is older than its retention; `app` wires them together for `cromflag up`.
+//! Prometheus; `alarms` tracks when devices were last seen and raises and
+//! clears alarms; `retention` deletes what is older than its retention; `app` wires them together for `cromflag up`.
 
 pub mod access;
+pub mod alarms;
 pub mod app;
 pub mod bindings;
 pub mod health;

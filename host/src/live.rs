@@ -21,7 +21,6 @@
 //! component whose transform chain changed with its old and new list.
 
 use crate::manifest::{self, App};
-use crate::retention::Retention;
 use crate::runtime::{self, Components, Outcome, Runtime};
 use crate::triggers::cron::CronTrigger;
 use crate::triggers::http::admin::{UploadRefused, Uploaded, Uploads};
@@ -45,8 +44,8 @@ pub struct Live {
     http: Arc<HttpTrigger>,
     mqtt: Option<Arc<MqttTrigger>>,
     cron: Arc<CronTrigger>,
-    /// Follows the manifest's retentions.
-    retention: Arc<Retention>,
+    /// What else follows the manifest (retention, alarm rules).
+    followers: Vec<Arc<dyn FollowsApp>>,
     /// Where uploaded components are kept (`<data-dir>/uploads`).
     uploads: PathBuf,
     /// Changes are applied one at a time.
@@ -63,12 +62,21 @@ struct State {
     overrides: HashMap<String, PathBuf>,
 }
 
+/// A part of the host that reads its settings from the manifest and
+/// follows its changes (no trigger: the triggers are `replace`d above).
+pub trait FollowsApp: Send + Sync {
+    /// What it is, for the log.
+    fn what(&self) -> &'static str;
+    /// Takes `app`'s settings from now on; an error keeps the ones it has.
+    fn follow(&self, app: &App) -> Result<()>;
+}
+
 impl Live {
     pub fn new(
         manifest: &Path,
         runtime: Arc<Runtime>,
         triggers: (Arc<HttpTrigger>, Option<Arc<MqttTrigger>>, Arc<CronTrigger>),
-        retention: Arc<Retention>,
+        followers: Vec<Arc<dyn FollowsApp>>,
         uploads: PathBuf,
         app: App,
         components: Components,
@@ -81,7 +89,7 @@ impl Live {
             http: http.clone(),
             mqtt,
             cron,
-            retention,
+            followers,
             uploads,
             state: tokio::sync::Mutex::new(State {
                 app: Arc::new(app),
@@ -136,8 +144,10 @@ impl Live {
             mqtt.replace(&app, &components)?;
         }
         self.cron.replace(&app, &components)?;
-        if let Err(e) = self.retention.replace(&app) {
-            tracing::error!(error = %format!("{e:#}"), "retention unchanged");
+        for follower in &self.followers {
+            if let Err(e) = follower.follow(&app) {
+                tracing::error!(error = %format!("{e:#}"), "{} unchanged", follower.what());
+            }
         }
         for (id, outcome) in &outcomes {
             match outcome {

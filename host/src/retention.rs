@@ -26,7 +26,7 @@ use crate::http_io::QueryParams;
 use crate::manifest::App;
 use crate::metrics::metrics;
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
-use crate::triggers::http::admin::RetentionAdmin;
+use crate::triggers::http::JsonRoutes;
 use anyhow::{Context, Result};
 use cromflag_logic::device::from_path_segment;
 use cromflag_logic::tql_string;
@@ -427,13 +427,23 @@ fn overrides_container() -> ContainerInfo {
     }
 }
 
+impl crate::live::FollowsApp for Retention {
+    fn what(&self) -> &'static str {
+        "retention"
+    }
+
+    fn follow(&self, app: &App) -> Result<()> {
+        self.replace(app)
+    }
+}
+
 /// `/admin/retention...`: the policy (`GET /admin/retention`), a device's
 /// run-time retention (`PUT /admin/retention/devices/<id>?keep=7d`, `DELETE`
 /// to fall back on the manifest's), and a pass now (`POST
 /// /admin/retention/run`, answering what it deleted).
 #[async_trait::async_trait]
-impl RetentionAdmin for Retention {
-    async fn admin(&self, method: &Method, path: &str, query: Option<&str>) -> (StatusCode, Json) {
+impl JsonRoutes for Retention {
+    async fn answer(&self, method: &Method, path: &str, query: Option<&str>) -> (StatusCode, Json) {
         let refused = |status: StatusCode, error: &str, detail: Json| {
             (status, json!({ "error": error, "detail": detail }))
         };

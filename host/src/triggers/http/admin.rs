@@ -3,7 +3,8 @@
 //! component, handed to whatever takes uploads: the live-change controller),
 //! `POST /admin/cron/run` (one cron tick now, in this host: `cromflag cron
 //! run` while the host runs) and the credentials' admin API
-//! (`access::admin`, the rest of `/admin/`).
+//! (`access::admin`, the rest of `/admin/`). Routes other host parts answer
+//! (`/admin/retention`, `/alarms`) reach them through `JsonRoutes`.
 //!
 //! The trigger has checked the admin (or control) token before calling in
 //! here: no byte of an upload is read for a caller who may not upload.
@@ -27,19 +28,6 @@ const MAX_UPLOAD_BYTES: usize = 64 << 20;
 pub trait Uploads: Send + Sync {
     /// Keeps `bytes` as component `id`'s new version and applies it.
     async fn upload(&self, id: &str, bytes: &[u8]) -> Result<Uploaded, UploadRefused>;
-}
-
-/// What answers `/admin/retention...` (the retention job). A trait, as
-/// `Uploads` is, so that the trigger knows the routes and not the job.
-#[async_trait::async_trait]
-pub trait RetentionAdmin: Send + Sync {
-    /// Answers one call under `/admin/retention`.
-    async fn admin(
-        &self,
-        method: &Method,
-        path: &str,
-        query: Option<&str>,
-    ) -> (StatusCode, serde_json::Value);
 }
 
 /// An upload applied.
@@ -67,7 +55,6 @@ pub enum UploadRefused {
 pub struct HostAdmin<'a> {
     pub uploads: Option<&'a dyn Uploads>,
     pub cron: Option<&'a CronTrigger>,
-    pub retention: Option<&'a dyn RetentionAdmin>,
 }
 
 /// Answers `req`, a call under `/admin/`.
@@ -80,12 +67,6 @@ pub async fn serve(
     let path = req.uri().path();
     if path == "/admin/cron/run" {
         return boxed(run_cron(host.cron, req.method(), req.uri().query()).await);
-    }
-    if path == "/admin/retention" || path.starts_with("/admin/retention/") {
-        if let Some(retention) = host.retention {
-            let (status, body) = retention.admin(req.method(), path, req.uri().query()).await;
-            return boxed(http_io::json(status, &body));
-        }
     }
     let uploads = host.uploads;
     if let Some(component) = path.strip_prefix("/admin/components/") {

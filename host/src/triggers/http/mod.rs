@@ -65,8 +65,9 @@ pub struct HttpTrigger {
     uploads: OnceLock<Arc<dyn Uploads>>,
     /// Runs `POST /admin/cron/run` once set.
     cron: OnceLock<Arc<CronTrigger>>,
-    /// Answers `/admin/retention...` once set.
-    retention: OnceLock<Arc<dyn admin::RetentionAdmin>>,
+    /// Routes other parts of the host answer, by path prefix
+    /// (`/admin/retention`, `/alarms`).
+    json_routes: RwLock<Vec<(&'static str, Arc<dyn JsonRoutes>)>>,
     /// How `/readyz` learns whether MQTT messages can arrive; unset, there
     /// is nothing to wait for.
     mqtt_readiness: OnceLock<MqttReadiness>,
@@ -107,7 +108,7 @@ impl HttpTrigger {
             access,
             uploads: OnceLock::new(),
             cron: OnceLock::new(),
-            retention: OnceLock::new(),
+            json_routes: RwLock::new(Vec::new()),
             mqtt_readiness: OnceLock::new(),
         })
     }
@@ -132,9 +133,27 @@ impl HttpTrigger {
         let _ = self.cron.set(cron);
     }
 
-    /// Lets `/admin/retention...` reach the retention job.
-    pub fn set_retention(&self, retention: Arc<dyn admin::RetentionAdmin>) {
-        let _ = self.retention.set(retention);
+    /// Lets `prefix` and the paths under it (where no manifest route
+    /// matches) reach `routes`.
+    pub fn add_routes(&self, prefix: &'static str, routes: Arc<dyn JsonRoutes>) {
+        self.json_routes
+            .write()
+            .expect("json routes lock")
+            .push((prefix, routes));
+    }
+
+    /// What answers `path`, if another part of the host does.
+    fn json_routes_of(&self, path: &str) -> Option<Arc<dyn JsonRoutes>> {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        self.json_routes
+            .read()
+            .expect("json routes lock")
+            .iter()
+            .find(|(prefix, _)| under(prefix))
+            .map(|(_, routes)| routes.clone())
     }
 
     fn routes(app: &App, runtime: &Runtime, components: &Components) -> Result<Routes> {
@@ -275,11 +294,16 @@ impl HttpTrigger {
                     Bytes::from(metrics().encode()),
                 ));
             }
+            if let Some(routes) = self.json_routes_of(req.uri().path()) {
+                let (status, body) = routes
+                    .answer(req.method(), req.uri().path(), req.uri().query())
+                    .await;
+                return boxed(http_io::json(status, &body));
+            }
             if req.uri().path().starts_with("/admin/") {
                 let host = admin::HostAdmin {
                     uploads: self.uploads.get().map(|u| u.as_ref()),
                     cron: self.cron.get().map(|c| c.as_ref()),
-                    retention: self.retention.get().map(|r| r.as_ref()),
                 };
                 let credentials = self.access.credentials();
                 return admin::serve(&host, credentials, &routes.app, req).await;
@@ -452,6 +476,20 @@ impl HttpTrigger {
     }
 }
 
+/// JSON routes another part of the host answers (the retention job's, the
+/// alarms'): a trait, as `Uploads` is, so that the trigger knows the paths and
+/// not who answers them. The trigger has checked the caller's token.
+#[async_trait::async_trait]
+pub trait JsonRoutes: Send + Sync {
+    /// Answers one call: its status and JSON body.
+    async fn answer(
+        &self,
+        method: &http::Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> (StatusCode, serde_json::Value);
+}
+
 /// What `dispatch` saw of a request, for its metrics.
 struct Seen {
     /// The manifest route it matched, or the host's own (`host_route`).
@@ -468,6 +506,8 @@ const UNMATCHED: &str = "unmatched";
 fn host_route(method: &http::Method, path: &str) -> &'static str {
     match path {
         "/metrics" => "/metrics",
+        "/alarms" => "/alarms",
+        _ if path.starts_with("/alarms/") => "/alarms/...",
         _ if path.starts_with("/admin/") => "/admin/...",
         _ if path.starts_with("/stream/") => "/stream/...",
         _ if builtin::route(method, path).is_some() => "/ui",

@@ -1,0 +1,520 @@
+//! Device health and alarms: when each device was last seen, and alarms
+//! raised and cleared by rules over it.
+//!
+//! Last seen: the time the store committed a device's telemetry, taken off
+//! the store's commit feed (`Backend::commits`), so ingest neither waits for
+//! it nor writes more. It is kept in memory and written to `_last_seen` once
+//! per evaluation, only for the devices seen since: one write per period, not
+//! one per message. A restart reads it back.
+//!
+//! Alarms live in the `alarms` collection, on either backend, with a
+//! lifecycle: `raised` → (`acknowledged`) → `cleared`. One condition raises
+//! one alarm: while it is open (raised or acknowledged) the same rule and
+//! device raise no other. Open alarms are read back at start, so a restart
+//! neither loses nor repeats them.
+//!
+//! Rules: inactivity, a device that sent nothing for `inactivity_timeout`
+//! (a variable such as `15m`; empty, the default, turns it off and with it
+//! the writing of last-seen times), evaluated every `EVALUATION_PERIOD`.
+//!
+//! Routes (`JsonRoutes`): `GET /alarms?device=&state=&since=`, `POST
+//! /alarms/<id>/ack`.
+
+use crate::http_io::QueryParams;
+use crate::manifest::App;
+use crate::retention::parse_keep;
+use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, Value};
+use crate::triggers::http::JsonRoutes;
+use anyhow::Result;
+use cromflag_logic::tql_string;
+use http::{Method, StatusCode};
+use serde_json::{json, Value as Json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// The alarms collection.
+pub const ALARMS: &str = "alarms";
+/// Devices' last-seen times.
+pub const LAST_SEEN: &str = "_last_seen";
+/// How often rules over time (inactivity) are evaluated.
+const EVALUATION_PERIOD: Duration = Duration::from_secs(1);
+/// Rows read per query.
+const PAGE: usize = 1000;
+/// The inactivity rule's name in alarms.
+const INACTIVITY: &str = "inactivity";
+
+/// Where an alarm is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Raised,
+    Acknowledged,
+    Cleared,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Raised => "raised",
+            State::Acknowledged => "acknowledged",
+            State::Cleared => "cleared",
+        }
+    }
+
+    fn parse(text: &str) -> Option<State> {
+        [State::Raised, State::Acknowledged, State::Cleared]
+            .into_iter()
+            .find(|s| s.name() == text)
+    }
+}
+
+/// One alarm, as the `alarms` collection holds it.
+#[derive(Clone, Debug, PartialEq)]
+struct Alarm {
+    /// `<rule>:<device>:<raised ms>`.
+    id: String,
+    device: String,
+    rule: String,
+    severity: String,
+    state: State,
+    /// What fired it, as text (for inactivity: the last-seen time, ms).
+    value: Option<String>,
+    raised: i64,
+    acknowledged: Option<i64>,
+    cleared: Option<i64>,
+}
+
+fn alarms_container() -> ContainerInfo {
+    let text = |name: &str| Column::new(name, ColumnType::String);
+    let time = |name: &str| Column::new(name, ColumnType::Timestamp);
+    ContainerInfo {
+        name: ALARMS.to_owned(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            text("id"),
+            text("device"),
+            text("rule"),
+            text("severity"),
+            text("state"),
+            text("value"),
+            time("raised"),
+            time("acknowledged"),
+            time("cleared"),
+        ],
+        row_key: true,
+    }
+}
+
+fn last_seen_container() -> ContainerInfo {
+    ContainerInfo {
+        name: LAST_SEEN.to_owned(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            Column::new("device", ColumnType::String),
+            Column::new("last_seen", ColumnType::Timestamp),
+        ],
+        row_key: true,
+    }
+}
+
+impl Alarm {
+    fn to_row(&self) -> Row {
+        let time = |t: Option<i64>| t.map_or(Value::Null, Value::Timestamp);
+        vec![
+            Value::String(self.id.clone()),
+            Value::String(self.device.clone()),
+            Value::String(self.rule.clone()),
+            Value::String(self.severity.clone()),
+            Value::String(self.state.name().to_owned()),
+            self.value.clone().map_or(Value::Null, Value::String),
+            Value::Timestamp(self.raised),
+            time(self.acknowledged),
+            time(self.cleared),
+        ]
+    }
+
+    fn from_row(row: &[Value]) -> Option<Alarm> {
+        let text = |i: usize| match row.get(i) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let time = |i: usize| match row.get(i) {
+            Some(Value::Timestamp(t)) => Some(*t),
+            _ => None,
+        };
+        Some(Alarm {
+            id: text(0)?,
+            device: text(1)?,
+            rule: text(2)?,
+            severity: text(3)?,
+            state: State::parse(&text(4)?)?,
+            value: text(5),
+            raised: time(6)?,
+            acknowledged: time(7),
+            cleared: time(8),
+        })
+    }
+
+    fn to_json(&self) -> Json {
+        let time = |t: Option<i64>| t.map_or(Json::Null, |t| json!(t));
+        json!({
+            "id": self.id,
+            "device": self.device,
+            "rule": self.rule,
+            "severity": self.severity,
+            "state": self.state.name(),
+            "value": self.value,
+            "raised": self.raised,
+            "acknowledged": time(self.acknowledged),
+            "cleared": time(self.cleared),
+        })
+    }
+}
+
+/// The rules, from the manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rules {
+    /// `None`: no inactivity alarms.
+    inactivity_timeout: Option<Duration>,
+}
+
+impl Rules {
+    fn from_app(app: &App) -> Result<Rules> {
+        let timeout = app.variables.get("inactivity_timeout").unwrap_or("");
+        let inactivity_timeout =
+            parse_keep(timeout).map_err(|e| anyhow::anyhow!("variable inactivity_timeout: {e}"))?;
+        Ok(Rules { inactivity_timeout })
+    }
+}
+
+pub struct Alarms {
+    backend: Arc<dyn Backend>,
+    rules: RwLock<Rules>,
+    /// Each device's last-seen time (ms), and whether it changed since it
+    /// was last written.
+    last_seen: Mutex<HashMap<String, (i64, bool)>>,
+    /// Open alarms by rule and device. Writes of alarms go one at a time.
+    open: tokio::sync::Mutex<BTreeMap<(String, String), Alarm>>,
+}
+
+impl Alarms {
+    /// Reads back the last-seen times and open alarms, then follows the
+    /// store's commits and evaluates the rules every period.
+    pub async fn start(backend: Arc<dyn Backend>, app: &App) -> Result<Arc<Alarms>> {
+        let rules = Rules::from_app(app)?;
+        let mut last_seen = HashMap::new();
+        for row in all_rows(backend.as_ref(), LAST_SEEN, "device").await? {
+            if let [Value::String(device), Value::Timestamp(at), ..] = &row[..] {
+                last_seen.insert(device.clone(), (*at, false));
+            }
+        }
+        let mut open = BTreeMap::new();
+        for row in all_rows(backend.as_ref(), ALARMS, "id").await? {
+            if let Some(alarm) = Alarm::from_row(&row).filter(|a| a.state != State::Cleared) {
+                open.insert((alarm.rule.clone(), alarm.device.clone()), alarm);
+            }
+        }
+        let alarms = Arc::new(Alarms {
+            backend,
+            rules: RwLock::new(rules),
+            last_seen: Mutex::new(last_seen),
+            open: tokio::sync::Mutex::new(open),
+        });
+        if let Some(commits) = alarms.backend.commits() {
+            tokio::spawn(follow(Arc::downgrade(&alarms), commits));
+        } else {
+            tracing::warn!("this store does not publish its commits: no device is seen");
+        }
+        let weak = Arc::downgrade(&alarms);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(EVALUATION_PERIOD).await;
+                let Some(alarms) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = alarms.evaluate().await {
+                    tracing::error!(error = %format!("{e:#}"), "alarm evaluation failed; the next one tries again");
+                }
+            }
+        });
+        Ok(alarms)
+    }
+
+    /// Follows `app`'s rules from the next evaluation on; rules that do
+    /// not read leave the running ones.
+    pub fn replace(&self, app: &App) -> Result<()> {
+        *self.rules.write().expect("alarm rules lock") = Rules::from_app(app)?;
+        Ok(())
+    }
+
+    fn seen(&self, device: String, at: i64) {
+        let mut last_seen = self.last_seen.lock().expect("last seen lock");
+        let entry = last_seen.entry(device).or_insert((at, true));
+        if at >= entry.0 {
+            *entry = (at, true);
+        }
+    }
+
+    /// Writes the last-seen times that changed, then raises and clears
+    /// inactivity alarms; without a rule, nothing.
+    async fn evaluate(&self) -> Result<()> {
+        let Some(timeout) = self
+            .rules
+            .read()
+            .expect("alarm rules lock")
+            .inactivity_timeout
+        else {
+            return Ok(());
+        };
+        let (changed, snapshot): (Vec<Row>, Vec<(String, i64)>) = {
+            let mut last_seen = self.last_seen.lock().expect("last seen lock");
+            let mut changed = Vec::new();
+            let mut snapshot = Vec::with_capacity(last_seen.len());
+            for (device, (at, dirty)) in last_seen.iter_mut() {
+                if *dirty {
+                    changed.push(vec![Value::String(device.clone()), Value::Timestamp(*at)]);
+                    *dirty = false;
+                }
+                snapshot.push((device.clone(), *at));
+            }
+            (changed, snapshot)
+        };
+        if !changed.is_empty() {
+            self.backend.put_container(last_seen_container()).await?;
+            if let Err(e) = self.backend.put_rows(LAST_SEEN, changed.clone()).await {
+                // Written again next time.
+                let mut last_seen = self.last_seen.lock().expect("last seen lock");
+                for row in &changed {
+                    if let [Value::String(device), Value::Timestamp(at)] = &row[..] {
+                        if let Some(entry) = last_seen.get_mut(device).filter(|e| e.0 == *at) {
+                            entry.1 = true;
+                        }
+                    }
+                }
+                return Err(e.into());
+            }
+        }
+        let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let now = crate::store::now_ms();
+        for (device, at) in snapshot {
+            let inactive = now.saturating_sub(at) > timeout;
+            let key = (INACTIVITY.to_owned(), device.clone());
+            let mut open = self.open.lock().await;
+            match (inactive, open.get(&key)) {
+                (true, None) => {
+                    let alarm = Alarm {
+                        id: format!("{INACTIVITY}:{device}:{now}"),
+                        device: device.clone(),
+                        rule: INACTIVITY.to_owned(),
+                        severity: "warning".to_owned(),
+                        state: State::Raised,
+                        value: Some(at.to_string()),
+                        raised: now,
+                        acknowledged: None,
+                        cleared: None,
+                    };
+                    self.write(&alarm).await?;
+                    tracing::warn!(%device, last_seen = at, "alarm raised: inactivity");
+                    open.insert(key, alarm);
+                }
+                (false, Some(alarm)) => {
+                    let cleared = Alarm {
+                        state: State::Cleared,
+                        cleared: Some(now),
+                        ..alarm.clone()
+                    };
+                    self.write(&cleared).await?;
+                    tracing::info!(%device, "alarm cleared: inactivity");
+                    open.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&self, alarm: &Alarm) -> Result<()> {
+        let wanted = alarms_container();
+        if self.backend.get_container(ALARMS).await?.as_ref() != Some(&wanted) {
+            self.backend.put_container(wanted).await?;
+        }
+        self.backend.put_rows(ALARMS, vec![alarm.to_row()]).await?;
+        Ok(())
+    }
+
+    /// `GET /alarms`: newest first, filtered.
+    async fn list(&self, params: &QueryParams) -> Result<(StatusCode, Json)> {
+        let state = match params.get("state") {
+            None => None,
+            Some("open") => Some(None),
+            Some(text) => match State::parse(text) {
+                Some(state) => Some(Some(state)),
+                None => {
+                    return Ok(refused(
+                        StatusCode::BAD_REQUEST,
+                        "invalid parameter",
+                        json!({ "state": text, "reason": "one of open, raised, acknowledged, cleared" }),
+                    ))
+                }
+            },
+        };
+        let since = match params.get("since").map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(ms)) => Some(ms),
+            Some(Err(_)) => {
+                return Ok(refused(
+                    StatusCode::BAD_REQUEST,
+                    "invalid parameter",
+                    json!({ "since": params.get("since"), "reason": "epoch milliseconds" }),
+                ))
+            }
+        };
+        let mut alarms: Vec<Alarm> = all_rows(self.backend.as_ref(), ALARMS, "id")
+            .await?
+            .iter()
+            .filter_map(|row| Alarm::from_row(row))
+            .filter(|a| params.get("device").is_none_or(|d| a.device == d))
+            .filter(|a| match state {
+                None => true,
+                Some(None) => a.state != State::Cleared,
+                Some(Some(state)) => a.state == state,
+            })
+            .filter(|a| since.is_none_or(|since| a.raised >= since))
+            .collect();
+        alarms.sort_by(|a, b| b.raised.cmp(&a.raised).then(a.id.cmp(&b.id)));
+        let listed: Vec<Json> = alarms.iter().map(Alarm::to_json).collect();
+        Ok((
+            StatusCode::OK,
+            json!({ "count": listed.len(), "alarms": listed }),
+        ))
+    }
+
+    /// `POST /alarms/<id>/ack`: an open alarm acknowledged (again: no change).
+    async fn ack(&self, id: &str) -> Result<(StatusCode, Json)> {
+        let mut open = self.open.lock().await;
+        let Some(alarm) = open.values_mut().find(|a| a.id == id) else {
+            let tql = format!("SELECT * WHERE id = {}", tql_string(id));
+            let known = match self.backend.get_container(ALARMS).await? {
+                Some(_) => self
+                    .backend
+                    .query(ALARMS, &tql)
+                    .await?
+                    .rows
+                    .first()
+                    .and_then(|r| Alarm::from_row(r)),
+                None => None,
+            };
+            return Ok(match known {
+                Some(cleared) => refused(
+                    StatusCode::CONFLICT,
+                    "the alarm is cleared",
+                    cleared.to_json(),
+                ),
+                None => refused(StatusCode::NOT_FOUND, "no such alarm", json!({ "id": id })),
+            });
+        };
+        if alarm.state == State::Raised {
+            let acknowledged = Alarm {
+                state: State::Acknowledged,
+                acknowledged: Some(crate::store::now_ms()),
+                ..alarm.clone()
+            };
+            self.write(&acknowledged).await?;
+            *alarm = acknowledged;
+        }
+        Ok((StatusCode::OK, alarm.to_json()))
+    }
+}
+
+impl crate::live::FollowsApp for Alarms {
+    fn what(&self) -> &'static str {
+        "alarm rules"
+    }
+
+    fn follow(&self, app: &App) -> Result<()> {
+        self.replace(app)
+    }
+}
+
+fn refused(status: StatusCode, error: &str, detail: Json) -> (StatusCode, Json) {
+    (status, json!({ "error": error, "detail": detail }))
+}
+
+#[async_trait::async_trait]
+impl JsonRoutes for Alarms {
+    async fn answer(&self, method: &Method, path: &str, query: Option<&str>) -> (StatusCode, Json) {
+        let params = QueryParams::parse(query);
+        let ack = path
+            .strip_prefix("/alarms/")
+            .and_then(|rest| rest.strip_suffix("/ack"))
+            .map(percent_decode);
+        let outcome = match (method, path, ack) {
+            (&Method::GET, "/alarms", _) => self.list(&params).await,
+            (&Method::POST, _, Some(id)) => self.ack(&id).await,
+            _ => {
+                return refused(
+                    StatusCode::NOT_FOUND,
+                    "no such route",
+                    json!({ "path": path, "method": method.as_str() }),
+                )
+            }
+        };
+        outcome.unwrap_or_else(|e| {
+            tracing::error!(error = %format!("{e:#}"), "alarms call failed");
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable",
+                json!(format!("{e:#}")),
+            )
+        })
+    }
+}
+
+/// A path segment's `%XX` escapes decoded (an alarm id holds a device id).
+fn percent_decode(segment: &str) -> String {
+    cromflag_logic::device::from_path_segment(segment).unwrap_or_else(|_| segment.to_owned())
+}
+
+/// Marks every device whose telemetry commits as seen, for as long as the
+/// alarms live. A lagging receiver skips what it missed (those devices are
+/// seen at their next commit).
+async fn follow(
+    alarms: std::sync::Weak<Alarms>,
+    mut commits: tokio::sync::broadcast::Receiver<Arc<crate::store::Committed>>,
+) {
+    loop {
+        let committed = match commits.recv().await {
+            Ok(committed) => committed,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "alarms fell behind the store's commits");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(alarms) = alarms.upgrade() else {
+            return;
+        };
+        if let Some(device) = cromflag_logic::device::id_of(&committed.container) {
+            alarms.seen(device, crate::store::now_ms());
+        }
+    }
+}
+
+/// Every row of `container` (none if it does not exist), a page at a time
+/// by `key`.
+async fn all_rows(backend: &dyn Backend, container: &str, key: &str) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    if backend.get_container(container).await?.is_none() {
+        return Ok(rows);
+    }
+    for offset in (0..).step_by(PAGE) {
+        let tql = format!("SELECT * ORDER BY {key} ASC LIMIT {PAGE} OFFSET {offset}");
+        let page = backend.query(container, &tql).await?;
+        let done = page.rows.len() < PAGE;
+        rows.extend(page.rows);
+        if done {
+            break;
+        }
+    }
+    Ok(rows)
+}
