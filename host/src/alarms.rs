@@ -24,7 +24,7 @@ use crate::http_io::QueryParams;
 use crate::manifest::App;
 use crate::retention::parse_keep;
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, Value};
-use crate::triggers::http::JsonRoutes;
+use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::Result;
 use cromflag_logic::tql_string;
 use http::{Method, StatusCode};
@@ -350,7 +350,7 @@ impl Alarms {
             Some(text) => match State::parse(text) {
                 Some(state) => Some(Some(state)),
                 None => {
-                    return Ok(refused(
+                    return Ok(json_refusal(
                         StatusCode::BAD_REQUEST,
                         "invalid parameter",
                         json!({ "state": text, "reason": "one of open, raised, acknowledged, cleared" }),
@@ -362,7 +362,7 @@ impl Alarms {
             None => None,
             Some(Ok(ms)) => Some(ms),
             Some(Err(_)) => {
-                return Ok(refused(
+                return Ok(json_refusal(
                     StatusCode::BAD_REQUEST,
                     "invalid parameter",
                     json!({ "since": params.get("since"), "reason": "epoch milliseconds" }),
@@ -405,12 +405,12 @@ impl Alarms {
                 None => None,
             };
             return Ok(match known {
-                Some(cleared) => refused(
+                Some(cleared) => json_refusal(
                     StatusCode::CONFLICT,
                     "the alarm is cleared",
                     cleared.to_json(),
                 ),
-                None => refused(StatusCode::NOT_FOUND, "no such alarm", json!({ "id": id })),
+                None => json_refusal(StatusCode::NOT_FOUND, "no such alarm", json!({ "id": id })),
             });
         };
         if alarm.state == State::Raised {
@@ -436,10 +436,6 @@ impl crate::live::FollowsApp for Alarms {
     }
 }
 
-fn refused(status: StatusCode, error: &str, detail: Json) -> (StatusCode, Json) {
-    (status, json!({ "error": error, "detail": detail }))
-}
-
 #[async_trait::async_trait]
 impl JsonRoutes for Alarms {
     async fn answer(&self, method: &Method, path: &str, query: Option<&str>) -> (StatusCode, Json) {
@@ -451,22 +447,9 @@ impl JsonRoutes for Alarms {
         let outcome = match (method, path, ack) {
             (&Method::GET, "/alarms", _) => self.list(&params).await,
             (&Method::POST, _, Some(id)) => self.ack(&id).await,
-            _ => {
-                return refused(
-                    StatusCode::NOT_FOUND,
-                    "no such route",
-                    json!({ "path": path, "method": method.as_str() }),
-                )
-            }
+            _ => return no_such_route(method, path),
         };
-        outcome.unwrap_or_else(|e| {
-            tracing::error!(error = %format!("{e:#}"), "alarms call failed");
-            refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store unavailable",
-                json!(format!("{e:#}")),
-            )
-        })
+        answered(outcome, "an alarms call")
     }
 }
 

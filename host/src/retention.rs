@@ -26,7 +26,7 @@ use crate::http_io::QueryParams;
 use crate::manifest::App;
 use crate::metrics::metrics;
 use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
-use crate::triggers::http::JsonRoutes;
+use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::{Context, Result};
 use cromflag_logic::device::from_path_segment;
 use cromflag_logic::tql_string;
@@ -444,9 +444,6 @@ impl crate::live::FollowsApp for Retention {
 #[async_trait::async_trait]
 impl JsonRoutes for Retention {
     async fn answer(&self, method: &Method, path: &str, query: Option<&str>) -> (StatusCode, Json) {
-        let refused = |status: StatusCode, error: &str, detail: Json| {
-            (status, json!({ "error": error, "detail": detail }))
-        };
         let device = path
             .strip_prefix("/admin/retention/devices/")
             .map(|segment| from_path_segment(segment).map_err(|e| e.error));
@@ -459,12 +456,12 @@ impl JsonRoutes for Retention {
                 .await
                 .map(|deleted| (StatusCode::OK, json!(deleted))),
             (_, _, Some(Err(reason))) => {
-                return refused(StatusCode::BAD_REQUEST, "invalid device id", json!(reason))
+                return json_refusal(StatusCode::BAD_REQUEST, "invalid device id", json!(reason))
             }
             (&Method::PUT, _, Some(Ok(device))) => {
                 let params = QueryParams::parse(query);
                 let Some(keep) = params.get("keep") else {
-                    return refused(
+                    return json_refusal(
                         StatusCode::BAD_REQUEST,
                         "missing parameter",
                         json!("give keep=<duration such as 7d> or keep=forever"),
@@ -472,7 +469,7 @@ impl JsonRoutes for Retention {
                 };
                 match parse_keep(keep) {
                     Err(reason) => {
-                        return refused(
+                        return json_refusal(
                             StatusCode::BAD_REQUEST,
                             "invalid parameter",
                             json!({ "keep": keep, "reason": reason }),
@@ -494,22 +491,9 @@ impl JsonRoutes for Retention {
                     )
                 })
             }
-            _ => {
-                return refused(
-                    StatusCode::NOT_FOUND,
-                    "no such route",
-                    json!({ "path": path, "method": method.as_str() }),
-                )
-            }
+            _ => return no_such_route(method, path),
         };
-        outcome.unwrap_or_else(|e| {
-            tracing::error!(error = %format!("{e:#}"), "retention admin call failed");
-            refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store unavailable",
-                json!(format!("{e:#}")),
-            )
-        })
+        answered(outcome, "a retention admin call")
     }
 }
 

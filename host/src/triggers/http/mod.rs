@@ -490,6 +490,40 @@ pub trait JsonRoutes: Send + Sync {
     ) -> (StatusCode, serde_json::Value);
 }
 
+/// A refusal as `JsonRoutes` answer it: the components' error shape.
+pub fn json_refusal(
+    status: StatusCode,
+    error: &str,
+    detail: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    (status, json!({ "error": error, "detail": detail }))
+}
+
+/// A `JsonRoutes` answer for a method and path it does not serve.
+pub fn no_such_route(method: &http::Method, path: &str) -> (StatusCode, serde_json::Value) {
+    json_refusal(
+        StatusCode::NOT_FOUND,
+        "no such route",
+        json!({ "path": path, "method": method.as_str() }),
+    )
+}
+
+/// `outcome` as a `JsonRoutes` answer: itself, or a 503 naming the store's
+/// failure, logged as `what` failing.
+pub fn answered(
+    outcome: anyhow::Result<(StatusCode, serde_json::Value)>,
+    what: &str,
+) -> (StatusCode, serde_json::Value) {
+    outcome.unwrap_or_else(|e| {
+        tracing::error!(error = %format!("{e:#}"), "{what} failed");
+        json_refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unavailable",
+            json!(format!("{e:#}")),
+        )
+    })
+}
+
 /// What `dispatch` saw of a request, for its metrics.
 struct Seen {
     /// The manifest route it matched, or the host's own (`host_route`).
