@@ -78,35 +78,21 @@ async fn run(duration: Duration, rows: u64, devices: u64) -> anyhow::Result<()> 
     let root = support::host_root();
     let dirs = support::HostDirs::new()?;
     let load_before = support::load_average();
-    let path = |p: &std::path::Path| p.to_str().map(str::to_owned);
-    let (Some(manifest), Some(data), Some(cache)) = (
-        path(&root.join("spin.toml")),
-        path(&dirs.data),
-        path(&dirs.cache),
-    ) else {
-        anyhow::bail!("the benchmark's paths must be UTF-8");
-    };
-    let args = [
-        "--manifest",
-        &manifest,
-        "--data-dir",
-        &data,
-        "--cache-dir",
-        &cache,
-        "--listen",
-        "127.0.0.1:0",
-        "--mqtt-broker",
-        "off",
-        // 10,000 rows are about 0.6 MiB of JSON; room to spare.
-        "--max-body-bytes",
-        "8388608",
-    ];
+    // 10,000 rows are about 0.6 MiB of JSON; room to spare.
+    let extra = ["--max-body-bytes", "8388608"];
     let env = [
         ("SPIN_VARIABLE_RETENTION", RETENTION.to_owned()),
         ("SPIN_VARIABLE_RETENTION_INTERVAL", "1000h".to_owned()),
         ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
     ];
-    let (mut host, addr) = support::spawn_host(&root, &args, &env)?;
+    let (mut host, addr) = support::spawn_local_host_with(
+        &root,
+        &root.join("spin.toml"),
+        &dirs.data,
+        &dirs.cache,
+        &extra,
+        &env,
+    )?;
     println!(
         "retention: {rows} rows {AGE_DAYS} days old over {devices} devices (retention {RETENTION}); \
          {CONCURRENCY} insert connections, {ROWS_PER_REQUEST} rows a request, {}s alone; pid {}, load average {load_before}",

@@ -23,7 +23,9 @@
 use crate::http_io::QueryParams;
 use crate::manifest::App;
 use crate::retention::parse_keep;
-use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, Value};
+use crate::store::{
+    all_rows, Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, Value,
+};
 use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::Result;
 use cromflag_logic::tql_string;
@@ -39,8 +41,6 @@ pub const ALARMS: &str = "alarms";
 pub const LAST_SEEN: &str = "_last_seen";
 /// How often rules over time (inactivity) are evaluated.
 const EVALUATION_PERIOD: Duration = Duration::from_secs(1);
-/// Rows read per query.
-const PAGE: usize = 1000;
 /// The inactivity rule's name in alarms.
 const INACTIVITY: &str = "inactivity";
 
@@ -203,13 +203,13 @@ impl Alarms {
     pub async fn start(backend: Arc<dyn Backend>, app: &App) -> Result<Arc<Alarms>> {
         let rules = Rules::from_app(app)?;
         let mut last_seen = HashMap::new();
-        for row in all_rows(backend.as_ref(), LAST_SEEN, "device").await? {
+        for row in all_rows(backend.as_ref(), LAST_SEEN, "ORDER BY device ASC").await? {
             if let [Value::String(device), Value::Timestamp(at), ..] = &row[..] {
                 last_seen.insert(device.clone(), (*at, false));
             }
         }
         let mut open = BTreeMap::new();
-        for row in all_rows(backend.as_ref(), ALARMS, "id").await? {
+        for row in all_rows(backend.as_ref(), ALARMS, "ORDER BY id ASC").await? {
             if let Some(alarm) = Alarm::from_row(&row).filter(|a| a.state != State::Cleared) {
                 open.insert((alarm.rule.clone(), alarm.device.clone()), alarm);
             }
@@ -296,10 +296,10 @@ impl Alarms {
         }
         let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         let now = crate::store::now_ms();
+        let mut open = self.open.lock().await;
         for (device, at) in snapshot {
             let inactive = now.saturating_sub(at) > timeout;
             let key = (INACTIVITY.to_owned(), device.clone());
-            let mut open = self.open.lock().await;
             match (inactive, open.get(&key)) {
                 (true, None) => {
                     let alarm = Alarm {
@@ -369,7 +369,7 @@ impl Alarms {
                 ))
             }
         };
-        let mut alarms: Vec<Alarm> = all_rows(self.backend.as_ref(), ALARMS, "id")
+        let mut alarms: Vec<Alarm> = all_rows(self.backend.as_ref(), ALARMS, "ORDER BY id ASC")
             .await?
             .iter()
             .filter_map(|row| Alarm::from_row(row))
@@ -481,23 +481,4 @@ async fn follow(
             alarms.seen(device, crate::store::now_ms());
         }
     }
-}
-
-/// Every row of `container` (none if it does not exist), a page at a time
-/// by `key`.
-async fn all_rows(backend: &dyn Backend, container: &str, key: &str) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    if backend.get_container(container).await?.is_none() {
-        return Ok(rows);
-    }
-    for offset in (0..).step_by(PAGE) {
-        let tql = format!("SELECT * ORDER BY {key} ASC LIMIT {PAGE} OFFSET {offset}");
-        let page = backend.query(container, &tql).await?;
-        let done = page.rows.len() < PAGE;
-        rows.extend(page.rows);
-        if done {
-            break;
-        }
-    }
-    Ok(rows)
 }

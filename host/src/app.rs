@@ -172,11 +172,7 @@ fn open_embedded_capped(
             }
         }
     }
-    let path = data_dir.join("cromflag.db");
-    let store = match max_bytes {
-        Some(max_bytes) => EmbeddedStore::open_capped(&path, max_bytes)?,
-        None => EmbeddedStore::open(&path)?,
-    };
+    let store = EmbeddedStore::open_capped(&data_dir.join("cromflag.db"), max_bytes)?;
     Ok((Arc::new(Arc::new(store)), DataDirLock(lock)))
 }
 

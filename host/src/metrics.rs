@@ -266,7 +266,7 @@ impl Metrics {
             .inc_by(rows);
     }
 
-    pub fn http_request(&self, route: &str, status: http::StatusCode, started: Instant) {
+    pub fn http_request(&self, route: String, status: http::StatusCode, started: Instant) {
         let status = match status.as_u16() {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -275,10 +275,7 @@ impl Metrics {
             _ => "5xx",
         };
         self.http_request_duration
-            .get_or_create(&HttpRequest {
-                route: route.to_owned(),
-                status,
-            })
+            .get_or_create(&HttpRequest { route, status })
             .observe(started.elapsed().as_secs_f64());
     }
 

@@ -25,7 +25,7 @@
 use crate::http_io::QueryParams;
 use crate::manifest::App;
 use crate::metrics::metrics;
-use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
+use crate::store::{all_rows, Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::{Context, Result};
 use cromflag_logic::device::from_path_segment;
@@ -40,8 +40,6 @@ use std::time::Duration;
 pub const OVERRIDES: &str = "_retention";
 /// Rows deleted per write.
 const CHUNK: usize = 1000;
-/// Run-time overrides read per query.
-const PAGE: usize = 1000;
 
 /// How long rows are kept; `None` keeps them forever.
 pub type Keep = Option<Duration>;
@@ -266,23 +264,13 @@ impl Retention {
 
     async fn overrides(&self) -> Result<BTreeMap<String, Keep>> {
         let mut overrides = BTreeMap::new();
-        if self.backend.get_container(OVERRIDES).await?.is_none() {
-            return Ok(overrides);
-        }
-        for offset in (0..).step_by(PAGE) {
-            let tql = format!("SELECT * ORDER BY device ASC LIMIT {PAGE} OFFSET {offset}");
-            let page = self.backend.query(OVERRIDES, &tql).await?;
-            for row in &page.rows {
-                if let [Value::String(device), Value::String(keep), ..] = &row[..] {
-                    // Written by `set_device`, so it reads; a hand-edited row that
-                    // does not is passed over, not a reason to keep nothing.
-                    if let Ok(keep) = parse_keep(keep) {
-                        overrides.insert(device.clone(), keep);
-                    }
+        for row in all_rows(self.backend.as_ref(), OVERRIDES, "ORDER BY device ASC").await? {
+            if let [Value::String(device), Value::String(keep), ..] = &row[..] {
+                // Written by `set_device`, so it reads; a hand-edited row that
+                // does not is passed over, not a reason to keep nothing.
+                if let Ok(keep) = parse_keep(keep) {
+                    overrides.insert(device.clone(), keep);
                 }
-            }
-            if page.rows.len() < PAGE {
-                break;
             }
         }
         Ok(overrides)
@@ -328,6 +316,14 @@ impl Retention {
         Ok(deleted)
     }
 
+    /// One chunk of expired rows of `name`, by key: how many went.
+    async fn delete(&self, name: &str, keys: Vec<Value>) -> Result<u64> {
+        self.backend
+            .delete_rows(name, keys)
+            .await
+            .with_context(|| format!("deleting expired rows of `{name}`"))
+    }
+
     /// Deletes the rows of time series `name` keyed before `cutoff` (ms),
     /// the oldest first, a chunk per write.
     async fn expire_series(&self, name: &str, cutoff: i64) -> Result<u64> {
@@ -350,11 +346,7 @@ impl Retention {
                 return Ok(deleted);
             }
             let full = keys.len() == CHUNK;
-            deleted += self
-                .backend
-                .delete_rows(name, keys)
-                .await
-                .with_context(|| format!("deleting expired rows of `{name}`"))?;
+            deleted += self.delete(name, keys).await?;
             if !full {
                 return Ok(deleted);
             }
@@ -400,11 +392,7 @@ impl Retention {
                 .filter_map(|row| row.into_iter().next())
                 .collect();
             if !expired.is_empty() {
-                deleted += self
-                    .backend
-                    .delete_rows(name, expired)
-                    .await
-                    .with_context(|| format!("deleting expired rows of `{name}`"))?;
+                deleted += self.delete(name, expired).await?;
             }
             if !full {
                 return Ok(deleted);

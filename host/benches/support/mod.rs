@@ -212,6 +212,18 @@ pub fn spawn_local_host(
     data: &std::path::Path,
     cache: &std::path::Path,
 ) -> anyhow::Result<(Process, SocketAddr)> {
+    spawn_local_host_with(root, manifest, data, cache, &[], &[])
+}
+
+/// `spawn_local_host` with more arguments and environment variables.
+pub fn spawn_local_host_with(
+    root: &std::path::Path,
+    manifest: &std::path::Path,
+    data: &std::path::Path,
+    cache: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> anyhow::Result<(Process, SocketAddr)> {
     let path = |p: &std::path::Path| p.to_str().map(str::to_owned);
     let (Some(manifest), Some(data), Some(cache)) = (path(manifest), path(data), path(cache))
     else {
@@ -229,7 +241,8 @@ pub fn spawn_local_host(
         "--mqtt-broker",
         "off",
     ];
-    spawn_host(root, &args, &[])
+    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
+    spawn_host(root, &args, env)
 }
 
 /// Starts the release `cromflag up` with `args` and `env`, and waits for its

@@ -33,18 +33,21 @@ impl StoreHost {
         self.ingest = Some(transport);
     }
 
-    /// Counts the rows of device containers (telemetry) in a committed
-    /// write, for an ingesting instance.
-    fn count_ingested<'a>(&self, written: impl Iterator<Item = (&'a str, usize)>) {
-        let Some(transport) = self.ingest else {
-            return;
-        };
-        let rows: usize = written
+    /// The rows of device containers (telemetry) in a write, for an
+    /// ingesting instance (0 otherwise): counted once the write commits.
+    fn telemetry_rows<'a>(&self, writing: impl Iterator<Item = (&'a str, usize)>) -> u64 {
+        if self.ingest.is_none() {
+            return 0;
+        }
+        writing
             .filter(|(container, _)| cromflag_logic::device::id_of(container).is_some())
-            .map(|(_, rows)| rows)
-            .sum();
-        if rows > 0 {
-            metrics().ingested_rows(transport, rows as u64);
+            .map(|(_, rows)| rows as u64)
+            .sum()
+    }
+
+    fn count_ingested(&self, telemetry_rows: u64) {
+        if let (Some(transport), 1..) = (self.ingest, telemetry_rows) {
+            metrics().ingested_rows(transport, telemetry_rows);
         }
     }
 }
@@ -102,9 +105,9 @@ impl wit::Host for StoreHost {
         rows: Vec<wit::Row>,
     ) -> Result<u64, wit::Error> {
         let rows = rows_from_wit(rows);
-        let count = rows.len();
+        let telemetry = self.telemetry_rows(std::iter::once((container.as_str(), rows.len())));
         let written = self.backend.put_rows(&container, rows).await?;
-        self.count_ingested(std::iter::once((container.as_str(), count)));
+        self.count_ingested(telemetry);
         Ok(written)
     }
 
@@ -113,15 +116,13 @@ impl wit::Host for StoreHost {
             .into_iter()
             .map(|batch| (batch.container, rows_from_wit(batch.rows)))
             .collect();
-        let counts: Vec<(String, usize)> = match self.ingest {
-            Some(_) => batches
+        let telemetry = self.telemetry_rows(
+            batches
                 .iter()
-                .map(|(container, rows)| (container.clone(), rows.len()))
-                .collect(),
-            None => Vec::new(),
-        };
+                .map(|(container, rows)| (container.as_str(), rows.len())),
+        );
         let written = self.backend.multi_put(batches).await?;
-        self.count_ingested(counts.iter().map(|(c, n)| (c.as_str(), *n)));
+        self.count_ingested(telemetry);
         Ok(written)
     }
 

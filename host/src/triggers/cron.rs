@@ -45,8 +45,6 @@ pub const LEASES: &str = "_cron_leases";
 const CLAIM_SETTLE: Duration = Duration::from_millis(500);
 /// The most missed ticks one trigger catches up at start-up (the most recent ones).
 pub const MAX_CATCH_UP: usize = 1000;
-/// Run records read per query.
-const PAGE: usize = 1000;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -680,25 +678,15 @@ pub async fn run_once(
 
 /// Every run record, oldest tick first; only `trigger`'s when given.
 pub async fn list_runs(backend: &dyn Backend, trigger: Option<&str>) -> Result<Vec<RunRecord>> {
-    if backend.get_container(RUNS).await?.is_none() {
-        return Ok(Vec::new());
-    }
     let filter = trigger.map_or(String::new(), |t| {
-        format!(" WHERE trigger = {}", tql_string(t))
+        format!("WHERE trigger = {} ", tql_string(t))
     });
-    let mut records = Vec::new();
-    for offset in (0..).step_by(PAGE) {
-        let tql =
-            format!("SELECT *{filter} ORDER BY tick ASC, started ASC LIMIT {PAGE} OFFSET {offset}");
-        let page = backend.query(RUNS, &tql).await?;
-        for row in &page.rows {
-            records.push(record_from_row(row).context("an unreadable run record")?);
-        }
-        if page.rows.len() < PAGE {
-            break;
-        }
-    }
-    Ok(records)
+    let clause = format!("{filter}ORDER BY tick ASC, started ASC");
+    crate::store::all_rows(backend, RUNS, &clause)
+        .await?
+        .iter()
+        .map(|row| record_from_row(row).context("an unreadable run record"))
+        .collect()
 }
 
 fn record_from_row(row: &[Value]) -> Option<RunRecord> {

@@ -61,10 +61,10 @@ impl EmbeddedStore {
     }
 
     /// `open`, refusing writes that would grow the database past about
-    /// `max_bytes` (SQLite's `max_page_count`): they fail as on a full disk,
-    /// whole, and writes succeed again once deletes have freed pages.
-    pub fn open_capped(path: &Path, max_bytes: u64) -> Result<EmbeddedStore, StoreError> {
-        Self::open_with(path, HOT_CONTAINERS, Some(max_bytes))
+    /// `max_bytes` when given (SQLite's `max_page_count`): they fail as on a
+    /// full disk, whole, and writes succeed again once deletes have freed pages.
+    pub fn open_capped(path: &Path, max_bytes: Option<u64>) -> Result<EmbeddedStore, StoreError> {
+        Self::open_with(path, HOT_CONTAINERS, max_bytes)
     }
 
     /// `open`, keeping at most `hot_containers` schemas in memory.

@@ -214,7 +214,7 @@ impl HttpTrigger {
         };
         let response = self.dispatch(req, client, &mut seen).await;
         let status = response.status();
-        metrics().http_request(&seen.route, status, started);
+        metrics().http_request(seen.route, status, started);
         if seen.ingest {
             let outcome = match status.as_u16() {
                 200..=299 => IngestOutcome::Stored,
