@@ -3,9 +3,11 @@
 //!
 //! Last seen: the time the store committed a device's telemetry, taken off
 //! the store's commit feed (`Backend::commits`), so ingest neither waits for
-//! it nor writes more. It is kept in memory and written to `_last_seen` once
-//! per evaluation, only for the devices seen since: one write per period, not
-//! one per message. A restart reads it back.
+//! it nor writes more. It is kept in memory, with whether the device is
+//! active (not past its inactivity timeout), and written to `_last_seen` once
+//! per evaluation, only for the devices that changed: one write per period,
+//! not one per message. A restart reads it back. The fetch component shows
+//! it in `/fetch/devices` and `/devices/<d>/latest`.
 //!
 //! Alarms live in the `alarms` collection, on either backend, with a
 //! lifecycle: `raised` → (`acknowledged`) → `cleared`. One condition raises
@@ -14,8 +16,12 @@
 //! neither loses nor repeats them.
 //!
 //! Rules: inactivity, a device that sent nothing for `inactivity_timeout`
-//! (a variable such as `15m`; empty, the default, turns it off and with it
-//! the writing of last-seen times), evaluated every `EVALUATION_PERIOD`.
+//! (a variable such as `15m`; empty turns it off), evaluated every
+//! `EVALUATION_PERIOD`.
+//!
+//! Delivery: every raise, acknowledgement and clearing is an `AlarmEvent` on
+//! a broadcast channel (`Alarms::subscribe`) that deliverers follow, so a
+//! slow or failing one never holds up evaluation or ingest.
 //!
 //! Routes (`JsonRoutes`): `GET /alarms?device=&state=&since=`, `POST
 //! /alarms/<id>/ack`.
@@ -105,6 +111,9 @@ fn alarms_container() -> ContainerInfo {
     }
 }
 
+/// `_last_seen`: per device, when its telemetry last committed and whether
+/// it counts as active (seen within its inactivity timeout; always, without
+/// one). The fetch component reads it for `/fetch/devices` and `/latest`.
 fn last_seen_container() -> ContainerInfo {
     ContainerInfo {
         name: LAST_SEEN.to_owned(),
@@ -112,9 +121,39 @@ fn last_seen_container() -> ContainerInfo {
         columns: vec![
             Column::new("device", ColumnType::String),
             Column::new("last_seen", ColumnType::Timestamp),
+            Column::new("active", ColumnType::Bool),
         ],
         row_key: true,
     }
+}
+
+/// One device's health as the alarms keep it in memory.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    /// When its telemetry last committed (ms).
+    at: i64,
+    active: bool,
+    /// Changed since it was last written to `_last_seen`.
+    dirty: bool,
+}
+
+impl Seen {
+    fn to_row(self, device: &str) -> Row {
+        vec![
+            Value::String(device.to_owned()),
+            Value::Timestamp(self.at),
+            Value::Bool(self.active),
+        ]
+    }
+}
+
+/// What happened to an alarm, as delivered (webhook, MQTT `alarms/<device>`).
+#[derive(Clone, Debug)]
+pub struct AlarmEvent {
+    pub device: String,
+    /// The alarm as `GET /alarms` lists it, after the change; its `state`
+    /// says what happened.
+    pub alarm: Json,
 }
 
 impl Alarm {
@@ -190,12 +229,16 @@ impl Rules {
 pub struct Alarms {
     backend: Arc<dyn Backend>,
     rules: RwLock<Rules>,
-    /// Each device's last-seen time (ms), and whether it changed since it
-    /// was last written.
-    last_seen: Mutex<HashMap<String, (i64, bool)>>,
+    /// Each device's health, by device id.
+    last_seen: Mutex<HashMap<String, Seen>>,
     /// Open alarms by rule and device. Writes of alarms go one at a time.
     open: tokio::sync::Mutex<BTreeMap<(String, String), Alarm>>,
+    /// Every raise, acknowledgement and clearing, for delivery.
+    events: tokio::sync::broadcast::Sender<Arc<AlarmEvent>>,
 }
+
+/// Alarm events a slow deliverer may fall behind by before it skips some.
+const EVENTS_BUFFERED: usize = 4096;
 
 impl Alarms {
     /// Reads back the last-seen times and open alarms, then follows the
@@ -204,8 +247,11 @@ impl Alarms {
         let rules = Rules::from_app(app)?;
         let mut last_seen = HashMap::new();
         for row in all_rows(backend.as_ref(), LAST_SEEN, "ORDER BY device ASC").await? {
-            if let [Value::String(device), Value::Timestamp(at), ..] = &row[..] {
-                last_seen.insert(device.clone(), (*at, false));
+            if let [Value::String(device), Value::Timestamp(at), rest @ ..] = &row[..] {
+                let active = !matches!(rest.first(), Some(Value::Bool(false)));
+                // A row of the first shape (no `active`) is written again.
+                let dirty = rest.is_empty();
+                last_seen.insert(device.clone(), Seen { at: *at, active, dirty });
             }
         }
         let mut open = BTreeMap::new();
@@ -219,6 +265,7 @@ impl Alarms {
             rules: RwLock::new(rules),
             last_seen: Mutex::new(last_seen),
             open: tokio::sync::Mutex::new(open),
+            events: tokio::sync::broadcast::channel(EVENTS_BUFFERED).0,
         });
         if let Some(commits) = alarms.backend.commits() {
             tokio::spawn(follow(Arc::downgrade(&alarms), commits));
@@ -240,6 +287,11 @@ impl Alarms {
         Ok(alarms)
     }
 
+    /// Every alarm event from now on: raised, acknowledged, cleared.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<AlarmEvent>> {
+        self.events.subscribe()
+    }
+
     /// Follows `app`'s rules from the next evaluation on; rules that do
     /// not read leave the running ones.
     pub fn replace(&self, app: &App) -> Result<()> {
@@ -249,51 +301,39 @@ impl Alarms {
 
     fn seen(&self, device: String, at: i64) {
         let mut last_seen = self.last_seen.lock().expect("last seen lock");
-        let entry = last_seen.entry(device).or_insert((at, true));
-        if at >= entry.0 {
-            *entry = (at, true);
+        let entry = last_seen.entry(device).or_insert(Seen {
+            at,
+            active: true,
+            dirty: true,
+        });
+        if at >= entry.at {
+            *entry = Seen {
+                at,
+                active: true,
+                dirty: true,
+            };
         }
     }
 
-    /// Writes the last-seen times that changed, then raises and clears
-    /// inactivity alarms; without a rule, nothing.
+    /// Raises and clears inactivity alarms, then writes the last-seen
+    /// entries that changed.
     async fn evaluate(&self) -> Result<()> {
-        let Some(timeout) = self
+        let timeout = self
             .rules
             .read()
             .expect("alarm rules lock")
-            .inactivity_timeout
-        else {
-            return Ok(());
-        };
-        let (changed, snapshot): (Vec<Row>, Vec<(String, i64)>) = {
-            let mut last_seen = self.last_seen.lock().expect("last seen lock");
-            let mut changed = Vec::new();
-            let mut snapshot = Vec::with_capacity(last_seen.len());
-            for (device, (at, dirty)) in last_seen.iter_mut() {
-                if *dirty {
-                    changed.push(vec![Value::String(device.clone()), Value::Timestamp(*at)]);
-                    *dirty = false;
-                }
-                snapshot.push((device.clone(), *at));
-            }
-            (changed, snapshot)
-        };
-        if !changed.is_empty() {
-            self.backend.put_container(last_seen_container()).await?;
-            if let Err(e) = self.backend.put_rows(LAST_SEEN, changed.clone()).await {
-                // Written again next time.
-                let mut last_seen = self.last_seen.lock().expect("last seen lock");
-                for row in &changed {
-                    if let [Value::String(device), Value::Timestamp(at)] = &row[..] {
-                        if let Some(entry) = last_seen.get_mut(device).filter(|e| e.0 == *at) {
-                            entry.1 = true;
-                        }
-                    }
-                }
-                return Err(e.into());
-            }
+            .inactivity_timeout;
+        if let Some(timeout) = timeout {
+            self.evaluate_inactivity(timeout).await?;
         }
+        self.write_last_seen().await
+    }
+
+    async fn evaluate_inactivity(&self, timeout: Duration) -> Result<()> {
+        let snapshot: Vec<(String, i64)> = {
+            let last_seen = self.last_seen.lock().expect("last seen lock");
+            last_seen.iter().map(|(d, s)| (d.clone(), s.at)).collect()
+        };
         let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         let now = crate::store::now_ms();
         let mut open = self.open.lock().await;
@@ -315,6 +355,7 @@ impl Alarms {
                     };
                     self.write(&alarm).await?;
                     tracing::warn!(%device, last_seen = at, "alarm raised: inactivity");
+                    self.set_active(&device, at, false);
                     open.insert(key, alarm);
                 }
                 (false, Some(alarm)) => {
@@ -333,12 +374,64 @@ impl Alarms {
         Ok(())
     }
 
+    /// Marks `device` inactive, unless it was seen again after `at`.
+    fn set_active(&self, device: &str, at: i64, active: bool) {
+        let mut last_seen = self.last_seen.lock().expect("last seen lock");
+        if let Some(seen) = last_seen.get_mut(device).filter(|s| s.at == at) {
+            seen.active = active;
+            seen.dirty = true;
+        }
+    }
+
+    /// Writes the last-seen entries changed since the last write: one
+    /// write per period, however many messages arrived.
+    async fn write_last_seen(&self) -> Result<()> {
+        let changed: Vec<(String, Seen)> = {
+            let mut last_seen = self.last_seen.lock().expect("last seen lock");
+            last_seen
+                .iter_mut()
+                .filter(|(_, s)| s.dirty)
+                .map(|(device, seen)| {
+                    seen.dirty = false;
+                    (device.clone(), *seen)
+                })
+                .collect()
+        };
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let rows = changed.iter().map(|(d, s)| s.to_row(d)).collect();
+        let written = async {
+            let wanted = last_seen_container();
+            if self.backend.get_container(LAST_SEEN).await?.as_ref() != Some(&wanted) {
+                self.backend.put_container(wanted).await?;
+            }
+            self.backend.put_rows(LAST_SEEN, rows).await
+        };
+        if let Err(e) = written.await {
+            // Written again next time, unless changed since.
+            let mut last_seen = self.last_seen.lock().expect("last seen lock");
+            for (device, written) in &changed {
+                if let Some(seen) = last_seen.get_mut(device).filter(|s| s.at == written.at) {
+                    seen.dirty = true;
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     async fn write(&self, alarm: &Alarm) -> Result<()> {
         let wanted = alarms_container();
         if self.backend.get_container(ALARMS).await?.as_ref() != Some(&wanted) {
             self.backend.put_container(wanted).await?;
         }
         self.backend.put_rows(ALARMS, vec![alarm.to_row()]).await?;
+        // No receiver (nothing delivers) is not an error.
+        let _ = self.events.send(Arc::new(AlarmEvent {
+            device: alarm.device.clone(),
+            alarm: alarm.to_json(),
+        }));
         Ok(())
     }
 
