@@ -29,6 +29,44 @@ pub struct App {
     /// written (`[application.tool.cromflag.device_retention]`: a cromflag
     /// setting Spin ignores; `retention` reads it).
     pub device_retention: BTreeMap<String, String>,
+    /// Alarm rules as written (`[application.tool.cromflag.alarms]`;
+    /// `alarms` reads them).
+    pub alarms: AlarmsConfig,
+}
+
+/// `[application.tool.cromflag.alarms]`: per-device inactivity timeouts
+/// (over the variable `inactivity_timeout`) and threshold rules.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsConfig {
+    /// Device id → duration ("30m"), or "off".
+    #[serde(default)]
+    pub inactivity_timeout: BTreeMap<String, String>,
+    /// `[[application.tool.cromflag.alarms.rule]]`.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<ThresholdRuleConfig>,
+}
+
+/// One `[[application.tool.cromflag.alarms.rule]]`. A rule naming
+/// `devices` overrides, for those devices, the rule of the same name
+/// without `devices`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdRuleConfig {
+    pub name: String,
+    /// `<column> <op> <number>`, op one of `>`, `>=`, `<`, `<=`.
+    pub when: String,
+    /// How long the readings must breach before it fires ("5m"); none: at once.
+    #[serde(default, rename = "for")]
+    pub hold: Option<String>,
+    /// How far back past the threshold a reading must be to clear it.
+    #[serde(default)]
+    pub hysteresis: Option<f64>,
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// Only these devices (none: every device).
+    #[serde(default)]
+    pub devices: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -928,6 +966,17 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
             .try_into()
             .context("[application.tool.cromflag.device_retention] maps device ids to durations (\"7d\") or \"forever\"")?,
     };
+    let alarms = match application
+        .tool
+        .get("cromflag")
+        .and_then(|tool| tool.get("alarms"))
+    {
+        None => AlarmsConfig::default(),
+        Some(table) => table
+            .clone()
+            .try_into()
+            .context("in [application.tool.cromflag.alarms]")?,
+    };
     Ok(App {
         name: application.name,
         http_base,
@@ -938,6 +987,7 @@ pub fn parse(text: &str, dir: &Path, env: impl Fn(&str) -> Option<String>) -> Re
         components,
         variables,
         device_retention,
+        alarms,
     })
 }
 

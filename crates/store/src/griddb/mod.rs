@@ -19,7 +19,8 @@ pub use cromflag_griddb_webapi::store::GriddbSettings;
 use cromflag_griddb_webapi::store::WebApiStore;
 use std::sync::Arc;
 use tokio::sync::broadcast;
-use transport::HyperTransport;
+/// Also how the host sends alarm webhooks: any HTTP(S) exchange with a deadline.
+pub use transport::HyperTransport;
 
 /// Batches kept for live streams before a slow listener is dropped.
 const COMMITS_BUFFER: usize = 1024;

@@ -29,6 +29,12 @@ impl HyperTransport {
     }
 }
 
+impl Default for HyperTransport {
+    fn default() -> HyperTransport {
+        HyperTransport::new()
+    }
+}
+
 impl Transport for HyperTransport {
     async fn send(&self, request: Request<Vec<u8>>, deadline: Instant) -> Result<Answer, String> {
         let allowed = deadline.saturating_duration_since(Instant::now());

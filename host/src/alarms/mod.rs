@@ -24,22 +24,26 @@
 //! slow or failing one never holds up evaluation or ingest.
 //!
 //! Routes (`JsonRoutes`): `GET /alarms?device=&state=&since=`, `POST
-//! /alarms/<id>/ack`.
+//! /alarms/<id>/ack`, `GET /alarms/deliveries?alarm=` (webhook outcomes).
+
+mod rules;
+mod webhook;
 
 use crate::http_io::QueryParams;
 use crate::manifest::App;
-use crate::retention::parse_keep;
 use crate::store::{
-    all_rows, Backend, Column, ColumnType, ContainerInfo, ContainerKind, Row, Value,
+    all_rows, Backend, Column, ColumnType, Committed, ContainerInfo, ContainerKind, Row, Value,
 };
 use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::Result;
 use cromflag_logic::tql_string;
 use http::{Method, StatusCode};
+use rules::{Rules, Threshold, Verdict, Watch, INACTIVITY};
 use serde_json::{json, Value as Json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use webhook::WebhookTarget;
 
 /// The alarms collection.
 pub const ALARMS: &str = "alarms";
@@ -47,8 +51,6 @@ pub const ALARMS: &str = "alarms";
 pub const LAST_SEEN: &str = "_last_seen";
 /// How often rules over time (inactivity) are evaluated.
 const EVALUATION_PERIOD: Duration = Duration::from_secs(1);
-/// The inactivity rule's name in alarms.
-const INACTIVITY: &str = "inactivity";
 
 /// Where an alarm is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,29 +212,27 @@ impl Alarm {
     }
 }
 
-/// The rules, from the manifest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Rules {
-    /// `None`: no inactivity alarms.
-    inactivity_timeout: Option<Duration>,
-}
-
-impl Rules {
-    fn from_app(app: &App) -> Result<Rules> {
-        let timeout = app.variables.get("inactivity_timeout").unwrap_or("");
-        let inactivity_timeout =
-            parse_keep(timeout).map_err(|e| anyhow::anyhow!("variable inactivity_timeout: {e}"))?;
-        Ok(Rules { inactivity_timeout })
-    }
+/// The alarms' books: open alarms and where each threshold rule stands.
+/// Changed under one lock, so alarms are written one at a time.
+#[derive(Default)]
+struct Book {
+    /// Open alarms by rule and device.
+    open: BTreeMap<(String, String), Alarm>,
+    /// Threshold rules' state, by device, then rule.
+    watches: HashMap<String, HashMap<String, Watch>>,
+    /// The last `raised` given out: every alarm gets a later one, so ids
+    /// (`<rule>:<device>:<raised>`) never repeat.
+    last_raised: i64,
 }
 
 pub struct Alarms {
     backend: Arc<dyn Backend>,
-    rules: RwLock<Rules>,
+    rules: RwLock<Arc<Rules>>,
+    /// Where events are POSTed, if anywhere.
+    webhook: RwLock<Option<Arc<WebhookTarget>>>,
     /// Each device's health, by device id.
     last_seen: Mutex<HashMap<String, Seen>>,
-    /// Open alarms by rule and device. Writes of alarms go one at a time.
-    open: tokio::sync::Mutex<BTreeMap<(String, String), Alarm>>,
+    book: tokio::sync::Mutex<Book>,
     /// Every raise, acknowledgement and clearing, for delivery.
     events: tokio::sync::broadcast::Sender<Arc<AlarmEvent>>,
 }
@@ -245,26 +245,40 @@ impl Alarms {
     /// store's commits and evaluates the rules every period.
     pub async fn start(backend: Arc<dyn Backend>, app: &App) -> Result<Arc<Alarms>> {
         let rules = Rules::from_app(app)?;
+        let webhook = WebhookTarget::from_app(app)?.map(Arc::new);
         let mut last_seen = HashMap::new();
         for row in all_rows(backend.as_ref(), LAST_SEEN, "ORDER BY device ASC").await? {
             if let [Value::String(device), Value::Timestamp(at), rest @ ..] = &row[..] {
                 let active = !matches!(rest.first(), Some(Value::Bool(false)));
                 // A row of the first shape (no `active`) is written again.
                 let dirty = rest.is_empty();
-                last_seen.insert(device.clone(), Seen { at: *at, active, dirty });
+                last_seen.insert(
+                    device.clone(),
+                    Seen {
+                        at: *at,
+                        active,
+                        dirty,
+                    },
+                );
             }
         }
-        let mut open = BTreeMap::new();
+        let mut book = Book::default();
         for row in all_rows(backend.as_ref(), ALARMS, "ORDER BY id ASC").await? {
-            if let Some(alarm) = Alarm::from_row(&row).filter(|a| a.state != State::Cleared) {
-                open.insert((alarm.rule.clone(), alarm.device.clone()), alarm);
+            let Some(alarm) = Alarm::from_row(&row) else {
+                continue;
+            };
+            book.last_raised = book.last_raised.max(alarm.raised);
+            if alarm.state != State::Cleared {
+                book.open
+                    .insert((alarm.rule.clone(), alarm.device.clone()), alarm);
             }
         }
         let alarms = Arc::new(Alarms {
             backend,
-            rules: RwLock::new(rules),
+            rules: RwLock::new(Arc::new(rules)),
+            webhook: RwLock::new(webhook),
             last_seen: Mutex::new(last_seen),
-            open: tokio::sync::Mutex::new(open),
+            book: tokio::sync::Mutex::new(book),
             events: tokio::sync::broadcast::channel(EVENTS_BUFFERED).0,
         });
         if let Some(commits) = alarms.backend.commits() {
@@ -272,6 +286,10 @@ impl Alarms {
         } else {
             tracing::warn!("this store does not publish its commits: no device is seen");
         }
+        tokio::spawn(webhook::deliver(
+            Arc::downgrade(&alarms),
+            alarms.subscribe(),
+        ));
         let weak = Arc::downgrade(&alarms);
         tokio::spawn(async move {
             loop {
@@ -292,10 +310,95 @@ impl Alarms {
         self.events.subscribe()
     }
 
-    /// Follows `app`'s rules from the next evaluation on; rules that do
-    /// not read leave the running ones.
+    /// Follows `app`'s rules from the next reading on; rules that do not
+    /// read leave the running ones.
     pub fn replace(&self, app: &App) -> Result<()> {
-        *self.rules.write().expect("alarm rules lock") = Rules::from_app(app)?;
+        let rules = Rules::from_app(app)?;
+        let webhook = WebhookTarget::from_app(app)?.map(Arc::new);
+        *self.rules.write().expect("alarm rules lock") = Arc::new(rules);
+        *self.webhook.write().expect("alarm webhook lock") = webhook;
+        Ok(())
+    }
+
+    fn rules(&self) -> Arc<Rules> {
+        self.rules.read().expect("alarm rules lock").clone()
+    }
+
+    fn webhook(&self) -> Option<Arc<WebhookTarget>> {
+        self.webhook.read().expect("alarm webhook lock").clone()
+    }
+
+    /// A device's telemetry committed: the device is seen, and its
+    /// readings are judged in the order they were taken.
+    async fn committed(&self, committed: &Committed) -> Result<()> {
+        let now = crate::store::now_ms();
+        let Some(device) = cromflag_logic::device::id_of(&committed.container) else {
+            return Ok(());
+        };
+        self.seen(device.clone(), now);
+        let mut readings: Vec<(i64, &Row)> = committed
+            .rows
+            .iter()
+            .map(|row| match row.first() {
+                Some(Value::Timestamp(at)) => (*at, row),
+                _ => (now, row),
+            })
+            .collect();
+        readings.sort_by_key(|(at, _)| *at);
+        self.judge(&device, &committed.columns, &readings).await
+    }
+
+    /// Runs `device`'s readings (time, row of `columns`) through the
+    /// threshold rules that watch it, raising and clearing their alarms.
+    async fn judge(
+        &self,
+        device: &str,
+        columns: &[Column],
+        readings: &[(i64, &Row)],
+    ) -> Result<()> {
+        let rules = self.rules();
+        let watching: Vec<(&Threshold, usize)> = rules
+            .thresholds_for(device)
+            .filter_map(|rule| {
+                let column = columns.iter().position(|c| c.name == rule.column)?;
+                Some((rule, column))
+            })
+            .collect();
+        if watching.is_empty() {
+            return Ok(());
+        }
+        let mut book = self.book.lock().await;
+        for (rule, column) in watching {
+            let key = (rule.name.clone(), device.to_owned());
+            let mut firing = book.open.contains_key(&key);
+            let mut watch = book
+                .watches
+                .get(device)
+                .and_then(|rules| rules.get(&rule.name))
+                .copied()
+                .unwrap_or_default();
+            for (at, row) in readings {
+                let Some(value) = row.get(column).and_then(number) else {
+                    continue;
+                };
+                match rule.observe(&mut watch, firing, *at, value) {
+                    Verdict::Fire => {
+                        self.raise(&mut book, rule, device, value.to_string())
+                            .await?;
+                        firing = true;
+                    }
+                    Verdict::Clear => {
+                        self.clear(&mut book, &key).await?;
+                        firing = false;
+                    }
+                    Verdict::Nothing => {}
+                }
+            }
+            book.watches
+                .entry(device.to_owned())
+                .or_default()
+                .insert(rule.name.clone(), watch);
+        }
         Ok(())
     }
 
@@ -315,62 +418,100 @@ impl Alarms {
         }
     }
 
-    /// Raises and clears inactivity alarms, then writes the last-seen
+    /// Raises and clears inactivity alarms, clears the alarms of threshold
+    /// rules that no longer watch their device, then writes the last-seen
     /// entries that changed.
     async fn evaluate(&self) -> Result<()> {
-        let timeout = self
-            .rules
-            .read()
-            .expect("alarm rules lock")
-            .inactivity_timeout;
-        if let Some(timeout) = timeout {
-            self.evaluate_inactivity(timeout).await?;
-        }
-        self.write_last_seen().await
-    }
-
-    async fn evaluate_inactivity(&self, timeout: Duration) -> Result<()> {
+        let rules = self.rules();
         let snapshot: Vec<(String, i64)> = {
             let last_seen = self.last_seen.lock().expect("last seen lock");
             last_seen.iter().map(|(d, s)| (d.clone(), s.at)).collect()
         };
-        let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         let now = crate::store::now_ms();
-        let mut open = self.open.lock().await;
+        let mut book = self.book.lock().await;
         for (device, at) in snapshot {
-            let inactive = now.saturating_sub(at) > timeout;
-            let key = (INACTIVITY.to_owned(), device.clone());
-            match (inactive, open.get(&key)) {
-                (true, None) => {
-                    let alarm = Alarm {
-                        id: format!("{INACTIVITY}:{device}:{now}"),
-                        device: device.clone(),
-                        rule: INACTIVITY.to_owned(),
-                        severity: "warning".to_owned(),
-                        state: State::Raised,
-                        value: Some(at.to_string()),
-                        raised: now,
-                        acknowledged: None,
-                        cleared: None,
-                    };
+            let inactive = rules.inactivity_timeout(&device).is_some_and(|timeout| {
+                now.saturating_sub(at) > i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)
+            });
+            let key = (INACTIVITY.to_owned(), device);
+            match (inactive, book.open.contains_key(&key)) {
+                (true, false) => {
+                    let alarm =
+                        self.new_alarm(&mut book, INACTIVITY, &key.1, "warning", at.to_string());
                     self.write(&alarm).await?;
-                    tracing::warn!(%device, last_seen = at, "alarm raised: inactivity");
-                    self.set_active(&device, at, false);
-                    open.insert(key, alarm);
+                    tracing::warn!(device = %key.1, last_seen = at, "alarm raised: inactivity");
+                    self.set_active(&key.1, at, false);
+                    book.open.insert(key, alarm);
                 }
-                (false, Some(alarm)) => {
-                    let cleared = Alarm {
-                        state: State::Cleared,
-                        cleared: Some(now),
-                        ..alarm.clone()
-                    };
-                    self.write(&cleared).await?;
-                    tracing::info!(%device, "alarm cleared: inactivity");
-                    open.remove(&key);
-                }
+                (false, true) => self.clear(&mut book, &key).await?,
                 _ => {}
             }
         }
+        let unwatched: Vec<(String, String)> = book
+            .open
+            .keys()
+            .filter(|(rule, device)| rule != INACTIVITY && !rules.watches(rule, device))
+            .cloned()
+            .collect();
+        for key in unwatched {
+            self.clear(&mut book, &key).await?;
+        }
+        drop(book);
+        self.write_last_seen().await
+    }
+
+    /// A new raised alarm of `rule` for `device`, not yet written.
+    fn new_alarm(
+        &self,
+        book: &mut Book,
+        rule: &str,
+        device: &str,
+        severity: &str,
+        value: String,
+    ) -> Alarm {
+        let raised = crate::store::now_ms().max(book.last_raised + 1);
+        book.last_raised = raised;
+        Alarm {
+            id: format!("{rule}:{device}:{raised}"),
+            device: device.to_owned(),
+            rule: rule.to_owned(),
+            severity: severity.to_owned(),
+            state: State::Raised,
+            value: Some(value),
+            raised,
+            acknowledged: None,
+            cleared: None,
+        }
+    }
+
+    async fn raise(
+        &self,
+        book: &mut Book,
+        rule: &Threshold,
+        device: &str,
+        value: String,
+    ) -> Result<()> {
+        let alarm = self.new_alarm(book, &rule.name, device, &rule.severity, value);
+        self.write(&alarm).await?;
+        tracing::warn!(%device, rule = %rule.name, value = ?alarm.value, "alarm raised");
+        book.open
+            .insert((rule.name.clone(), device.to_owned()), alarm);
+        Ok(())
+    }
+
+    /// Clears the open alarm at `key`, if any.
+    async fn clear(&self, book: &mut Book, key: &(String, String)) -> Result<()> {
+        let Some(alarm) = book.open.get(key) else {
+            return Ok(());
+        };
+        let cleared = Alarm {
+            state: State::Cleared,
+            cleared: Some(crate::store::now_ms()),
+            ..alarm.clone()
+        };
+        self.write(&cleared).await?;
+        tracing::info!(device = %key.1, rule = %key.0, "alarm cleared");
+        book.open.remove(key);
         Ok(())
     }
 
@@ -484,8 +625,8 @@ impl Alarms {
 
     /// `POST /alarms/<id>/ack`: an open alarm acknowledged (again: no change).
     async fn ack(&self, id: &str) -> Result<(StatusCode, Json)> {
-        let mut open = self.open.lock().await;
-        let Some(alarm) = open.values_mut().find(|a| a.id == id) else {
+        let mut book = self.book.lock().await;
+        let Some(alarm) = book.open.values_mut().find(|a| a.id == id) else {
             let tql = format!("SELECT * WHERE id = {}", tql_string(id));
             let known = match self.backend.get_container(ALARMS).await? {
                 Some(_) => self
@@ -539,6 +680,9 @@ impl JsonRoutes for Alarms {
             .map(percent_decode);
         let outcome = match (method, path, ack) {
             (&Method::GET, "/alarms", _) => self.list(&params).await,
+            (&Method::GET, "/alarms/deliveries", _) => {
+                webhook::list(self.backend.as_ref(), params.get("alarm")).await
+            }
             (&Method::POST, _, Some(id)) => self.ack(&id).await,
             _ => return no_such_route(method, path),
         };
@@ -551,9 +695,9 @@ fn percent_decode(segment: &str) -> String {
     cromflag_logic::device::from_path_segment(segment).unwrap_or_else(|_| segment.to_owned())
 }
 
-/// Marks every device whose telemetry commits as seen, for as long as the
-/// alarms live. A lagging receiver skips what it missed (those devices are
-/// seen at their next commit).
+/// Hands every commit to the alarms, for as long as they live. A lagging
+/// receiver skips what it missed (those devices are seen at their next
+/// commit; threshold rules miss those readings, and say so in the log).
 async fn follow(
     alarms: std::sync::Weak<Alarms>,
     mut commits: tokio::sync::broadcast::Receiver<Arc<crate::store::Committed>>,
@@ -570,8 +714,24 @@ async fn follow(
         let Some(alarms) = alarms.upgrade() else {
             return;
         };
-        if let Some(device) = cromflag_logic::device::id_of(&committed.container) {
-            alarms.seen(device, crate::store::now_ms());
+        if let Err(e) = alarms.committed(&committed).await {
+            tracing::error!(error = %format!("{e:#}"), "alarm rules could not judge a commit");
         }
+    }
+}
+
+/// A reading as a number, if it is one.
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Byte(v) => Some(f64::from(*v)),
+        Value::Short(v) => Some(f64::from(*v)),
+        Value::Integer(v) => Some(f64::from(*v)),
+        // Readings past 2^53 lose precision, not their order of magnitude.
+        #[allow(clippy::cast_precision_loss)]
+        Value::Long(v) => Some(*v as f64),
+        Value::Float(v) => Some(f64::from(*v)),
+        Value::Double(v) => Some(*v),
+        Value::Bool(v) => Some(f64::from(u8::from(*v))),
+        _ => None,
     }
 }

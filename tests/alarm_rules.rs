@@ -1,0 +1,385 @@
+//! Threshold rules and webhook delivery of alarms, through the real host:
+//! readings posted to `/insert/<device>`, alarms read back from `GET
+//! /alarms`, webhooks received by a real HTTP server in the test.
+
+use cromflag_tests::{get, insert_sample, post, repo_root, sample_payload, Host};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// The repository's manifest with its sources made absolute and `rules`
+/// (TOML) appended.
+fn manifest(dir: &Path, rules: &str) -> PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("spin.toml"))
+        .unwrap()
+        .replace("\"target/", &format!("\"{}/target/", root.display()));
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, format!("{text}\n{rules}")).unwrap();
+    path
+}
+
+/// `hot` waits a minute of readings and clears 2° below its line; `humid`
+/// fires at once and tells the test that a document was judged.
+const RULES: &str = r#"
+[[application.tool.cromflag.alarms.rule]]
+name = "hot"
+when = "temperature > 35"
+for = "60s"
+hysteresis = 2
+severity = "critical"
+
+[[application.tool.cromflag.alarms.rule]]
+name = "humid"
+when = "humidity > 90"
+"#;
+
+/// The sample document for `device` with one row per (seconds after
+/// `BASE`, temperature, humidity).
+fn readings(device: &str, rows: &[(i64, f64, f64)]) -> Vec<u8> {
+    let mut doc: Value = serde_json::from_slice(&sample_payload()).unwrap();
+    doc["deviceinfo"]["deviceid"] = json!(device);
+    let template = doc["tsdata"][0].clone();
+    doc["tsdata"] = rows
+        .iter()
+        .map(|&(secs, temperature, humidity)| {
+            let mut row = template.clone();
+            row["timestamp"] = json!(BASE + secs * 1000);
+            row["temperature"] = json!(temperature);
+            row["humidity"] = json!(humidity);
+            row
+        })
+        .collect();
+    doc.to_string().into_bytes()
+}
+
+/// 2020-02-19T00:00:00Z.
+const BASE: i64 = 1_582_070_400_000;
+
+fn send(host: &Host, device: &str, rows: &[(i64, f64, f64)]) {
+    let answer = post(
+        &host.url(&format!("/insert/{device}")),
+        "application/json",
+        &readings(device, rows),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+}
+
+fn alarms(host: &Host, query: &str) -> Vec<Value> {
+    let answer = get(&host.url(&format!("/alarms{query}")));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["alarms"].as_array().unwrap().clone()
+}
+
+/// Polls until `check` holds for `/alarms{query}`'s list, within 10 s.
+fn wait_until(
+    host: &Host,
+    query: &str,
+    what: &str,
+    check: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = alarms(host, query);
+        if check(&listed) {
+            return listed;
+        }
+        assert!(Instant::now() < deadline, "{what}; have {listed:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn of_rule<'a>(listed: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    listed.iter().filter(|a| a["rule"] == rule).collect()
+}
+
+#[test]
+fn a_threshold_held_for_its_duration_fires_once_and_clears_past_its_hysteresis() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start_with_env(
+        &manifest(dir.path(), RULES),
+        &dir.path().join("data"),
+        &[],
+        &[],
+    );
+    let query = "?device=oven";
+
+    // A 10 s spike over 35 does not last the minute; `humid` (the last
+    // reading) shows the document was judged.
+    send(
+        &host,
+        "oven",
+        &[(0, 20.0, 50.0), (10, 40.0, 50.0), (20, 20.0, 95.0)],
+    );
+    let listed = wait_until(&host, query, "humid raised by the spike's document", |l| {
+        of_rule(l, "humid").len() == 1
+    });
+    assert_eq!(
+        of_rule(&listed, "hot"),
+        Vec::<&Value>::new(),
+        "a spike fired"
+    );
+
+    // Over 35 from 100 s to 200 s: fires once, at the reading 61 s in.
+    send(
+        &host,
+        "oven",
+        &[
+            (100, 36.0, 50.0),
+            (130, 37.0, 50.0),
+            (161, 38.0, 50.0),
+            (200, 39.0, 50.0),
+        ],
+    );
+    let listed = wait_until(&host, query, "hot raised by a sustained breach", |l| {
+        of_rule(l, "hot").len() == 1
+    });
+    let hot = of_rule(&listed, "hot")[0].clone();
+    assert_eq!(
+        (
+            &hot["state"],
+            &hot["severity"],
+            &hot["value"],
+            &hot["device"]
+        ),
+        (
+            &json!("raised"),
+            &json!("critical"),
+            &json!("38"),
+            &json!("oven")
+        )
+    );
+    let humid = of_rule(&listed, "humid");
+    assert_eq!(
+        humid[0]["state"], "cleared",
+        "humidity fell back: {humid:?}"
+    );
+
+    // 34 is under the line but within the hysteresis: still open.
+    send(&host, "oven", &[(300, 34.0, 95.0)]);
+    let listed = wait_until(
+        &host,
+        query,
+        "humid raised again by the 34° document",
+        |l| of_rule(l, "humid").len() == 2,
+    );
+    assert_eq!(of_rule(&listed, "hot"), [&hot], "34° changed the hot alarm");
+
+    // 33 is 2 under: cleared, and never a second hot alarm.
+    send(&host, "oven", &[(310, 33.0, 50.0)]);
+    let listed = wait_until(&host, query, "hot cleared at 33°", |l| {
+        of_rule(l, "hot")
+            .first()
+            .is_some_and(|a| a["state"] == "cleared")
+    });
+    assert_eq!(of_rule(&listed, "hot").len(), 1);
+    assert_eq!(of_rule(&listed, "hot")[0]["id"], hot["id"]);
+    assert!(
+        of_rule(&listed, "hot")[0]["cleared"].as_i64().unwrap() >= hot["raised"].as_i64().unwrap()
+    );
+}
+
+#[test]
+fn a_rule_naming_a_device_overrides_the_rule_for_every_device() {
+    let dir = TempDir::new().unwrap();
+    let rules = format!(
+        "{RULES}\n[[application.tool.cromflag.alarms.rule]]\nname = \"hot\"\nwhen = \"temperature > 250\"\ndevices = [\"kiln\"]\n"
+    );
+    let host = Host::start_with_env(
+        &manifest(dir.path(), &rules),
+        &dir.path().join("data"),
+        &[],
+        &[],
+    );
+    // 100° for two minutes: hot for the kitchen, not for the kiln.
+    let hot_for_two_minutes = [(0, 100.0, 95.0), (60, 100.0, 50.0), (120, 100.0, 50.0)];
+    send(&host, "kiln", &hot_for_two_minutes);
+    send(&host, "kitchen", &hot_for_two_minutes);
+    wait_until(&host, "?device=kitchen", "the kitchen's hot alarm", |l| {
+        of_rule(l, "hot").len() == 1
+    });
+    let kiln = wait_until(&host, "?device=kiln", "the kiln's document judged", |l| {
+        of_rule(l, "humid").len() == 1
+    });
+    assert_eq!(of_rule(&kiln, "hot"), Vec::<&Value>::new());
+}
+
+/// What the test's webhook receiver got.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A webhook receiver on a port of its own: answers each request with the
+/// next status of `statuses` (then 200), and keeps what it got.
+fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/hooks/alarms",
+        server.server_addr().to_ip().unwrap()
+    );
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let kept = received.clone();
+    std::thread::spawn(move || {
+        let mut statuses = statuses.into_iter();
+        for mut request in server.incoming_requests() {
+            let mut body = Vec::new();
+            request.as_reader().read_to_end(&mut body).unwrap();
+            let headers = request
+                .headers()
+                .iter()
+                .map(|h| (h.field.to_string(), h.value.to_string()))
+                .collect();
+            kept.lock().unwrap().push(Received { headers, body });
+            let status = statuses.next().unwrap_or(200);
+            let _ = request.respond(tiny_http::Response::empty(status));
+        }
+    });
+    (url, received)
+}
+
+fn signature_of(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fn deliveries(host: &Host, alarm: &str) -> Vec<Value> {
+    let answer = get(&host.url(&format!(
+        "/alarms/deliveries?alarm={}",
+        cromflag_tests::path_segment(alarm)
+    )));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()["deliveries"].as_array().unwrap().clone()
+}
+
+#[test]
+fn webhooks_are_signed_and_retried_after_a_500() {
+    let (url, received) = receiver(vec![500]);
+    let dir = TempDir::new().unwrap();
+    let host = Host::start_with_env(
+        &repo_root().join("spin.toml"),
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s"),
+            ("SPIN_VARIABLE_ALARM_WEBHOOK_URL", url.as_str()),
+            ("SPIN_VARIABLE_ALARM_WEBHOOK_SECRET", "hook-secret"),
+        ],
+    );
+    assert_eq!(insert_sample(&host).status, 200);
+    let alarm = wait_until(&host, "?device=sample", "the inactivity alarm", |l| {
+        l.len() == 1
+    })[0]
+        .clone();
+    let alarm_id = alarm["id"].as_str().unwrap().to_owned();
+
+    // The first attempt got 500; the second, a second later, 200.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let delivered = loop {
+        let delivered = deliveries(&host, &alarm_id);
+        if !delivered.is_empty() {
+            break delivered;
+        }
+        assert!(Instant::now() < deadline, "no delivery recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    assert_eq!(delivered[0]["outcome"], "delivered");
+    assert_eq!(delivered[0]["attempts"], 2);
+    assert_eq!(delivered[0]["event"], "alarm.raised");
+    assert_eq!(delivered[0]["url"], url);
+
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 2, "one 500, one retry");
+    for got in &received {
+        assert_eq!(got.header("content-type"), Some("application/json"));
+        assert_eq!(got.header("x-cromflag-event"), Some("alarm.raised"));
+        assert_eq!(
+            got.header("x-cromflag-delivery"),
+            Some(format!("{alarm_id}/raised").as_str())
+        );
+        let signature = signature_of("hook-secret", &got.body);
+        assert_eq!(
+            got.header("x-cromflag-signature-256"),
+            Some(signature.as_str())
+        );
+        assert_ne!(signature, signature_of("another secret", &got.body));
+        let body: Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(body["id"], format!("{alarm_id}/raised"));
+        assert_eq!(body["event"], "alarm.raised");
+        assert_eq!(body["alarm"], alarm, "the alarm as GET /alarms lists it");
+        assert!(body["sent"].as_i64().unwrap() >= alarm["raised"].as_i64().unwrap());
+    }
+}
+
+#[test]
+fn ingest_goes_on_while_the_webhook_receiver_is_down() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/alarms", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = TempDir::new().unwrap();
+    let host = Host::start_with_env(
+        &manifest(dir.path(), RULES),
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("SPIN_VARIABLE_ALARM_WEBHOOK_URL", url.as_str()),
+            ("SPIN_VARIABLE_ALARM_WEBHOOK_SECRET", "hook-secret"),
+            ("SPIN_VARIABLE_ALARM_WEBHOOK_ATTEMPTS", "3"),
+        ],
+    );
+    // Every document raises or clears `humid`: 200 alarm events queue up
+    // behind deliveries that keep failing.
+    let started = Instant::now();
+    for i in 0..200 {
+        let humidity = if i % 2 == 0 { 95.0 } else { 50.0 };
+        send(&host, "porch", &[(i, 20.0, humidity)]);
+    }
+    let sent_in = started.elapsed();
+    let answer = get(&host.url("/fetch/porch"));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json().as_array().map(Vec::len), Some(200));
+    let listed = wait_until(&host, "?device=porch", "every humid alarm", |l| {
+        l.len() == 100
+    });
+    assert!(listed.iter().all(|a| a["rule"] == "humid"));
+
+    // The first event's delivery gave up after 3 attempts (1 s, then 2 s apart).
+    let first = listed.last().unwrap()["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let failed = loop {
+        let recorded = deliveries(&host, &first);
+        if let Some(failed) = recorded.into_iter().find(|d| d["event"] == "alarm.raised") {
+            break failed;
+        }
+        assert!(Instant::now() < deadline, "no failed delivery recorded");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (&failed["outcome"], &failed["attempts"]),
+        (&json!("failed"), &json!(3))
+    );
+    assert!(
+        failed["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{failed}"
+    );
+    eprintln!("200 inserts in {sent_in:?} while the receiver was down");
+}
