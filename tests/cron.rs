@@ -900,3 +900,90 @@ fn the_report_route_is_off_without_an_admin_token() {
         .unwrap()
         .contains("admin_token"));
 }
+
+/// Must show: the daily report of the day an alarm was raised lists it: the
+/// host raises an inactivity alarm for `sample` (a 2 s timeout), and the
+/// report of that local day (the host's `report_time_zone`, +05:30 here, so
+/// times are shown in it) made through the running host holds its rule,
+/// severity, raised time, `open` for its cleared time, and its value, in
+/// JSON, CSV and HTML.
+#[test]
+fn the_daily_report_lists_the_alarms_of_its_day() {
+    use chrono::{Days, FixedOffset, SecondsFormat};
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("data");
+    let manifest = repo_root().join("spin.toml");
+    let host = Host::start_with_env(
+        &manifest,
+        &data,
+        &[],
+        &[
+            ("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s"),
+            // India keeps +05:30 all year.
+            ("SPIN_VARIABLE_REPORT_TIME_ZONE", "Asia/Kolkata"),
+        ],
+    );
+    assert_eq!(insert_sample(&host).status, 200);
+    let alarm = wait_until("the inactivity alarm", || {
+        let listed = get(&host.url("/alarms?device=sample")).json();
+        listed["alarms"].as_array()?.first().cloned()
+    });
+    let id = alarm["id"].as_str().unwrap();
+    let value = alarm["value"].as_str().unwrap();
+    let india = FixedOffset::east_opt(5 * 3600 + 1800).unwrap();
+    let raised = DateTime::from_timestamp_millis(alarm["raised"].as_i64().unwrap())
+        .unwrap()
+        .with_timezone(&india);
+    // The day it was raised ends at the next local midnight: a tick just after.
+    let day = raised.date_naive();
+    let at = (day + Days::new(1))
+        .and_hms_opt(0, 5, 0)
+        .unwrap()
+        .and_local_timezone(india)
+        .unwrap()
+        .to_utc()
+        .to_rfc3339_opts(SecondsFormat::Secs, true);
+    let (record, ok) = cron::run(&manifest, &data, "daily-report", &at);
+    assert!(ok, "{record}");
+    assert_eq!(record["status"], "ok", "{record}");
+
+    let report_id = format!("daily-sample-{day}");
+    let stored = report(&host, &report_id);
+    assert_eq!(stored["time_zone"], "Asia/Kolkata");
+    let raised_text = raised.to_rfc3339_opts(SecondsFormat::Millis, false);
+    assert!(raised_text.ends_with("+05:30"), "{raised_text}");
+    assert_eq!(
+        stored["body"]["alarms"],
+        json!([{
+            "id": id,
+            "rule": "inactivity",
+            "severity": "warning",
+            "state": "raised",
+            "raised": raised_text,
+            "cleared": null,
+            "value": value,
+        }])
+    );
+
+    let csv = get(&host.url(&format!("/reports/{report_id}.csv"))).text();
+    for line in [
+        format!("alarm_rule,{id},inactivity"),
+        format!("alarm_severity,{id},warning"),
+        format!("alarm_raised,{id},{raised_text}"),
+        format!("alarm_cleared,{id},open"),
+        format!("alarm_value,{id},{value}"),
+    ] {
+        assert!(
+            csv.contains(&format!("{line}\r\n")),
+            "no `{line}` in\n{csv}"
+        );
+    }
+    let page = get(&host.url(&format!("/reports/{report_id}.html"))).text();
+    let shown = raised.format("%Y-%m-%d %H:%M:%S%.f %:z").to_string();
+    for needle in [
+        "<h2>Alarms</h2>".to_owned(),
+        format!("<td>inactivity</td><td>warning</td><td><time datetime=\"{raised_text}\">{shown}</time></td><td>open</td>"),
+    ] {
+        assert!(page.contains(&needle), "no `{needle}` in\n{page}");
+    }
+}

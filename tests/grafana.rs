@@ -729,6 +729,8 @@ fn the_shipped_dashboard_annotations_work_as_simpod_runs_them() {
                 json!("Low battery"),
                 vec![(1582050000000, "sample: battery 12 (below 20)".to_owned())]
             ),
+            // No alarm was raised (no inactivity timeout here).
+            (json!("Alarms"), vec![]),
         ]
     );
     // Tags come as one comma-separated string: Grafana splits them on `,`.
@@ -911,4 +913,146 @@ fn query_edges_follow_the_fetch_api() {
     let wrong_method = get(&host.url("/grafana/query"));
     assert_eq!(wrong_method.status, 405);
     assert_eq!(wrong_method.header_values("allow"), ["POST"]);
+}
+
+/// An annotation as Grafana makes it of `/query`'s table: the fields
+/// `getAnnotationsFromData` (standardAnnotationSupport.ts) reads by name, any
+/// case (`time`, `timeEnd`, `title`, `text`, and `tags` split on `,`; a null
+/// value is left out), and `isRegion` as `translateQueryResult` sets it
+/// (`Boolean(timeEnd && time !== timeEnd)`).
+#[derive(Debug, PartialEq)]
+struct Annotation {
+    time: i64,
+    time_end: Option<i64>,
+    is_region: bool,
+    title: String,
+    text: String,
+    tags: Vec<String>,
+}
+
+fn annotations_of(answer: &Value) -> Vec<Annotation> {
+    let frame = &answer.as_array().unwrap()[0];
+    let columns = frame["columns"].as_array().unwrap();
+    let field = |name: &str| {
+        columns
+            .iter()
+            .position(|c| c["text"].as_str().unwrap().eq_ignore_ascii_case(name))
+    };
+    let (time, end) = (field("time").unwrap(), field("timeEnd").unwrap());
+    assert_eq!(columns[end]["type"], "time", "{frame}");
+    let (title, text, tags) = (
+        field("title").unwrap(),
+        field("text").unwrap(),
+        field("tags").unwrap(),
+    );
+    frame["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let time = row[time].as_i64().expect("epoch ms");
+            let time_end = row[end].as_i64();
+            Annotation {
+                time,
+                time_end,
+                is_region: time_end.is_some_and(|end| end != time),
+                title: row[title].as_str().unwrap().to_owned(),
+                text: row[text].as_str().unwrap().to_owned(),
+                tags: row[tags]
+                    .as_str()
+                    .unwrap()
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Must show: the inactivity alarm the host raises for `sample` (a 2 s
+/// timeout, then silence) is, through the shipped dashboard's Alarms entry
+/// run as Grafana and simpod run it over the last hour, one region from when
+/// it was raised to the range's end while it is open, then to when it was
+/// cleared once the device sends again; tagged `alarm`, `inactivity`,
+/// `warning` and the device, its title and text naming rule, severity, state
+/// and value.
+#[test]
+fn the_shipped_dashboard_shows_an_alarm_as_a_region() {
+    use chrono::{Duration, SecondsFormat, Utc};
+    use cromflag_tests::{repo_root, wait_until};
+    let dir = TempDir::new().unwrap();
+    let host = Host::start_with_env(
+        &repo_root().join("spin.toml"),
+        dir.path(),
+        &[],
+        &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s")],
+    );
+    assert_eq!(insert_sample(&host).status, 200);
+    let alarms = |state: &str| {
+        let answer = get(&host.url(&format!("/alarms?device=sample&state={state}")));
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()["alarms"].as_array().unwrap().clone()
+    };
+    let alarm = wait_until("the inactivity alarm", || alarms("open").first().cloned());
+    let raised = alarm["raised"].as_i64().unwrap();
+    let value = alarm["value"].as_str().unwrap().to_owned();
+
+    let dashboard = shipped_dashboard();
+    let entry = dashboard["annotations"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "Alarms")
+        .expect("an Alarms annotation")
+        .clone();
+    assert_eq!(entry["datasource"]["type"], SIMPOD);
+    let vars = [("device", VarValue::One("sample".into()))];
+    // The time picker's "Last 1 hour": ISO instants, its raw text beside them.
+    let last_hour = || {
+        let now = Utc::now();
+        let iso = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut request = simpod_annotation_request(&entry, &vars);
+        let (from, to) = (iso(now - Duration::hours(1)), iso(now));
+        request["range"] =
+            json!({ "from": from, "to": to, "raw": { "from": "now-1h", "to": "now" } });
+        request["rangeRaw"] = json!({ "from": "now-1h", "to": "now" });
+        (request, now.timestamp_millis())
+    };
+
+    let (request, to) = last_hour();
+    let open = annotations_of(&grafana(&host, "/query", request));
+    let tags = ["alarm", "inactivity", "warning", "sample"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        open,
+        [Annotation {
+            time: raised,
+            time_end: Some(to),
+            is_region: true,
+            title: "Alarm: inactivity (warning)".to_owned(),
+            text: format!("sample: inactivity alarm, warning, raised, value {value}"),
+            tags: tags.clone(),
+        }]
+    );
+
+    // The device sends again: the alarm clears, and its region ends there.
+    assert_eq!(insert_sample(&host).status, 200);
+    let cleared = wait_until("the alarm cleared", || alarms("cleared").first().cloned());
+    let cleared_at = cleared["cleared"].as_i64().unwrap();
+    let (request, _) = last_hour();
+    let mut region = annotations_of(&grafana(&host, "/query", request));
+    // Silent again for 2 s, the device may have raised a next alarm since.
+    region.retain(|a| a.time <= cleared_at);
+    assert_eq!(
+        region,
+        [Annotation {
+            time: raised,
+            time_end: Some(cleared_at),
+            is_region: true,
+            title: "Alarm: inactivity (warning)".to_owned(),
+            text: format!("sample: inactivity alarm, warning, cleared, value {value}"),
+            tags,
+        }]
+    );
 }

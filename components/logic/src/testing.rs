@@ -13,8 +13,12 @@
 //! [LIMIT <n> [OFFSET <m>]]`, a condition being `<key> <op>
 //! TO_TIMESTAMP_MS(<ms>)` or `<string column> [NOT] LIKE '<pattern>' [ESCAPE
 //! '<c>']` (GridDB's: case-sensitive, whole string, an empty pattern matching
-//! nothing). Anything else is a `Query` error naming the statement, so a test
-//! can never pass on a query it misread.
+//! nothing), or a comparison of another column with a literal of its type (a
+//! STRING with a string, a TIMESTAMP with `TO_TIMESTAMP_MS(<ms>)`), `<column>
+//! IS [NOT] NULL`, and `OR` of these (SQL's three-valued logic: a comparison
+//! with NULL is unknown, and an unknown row is not selected). Anything else is
+//! a `Query` error naming the statement, so a test can never pass on a query it
+//! misread.
 
 use crate::model::{
     added_columns, check_column_name, check_rows, ColumnType, ContainerInfo, QueryResult, Row,
@@ -158,6 +162,12 @@ impl Store for MemoryStore {
             .iter()
             .filter(|row| statement.key_range.contains(&key_ms(row)))
             .filter(|row| statement.likes.iter().all(|like| like.passes(row)))
+            .filter(|row| {
+                statement
+                    .conditions
+                    .iter()
+                    .all(|c| c.test(row) == Some(true))
+            })
             .collect();
         if statement.descending {
             rows.reverse();
@@ -227,6 +237,8 @@ struct Statement {
     key_range: std::ops::RangeInclusive<i64>,
     /// `LIKE` conditions, all of which a row passes.
     likes: Vec<Like>,
+    /// Other conditions on a row's values, all of which must be true.
+    conditions: Vec<Condition>,
     descending: bool,
     limit: usize,
     offset: usize,
@@ -289,6 +301,100 @@ impl Like {
     }
 }
 
+/// A condition on a row's values other than its key range and `LIKE`.
+enum Condition {
+    /// `<column> <op> <literal>`, the literal of the column's type.
+    Compare {
+        column: usize,
+        op: CompareOp,
+        value: Value,
+    },
+    /// `<column> IS [NOT] NULL`.
+    IsNull {
+        column: usize,
+        negated: bool,
+    },
+    Or(Box<Condition>, Box<Condition>),
+    And(Box<Condition>, Box<Condition>),
+}
+
+impl Condition {
+    /// `None` for what the module's doc does not list.
+    fn read(expr: &Expr, info: &ContainerInfo) -> Option<Condition> {
+        let column = |expr: &Expr| match expr {
+            Expr::Column(name) => resolve_column(info, name).ok(),
+            _ => None,
+        };
+        Some(match expr {
+            Expr::Or(left, right) => Condition::Or(
+                Box::new(Condition::read(left, info)?),
+                Box::new(Condition::read(right, info)?),
+            ),
+            Expr::And(left, right) => Condition::And(
+                Box::new(Condition::read(left, info)?),
+                Box::new(Condition::read(right, info)?),
+            ),
+            Expr::IsNull { expr, negated } => Condition::IsNull {
+                column: column(expr)?,
+                negated: *negated,
+            },
+            Expr::Compare { op, left, right } => {
+                let column = column(left)?;
+                let value = match (info.columns[column].column_type, right.as_ref()) {
+                    (ColumnType::String, Expr::Literal(Literal::String(s))) => {
+                        Value::String(s.clone())
+                    }
+                    (ColumnType::Timestamp, Expr::Literal(Literal::Timestamp(ms))) => {
+                        Value::Timestamp(*ms)
+                    }
+                    _ => return None,
+                };
+                Condition::Compare {
+                    column,
+                    op: *op,
+                    value,
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    /// True, false, or unknown (`None`: a comparison with NULL).
+    fn test(&self, row: &Row) -> Option<bool> {
+        match self {
+            Condition::Compare { column, op, value } => {
+                let order = match (row.get(*column)?, value) {
+                    (Value::String(a), Value::String(b)) => a.cmp(b),
+                    (Value::Timestamp(a), Value::Timestamp(b)) => a.cmp(b),
+                    _ => return None,
+                };
+                Some(match op {
+                    CompareOp::Eq => order.is_eq(),
+                    CompareOp::Ne => order.is_ne(),
+                    CompareOp::Lt => order.is_lt(),
+                    CompareOp::Le => order.is_le(),
+                    CompareOp::Gt => order.is_gt(),
+                    CompareOp::Ge => order.is_ge(),
+                })
+            }
+            Condition::IsNull { column, negated } => {
+                let null = matches!(row.get(*column), None | Some(Value::Null));
+                Some(null != *negated)
+            }
+            Condition::Or(left, right) => match (left.test(row), right.test(row)) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            Condition::And(left, right) => match (left.test(row), right.test(row)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            },
+        }
+    }
+}
+
 impl Statement {
     /// `None` for anything outside the grammar in the module's doc. The text
     /// is read by the TQL parser every backend uses (`cromflag-tql`).
@@ -309,6 +415,7 @@ impl Statement {
             columns,
             key_range: i64::MIN..=i64::MAX,
             likes: Vec::new(),
+            conditions: Vec::new(),
             descending: false,
             limit: usize::MAX,
             offset: 0,
@@ -356,8 +463,15 @@ impl Statement {
                     {
                         (*op, *ms)
                     }
-                    _ => return None,
+                    _ => {
+                        statement.conditions.push(Condition::read(condition, info)?);
+                        continue;
+                    }
                 },
+                Expr::Or(..) | Expr::IsNull { .. } => {
+                    statement.conditions.push(Condition::read(condition, info)?);
+                    continue;
+                }
                 _ => return None,
             };
             let (low, high) = statement.key_range.clone().into_inner();

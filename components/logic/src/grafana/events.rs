@@ -1,6 +1,9 @@
 //! The events a device's annotations show, found in the store: motion (rows
-//! whose BOOL `motion` is true) and low battery (documents in `messages`
-//! reporting `batt_lvl` under `LOW_BATTERY`, at the time of their last row).
+//! whose BOOL `motion` is true), low battery (documents in `messages`
+//! reporting `batt_lvl` under `LOW_BATTERY`, at the time of their last row),
+//! and alarms (the host's `alarms` collection, read by `report::scan::alarms`:
+//! each alarm open at some time in the range, as a region from when it was
+//! raised to when it was cleared, or to the range's end while it is open).
 //! Both annotation paths read them here: simpod's annotation targets on
 //! `/query` (a table) and SimpleJSON's legacy `/annotations` (a list).
 
@@ -16,30 +19,22 @@ pub const LOW_BATTERY: f64 = 20.0;
 pub enum Kind {
     Motion,
     LowBattery,
+    Alarm,
 }
 
 impl Kind {
-    /// The kinds a query word names: `motion`, `battery`, or either for `all`.
+    /// The words a query names kinds with, as `parse` reads them.
+    pub const WORDS: &'static str = "`motion`, `battery`, `alarms` or `all`";
+
+    /// The kinds a query word names: `motion`, `battery`, `alarms`, or every
+    /// one for `all`.
     pub fn parse(word: &str) -> Option<&'static [Kind]> {
         match word {
             "motion" => Some(&[Kind::Motion]),
             "battery" => Some(&[Kind::LowBattery]),
-            "all" => Some(&[Kind::Motion, Kind::LowBattery]),
+            "alarms" => Some(&[Kind::Alarm]),
+            "all" => Some(&[Kind::Motion, Kind::LowBattery, Kind::Alarm]),
             _ => None,
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Kind::Motion => "Motion",
-            Kind::LowBattery => "Low battery",
-        }
-    }
-
-    pub fn tag(self) -> &'static str {
-        match self {
-            Kind::Motion => "motion",
-            Kind::LowBattery => "battery",
         }
     }
 }
@@ -48,12 +43,30 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub time: i64,
-    pub kind: Kind,
+    /// The end of a region (an alarm); `None` for an instant.
+    pub time_end: Option<i64>,
+    pub title: String,
     pub text: String,
+    /// The tags before the device's id, which follows them: `motion`,
+    /// `battery`, or `alarm`, the rule and the severity.
+    pub tags: Vec<String>,
+}
+
+impl Event {
+    fn instant(time: i64, title: &str, tag: &str, text: String) -> Event {
+        Event {
+            time,
+            time_end: None,
+            title: title.to_owned(),
+            text,
+            tags: vec![tag.to_owned()],
+        }
+    }
 }
 
 /// The `kinds` of events of `device` (its time series `info`) in
-/// `from <= time < to`, oldest first.
+/// `from <= time < to` (an alarm: open at some time in it, so raised before
+/// `from` when it was open then), oldest first.
 pub fn find(
     store: &mut impl Store,
     device: &str,
@@ -68,6 +81,9 @@ pub fn find(
     }
     if kinds.contains(&Kind::LowBattery) {
         events.extend(low_battery(store, device, from, to)?);
+    }
+    if kinds.contains(&Kind::Alarm) {
+        events.extend(alarms(store, device, from, to)?);
     }
     events.sort_by_key(|e| e.time);
     Ok(events)
@@ -95,11 +111,12 @@ fn motion(
     Ok(rows
         .iter()
         .filter_map(|row| match row.first() {
-            Some(Value::Timestamp(ms)) => Some(Event {
-                time: *ms,
-                kind: Kind::Motion,
-                text: format!("{device}: motion detected"),
-            }),
+            Some(Value::Timestamp(ms)) => Some(Event::instant(
+                *ms,
+                "Motion",
+                "motion",
+                format!("{device}: motion detected"),
+            )),
             _ => None,
         })
         .collect())
@@ -129,12 +146,42 @@ fn low_battery(
             .ok()
             .and_then(|info| info["batt_lvl"].as_f64());
         if let Some(level) = level.filter(|l| *l < LOW_BATTERY) {
-            events.push(Event {
-                time: *ms,
-                kind: Kind::LowBattery,
-                text: format!("{device}: battery {level} (below {LOW_BATTERY})"),
-            });
+            events.push(Event::instant(
+                *ms,
+                "Low battery",
+                "battery",
+                format!("{device}: battery {level} (below {LOW_BATTERY})"),
+            ));
         }
     }
     Ok(events)
+}
+
+/// `device`'s alarms open at some time in the range, each a region from when
+/// it was raised to when it was cleared, or to `to` while it is open.
+fn alarms(
+    store: &mut impl Store,
+    device: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Event>, ApiError> {
+    Ok(crate::report::scan::alarms(store, device, from, to)?
+        .into_iter()
+        .map(|alarm| {
+            let value = alarm
+                .value
+                .as_deref()
+                .map_or(String::new(), |v| format!(", value {v}"));
+            Event {
+                time: alarm.raised,
+                time_end: Some(alarm.cleared.unwrap_or(to).max(alarm.raised)),
+                title: format!("Alarm: {} ({})", alarm.rule, alarm.severity),
+                text: format!(
+                    "{device}: {} alarm, {}, {}{value}",
+                    alarm.rule, alarm.severity, alarm.state
+                ),
+                tags: vec!["alarm".to_owned(), alarm.rule, alarm.severity],
+            }
+        })
+        .collect())
 }

@@ -379,10 +379,13 @@ fn series(
     Ok(json!({ "target": named.target, "refId": target["refId"], "datapoints": datapoints }))
 }
 
-/// An annotation target (`payload.annotation`: `motion`, `battery` or `all`;
-/// `target`: the device, or several in a multi-value form) as the table
-/// Grafana's `getAnnotationsFromData` reads: a time field, a string `text`,
-/// a `title`, and `tags` as one comma-separated string (it splits them on `,`).
+/// An annotation target (`payload.annotation`: `motion`, `battery`, `alarms`
+/// or `all`; `target`: the device, or several in a multi-value form) as the
+/// table Grafana's `getAnnotationsFromData` reads: a time field, a string
+/// `text`, a `title`, `tags` as one comma-separated string (it splits them on
+/// `,`), and `timeEnd` (the field it reads by that name, any case), set for
+/// an alarm: Grafana draws an event whose `timeEnd` differs from its `time`
+/// as a region (`translateQueryResult`), and skips a null one.
 fn annotation_table(
     store: &mut impl Store,
     target: &Json,
@@ -393,7 +396,7 @@ fn annotation_table(
 ) -> Result<Json, ApiError> {
     let kinds = kind.as_str().and_then(Kind::parse).ok_or_else(|| {
         ApiError::bad_request(
-            "payload.annotation is `motion`, `battery` or `all`",
+            format!("payload.annotation is {}", Kind::WORDS),
             json!({ "got": kind }),
         )
     })?;
@@ -409,9 +412,10 @@ fn annotation_table(
         .map(|(e, device)| {
             json!([
                 e.time,
-                e.kind.title(),
+                e.title,
                 e.text,
-                format!("{},{device}", e.kind.tag())
+                format!("{},{device}", e.tags.join(",")),
+                e.time_end
             ])
         })
         .collect();
@@ -423,6 +427,7 @@ fn annotation_table(
             { "text": "Title", "type": "string" },
             { "text": "Text", "type": "string" },
             { "text": "Tags", "type": "string" },
+            { "text": "TimeEnd", "type": "time" },
         ],
         "rows": rows,
     }))
@@ -656,21 +661,22 @@ fn search(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
 const SEARCH_PAGE: u64 = 1000;
 
 /// Legacy `POST /annotations` (SimpleJSON): `annotation.query` is
-/// `[motion|battery] <device>`, the events as SimpleJSON's list.
+/// `[motion|battery|alarms] <device>`, the events as SimpleJSON's list (an
+/// alarm with `isRegion` and `timeEnd`, as its README has them).
 fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError> {
     let (from, to) = range(request)?;
     let annotation = &request["annotation"];
     // The device is the rest of the query: an id may hold spaces.
     let query = annotation["query"].as_str().unwrap_or("").trim();
     let (kinds, device) = match query.split_once(char::is_whitespace) {
-        Some((word @ ("motion" | "battery"), device)) => {
+        Some((word @ ("motion" | "battery" | "alarms"), device)) => {
             (Kind::parse(word).expect("a kind"), device.trim_start())
         }
         _ => (Kind::parse("all").expect("a kind"), query),
     };
     if device.is_empty() {
         return Err(ApiError::bad_request(
-            "annotation.query is `[motion|battery] <device>`",
+            "annotation.query is `[motion|battery|alarms] <device>`",
             json!({ "got": annotation["query"] }),
         ));
     }
@@ -678,10 +684,17 @@ fn annotations(store: &mut impl Store, request: &Json) -> Result<Json, ApiError>
     let out: Vec<Json> = events::find(store, device, &info, kinds, from, to)?
         .into_iter()
         .map(|e| {
-            json!({
-                "annotation": annotation, "time": e.time, "title": e.kind.title(),
-                "text": e.text, "tags": [e.kind.tag(), device],
-            })
+            let mut tags = e.tags.clone();
+            tags.push(device.to_owned());
+            let mut event = json!({
+                "annotation": annotation, "time": e.time, "title": e.title,
+                "text": e.text, "tags": tags,
+            });
+            if let Some(end) = e.time_end {
+                event["isRegion"] = json!(end != e.time);
+                event["timeEnd"] = json!(end);
+            }
+            event
         })
         .collect();
     Ok(Json::Array(out))
@@ -917,6 +930,168 @@ mod tests {
         assert_eq!(
             search(&mut store, &json!({ "target": "d1" })).unwrap(),
             json!([])
+        );
+    }
+
+    /// simpod's annotation target, `{"annotation": <kind>}` for `target`, in
+    /// a `/query` request over `from..to` (ISO 8601).
+    fn annotation_query(
+        store: &mut impl Store,
+        target: &str,
+        kind: &str,
+        range: (&str, &str),
+    ) -> Json {
+        let request = json!({
+            "range": { "from": range.0, "to": range.1, "raw": { "from": "now-6h", "to": "now" } },
+            "targets": [{ "refId": "Anno", "target": target, "payload": { "annotation": kind } }],
+        });
+        let body = request.to_string();
+        handle(store, "POST", "/query", body.as_bytes(), 10_000).unwrap()
+    }
+
+    /// Must show: the `alarms` annotation (and `all`) answers each alarm of
+    /// the device open at some time in the range as a region, `Time` when it
+    /// was raised and `TimeEnd` when it was cleared (the range's end while
+    /// open), its title and text naming rule, severity, state and value, its
+    /// tags `alarm`, the rule, the severity and the device; no alarms
+    /// collection is no alarm. The legacy `/annotations` says `isRegion`.
+    #[test]
+    fn alarms_are_annotated_as_regions() {
+        use crate::report::scan::{put_alarm, Alarm};
+        let mut store = store_with_devices(&["sample".to_owned(), "other".to_owned()]);
+        store
+            .put_container(series("sample", &["temperature"]))
+            .unwrap();
+        store
+            .put_container(series("other", &["temperature"]))
+            .unwrap();
+        let range = ("2020-02-18T00:00:00.000Z", "2020-02-18T06:00:00.000Z");
+        let hour = |h: i64| 1_581_984_000_000 + h * 3_600_000; // 2020-02-18T00:00Z + h
+        let empty = annotation_query(&mut store, "sample", "alarms", range);
+        assert_eq!(empty[0]["rows"], json!([]));
+
+        let alarm = |rule: &str, device: &str, raised: i64, cleared: Option<i64>| Alarm {
+            id: format!("{rule}:{device}:{raised}"),
+            rule: rule.to_owned(),
+            severity: "warning".to_owned(),
+            state: if cleared.is_some() {
+                "cleared"
+            } else {
+                "raised"
+            }
+            .to_owned(),
+            value: Some(format!("{}", raised - 120_000)),
+            raised,
+            cleared,
+        };
+        let cleared = alarm("inactivity", "sample", hour(1), Some(hour(2)));
+        let open = Alarm {
+            severity: "critical".to_owned(),
+            value: None,
+            ..alarm("temp_high", "sample", hour(-3), None)
+        };
+        put_alarm(&mut store, "sample", &cleared);
+        put_alarm(&mut store, "sample", &open);
+        put_alarm(
+            &mut store,
+            "sample",
+            &alarm("inactivity", "sample", hour(-5), Some(hour(-1))),
+        );
+        put_alarm(
+            &mut store,
+            "sample",
+            &alarm("inactivity", "sample", hour(6), None),
+        );
+        put_alarm(
+            &mut store,
+            "other",
+            &alarm("inactivity", "other", hour(3), None),
+        );
+
+        let answer = annotation_query(&mut store, "sample", "alarms", range);
+        assert_eq!(
+            answer[0]["columns"],
+            json!([
+                { "text": "Time", "type": "time" },
+                { "text": "Title", "type": "string" },
+                { "text": "Text", "type": "string" },
+                { "text": "Tags", "type": "string" },
+                { "text": "TimeEnd", "type": "time" },
+            ])
+        );
+        assert_eq!(
+            answer[0]["rows"],
+            json!([
+                [
+                    hour(-3),
+                    "Alarm: temp_high (critical)",
+                    "sample: temp_high alarm, critical, raised",
+                    "alarm,temp_high,critical,sample",
+                    hour(6)
+                ],
+                [
+                    hour(1),
+                    "Alarm: inactivity (warning)",
+                    format!(
+                        "sample: inactivity alarm, warning, cleared, value {}",
+                        hour(1) - 120_000
+                    ),
+                    "alarm,inactivity,warning,sample",
+                    hour(2)
+                ],
+            ])
+        );
+        assert_eq!(answer[0]["refId"], "Anno");
+        // `all` holds them (no motion column, no messages here), and several
+        // devices each their own.
+        let all = annotation_query(&mut store, "(sample|other)", "all", range);
+        let tags: Vec<&str> = all[0]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[3].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                "alarm,temp_high,critical,sample",
+                "alarm,inactivity,warning,sample",
+                "alarm,inactivity,warning,other"
+            ]
+        );
+        let refused = handle(
+            &mut store,
+            "POST",
+            "/query",
+            json!({ "range": { "from": range.0, "to": range.1 }, "targets": [{ "target": "sample", "payload": { "annotation": "alarm" } }] })
+                .to_string()
+                .as_bytes(),
+            10_000,
+        )
+        .unwrap_err();
+        assert_eq!(refused.status, 400);
+        assert!(refused.error.contains("`alarms`"), "{}", refused.error);
+
+        // SimpleJSON's list.
+        let legacy = json!({
+            "range": { "from": range.0, "to": range.1 },
+            "annotation": { "name": "alarms", "query": "alarms sample" },
+        });
+        let listed = handle(
+            &mut store,
+            "POST",
+            "/annotations",
+            legacy.to_string().as_bytes(),
+            10_000,
+        )
+        .unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+        assert_eq!(listed[1]["time"], hour(1));
+        assert_eq!(listed[1]["timeEnd"], hour(2));
+        assert_eq!(listed[1]["isRegion"], true);
+        assert_eq!(
+            listed[1]["tags"],
+            json!(["alarm", "inactivity", "warning", "sample"])
         );
     }
 

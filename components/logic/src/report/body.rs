@@ -85,6 +85,30 @@ pub struct DeviceReport {
     /// Weekly reports only: how this week compares with the week before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<WeekChange>,
+    /// The device's alarms open at some time in the period (raised in it, or
+    /// raised before and not yet cleared at its start), oldest first. Reports
+    /// stored before alarms existed read back with none.
+    #[serde(default)]
+    pub alarms: Vec<Alarm>,
+}
+
+/// One alarm in a device report, as the report's run found it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// The alarm's id in the `alarms` collection, `<rule>:<device>:<raised ms>`.
+    pub id: String,
+    /// E.g. `inactivity`.
+    pub rule: String,
+    /// E.g. `warning`, `critical`.
+    pub severity: String,
+    /// `raised`, `acknowledged` or `cleared` when the report was made.
+    pub state: String,
+    pub raised: String,
+    /// `None` while the alarm is open (raised or acknowledged).
+    pub cleared: Option<String>,
+    /// What fired it, as the rule writes it (for inactivity, the epoch ms the
+    /// device was last seen).
+    pub value: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

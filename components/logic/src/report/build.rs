@@ -2,23 +2,25 @@
 //! and the monthly invoice. Pure functions of what `scan` read and the settings.
 
 use super::body::{
-    Battery, ColumnStats, DeviceReport, Gap, Invoice, InvoiceLine, MeanChange, Party, Period,
-    ReportKind, Usage, WeekChange,
+    Alarm, Battery, ColumnStats, DeviceReport, Gap, Invoice, InvoiceLine, MeanChange, Party,
+    Period, ReportKind, Usage, WeekChange,
 };
 use super::money::{quantity_text, Money};
 use super::period::{ms_to_rfc3339, LocalPeriod};
-use super::scan::DeviceScan;
+use super::scan::{self, DeviceScan};
 use super::settings::{Billing, Settings};
 use chrono::Days;
 
 /// The daily or weekly report of `device` from its scan of `period`.
-/// `state` is the device's last reported metadata and when it was received.
+/// `state` is the device's last reported metadata and when it was received;
+/// `alarms` those open at some time in the period.
 pub fn device_report(
     kind: ReportKind,
     device: &str,
     period: &LocalPeriod,
     scan: &DeviceScan,
     state: Option<&(i64, serde_json::Map<String, serde_json::Value>)>,
+    alarms: &[scan::Alarm],
     settings: &Settings,
 ) -> DeviceReport {
     let tz = settings.time_zone;
@@ -71,6 +73,18 @@ pub fn device_report(
         battery,
         firmware,
         change: None,
+        alarms: alarms
+            .iter()
+            .map(|alarm| Alarm {
+                id: alarm.id.clone(),
+                rule: alarm.rule.clone(),
+                severity: alarm.severity.clone(),
+                state: alarm.state.clone(),
+                raised: ms_to_rfc3339(tz, alarm.raised),
+                cleared: alarm.cleared.map(|ms| ms_to_rfc3339(tz, ms)),
+                value: alarm.value.clone(),
+            })
+            .collect(),
     }
 }
 

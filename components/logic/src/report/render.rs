@@ -4,15 +4,16 @@
 //!
 //! - CSV (RFC 4180) is for spreadsheets and scripts. A device report is one "long"
 //!   table `metric,column,value`, so daily and weekly reports of devices with
-//!   different columns share a header; an invoice is its line-items table. Numbers
-//!   keep full precision (Rust's shortest round-trip form).
+//!   different columns share a header (an alarm is a row per field, `alarm_*`,
+//!   its id in `column`); an invoice is its line-items table. Numbers keep full
+//!   precision (Rust's shortest round-trip form).
 //! - HTML is a standalone page meant to be read on screen and printed on A4: inline
 //!   style only, no scripts, no external resources. Every piece of report data goes
 //!   through [`escape`], since device and party names come from users.
 
 use super::body::{
-    Battery, ColumnStats, DeviceReport, Gap, Invoice, InvoiceLine, Party, Period, ReportBody,
-    ReportKind, StoredReport, WeekChange,
+    Alarm, Battery, ColumnStats, DeviceReport, Gap, Invoice, InvoiceLine, Party, Period,
+    ReportBody, ReportKind, StoredReport, WeekChange,
 };
 use crate::csv::Csv;
 use chrono::{DateTime, NaiveDate};
@@ -85,6 +86,25 @@ fn device_csv(table: &mut Csv, id: &str, report: &DeviceReport) {
         let between = format!("{}/{}", gap.from, gap.to);
         metric(table, "gap_seconds", &between, &gap.seconds.to_string());
     }
+    for alarm in &report.alarms {
+        let id = alarm.id.as_str();
+        metric(table, "alarm_rule", id, &alarm.rule);
+        metric(table, "alarm_severity", id, &alarm.severity);
+        metric(table, "alarm_state", id, &alarm.state);
+        metric(table, "alarm_raised", id, &alarm.raised);
+        metric(
+            table,
+            "alarm_cleared",
+            id,
+            alarm.cleared.as_deref().unwrap_or(OPEN),
+        );
+        metric(
+            table,
+            "alarm_value",
+            id,
+            alarm.value.as_deref().unwrap_or(""),
+        );
+    }
     if let Some(change) = &report.change {
         metric(table, "previous_period", "", &change.previous);
         metric(table, "rows_change", "", &change.rows.to_string());
@@ -140,6 +160,9 @@ fn invoice_csv(table: &mut Csv, invoice: &Invoice) {
         table.row(&["", label, "", "", "", amount, currency]);
     }
 }
+
+/// What an alarm's cleared time reads while it is open.
+const OPEN: &str = "open";
 
 /// Full precision: `Display` of f64 is the shortest string that reads back to the
 /// same value (`79.5`, and `77` rather than `77.0`). Empty when there is no value.
@@ -366,6 +389,9 @@ fn device_html(stored: &StoredReport, report: &DeviceReport) -> String {
         body.push_str("<h2>Gaps</h2>\n");
         body.push_str(&gap_table(&report.gaps, report.gap_threshold_secs));
     }
+    // Alarms say something with no data too: inactivity is no data.
+    body.push_str("<h2>Alarms</h2>\n");
+    body.push_str(&alarm_table(&report.alarms));
     // The comparison still says something when this week is empty (e.g. rows −100%).
     if let Some(change) = &report.change {
         body.push_str(&format!(
@@ -487,6 +513,30 @@ fn gap_table(gaps: &[Gap], threshold_secs: f64) -> String {
     table(
         &["From", "To", "Seconds", "Length"],
         &[false, false, true, true],
+        &rows,
+    )
+}
+
+fn alarm_table(alarms: &[Alarm]) -> String {
+    if alarms.is_empty() {
+        return "<p class=\"empty\">No alarms in this period.</p>\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = alarms
+        .iter()
+        .map(|a| {
+            vec![
+                escape(&a.rule),
+                escape(&a.severity),
+                instant(&a.raised),
+                a.cleared.as_deref().map_or(OPEN.to_string(), instant),
+                escape(&a.state),
+                a.value.as_deref().map_or("—".to_string(), escape),
+            ]
+        })
+        .collect();
+    table(
+        &["Rule", "Severity", "Raised", "Cleared", "State", "Value"],
+        &[false; 6],
         &rows,
     )
 }
@@ -735,6 +785,7 @@ mod tests {
             }),
             firmware: Some("1.4.2".to_string()),
             change: None,
+            alarms: Vec::new(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Reading what reports are made of, a page at a time: a device's rows over a
-//! period, the `messages` log, and the device list. Nothing here holds more than
-//! one page of rows, whatever the period's size.
+//! period, the `messages` log, the device list, and a device's alarms over a
+//! period (the `alarms` collection the host writes, also read for Grafana's
+//! alarm annotations). Nothing here holds more than one page of rows, whatever
+//! the period's size, except the alarms (a device raises few).
 
 use crate::insert::{DEVICES, DEVICE_ID_FIELD, MESSAGES};
 use crate::model::{tql_name, tql_string, ColumnType, ContainerInfo, Store, StoreError, Value};
@@ -213,6 +215,124 @@ pub fn last_deviceinfo(
             .map(|info| (*received, info)),
         _ => None,
     })
+}
+
+/// The collection the host keeps alarms in (host/src/alarms.rs writes it):
+/// `id` (`<rule>:<device>:<raised ms>`, the row key), `device`, `rule`,
+/// `severity`, `state` (`raised`, `acknowledged`, `cleared`), `value` (what
+/// fired it, or null), `raised`, `acknowledged` and `cleared` (TIMESTAMPs,
+/// the last two null until they happen).
+pub const ALARMS: &str = "alarms";
+
+/// One alarm as read from [`ALARMS`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alarm {
+    pub id: String,
+    pub rule: String,
+    pub severity: String,
+    pub state: String,
+    pub value: Option<String>,
+    /// Epoch ms.
+    pub raised: i64,
+    /// Epoch ms; `None` while the alarm is open.
+    pub cleared: Option<i64>,
+}
+
+/// `device`'s alarms open at some time in `[start_ms, end_ms)`: raised before
+/// `end_ms` and not cleared before `start_ms` (still open, or cleared later).
+/// Oldest first; none when the host never wrote an alarm (no collection).
+pub fn alarms(
+    store: &mut impl Store,
+    device: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<Alarm>, StoreError> {
+    if store.get_container(ALARMS)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut alarms = Vec::new();
+    for offset in (0..).step_by(PAGE) {
+        // Every name quoted: `value` and `state` are words a dialect may keep.
+        let tql = format!(
+            "SELECT \"id\", \"rule\", \"severity\", \"state\", \"value\", \"raised\", \"cleared\" \
+             WHERE \"device\" = {} AND \"raised\" < TO_TIMESTAMP_MS({end_ms}) \
+             AND (\"cleared\" IS NULL OR \"cleared\" >= TO_TIMESTAMP_MS({start_ms})) \
+             ORDER BY \"id\" ASC LIMIT {PAGE} OFFSET {offset}",
+            tql_string(device)
+        );
+        let page = store.query(ALARMS, &tql)?;
+        for row in &page.rows {
+            let text = |i: usize| match row.get(i) {
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            let (Some(id), Some(rule), Some(severity), Some(state)) =
+                (text(0), text(1), text(2), text(3))
+            else {
+                continue;
+            };
+            let Some(Value::Timestamp(raised)) = row.get(5) else {
+                continue;
+            };
+            alarms.push(Alarm {
+                id,
+                rule,
+                severity,
+                state,
+                value: text(4),
+                raised: *raised,
+                cleared: match row.get(6) {
+                    Some(Value::Timestamp(ms)) => Some(*ms),
+                    _ => None,
+                },
+            });
+        }
+        if page.rows.len() < PAGE {
+            break;
+        }
+    }
+    alarms.sort_by(|a, b| a.raised.cmp(&b.raised).then_with(|| a.id.cmp(&b.id)));
+    Ok(alarms)
+}
+
+/// Tests: `alarm` of `device` written as the host writes it, the
+/// collection made with the host's schema if missing.
+#[cfg(test)]
+pub(crate) fn put_alarm(store: &mut impl Store, device: &str, alarm: &Alarm) {
+    use crate::model::{Column, ContainerKind};
+    let text = |name: &str| Column::new(name, ColumnType::String);
+    let time = |name: &str| Column::new(name, ColumnType::Timestamp);
+    store
+        .put_container(ContainerInfo {
+            name: ALARMS.to_owned(),
+            kind: ContainerKind::Collection,
+            columns: vec![
+                text("id"),
+                text("device"),
+                text("rule"),
+                text("severity"),
+                text("state"),
+                text("value"),
+                time("raised"),
+                time("acknowledged"),
+                time("cleared"),
+            ],
+            row_key: true,
+        })
+        .unwrap();
+    let string = |s: &str| Value::String(s.to_owned());
+    let row = vec![
+        string(&alarm.id),
+        string(device),
+        string(&alarm.rule),
+        string(&alarm.severity),
+        string(&alarm.state),
+        alarm.value.as_deref().map_or(Value::Null, string),
+        Value::Timestamp(alarm.raised),
+        Value::Null,
+        alarm.cleared.map_or(Value::Null, Value::Timestamp),
+    ];
+    store.put_rows(ALARMS, vec![row]).unwrap();
 }
 
 #[cfg(test)]
