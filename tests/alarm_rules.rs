@@ -383,3 +383,38 @@ fn ingest_goes_on_while_the_webhook_receiver_is_down() {
     );
     eprintln!("200 inserts in {sent_in:?} while the receiver was down");
 }
+
+#[test]
+fn rules_change_live_with_the_manifest() {
+    let dir = TempDir::new().unwrap();
+    let path = manifest(dir.path(), "");
+    let host = Host::start_with_env(&path, &dir.path().join("data"), &[], &[]);
+    let without_rules = std::fs::read_to_string(&path).unwrap();
+    send(&host, "oven", &[(0, 100.0, 50.0)]);
+    std::fs::write(&path, format!("{without_rules}\n{RULES}")).unwrap();
+
+    // Readings of 100° until the new `hot` (no `for` needed: 60 s of
+    // readings, one a minute) has fired.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut minute = 1;
+    let hot = loop {
+        send(&host, "oven", &[(minute * 60, 100.0, 50.0)]);
+        minute += 1;
+        let listed = alarms(&host, "?device=oven");
+        if let Some(hot) = of_rule(&listed, "hot").first() {
+            break (*hot).clone();
+        }
+        assert!(Instant::now() < deadline, "the added rule never fired");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(hot["state"], "raised");
+
+    // The rule removed: its open alarm is cleared.
+    std::fs::write(&path, &without_rules).unwrap();
+    let listed = wait_until(&host, "?device=oven", "hot cleared with its rule", |l| {
+        of_rule(l, "hot")
+            .first()
+            .is_some_and(|a| a["state"] == "cleared")
+    });
+    assert_eq!(of_rule(&listed, "hot").len(), 1);
+}
