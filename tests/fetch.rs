@@ -3,9 +3,11 @@
 //! formats, and the device endpoints — against the real binary and store.
 
 use cromflag_tests::{
-    get, get_accepting, insert_sample, insert_sample_as, post, sample_payload, Answer, Host,
+    device_once_seen, get, get_accepting, insert_sample, insert_sample_as, post, repo_root,
+    sample_payload, Answer, Host,
 };
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 fn rows_of(answer: &Answer) -> Vec<Value> {
@@ -33,6 +35,10 @@ fn insert_rows(host: &Host, device: &str, rows: &[Value]) {
 
 fn header(answer: &Answer, name: &str) -> Option<String> {
     answer.header_values(name).first().map(|v| v.to_string())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 #[test]
@@ -458,7 +464,9 @@ fn the_device_list_pages_through_every_device_once() {
     let host = Host::start(dir.path());
     let mut ids: Vec<String> = (0..300).map(|i| format!("dev-{i:03}")).collect();
     ids.extend(AWKWARD_IDS.iter().map(|s| s.to_string()));
+    let sent = now_ms();
     insert_devices(&host, &ids);
+    let answered = now_ms();
     ids.sort();
 
     for limit in [7, 100, ids.len()] {
@@ -473,14 +481,22 @@ fn the_device_list_pages_through_every_device_once() {
         [ids.len() - 1, 1]
     );
 
+    device_once_seen(&host, &ids[0]);
     let all = get(&host.url("/fetch/devices"));
     assert_eq!(header(&all, "link"), None);
     let rows = rows_of(&all);
     assert_eq!(rows.len(), ids.len());
+    // The original answer's fields, then the device's health.
     let doc: Value = serde_json::from_slice(&sample_payload()).unwrap();
+    let last_seen = rows[0]["last_seen"].as_i64().expect("a last-seen time");
+    assert!(
+        (sent..=answered + 1000).contains(&last_seen),
+        "{last_seen} not within the inserts ({sent} to {answered})"
+    );
     assert_eq!(
         rows[0],
-        json!({ "deviceid": ids[0], "batt_lvl": doc["deviceinfo"]["batt_lvl"], "fw_ver": doc["deviceinfo"]["fw_ver"] })
+        json!({ "deviceid": ids[0], "batt_lvl": doc["deviceinfo"]["batt_lvl"], "fw_ver": doc["deviceinfo"]["fw_ver"],
+                "last_seen": last_seen, "active": true })
     );
     // Other formats page alike.
     let csv = get(&host.url("/fetch/devices?limit=3&format=csv"));
@@ -679,4 +695,87 @@ fn the_device_list_pages_and_searches_through_the_webapi() {
         found("dev-1"),
         (10..20).map(|i| format!("dev-{i}")).collect::<Vec<_>>()
     );
+}
+
+// ---------------------------------------------------------------------------
+// Device health: when a device was last seen, and whether it is active
+// ---------------------------------------------------------------------------
+
+/// Issue 22: `/fetch/devices` lists when each device's telemetry last
+/// committed (`last_seen`, ms) and whether it is `active`;
+/// `/devices/<d>/latest` says the same in `x-device-last-seen` and
+/// `x-device-active`, its body the newest row as before. With a 2 s
+/// inactivity timeout the device turns inactive, its last-seen time kept.
+#[test]
+fn devices_show_when_they_were_last_seen_and_whether_they_are_active() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start_with_env(
+        &repo_root().join("spin.toml"),
+        dir.path(),
+        &[],
+        &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s")],
+    );
+    let sent = now_ms();
+    assert_eq!(insert_sample(&host).status, 200);
+    let answered = now_ms();
+    // (listed last_seen, listed active, header last_seen, header active), once `active` is `want`.
+    let health_once = |want: bool| -> [Value; 4] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let listed = rows_of(&get(&host.url("/fetch/devices?search=sample")));
+            let latest = get(&host.url("/devices/sample/latest"));
+            assert_eq!(
+                latest.json(),
+                sample_rows()[5],
+                "the body is the newest row"
+            );
+            let from_header = |name: &str| {
+                header(&latest, name).map_or(Value::Null, |v| serde_json::from_str(&v).unwrap())
+            };
+            let health = [
+                listed[0]["last_seen"].clone(),
+                listed[0]["active"].clone(),
+                from_header("x-device-last-seen"),
+                from_header("x-device-active"),
+            ];
+            if health[1] == want && health[3] == want {
+                return health;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never active = {want} within 10 s: {health:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let active = health_once(true);
+    let last_seen = active[0].as_i64().expect("a last-seen time");
+    assert!(
+        (sent..=answered + 1000).contains(&last_seen),
+        "{last_seen} not within the insert ({sent} to {answered})"
+    );
+    assert_eq!(
+        active,
+        [json!(last_seen), json!(true), json!(last_seen), json!(true)]
+    );
+
+    let inactive = health_once(false);
+    assert_eq!(
+        inactive,
+        [
+            json!(last_seen),
+            json!(false),
+            json!(last_seen),
+            json!(false)
+        ]
+    );
+    assert!(
+        now_ms() - last_seen > 2000,
+        "inactive only after the timeout"
+    );
+    // CSV lists them as two more columns.
+    let csv = get(&host.url("/fetch/devices?search=sample&format=csv")).text();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].ends_with(",last_seen,active"), "{csv}");
+    assert!(lines[1].ends_with(&format!(",{last_seen},false")), "{csv}");
 }

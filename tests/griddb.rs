@@ -96,11 +96,22 @@ fn tql(port: u16, container: &str, stmt: &str) -> Value {
 
 /// Every `path` answers 200 through A (store = griddb, over the WebAPI) and
 /// the same JSON as through B (the embedded store behind that WebAPI).
+/// Every host writes the last-seen times `/fetch/devices` lists once a second
+/// after a commit (each host its own): a read through A and one through B
+/// may fall on either side of such a write, so a disagreement is read again
+/// until those writes are done (5 s).
 fn assert_a_and_b_agree(a: &Host, b: &Host, paths: &[&str]) {
     for path in paths {
-        let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
-        assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
-        assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (via_a, via_b) = (get(&a.url(path)), get(&b.url(path)));
+            assert_eq!(via_a.status, 200, "{path} via A: {}", via_a.text());
+            if via_a.json() == via_b.json() || std::time::Instant::now() > deadline {
+                assert_eq!(via_a.json(), via_b.json(), "{path}: A and B disagree");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The HTTP API of the original stack, against the real binary and its real store.
 
 use cromflag_tests::{
-    fetch_rows, get, insert_sample, insert_sample_as, path_segment, post, repo_root, request,
-    sample_payload, write_manifest, Host,
+    device_once_seen, fetch_rows, get, insert_sample, insert_sample_as, path_segment, post,
+    repo_root, request, sample_payload, write_manifest, Host,
 };
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -27,6 +27,7 @@ fn the_sample_round_trips_verbatim() {
     let dir = TempDir::new().unwrap();
     let host = Host::start(dir.path());
 
+    let sent = chrono::Utc::now().timestamp_millis();
     let answer = insert_sample(&host);
     assert_eq!((answer.status, answer.text().as_str()), (200, "True"));
 
@@ -45,9 +46,15 @@ fn the_sample_round_trips_verbatim() {
     assert!(answer.text().contains(r#""humidity":75.0"#));
 
     assert_same_rows(&fetch_rows(&host, "sample").unwrap(), &sample_rows());
+    // The device's metadata, then its health once the host wrote it.
+    let last_seen = device_once_seen(&host, "sample")["last_seen"].clone();
+    assert!(last_seen.as_i64().unwrap() >= sent, "{last_seen}");
     assert_eq!(
         fetch_rows(&host, "devices").unwrap(),
-        [json!({ "deviceid": "sample", "batt_lvl": 78, "fw_ver": "12345.009" })]
+        [
+            json!({ "deviceid": "sample", "batt_lvl": 78, "fw_ver": "12345.009",
+                 "last_seen": last_seen, "active": true })
+        ]
     );
 
     // Posting the same batch again upserts on the timestamp: still six rows.
@@ -333,6 +340,7 @@ fn a_uuid_device_is_stored_and_fetched_back() {
     let dir = TempDir::new().unwrap();
     let host = Host::start(dir.path());
     let uuid = "123e4567-e89b-12d3-a456-426614174000";
+    let sent = chrono::Utc::now().timestamp_millis();
     let answer = insert_sample_as(&host, uuid);
     assert_eq!(
         (answer.status, answer.text().as_str()),
@@ -343,9 +351,14 @@ fn a_uuid_device_is_stored_and_fetched_back() {
     let rows = get(&host.url(&format!("/fetch/{uuid}")));
     assert_eq!(rows.status, 200, "{}", rows.text());
     assert_same_rows(rows.json().as_array().unwrap(), &sample_rows());
+    let last_seen = device_once_seen(&host, uuid)["last_seen"].clone();
+    assert!(last_seen.as_i64().unwrap() >= sent, "{last_seen}");
     assert_eq!(
         fetch_rows(&host, "devices").unwrap(),
-        [json!({ "deviceid": uuid, "batt_lvl": 78, "fw_ver": "12345.009" })]
+        [
+            json!({ "deviceid": uuid, "batt_lvl": 78, "fw_ver": "12345.009",
+                 "last_seen": last_seen, "active": true })
+        ]
     );
 }
 

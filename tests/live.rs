@@ -1,11 +1,13 @@
 //! The built-in page and live streams: `GET /` serves the page, `/stream/<device>`
 //! pushes rows committed after a client connected (from HTTP and MQTT), a slow
-//! client is dropped with an event, and the page works in a real browser.
+//! client is dropped with an event, and the page works in a real browser:
+//! charts, the device picker, device health and open alarms.
 
 use cromflag_tests::mqtt::Publisher;
 use cromflag_tests::sse::Stream;
 use cromflag_tests::{
-    get, insert_sample, insert_sample_as, post, repo_root, run_page_test, sample_payload, Host,
+    get, insert_sample, insert_sample_as, post, repo_root, run_browser_script, run_page_test,
+    sample_payload, Host,
 };
 use serde_json::{json, Value};
 use std::io::Read;
@@ -170,4 +172,48 @@ fn the_page_charts_the_sample_in_a_browser() {
     let screenshot = repo_root().join("target/ui-screenshot.png");
     run_page_test(&host, &screenshot, &[]);
     assert!(screenshot.exists());
+}
+
+/// The page's device health and alarms, in headless Chromium
+/// (`tests/browser/alarms-test.mjs`): with a 2 s inactivity timeout the
+/// sample goes quiet and raises an alarm; the page shows the device inactive
+/// with its last-seen time, a badge with its one open alarm, and the alarm in
+/// its list; its Acknowledge button acknowledges it on the host. The
+/// screenshot lands in `target/ui-alarms-screenshot.png`.
+#[test]
+fn the_page_shows_open_alarms_and_acknowledges_them() {
+    let dir = TempDir::new().unwrap();
+    let host = Host::start_with_env(
+        &repo_root().join("spin.toml"),
+        dir.path(),
+        &[],
+        &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s")],
+    );
+    assert_eq!(insert_sample(&host).status, 200);
+    let open = |host: &Host| get(&host.url("/alarms?state=open")).json();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while open(&host)["count"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no inactivity alarm within 10 s: {}",
+            open(&host)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let screenshot = repo_root().join("target/ui-alarms-screenshot.png");
+    run_browser_script("alarms-test.mjs", &host, &screenshot, &[]);
+    // Acknowledged on the host, and still open (the device has not sent).
+    let listed = open(&host);
+    assert_eq!(listed["count"], 1, "{listed}");
+    let alarm = &listed["alarms"][0];
+    assert_eq!(
+        (&alarm["device"], &alarm["rule"], &alarm["state"]),
+        (
+            &json!("sample"),
+            &json!("inactivity"),
+            &json!("acknowledged")
+        ),
+        "{alarm}"
+    );
+    assert!(alarm["acknowledged"].is_i64(), "{alarm}");
 }

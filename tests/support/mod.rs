@@ -444,13 +444,42 @@ pub fn wait_for_rows(host: &Host, device: &str, count: usize) -> Vec<serde_json:
 
 use std::io::Read as _;
 
+/// Device `id`'s row of `/fetch/devices` once its health (`last_seen`,
+/// `active`) is known: the host writes last-seen times once a second after
+/// a commit. Within 10 s.
+pub fn device_once_seen(host: &Host, id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let path = format!("/fetch/devices?search={}", path_segment(id));
+        let listed = get(&host.url(&path)).json();
+        let row = listed.as_array().and_then(|rows| {
+            rows.iter()
+                .find(|r| r["deviceid"] == id && !r["last_seen"].is_null())
+        });
+        if let Some(row) = row {
+            return row.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id}'s health never listed: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs the browser test of the built-in page (`tests/browser/ui-test.mjs`,
 /// headless Chromium driven by Playwright from `ui/`) against `host`, with
 /// `env` (tokens, when the host requires them), saving its screenshot to
 /// `screenshot`; fails with the script's output and the host's log.
 pub fn run_page_test(host: &Host, screenshot: &Path, env: &[(&str, &str)]) {
+    run_browser_script("ui-test.mjs", host, screenshot, env);
+}
+
+/// Runs `tests/browser/<script>` (`node <script> <host url> <screenshot>`)
+/// against `host`, with `env`; fails with its output and the host's log.
+pub fn run_browser_script(script: &str, host: &Host, screenshot: &Path, env: &[(&str, &str)]) {
     let output = Command::new("node")
-        .arg(repo_root().join("tests/browser/ui-test.mjs"))
+        .arg(repo_root().join("tests/browser").join(script))
         .arg(host.url(""))
         .arg(screenshot)
         .envs(env.iter().copied())

@@ -1,6 +1,7 @@
 // cromflag built-in page: device picker (searched on the host: a fleet's devices
 // are never all loaded), time-range picker, one uPlot chart per numeric column,
-// latest values + battery, live updates over SSE, CSV download.
+// latest values + battery, device health (last seen, active) and open alarms
+// (polled, acknowledged from the list), live updates over SSE, CSV download.
 // Everything is same-origin and bundled at build time (no network beyond the host).
 import uPlot from 'uplot';
 
@@ -12,12 +13,14 @@ const BUCKETS = 2000;    // target number of points when aggregating
 const CSV_LIMIT = 100000;
 const DEVICE_LIMIT = 50; // devices the picker lists at once; the search box finds the others
 const SEARCH_DELAY = 200; // ms of quiet typing before the search is asked
+const ALARM_POLL = 3000; // ms between reads of the open alarms (and the device's health)
 const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   device: $('device'), search: $('device-search'), range: $('range'), custom: $('custom'), from: $('from'), to: $('to'),
   apply: $('apply'), csv: $('csv'), status: $('status'), latest: $('latest'), charts: $('charts'),
+  alarmBadge: $('alarm-badge'), alarmCount: $('alarm-count'), alarmNote: $('alarm-note'), alarmList: $('alarm-list'),
 };
 
 // Public state, read by tests/browser/ui-test.mjs.
@@ -25,7 +28,10 @@ const state = (window.cromflagState = {
   device: null, from: 0, to: Date.now(), series: {}, latest: null, ready: false,
   // The picker: the ids it lists, the search they answer, whether more match.
   deviceList: [], deviceSearch: '', devicesMore: false,
-  meta: {},            // the selected device's row of /fetch/devices (battery, firmware, …)
+  meta: {},            // the selected device's row of /fetch/devices (battery, firmware, last_seen, active, …)
+  alarms: [],          // the open alarms (GET /alarms?state=open), newest first
+  alarmCounts: {},     // device -> number of its open alarms
+  alarmsRead: false,   // the open alarms were read at least once
 });
 
 let listGen = 0;       // bumps on every device-list request; stale answers are dropped
@@ -148,8 +154,8 @@ async function refreshDevices() {
     more === state.devicesMore && (!state.device || ui.device.value === state.device);
   Object.assign(state, { deviceList: names, deviceSearch: search, devicesMore: more });
   if (same) return names; // leave an open picker alone
-  const options = names.map((n) => option(n, n));
-  if (state.device && !names.includes(state.device)) options.unshift(option(state.device, state.device));
+  const options = names.map((n) => option(n, deviceLabel(n)));
+  if (state.device && !names.includes(state.device)) options.unshift(option(state.device, deviceLabel(state.device)));
   if (more) options.push(option('', `… more: refine the search`, true));
   if (!options.length) {
     options.push(search || failed
@@ -189,6 +195,7 @@ async function pickDevice() {
 
 async function selectDevice(name) {
   state.device = name || null;
+  renderAlarms();
   closeStream();
   if (!name) return;
   await load();
@@ -371,7 +378,14 @@ function renderLatest() {
   };
   const batt = latest?.batt_lvl ?? meta.batt_lvl;
   if (batt != null) item('battery', `${batt}%`, Number(batt) < 20 ? 'batt low' : 'batt');
-  for (const [k, v] of Object.entries(meta)) if (k !== 'deviceid' && k !== 'batt_lvl') item(k, String(v));
+  // Health, from the device's row of /fetch/devices (null: not known yet).
+  if (meta.active != null) {
+    item('status', meta.active ? 'active' : 'inactive', `item health ${meta.active ? 'active' : 'inactive'}`);
+  }
+  if (meta.last_seen != null) item('last seen', new Date(meta.last_seen).toLocaleString(), 'item health-seen');
+  for (const [k, v] of Object.entries(meta)) {
+    if (!['deviceid', 'batt_lvl', 'last_seen', 'active'].includes(k)) item(k, String(v));
+  }
   if (!latest) {
     const el = document.createElement('div');
     el.className = 'empty';
@@ -384,6 +398,103 @@ function renderLatest() {
     if (k === 'timestamp' || k === 'batt_lvl' || k === 'deviceid') continue;
     item(k, typeof v === 'number' ? String(Math.round(v * 1000) / 1000) : String(v));
   }
+}
+
+// ---------- alarms ----------
+// The open alarms of every device, read every ALARM_POLL ms: a badge with
+// the selected device's count, counts in the picker, and the list with an
+// Acknowledge button (POST /alarms/<id>/ack, which takes the admin token
+// where tokens are required). The selected device's health is re-read with
+// them, so active/inactive follows without a reload.
+
+function deviceLabel(id) {
+  const n = state.alarmCounts[id] || 0;
+  return n ? `${id} (${n} alarm${n === 1 ? '' : 's'})` : id;
+}
+
+async function pollAlarms() {
+  try {
+    const { body } = await getJson('/alarms?state=open');
+    const alarms = Array.isArray(body?.alarms) ? body.alarms : [];
+    const counts = {};
+    for (const a of alarms) counts[a.device] = (counts[a.device] || 0) + 1;
+    Object.assign(state, { alarms, alarmCounts: counts, alarmsRead: true });
+  } catch (e) {
+    ui.alarmNote.textContent = `Alarms could not be read: ${e.message}`;
+  }
+  const dev = state.device;
+  if (dev) {
+    const meta = await loadMeta(dev).catch(() => null);
+    if (meta && dev === state.device) {
+      state.meta = meta;
+      renderLatest();
+    }
+  }
+  renderAlarms();
+}
+
+function renderAlarms() {
+  const { alarms } = state;
+  const mine = state.device ? state.alarmCounts[state.device] || 0 : 0;
+  ui.alarmBadge.hidden = !mine;
+  ui.alarmBadge.textContent = String(mine);
+  ui.alarmCount.hidden = !alarms.length;
+  ui.alarmCount.textContent = String(alarms.length);
+  for (const o of ui.device.options) if (o.value) o.textContent = deviceLabel(o.value);
+  if (state.alarmsRead) ui.alarmNote.textContent = 'No open alarms.';
+  ui.alarmNote.hidden = alarms.length > 0;
+  ui.alarmList.parentElement.hidden = !alarms.length;
+  ui.alarmList.replaceChildren(...alarms.map((a) => {
+    const tr = document.createElement('tr');
+    tr.className = a.state;
+    tr.dataset.alarmId = a.id;
+    const cell = (text, cls = '') => {
+      const td = document.createElement('td');
+      td.textContent = text;
+      if (cls) td.className = cls;
+      tr.append(td);
+      return td;
+    };
+    cell(a.device, 'device');
+    cell(a.rule, 'rule');
+    cell(a.severity, 'severity');
+    cell(a.state, 'state');
+    cell(new Date(a.raised).toLocaleString(), 'raised');
+    const actions = cell('', 'actions');
+    if (a.state === 'raised') {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'ack';
+      button.textContent = 'Acknowledge';
+      button.addEventListener('click', () => acknowledge(a.id, button));
+      actions.append(button);
+    } else if (a.acknowledged != null) {
+      actions.textContent = `at ${new Date(a.acknowledged).toLocaleTimeString()}`;
+    }
+    return tr;
+  }));
+}
+
+async function acknowledge(id, button) {
+  button.disabled = true;
+  const headers = {};
+  if (readToken()) headers.authorization = `Bearer ${readToken()}`;
+  try {
+    const res = await fetch(`/alarms/${enc(id)}/ack`, { method: 'POST', headers });
+    if (res.status === 401 || res.status === 403) {
+      askForToken('Acknowledging an alarm takes the admin token.');
+    } else if (!res.ok) {
+      setStatus(`Acknowledge failed: HTTP ${res.status}`, true);
+    } else {
+      const acked = await res.json();
+      state.alarms = state.alarms.map((a) => (a.id === acked.id ? acked : a));
+      renderAlarms();
+    }
+  } catch (e) {
+    setStatus(`Acknowledge failed: ${e.message}`, true);
+  }
+  button.disabled = false;
+  pollAlarms();
 }
 
 // ---------- live updates ----------
@@ -450,6 +561,8 @@ async function catchUp() {
 setInterval(() => { if (state.device && !streamOk && isLive() && !document.hidden) catchUp(); }, 5000);
 // Keep device metadata (battery etc.) fresh.
 setInterval(() => { if (state.device) refreshMeta(); }, 30000);
+// Open alarms and the selected device's health.
+setInterval(() => { if (!document.hidden) pollAlarms(); }, ALARM_POLL);
 
 // ---------- controls ----------
 
@@ -482,3 +595,4 @@ ui.range.addEventListener('change', () => {
 ui.apply.addEventListener('click', () => { if (state.device) load(); });
 
 pickDevice();
+pollAlarms();

@@ -432,6 +432,8 @@ mod tests {
         let latest = get("/devices/kitchen/latest");
         assert_eq!((latest.status, latest.content_type), (200, JSON));
         assert_eq!(json_of(&latest), json!({"timestamp": 30, "t": 1.5}));
+        // Its health is unknown (no host wrote `_last_seen`): no health headers.
+        assert_eq!(latest.headers, []);
         let schema = get("/devices/kitchen/schema");
         assert_eq!(
             json_of(&schema),

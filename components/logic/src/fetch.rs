@@ -1,7 +1,8 @@
 //! The read API for third-party apps: `GET /fetch/<device>` (rows in a time
 //! range, paged with a cursor, or aggregated into time buckets), `GET
 //! /fetch/devices` (and the other collections: paged in key order, devices
-//! searchable by id), `GET /devices/<device>/latest` and `/schema`.
+//! searchable by id, with their health: `health`), `GET
+//! /devices/<device>/latest` and `/schema`.
 //!
 //! Every parameter is parsed before anything is read, and only numbers,
 //! checked column names and quoted, escaped `search` patterns reach the TQL
@@ -21,6 +22,8 @@ use crate::report::period::{Granularity, LocalPeriod};
 use chrono::DateTime;
 use chrono_tz::Tz;
 use serde_json::json;
+
+pub mod health;
 
 /// Rows per response unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: u64 = 10_000;
@@ -393,9 +396,13 @@ fn fetch_container(
         q.cursor.as_ref(),
         limit,
     )?;
+    let (columns, rows) = match container {
+        DEVICES => health::with_health(store, page.columns, page.rows)?,
+        _ => (page.columns, page.rows),
+    };
     Ok(Output {
         format,
-        body: encode::rows(format, &page.columns, &page.rows),
+        body: encode::rows(format, &columns, &rows),
         headers: next_headers(path_with_query, page.next.map(|c| c.text())),
     })
 }
@@ -1217,7 +1224,9 @@ fn interpolate(x: &Value, y: &Value, share: f64) -> Value {
     }
 }
 
-/// `GET /devices/<device>/latest`: the newest row, as one object.
+/// `GET /devices/<device>/latest`: the newest row, as one object; the
+/// device's health in headers (`health::headers`), not in the object, whose
+/// keys are the device's columns (any name, `active` too).
 pub fn latest(
     store: &mut impl Store,
     device: &str,
@@ -1236,7 +1245,7 @@ pub fn latest(
     Ok(Output {
         format,
         body: encode::row(format, &result.columns, row),
-        headers: Vec::new(),
+        headers: health::headers(store, device)?,
     })
 }
 
@@ -1618,11 +1627,12 @@ mod tests {
         )
         .unwrap();
         assert!(output.headers.is_empty());
-        // The answer's shape is the collection's rows, as before.
+        // The answer's shape is the collection's rows, as before, with the
+        // device's health after them (unknown here: no `_last_seen`).
         let rows: serde_json::Value = serde_json::from_slice(&output.body).unwrap();
         assert_eq!(
             rows[0],
-            json!({ "deviceid": ids[0], "batt_lvl": 50, "fw_ver": null })
+            json!({ "deviceid": ids[0], "batt_lvl": 50, "fw_ver": null, "last_seen": null, "active": null })
         );
         // `limit` is capped by the component's maximum.
         assert_eq!(
@@ -1758,6 +1768,51 @@ mod tests {
         assert_eq!(
             device_ids(&mut MemoryStore::default(), None, 10).unwrap(),
             (Vec::new(), false)
+        );
+    }
+
+    /// Each listed device's health from `_last_seen`, null where unknown (or
+    /// without the collection), in every format; a page reads only its own
+    /// devices' health.
+    #[test]
+    fn the_device_list_shows_each_devices_health() {
+        let ids: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let mut store = store_with_devices(&ids);
+        let list = |store: &mut MemoryStore, path: &str| {
+            let output = fetch(store, DEVICES, path, None, 100).unwrap();
+            String::from_utf8(output.body).unwrap()
+        };
+        let unknown = list(&mut store, "/fetch/devices?limit=1");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&unknown).unwrap(),
+            json!([{"deviceid": "a", "batt_lvl": 50, "fw_ver": null, "last_seen": null, "active": null}])
+        );
+        health::tests::write_last_seen(&mut store, &[("a", 1000, true), ("c", 2000, false)]);
+        let rows: serde_json::Value =
+            serde_json::from_str(&list(&mut store, "/fetch/devices")).unwrap();
+        let health: Vec<_> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["deviceid"].clone(),
+                    r["last_seen"].clone(),
+                    r["active"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            health,
+            [
+                (json!("a"), json!(1000), json!(true)),
+                (json!("b"), json!(null), json!(null)),
+                (json!("c"), json!(2000), json!(false)),
+            ]
+        );
+        assert_eq!(
+            list(&mut store, "/fetch/devices?search=c&format=csv"),
+            "deviceid,batt_lvl,fw_ver,last_seen,active\r\nc,50,,2000,false\r\n"
         );
     }
 
