@@ -5,7 +5,7 @@
 use crate::access::credentials::Credentials;
 use crate::access::token::same_secret;
 use crate::access::{Access, Mode};
-use crate::alarms::Alarms;
+use crate::alarms::{AlarmEvent, Alarms};
 use crate::http_io::{self, BodyLimit};
 use crate::listener::ListenerLimits;
 use crate::live::Live;
@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 #[derive(Clone, Debug)]
@@ -223,12 +224,15 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         options.mqtt_client_id.as_deref(),
         options.max_body_bytes,
     )?;
+    // Before the endpoint, which publishes alarms to its subscribers.
+    let alarms = Alarms::start(backend.clone(), &app).await?;
     let mqtt_endpoint = match (&mqtt, options.mqtt_broker) {
         (Some(trigger), Some(listen)) => Some(
             endpoint::start(
                 listen,
                 trigger.clone(),
                 access.clone(),
+                alarm_messages(&alarms),
                 options.max_body_bytes,
             )
             .await?,
@@ -254,7 +258,6 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
     http.set_cron(cron.clone());
     let retention = Retention::start(backend.clone(), Policy::from_app(&app)?);
     http.add_routes("/admin/retention", retention.clone());
-    let alarms = Alarms::start(backend.clone(), &app).await?;
     http.add_routes("/alarms", alarms.clone());
     if let Some(trigger) = &mqtt {
         http.set_mqtt_readiness(trigger.readiness(mqtt_endpoint.is_some()));
@@ -297,6 +300,16 @@ pub async fn start(options: &UpOptions) -> Result<Running> {
         store: backend,
         _control: Some(control),
         _lock: lock,
+    })
+}
+
+/// The MQTT endpoint's alarm messages: each alarm event, its alarm as JSON.
+fn alarm_messages(alarms: &Alarms) -> broadcast::Sender<Arc<endpoint::AlarmMessage>> {
+    endpoint::alarm_messages(alarms.subscribe(), |event: &AlarmEvent| {
+        endpoint::AlarmMessage {
+            device: event.device.clone(),
+            payload: event.alarm.to_string().into(),
+        }
     })
 }
 

@@ -1,5 +1,6 @@
 //! The device endpoint's view of MQTT packets, for 3.1.1 and 5 alike: the few
-//! packets a device sends and the answers it gets, read and written by the
+//! packets a device sends and what it gets (answers, and alarms published at
+//! QoS 0 to the filters it subscribed to), read and written by the
 //! `mqttbytes` codecs that ship with rumqttc (`rumqttc::mqttbytes::v4`,
 //! `rumqttc::v5::mqttbytes::v5`). No packet is parsed here by hand.
 
@@ -42,13 +43,15 @@ pub enum Incoming {
     PubRel {
         pkid: u16,
     },
+    /// The topic filters asked for; the QoS asked does not matter (alarms
+    /// are delivered at QoS 0).
     Subscribe {
         pkid: u16,
-        filters: usize,
+        filters: Vec<String>,
     },
     Unsubscribe {
         pkid: u16,
-        filters: usize,
+        filters: Vec<String>,
     },
     PingReq,
     Disconnect,
@@ -68,7 +71,20 @@ pub enum Refusal {
     NotAuthorized,
 }
 
-/// What the endpoint answers.
+/// One filter's answer in a SUBACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subscription {
+    /// Granted at QoS 0, whatever QoS was asked.
+    Granted,
+    /// Not a filter the endpoint serves (only `alarms/...` are).
+    Unsupported,
+    /// Not a valid topic filter (`a/#/b`, `a+`).
+    Invalid,
+    /// Another device's alarms.
+    NotAuthorized,
+}
+
+/// What the endpoint sends.
 #[derive(Debug)]
 pub enum Outgoing {
     ConnAck {
@@ -97,14 +113,20 @@ pub enum Outgoing {
         /// MQTT 5: the PUBREL named no message of this session.
         unknown: bool,
     },
-    /// Every filter refused: the endpoint takes publishes, it is no broker.
-    SubAckRefused {
+    /// One answer per filter, in the SUBSCRIBE's order.
+    SubAck {
         pkid: u16,
-        filters: usize,
+        answers: Vec<Subscription>,
     },
+    /// Whether each filter was subscribed to (MQTT 5 says so per filter).
     UnsubAck {
         pkid: u16,
-        filters: usize,
+        found: Vec<bool>,
+    },
+    /// An alarm, at QoS 0, not retained.
+    Publish {
+        topic: String,
+        payload: Bytes,
     },
     PingResp,
     /// MQTT 5 only (3.1.1 has no server DISCONNECT: the connection just closes).
@@ -212,11 +234,11 @@ fn from_v4(packet: v4::Packet) -> Incoming {
         v4::Packet::PubRel(p) => Incoming::PubRel { pkid: p.pkid },
         v4::Packet::Subscribe(s) => Incoming::Subscribe {
             pkid: s.pkid,
-            filters: s.filters.len(),
+            filters: s.filters.into_iter().map(|f| f.path).collect(),
         },
         v4::Packet::Unsubscribe(u) => Incoming::Unsubscribe {
             pkid: u.pkid,
-            filters: u.topics.len(),
+            filters: u.topics,
         },
         v4::Packet::PingReq => Incoming::PingReq,
         v4::Packet::Disconnect => Incoming::Disconnect,
@@ -254,11 +276,11 @@ fn from_v5(packet: v5::Packet) -> Incoming {
         v5::Packet::PubRel(p) => Incoming::PubRel { pkid: p.pkid },
         v5::Packet::Subscribe(s) => Incoming::Subscribe {
             pkid: s.pkid,
-            filters: s.filters.len(),
+            filters: s.filters.into_iter().map(|f| f.path).collect(),
         },
         v5::Packet::Unsubscribe(u) => Incoming::Unsubscribe {
             pkid: u.pkid,
-            filters: u.filters.len(),
+            filters: u.filters,
         },
         v5::Packet::PingReq(_) => Incoming::PingReq,
         v5::Packet::Disconnect(_) => Incoming::Disconnect,
@@ -320,11 +342,21 @@ fn to_v4(packet: Outgoing) -> Option<v4::Packet> {
         Outgoing::PubAck { pkid, .. } => v4::Packet::PubAck(v4::PubAck::new(pkid)),
         Outgoing::PubRec { pkid, .. } => v4::Packet::PubRec(v4::PubRec::new(pkid)),
         Outgoing::PubComp { pkid, .. } => v4::Packet::PubComp(v4::PubComp::new(pkid)),
-        Outgoing::SubAckRefused { pkid, filters } => v4::Packet::SubAck(v4::SubAck::new(
+        Outgoing::SubAck { pkid, answers } => v4::Packet::SubAck(v4::SubAck::new(
             pkid,
-            vec![v4::SubscribeReasonCode::Failure; filters],
+            answers
+                .into_iter()
+                .map(|answer| match answer {
+                    Subscription::Granted => v4::SubscribeReasonCode::Success(QoS::AtMostOnce),
+                    // 3.1.1 has one refusal code, 0x80.
+                    _ => v4::SubscribeReasonCode::Failure,
+                })
+                .collect(),
         )),
         Outgoing::UnsubAck { pkid, .. } => v4::Packet::UnsubAck(v4::UnsubAck::new(pkid)),
+        Outgoing::Publish { topic, payload } => {
+            v4::Packet::Publish(v4::Publish::from_bytes(topic, QoS::AtMostOnce, payload))
+        }
         Outgoing::PingResp => v4::Packet::PingResp,
         Outgoing::Disconnect(_) => return None,
     })
@@ -340,7 +372,8 @@ fn to_v5(packet: Outgoing) -> v5::Packet {
             session_present,
             code: v5::ConnectReturnCode::Success,
             // What the endpoint is: it takes publishes (the retain flag is
-            // ignored; no topic aliases) and has no subscriptions to offer.
+            // ignored; no topic aliases) and offers subscriptions to alarms
+            // (wildcards allowed; not shared, no subscription ids).
             properties: Some(v5::ConnAckProperties {
                 session_expiry_interval: None,
                 receive_max: Some(receive_maximum),
@@ -351,7 +384,7 @@ fn to_v5(packet: Outgoing) -> v5::Packet {
                 topic_alias_max: None,
                 reason_string: None,
                 user_properties: Vec::new(),
-                wildcard_subscription_available: Some(0),
+                wildcard_subscription_available: None,
                 subscription_identifiers_available: Some(0),
                 shared_subscription_available: Some(0),
                 server_keep_alive: None,
@@ -404,16 +437,44 @@ fn to_v5(packet: Outgoing) -> v5::Packet {
             },
             properties: None,
         }),
-        Outgoing::SubAckRefused { pkid, filters } => v5::Packet::SubAck(v5::SubAck {
+        Outgoing::SubAck { pkid, answers } => v5::Packet::SubAck(v5::SubAck {
             pkid,
-            return_codes: vec![v5::SubscribeReasonCode::ImplementationSpecific; filters],
+            return_codes: answers
+                .into_iter()
+                .map(|answer| match answer {
+                    Subscription::Granted => v5::SubscribeReasonCode::Success(V5QoS::AtMostOnce),
+                    Subscription::Unsupported => v5::SubscribeReasonCode::ImplementationSpecific,
+                    Subscription::Invalid => v5::SubscribeReasonCode::TopicFilterInvalid,
+                    Subscription::NotAuthorized => v5::SubscribeReasonCode::NotAuthorized,
+                })
+                .collect(),
             properties: None,
         }),
-        Outgoing::UnsubAck { pkid, filters } => v5::Packet::UnsubAck(v5::UnsubAck {
+        Outgoing::UnsubAck { pkid, found } => v5::Packet::UnsubAck(v5::UnsubAck {
             pkid,
-            reasons: vec![v5::UnsubAckReason::NoSubscriptionExisted; filters],
+            reasons: found
+                .into_iter()
+                .map(|found| {
+                    if found {
+                        v5::UnsubAckReason::Success
+                    } else {
+                        v5::UnsubAckReason::NoSubscriptionExisted
+                    }
+                })
+                .collect(),
             properties: None,
         }),
+        Outgoing::Publish { topic, payload } => v5::Packet::Publish(v5::Publish::new(
+            topic,
+            V5QoS::AtMostOnce,
+            payload,
+            Some(v5::PublishProperties {
+                // UTF-8 JSON.
+                payload_format_indicator: Some(1),
+                content_type: Some("application/json".into()),
+                ..Default::default()
+            }),
+        )),
         Outgoing::PingResp => v5::Packet::PingResp(v5::PingResp),
         Outgoing::Disconnect(reason_code) => v5::Packet::Disconnect(v5::Disconnect {
             reason_code,

@@ -6,8 +6,22 @@
 //!
 //! It is a device gateway, not a broker (as ThingsBoard's or Azure IoT Hub's
 //! MQTT endpoints are): it takes publishes to the topics of
-//! `[[trigger.mqtt]]`, refuses subscriptions, and keeps no messages. Committed
-//! rows reach other consumers through `/stream/<device>` or the store.
+//! `[[trigger.mqtt]]`, keeps no messages, and offers subscriptions to alarms
+//! only. Committed rows reach other consumers through `/stream/<device>` or
+//! the store.
+//!
+//! Alarms (`subscriptions`): a filter under `alarms/` (`alarms/#`,
+//! `alarms/+`, `alarms/<device>`) is granted, any other refused, filter by
+//! filter in the SUBACK; every alarm event (raised, acknowledged, cleared) is
+//! then published to `alarms/<device>` with the alarm's JSON to each
+//! connection with a matching filter. At QoS 0, granted whatever QoS was
+//! asked (MQTT lets a server downgrade): alarms are also kept in the `alarms`
+//! collection and listed by `GET /alarms`, where a subscriber that was away
+//! or fell behind finds what it missed, and QoS 1 outbound would need
+//! in-flight tracking and redelivery for messages that have a durable copy.
+//! An alarm goes out as soon as its event arrives, between the answers, which
+//! keep their arrival order (so a first alarm may precede the SUBACK still
+//! queued behind PUBACKs, as MQTT allows).
 //!
 //! Per connection: the first packet must be a CONNECT (within
 //! `CONNECT_TIMEOUT`); then packets are read and each QoS 1/2 publish is
@@ -28,8 +42,10 @@
 //! filters with `+` standing for its id): another topic gets PUBACK "not
 //! authorized" in MQTT 5 and closes a 3.1.1 connection, which has no way to
 //! refuse a message but silence, and an ack would promise it was stored.
-//! A revoked token stops its connection at the next publish (within the
-//! credentials cache's second).
+//! It subscribes only to its own alarms, `alarms/<its id>` (other filters:
+//! SUBACK 0x87 "not authorized" in MQTT 5, 0x80 in 3.1.1). A revoked token
+//! stops its connection at the next publish or alarm (within the credentials
+//! cache's second).
 //!
 //! Bad input closes the connection (MQTT 5: with a DISCONNECT saying why):
 //! malformed packets, a packet over the size limit, a PUBLISH before CONNECT,
@@ -37,7 +53,9 @@
 //! past the keep-alive. A payload over the host's limit but within the packet
 //! limit is dead-lettered, like any bad payload.
 
-use super::codec::{self, Incoming, Outgoing, Refusal, Version};
+use super::codec::{self, Incoming, Outgoing, Refusal, Subscription, Version};
+use super::subscriptions::Subscriptions;
+pub use super::subscriptions::{alarm_messages, AlarmMessage};
 use super::{MqttTrigger, Outcome, Rejection};
 use crate::access::Access;
 use anyhow::{Context, Result};
@@ -77,21 +95,26 @@ struct Session {
     owner: Option<(u64, Arc<Notify>)>,
 }
 
-/// The endpoint's state: the trigger it feeds and the sessions it keeps.
+/// The endpoint's state: the trigger it feeds, the alarms it delivers and
+/// the sessions it keeps.
 struct Endpoint {
     trigger: Arc<MqttTrigger>,
     access: Arc<Access>,
+    /// Every alarm message, for the connections that subscribe.
+    alarms: tokio::sync::broadcast::Sender<Arc<AlarmMessage>>,
     sessions: Mutex<HashMap<String, Session>>,
     connections: AtomicU64,
     /// The largest packet read; bigger ones close the connection.
     max_packet: usize,
 }
 
-/// Binds `listen` and serves devices from a task; returns the bound address.
+/// Binds `listen` and serves devices from a task, publishing the messages of
+/// `alarms` (see `alarm_messages`) to subscribers; returns the bound address.
 pub async fn start(
     listen: SocketAddr,
     trigger: Arc<MqttTrigger>,
     access: Arc<Access>,
+    alarms: tokio::sync::broadcast::Sender<Arc<AlarmMessage>>,
     max_payload: usize,
 ) -> Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(listen).await.with_context(|| {
@@ -101,6 +124,7 @@ pub async fn start(
     let endpoint = Arc::new(Endpoint {
         trigger,
         access,
+        alarms,
         sessions: Mutex::new(HashMap::new()),
         connections: AtomicU64::new(0),
         // Room for a payload up to twice the limit (dead-lettered, its first
@@ -274,7 +298,11 @@ impl Endpoint {
             (keep_alive_secs > 0).then(|| Duration::from_millis(u64::from(keep_alive_secs) * 1500));
         let mut deadline = keep_alive.map(|k| Instant::now() + k);
         let mut owed: FuturesOrdered<Owed> = FuturesOrdered::new();
-        let mut told_no_subscriptions = false;
+        let mut subscriptions = Subscriptions::new(
+            self.alarms.clone(),
+            login.map(|(device, _)| device.as_str()),
+        );
+        let mut told_alarms_only = false;
         loop {
             // Whole packets already read first.
             loop {
@@ -309,10 +337,7 @@ impl Endpoint {
                         }
                         if let Some((device, token)) = login {
                             if !self.access.still_valid(token).await {
-                                return Ok(Some((
-                                    DisconnectReasonCode::NotAuthorized,
-                                    format!("device `{device}`'s token was revoked"),
-                                )));
+                                return Ok(Some(revoked(device)));
                             }
                             if !self.trigger.is_own_topic(device, &topic) {
                                 tracing::info!(%device, %topic, "MQTT publish to another device's topic refused");
@@ -383,18 +408,21 @@ impl Endpoint {
                         }));
                     }
                     Incoming::Subscribe { pkid, filters } => {
-                        if !told_no_subscriptions {
-                            tracing::info!("a client tried to subscribe: the MQTT endpoint takes publishes only (read rows from /stream/<device>)");
-                            told_no_subscriptions = true;
+                        let answers = subscriptions.subscribe(filters);
+                        if !told_alarms_only && answers.contains(&Subscription::Unsupported) {
+                            tracing::info!("a client tried to subscribe to something else than alarms/<device>: the MQTT endpoint takes publishes and delivers alarms only (read rows from /stream/<device>)");
+                            told_alarms_only = true;
                         }
-                        owed.push_back(Box::pin(std::future::ready(Some(
-                            Outgoing::SubAckRefused { pkid, filters },
-                        ))));
+                        owed.push_back(Box::pin(std::future::ready(Some(Outgoing::SubAck {
+                            pkid,
+                            answers,
+                        }))));
                     }
                     Incoming::Unsubscribe { pkid, filters } => {
+                        let found = subscriptions.unsubscribe(&filters);
                         owed.push_back(Box::pin(std::future::ready(Some(Outgoing::UnsubAck {
                             pkid,
-                            filters,
+                            found,
                         }))));
                     }
                     Incoming::PingReq => {
@@ -452,6 +480,15 @@ impl Endpoint {
                     Some(packet) => codec::write(conn.version, packet, &mut conn.write),
                     None => return Ok(Some((DisconnectReasonCode::ServerShuttingDown, "the host is stopping".into()))),
                 },
+                // Written whenever it comes: the answers' order is the queue's.
+                alarm = subscriptions.next() => {
+                    if let Some((device, token)) = login {
+                        if !self.access.still_valid(token).await {
+                            return Ok(Some(revoked(device)));
+                        }
+                    }
+                    codec::write(conn.version, alarm, &mut conn.write);
+                }
                 read = conn.stream.read_buf(&mut conn.read), if can_read => {
                     if read? == 0 {
                         return Ok(None);
@@ -517,6 +554,14 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Why a connection whose token was revoked is closed.
+fn revoked(device: &str) -> (DisconnectReasonCode, String) {
+    (
+        DisconnectReasonCode::NotAuthorized,
+        format!("device `{device}`'s token was revoked"),
+    )
 }
 
 /// What a refused message's answer says (MQTT 5 reason codes).

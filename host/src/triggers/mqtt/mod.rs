@@ -27,6 +27,7 @@
 mod client;
 mod codec;
 pub mod endpoint;
+mod subscriptions;
 
 use crate::bindings::mqtt::MqttComponentPre;
 use crate::bindings::mqtt_batch::exports::cromflag::iot::mqtt_batch::Message as BatchMessage;
