@@ -916,3 +916,43 @@ fn two_hosts_on_one_store_run_each_tick_once() {
     let lost = |log: &str| log.matches("tick claimed by another host").count();
     assert!(lost(&logs[0]) + lost(&logs[1]) >= ok.len(), "{logs:#?}");
 }
+
+/// Alarms and last-seen times on the GridDB store: A (store = griddb, over
+/// B's WebAPI) raises an inactivity alarm off its commit feed and keeps it
+/// in B's `alarms` collection, as the embedded store does.
+#[test]
+fn alarms_live_in_the_griddb_store() {
+    let dir = TempDir::new().unwrap();
+    let b = start_b(&dir.path().join("b"), &[]);
+    let port = webapi_port(&b);
+    let a = start_a(
+        &dir.path().join("a"),
+        port,
+        &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s".into())],
+    );
+    assert_eq!(insert_sample(&a).status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let alarm = loop {
+        let listed = get(&a.url("/alarms?device=sample&state=open")).json();
+        if let Some(alarm) = listed["alarms"].as_array().and_then(|l| l.first()) {
+            break alarm.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no alarm through A");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        (&alarm["rule"], &alarm["state"]),
+        (&json!("inactivity"), &json!("raised"))
+    );
+    let stored = tql(port, "alarms", "select *");
+    let rows = stored["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{stored}");
+    assert_eq!(rows[0][0], alarm["id"]);
+    assert_eq!(rows[0][4], "raised");
+    let seen = tql(port, "_last_seen", "select *");
+    assert_eq!(seen["results"][0][0], "sample", "{seen}");
+    assert_eq!(
+        seen["results"][0][2], false,
+        "inactive past its timeout: {seen}"
+    );
+}

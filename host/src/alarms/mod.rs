@@ -45,10 +45,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use webhook::WebhookTarget;
 
-/// The alarms collection.
-pub const ALARMS: &str = "alarms";
-/// Devices' last-seen times.
-pub const LAST_SEEN: &str = "_last_seen";
+/// The alarms collection, and devices' last-seen times: their names are the
+/// components' (reports and Grafana read alarms, the fetch API last seen).
+pub use cromflag_logic::fetch::health::LAST_SEEN;
+pub use cromflag_logic::report::scan::ALARMS;
 /// How often rules over time (inactivity) are evaluated.
 const EVALUATION_PERIOD: Duration = Duration::from_secs(1);
 

@@ -1,7 +1,7 @@
 //! Device health as the fetch API shows it: when each device was last seen
 //! and whether it is active, read from `_last_seen`.
 //!
-//! The host's alarms (`host/src/alarms.rs`) keep that collection: `device`
+//! The host's alarms (`host/src/alarms/`) keep that collection: `device`
 //! (STRING, row key), `last_seen` (TIMESTAMP, when its telemetry last
 //! committed) and `active` (BOOL, false once it passed its inactivity
 //! timeout). Where no host writes it (under Spin, or before the first

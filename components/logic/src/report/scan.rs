@@ -217,7 +217,7 @@ pub fn last_deviceinfo(
     })
 }
 
-/// The collection the host keeps alarms in (host/src/alarms.rs writes it):
+/// The collection the host keeps alarms in (host/src/alarms/ writes it):
 /// `id` (`<rule>:<device>:<raised ms>`, the row key), `device`, `rule`,
 /// `severity`, `state` (`raised`, `acknowledged`, `cleared`), `value` (what
 /// fired it, or null), `raised`, `acknowledged` and `cleared` (TIMESTAMPs,
