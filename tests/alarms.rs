@@ -3,19 +3,14 @@
 //! alarms survive a restart without being raised twice.
 
 use cromflag_tests::access::call;
-use cromflag_tests::{get, insert_sample, repo_root, Host};
+use cromflag_tests::{get, insert_sample, Host};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 fn start(data: &Path) -> Host {
-    Host::start_with_env(
-        &repo_root().join("spin.toml"),
-        data,
-        &[],
-        &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s")],
-    )
+    Host::start_inactive_after_2s(data)
 }
 
 fn alarms(host: &Host, query: &str) -> Vec<Value> {

@@ -3,8 +3,8 @@
 //! formats, and the device endpoints — against the real binary and store.
 
 use cromflag_tests::{
-    device_once_seen, get, get_accepting, insert_sample, insert_sample_as, post, repo_root,
-    sample_payload, Answer, Host,
+    device_once_seen, get, get_accepting, insert_sample, insert_sample_as, post, sample_payload,
+    Answer, Host,
 };
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -709,12 +709,7 @@ fn the_device_list_pages_and_searches_through_the_webapi() {
 #[test]
 fn devices_show_when_they_were_last_seen_and_whether_they_are_active() {
     let dir = TempDir::new().unwrap();
-    let host = Host::start_with_env(
-        &repo_root().join("spin.toml"),
-        dir.path(),
-        &[],
-        &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s")],
-    );
+    let host = Host::start_inactive_after_2s(dir.path());
     let sent = now_ms();
     assert_eq!(insert_sample(&host).status, 200);
     let answered = now_ms();

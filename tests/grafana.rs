@@ -979,14 +979,9 @@ fn annotations_of(answer: &Value) -> Vec<Annotation> {
 #[test]
 fn the_shipped_dashboard_shows_an_alarm_as_a_region() {
     use chrono::{Duration, SecondsFormat, Utc};
-    use cromflag_tests::{repo_root, wait_until};
+    use cromflag_tests::wait_until;
     let dir = TempDir::new().unwrap();
-    let host = Host::start_with_env(
-        &repo_root().join("spin.toml"),
-        dir.path(),
-        &[],
-        &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s")],
-    );
+    let host = Host::start_inactive_after_2s(dir.path());
     assert_eq!(insert_sample(&host).status, 200);
     let alarms = |state: &str| {
         let answer = get(&host.url(&format!("/alarms?device=sample&state={state}")));

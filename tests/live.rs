@@ -183,12 +183,7 @@ fn the_page_charts_the_sample_in_a_browser() {
 #[test]
 fn the_page_shows_open_alarms_and_acknowledges_them() {
     let dir = TempDir::new().unwrap();
-    let host = Host::start_with_env(
-        &repo_root().join("spin.toml"),
-        dir.path(),
-        &[],
-        &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s")],
-    );
+    let host = Host::start_inactive_after_2s(dir.path());
     assert_eq!(insert_sample(&host).status, 200);
     let open = |host: &Host| get(&host.url("/alarms?state=open")).json();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

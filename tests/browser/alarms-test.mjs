@@ -7,32 +7,9 @@
 // state, raised time); clicking Acknowledge must acknowledge it, on the page
 // and on the host (GET /alarms). Prints one JSON line; exits 0 on success, 1
 // on failure. playwright-core comes from ui/node_modules (`npm --prefix ui ci`).
-import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runPageTest } from './harness.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const require = createRequire(resolve(root, 'ui/package.json'));
-const { chromium } = require('playwright-core');
-
-const [base, shot] = process.argv.slice(2);
-if (!base || !shot) {
-  console.error('usage: node tests/browser/alarms-test.mjs <base-url> <screenshot-path>');
-  process.exit(2);
-}
-const url = (p) => new URL(p, base.endsWith('/') ? base : base + '/').href;
-
-let browser;
-const consoleErrors = [];
-try {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox'],
-  });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+await runPageTest('alarms-test.mjs', async ({ page, url, shot }) => {
   const waitFor = async (what, predicate, arg) => {
     await page.waitForFunction(predicate, arg, { timeout: 20000 }).catch(async () => {
       const st = await page.evaluate(() => JSON.stringify({ ...window.cromflagState, series: undefined })).catch(() => '?');
@@ -91,19 +68,10 @@ try {
   }
   if ((await text('#alarm-badge')) !== '1') throw new Error('an acknowledged alarm is still open: the badge stays');
 
-  console.log(JSON.stringify({
-    ok: true,
+  return {
     alarm: alarm.id,
     last_seen: lastSeen,
     listed: listed[0].cells,
     acknowledged: onHost.alarms[0].acknowledged,
-    console_errors: consoleErrors.length,
-    screenshot: shot,
-  }));
-  await browser.close();
-  process.exit(0);
-} catch (e) {
-  console.log(JSON.stringify({ ok: false, error: String(e?.message || e), console_errors: consoleErrors.slice(0, 5) }));
-  if (browser) await browser.close().catch(() => {});
-  process.exit(1);
-}
+  };
+});

@@ -9,33 +9,11 @@
 // one, and is signed in through its form; the insert then sends
 // CROMFLAG_DEVICE_TOKEN (a token for `sample` alone: no other device is added).
 // playwright-core comes from ui/node_modules (`npm --prefix ui ci`).
-import { createRequire } from 'node:module';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { root, runPageTest } from './harness.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const require = createRequire(resolve(root, 'ui/package.json'));
-const { chromium } = require('playwright-core');
-
-const [base, shot] = process.argv.slice(2);
-if (!base || !shot) {
-  console.error('usage: node tests/browser/ui-test.mjs <base-url> <screenshot-path>');
-  process.exit(2);
-}
-const url = (p) => new URL(p, base.endsWith('/') ? base : base + '/').href;
-
-let browser;
-const consoleErrors = [];
-try {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox'],
-  });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+await runPageTest('ui-test.mjs', async ({ page, url, shot }) => {
   // Every device-list request the page makes: none may list the whole fleet.
   const listRequests = [];
   page.on('request', (r) => {
@@ -131,21 +109,13 @@ try {
 
   // 4. Screenshot and summary.
   await page.screenshot({ path: shot, fullPage: true });
-  console.log(JSON.stringify({
-    ok: true,
+
+  return {
     device: state.device,
     columns: Object.keys(state.series),
     temperature: state.series.temperature.values,
     latest_ts: state.latest?.timestamp ?? null,
     device_search: searched,
     charts: await page.$$eval('.chart canvas', (c) => c.length),
-    console_errors: consoleErrors.length,
-    screenshot: shot,
-  }));
-  await browser.close();
-  process.exit(0);
-} catch (e) {
-  console.log(JSON.stringify({ ok: false, error: String(e?.message || e), console_errors: consoleErrors.slice(0, 5) }));
-  if (browser) await browser.close().catch(() => {});
-  process.exit(1);
-}
+  };
+});

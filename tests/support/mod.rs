@@ -93,6 +93,17 @@ pub struct Host {
 }
 
 impl Host {
+    /// A host on the repository's manifest whose devices turn inactive, and
+    /// raise an inactivity alarm, after 2 s without a document.
+    pub fn start_inactive_after_2s(data_dir: &Path) -> Host {
+        Host::start_with_env(
+            &repo_root().join("spin.toml"),
+            data_dir,
+            &[],
+            &[("SPIN_VARIABLE_INACTIVITY_TIMEOUT", "2s")],
+        )
+    }
+
     /// Starts the repository's `spin.toml` on `data_dir`.
     pub fn start(data_dir: &Path) -> Host {
         Host::start_with(&repo_root().join("spin.toml"), data_dir, &[])

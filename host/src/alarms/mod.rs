@@ -48,7 +48,7 @@ use webhook::WebhookTarget;
 /// The alarms collection, and devices' last-seen times: their names are the
 /// components' (reports and Grafana read alarms, the fetch API last seen).
 pub use cromflag_logic::fetch::health::LAST_SEEN;
-pub use cromflag_logic::report::scan::ALARMS;
+pub use cromflag_logic::report::scan::{alarms_container, ALARMS};
 /// How often rules over time (inactivity) are evaluated.
 const EVALUATION_PERIOD: Duration = Duration::from_secs(1);
 
@@ -90,27 +90,6 @@ struct Alarm {
     raised: i64,
     acknowledged: Option<i64>,
     cleared: Option<i64>,
-}
-
-fn alarms_container() -> ContainerInfo {
-    let text = |name: &str| Column::new(name, ColumnType::String);
-    let time = |name: &str| Column::new(name, ColumnType::Timestamp);
-    ContainerInfo {
-        name: ALARMS.to_owned(),
-        kind: ContainerKind::Collection,
-        columns: vec![
-            text("id"),
-            text("device"),
-            text("rule"),
-            text("severity"),
-            text("state"),
-            text("value"),
-            time("raised"),
-            time("acknowledged"),
-            time("cleared"),
-        ],
-        row_key: true,
-    }
 }
 
 /// `_last_seen`: per device, when its telemetry last committed and whether

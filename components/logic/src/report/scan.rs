@@ -297,29 +297,32 @@ pub fn alarms(
 
 /// Tests: `alarm` of `device` written as the host writes it, the
 /// collection made with the host's schema if missing.
-#[cfg(test)]
-pub(crate) fn put_alarm(store: &mut impl Store, device: &str, alarm: &Alarm) {
+/// The schema of [`ALARMS`], as the host creates it.
+pub fn alarms_container() -> ContainerInfo {
     use crate::model::{Column, ContainerKind};
     let text = |name: &str| Column::new(name, ColumnType::String);
     let time = |name: &str| Column::new(name, ColumnType::Timestamp);
-    store
-        .put_container(ContainerInfo {
-            name: ALARMS.to_owned(),
-            kind: ContainerKind::Collection,
-            columns: vec![
-                text("id"),
-                text("device"),
-                text("rule"),
-                text("severity"),
-                text("state"),
-                text("value"),
-                time("raised"),
-                time("acknowledged"),
-                time("cleared"),
-            ],
-            row_key: true,
-        })
-        .unwrap();
+    ContainerInfo {
+        name: ALARMS.to_owned(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            text("id"),
+            text("device"),
+            text("rule"),
+            text("severity"),
+            text("state"),
+            text("value"),
+            time("raised"),
+            time("acknowledged"),
+            time("cleared"),
+        ],
+        row_key: true,
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn put_alarm(store: &mut impl Store, device: &str, alarm: &Alarm) {
+    store.put_container(alarms_container()).unwrap();
     let string = |s: &str| Value::String(s.to_owned());
     let row = vec![
         string(&alarm.id),
