@@ -418,3 +418,62 @@ fn rules_change_live_with_the_manifest() {
     });
     assert_eq!(of_rule(&listed, "hot").len(), 1);
 }
+
+/// The original stack's battery check, a day late in its reports, as a rule:
+/// `batt_lvl` is device metadata (`deviceinfo`, the `devices` row), judged
+/// as each document commits.
+#[test]
+fn a_rule_watches_device_metadata_such_as_the_battery_level() {
+    let dir = TempDir::new().unwrap();
+    let rules = format!(
+        "{RULES}\n[[application.tool.cromflag.alarms.rule]]\nname = \"battery-low\"\nwhen = \"batt_lvl < 20\"\nhysteresis = 5\n"
+    );
+    let host = Host::start_with_env(
+        &manifest(dir.path(), &rules),
+        &dir.path().join("data"),
+        &[],
+        &[],
+    );
+    let send_battery = |level: i64, minute: i64| {
+        let mut doc: Value =
+            serde_json::from_slice(&readings("remote", &[(minute * 60, 20.0, 50.0)])).unwrap();
+        doc["deviceinfo"]["batt_lvl"] = json!(level);
+        let answer = post(
+            &host.url("/insert/remote"),
+            "application/json",
+            doc.to_string().as_bytes(),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    };
+    let battery = |listed: &[Value]| -> Vec<Value> {
+        of_rule(listed, "battery-low")
+            .into_iter()
+            .cloned()
+            .collect()
+    };
+
+    send_battery(15, 0);
+    let listed = wait_until(&host, "?device=remote", "battery-low raised at 15", |l| {
+        battery(l).len() == 1
+    });
+    let low = battery(&listed)[0].clone();
+    assert_eq!(
+        (&low["state"], &low["value"]),
+        (&json!("raised"), &json!("15"))
+    );
+
+    // 22 is back over 20 but within the hysteresis; a humid sentinel after
+    // it shows it was judged.
+    send_battery(22, 1);
+    send(&host, "sentinel", &[(0, 20.0, 95.0)]);
+    wait_until(&host, "?device=sentinel", "the sentinel's alarm", |l| {
+        l.len() == 1
+    });
+    assert_eq!(battery(&alarms(&host, "?device=remote")), [low]);
+
+    send_battery(26, 2);
+    let listed = wait_until(&host, "?device=remote", "battery-low cleared at 26", |l| {
+        battery(l).first().is_some_and(|a| a["state"] == "cleared")
+    });
+    assert_eq!(battery(&listed).len(), 1);
+}

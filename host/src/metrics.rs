@@ -460,4 +460,8 @@ impl Backend for Metered {
     fn commits(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<Committed>>> {
         self.inner.commits()
     }
+
+    fn publish_collection(&self, name: &str) {
+        self.inner.publish_collection(name);
+    }
 }

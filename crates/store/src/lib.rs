@@ -21,12 +21,68 @@ pub use cromflag_model::{
     Value, ALL_NAMES_PAGE,
 };
 
-/// Rows of one time series as they were just committed: what live streams carry.
+/// Rows of one container as they were just committed: what live streams
+/// (time series) and the host's alarms (also `devices`) follow.
 #[derive(Debug)]
 pub struct Committed {
     pub container: String,
     pub columns: Vec<Column>,
     pub rows: Vec<Row>,
+}
+
+/// Committed batches kept for slow listeners before they lag.
+const COMMITS_BUFFER: usize = 1024;
+
+/// What a backend publishes as it commits: the rows of every time series,
+/// and of the collections named with [`CommitFeed::publish_collection`]
+/// (only those: a collection such as `messages` holds whole documents, which
+/// the channel would keep alive until overwritten). A send never waits.
+#[derive(Clone)]
+pub struct CommitFeed {
+    sender: tokio::sync::broadcast::Sender<std::sync::Arc<Committed>>,
+    collections: std::sync::Arc<std::sync::RwLock<std::collections::BTreeSet<String>>>,
+}
+
+impl Default for CommitFeed {
+    fn default() -> CommitFeed {
+        CommitFeed {
+            sender: tokio::sync::broadcast::channel(COMMITS_BUFFER).0,
+            collections: Default::default(),
+        }
+    }
+}
+
+impl CommitFeed {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<Committed>> {
+        self.sender.subscribe()
+    }
+
+    /// Whether anyone listens: rows are copied for the feed only then.
+    pub fn listening(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
+    /// Whether rows of `info` go on the feed.
+    pub fn carries(&self, info: &ContainerInfo) -> bool {
+        info.kind == ContainerKind::TimeSeries
+            || self
+                .collections
+                .read()
+                .expect("commit feed lock")
+                .contains(&info.name)
+    }
+
+    pub fn publish_collection(&self, name: &str) {
+        self.collections
+            .write()
+            .expect("commit feed lock")
+            .insert(name.to_owned());
+    }
+
+    pub fn send(&self, committed: Committed) {
+        // No listener left is not an error.
+        let _ = self.sender.send(std::sync::Arc::new(committed));
+    }
 }
 
 /// Every name, ascending, asked `page` names at a time: see
@@ -91,11 +147,15 @@ pub trait Backend: Send + Sync + 'static {
     /// connections; calls after it fail. For a clean shutdown.
     async fn close(&self) {}
 
-    /// Time-series rows as they commit, if this backend can tell. The channel is
-    /// bounded: a receiver that falls behind gets `Lagged`, and writers never wait.
+    /// Rows as they commit (see [`CommitFeed`]), if this backend can tell. The
+    /// channel is bounded: a receiver that falls behind gets `Lagged`, and
+    /// writers never wait.
     fn commits(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<Committed>>> {
         None
     }
+
+    /// Puts the rows of the collection `name` on the commit feed too.
+    fn publish_collection(&self, _name: &str) {}
 }
 
 /// The current time as a TIMESTAMP value: milliseconds since the Unix epoch.

@@ -36,6 +36,7 @@ use crate::store::{
 };
 use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::Result;
+use cromflag_logic::insert::DEVICES;
 use cromflag_logic::tql_string;
 use http::{Method, StatusCode};
 use rules::{Rules, Threshold, Verdict, Watch, INACTIVITY};
@@ -260,6 +261,8 @@ impl Alarms {
             book: tokio::sync::Mutex::new(book),
             events: tokio::sync::broadcast::channel(EVENTS_BUFFERED).0,
         });
+        // Device metadata (`batt_lvl`) is watched as it commits too.
+        alarms.backend.publish_collection(DEVICES);
         if let Some(commits) = alarms.backend.commits() {
             tokio::spawn(follow(Arc::downgrade(&alarms), commits));
         } else {
@@ -307,10 +310,20 @@ impl Alarms {
         self.webhook.read().expect("alarm webhook lock").clone()
     }
 
-    /// A device's telemetry committed: the device is seen, and its
-    /// readings are judged in the order they were taken.
+    /// A commit: a device's telemetry (the device is seen, its readings
+    /// judged in the order they were taken) or rows of `devices` (each
+    /// device's metadata, such as `batt_lvl`, judged as of now).
     async fn committed(&self, committed: &Committed) -> Result<()> {
         let now = crate::store::now_ms();
+        if committed.container == DEVICES {
+            for row in &committed.rows {
+                if let Some(Value::String(device)) = row.first() {
+                    self.judge(device, &committed.columns, &[(now, row)])
+                        .await?;
+                }
+            }
+            return Ok(());
+        }
         let Some(device) = cromflag_logic::device::id_of(&committed.container) else {
             return Ok(());
         };

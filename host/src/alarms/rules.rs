@@ -6,15 +6,17 @@
 //! `inactivity_timeout` or the device's own in
 //! `[application.tool.cromflag.alarms.inactivity_timeout]` ("off" for none).
 //!
-//! Thresholds (`[[application.tool.cromflag.alarms.rule]]`): a column
-//! compared to a number (`when = "temperature > 35"`). A reading that
+//! Thresholds (`[[application.tool.cromflag.alarms.rule]]`): a column of the
+//! device's telemetry or of its `devices` row (`batt_lvl`) compared to a
+//! number (`when = "temperature > 35"`). A reading that
 //! breaches starts a pending breach; the rule fires at the first breaching
 //! reading at least `for` after the breach began, by the readings' own
 //! timestamps (a reading that does not breach ends the pending breach, so a
 //! single spike does not fire). A fired rule clears at the first reading back
 //! past the threshold by `hysteresis`. Time is the device's, not the
 //! host's: a backlog sent late is judged as it happened, and a device that
-//! stops sending mid-breach is the inactivity rule's business.
+//! stops sending mid-breach is the inactivity rule's business. (A `devices`
+//! row has no time of its own: it is judged as of when it committed.)
 
 use crate::manifest::{App, ThresholdRuleConfig};
 use crate::retention::parse_keep;

@@ -19,8 +19,8 @@ mod sql_tests;
 mod writer;
 
 use super::{
-    tql, Backend, Committed, ContainerInfo, ContainerListing, ContainerPage, KeyRange, QueryResult,
-    RangeAggregates, Row, StoreError, Value,
+    tql, Backend, CommitFeed, Committed, ContainerInfo, ContainerListing, ContainerPage, KeyRange,
+    QueryResult, RangeAggregates, Row, StoreError, Value,
 };
 use async_trait::async_trait;
 use catalog::Cache;
@@ -46,12 +46,9 @@ pub struct EmbeddedStore {
     writer: mpsc::Sender<writer::Job>,
     /// Idle read connections; a query takes one or opens a new one.
     readers: Mutex<Vec<Connection>>,
-    /// Time-series rows, published by the writer after each commit.
-    commits: broadcast::Sender<Arc<Committed>>,
+    /// What the writer publishes after each commit.
+    commits: CommitFeed,
 }
-
-/// Committed batches kept for live streams before a slow listener is dropped.
-const COMMITS_BUFFER: usize = 1024;
 
 impl EmbeddedStore {
     /// Opens (or creates) the database at `path`, brings it to the current
@@ -97,7 +94,7 @@ impl EmbeddedStore {
         let catalog = Arc::new(Cache::new(hot_containers));
         let (writer, jobs) = mpsc::channel(WRITE_QUEUE);
         let writer_catalog = catalog.clone();
-        let (commits, _) = broadcast::channel(COMMITS_BUFFER);
+        let commits = CommitFeed::default();
         let writer_commits = commits.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -234,6 +231,10 @@ impl Backend for Arc<EmbeddedStore> {
 
     fn commits(&self) -> Option<broadcast::Receiver<Arc<Committed>>> {
         Some(self.commits.subscribe())
+    }
+
+    fn publish_collection(&self, name: &str) {
+        self.commits.publish_collection(name);
     }
 
     async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {

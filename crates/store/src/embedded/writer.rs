@@ -19,11 +19,11 @@
 
 use super::catalog::{Cache, Entry, Pending};
 use super::codec;
-use crate::{Committed, ContainerInfo, ContainerKind, Row, StoreError};
+use crate::{CommitFeed, Committed, ContainerInfo, Row, StoreError};
 use rusqlite::{params_from_iter, Connection, TransactionBehavior};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// How often, at most, the writer restarts the WAL.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -129,7 +129,7 @@ pub fn write_error(e: rusqlite::Error) -> StoreError {
 pub fn run(
     mut conn: Connection,
     cache: Arc<Cache>,
-    commits: broadcast::Sender<Arc<Committed>>,
+    commits: CommitFeed,
     mut jobs: mpsc::Receiver<Job>,
 ) {
     let mut last_checkpoint = Instant::now();
@@ -187,12 +187,7 @@ fn checkpoint(conn: &Connection, mode: &str, wait: Duration) {
     }
 }
 
-fn commit_group(
-    conn: &mut Connection,
-    cache: &Cache,
-    commits: &broadcast::Sender<Arc<Committed>>,
-    group: Vec<Job>,
-) {
+fn commit_group(conn: &mut Connection, cache: &Cache, commits: &CommitFeed, group: Vec<Job>) {
     if group.is_empty() {
         return;
     }
@@ -260,7 +255,7 @@ fn commit_group(
         Ok(()) => {
             cache.apply(changes);
             let mut done = done;
-            if commits.receiver_count() > 0 {
+            if commits.listening() {
                 publish(commits, &mut done);
             }
             done.into_iter().for_each(|d| d.reply(None));
@@ -319,15 +314,15 @@ fn failed(job: Job, failure: &StoreError) -> Done {
     }
 }
 
-/// Sends the committed rows of time series to live listeners. A send never
+/// Sends the committed rows the feed carries to its listeners. A send never
 /// waits: listeners that fall behind lag and are dropped by their readers.
-fn publish(commits: &broadcast::Sender<Arc<Committed>>, done: &mut [Done]) {
+fn publish(commits: &CommitFeed, done: &mut [Done]) {
     for outcome in done {
         let Done::Rows(_, Ok(_), batches) = outcome else {
             continue;
         };
         for (entry, rows) in std::mem::take(batches) {
-            if entry.info.kind != ContainerKind::TimeSeries || rows.is_empty() {
+            if !commits.carries(&entry.info) || rows.is_empty() {
                 continue;
             }
             let committed = Committed {
@@ -335,8 +330,7 @@ fn publish(commits: &broadcast::Sender<Arc<Committed>>, done: &mut [Done]) {
                 columns: entry.info.columns.clone(),
                 rows,
             };
-            // No listener left is not an error.
-            let _ = commits.send(Arc::new(committed));
+            commits.send(committed);
         }
     }
 }

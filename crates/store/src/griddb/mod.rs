@@ -11,7 +11,7 @@
 mod transport;
 
 use super::{
-    Backend, Committed, ContainerInfo, ContainerKind, ContainerListing, ContainerPage, KeyRange,
+    Backend, CommitFeed, Committed, ContainerInfo, ContainerListing, ContainerPage, KeyRange,
     QueryResult, RangeAggregates, Row, StoreError, Value,
 };
 use async_trait::async_trait;
@@ -22,14 +22,12 @@ use tokio::sync::broadcast;
 /// Also how the host sends alarm webhooks: any HTTP(S) exchange with a deadline.
 pub use transport::HyperTransport;
 
-/// Batches kept for live streams before a slow listener is dropped.
-const COMMITS_BUFFER: usize = 1024;
-
 pub struct GriddbStore {
     webapi: WebApiStore<HyperTransport>,
-    /// Time-series rows this host wrote, once GridDB took them (live streams
-    /// see this host's writes; other writers to the cluster are not seen).
-    commits: broadcast::Sender<Arc<Committed>>,
+    /// Rows this host wrote that the feed carries, once GridDB took them
+    /// (live streams see this host's writes; other writers to the cluster
+    /// are not seen).
+    commits: CommitFeed,
 }
 
 impl GriddbStore {
@@ -42,7 +40,7 @@ impl GriddbStore {
             .map_err(anyhow::Error::msg)?;
         Ok(GriddbStore {
             webapi,
-            commits: broadcast::channel(COMMITS_BUFFER).0,
+            commits: CommitFeed::default(),
         })
     }
 }
@@ -76,11 +74,11 @@ impl Backend for GriddbStore {
     /// to the live streams (copied only while someone listens).
     async fn multi_put(&self, batches: Vec<(String, Vec<Row>)>) -> Result<u64, StoreError> {
         let mut committed = Vec::new();
-        let listening = self.commits.receiver_count() > 0;
+        let listening = self.commits.listening();
         let written = self
             .webapi
             .multi_put(batches, |info, rows| {
-                if listening && info.kind == ContainerKind::TimeSeries {
+                if listening && self.commits.carries(info) {
                     committed.push(Committed {
                         container: info.name.clone(),
                         columns: info.columns.clone(),
@@ -90,8 +88,7 @@ impl Backend for GriddbStore {
             })
             .await?;
         for batch in committed {
-            // No listener left is not an error.
-            let _ = self.commits.send(Arc::new(batch));
+            self.commits.send(batch);
         }
         Ok(written)
     }
@@ -102,6 +99,10 @@ impl Backend for GriddbStore {
 
     fn commits(&self) -> Option<broadcast::Receiver<Arc<Committed>>> {
         Some(self.commits.subscribe())
+    }
+
+    fn publish_collection(&self, name: &str) {
+        self.commits.publish_collection(name);
     }
 
     async fn query(&self, container: &str, text: &str) -> Result<QueryResult, StoreError> {
