@@ -31,9 +31,7 @@ mod webhook;
 
 use crate::http_io::QueryParams;
 use crate::manifest::App;
-use crate::store::{
-    all_rows, Backend, Column, ColumnType, Committed, ContainerInfo, ContainerKind, Row, Value,
-};
+use crate::store::{all_rows, Backend, Column, Committed, Row, Value};
 use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::Result;
 use cromflag_logic::insert::DEVICES;
@@ -48,7 +46,7 @@ use webhook::WebhookTarget;
 
 /// The alarms collection, and devices' last-seen times: their names are the
 /// components' (reports and Grafana read alarms, the fetch API last seen).
-pub use cromflag_logic::fetch::health::LAST_SEEN;
+pub use cromflag_logic::fetch::health::{last_seen_container, LAST_SEEN};
 pub use cromflag_logic::report::scan::{alarms_container, ALARMS};
 /// How often rules over time (inactivity) are evaluated.
 const EVALUATION_PERIOD: Duration = Duration::from_secs(1);
@@ -91,22 +89,6 @@ struct Alarm {
     raised: i64,
     acknowledged: Option<i64>,
     cleared: Option<i64>,
-}
-
-/// `_last_seen`: per device, when its telemetry last committed and whether
-/// it counts as active (seen within its inactivity timeout; always, without
-/// one). The fetch component reads it for `/fetch/devices` and `/latest`.
-fn last_seen_container() -> ContainerInfo {
-    ContainerInfo {
-        name: LAST_SEEN.to_owned(),
-        kind: ContainerKind::Collection,
-        columns: vec![
-            Column::new("device", ColumnType::String),
-            Column::new("last_seen", ColumnType::Timestamp),
-            Column::new("active", ColumnType::Bool),
-        ],
-        row_key: true,
-    }
 }
 
 /// One device's health as the alarms keep it in memory.

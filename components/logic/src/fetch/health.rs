@@ -142,26 +142,30 @@ pub fn headers(
     Ok(headers)
 }
 
+/// The schema of [`LAST_SEEN`], as the host writes it: per device (the row
+/// key), when its telemetry last committed and whether it counts as active
+/// (seen within its inactivity timeout).
+pub fn last_seen_container() -> crate::model::ContainerInfo {
+    crate::model::ContainerInfo {
+        name: LAST_SEEN.to_owned(),
+        kind: crate::model::ContainerKind::Collection,
+        columns: vec![
+            Column::new("device", ColumnType::String),
+            Column::new("last_seen", ColumnType::Timestamp),
+            Column::new("active", ColumnType::Bool),
+        ],
+        row_key: true,
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::model::{ContainerInfo, ContainerKind};
     use crate::testing::MemoryStore;
 
     /// `_last_seen` as the host writes it, with `seen`: (device, ms, active).
     pub(crate) fn write_last_seen(store: &mut MemoryStore, seen: &[(&str, i64, bool)]) {
-        store
-            .put_container(ContainerInfo {
-                name: LAST_SEEN.to_owned(),
-                kind: ContainerKind::Collection,
-                columns: vec![
-                    Column::new("device", ColumnType::String),
-                    Column::new("last_seen", ColumnType::Timestamp),
-                    Column::new("active", ColumnType::Bool),
-                ],
-                row_key: true,
-            })
-            .unwrap();
+        store.put_container(last_seen_container()).unwrap();
         let rows = seen
             .iter()
             .map(|(d, at, active)| {
