@@ -182,6 +182,23 @@ fn a_threshold_held_for_its_duration_fires_once_and_clears_past_its_hysteresis()
     assert!(
         of_rule(&listed, "hot")[0]["cleared"].as_i64().unwrap() >= hot["raised"].as_i64().unwrap()
     );
+
+    // The filters, as the store applies them: once the last document is
+    // judged (humid, after hot), every alarm is cleared.
+    let all = wait_until(&host, query, "every alarm cleared", |l| {
+        l.len() == 3 && l.iter().all(|a| a["state"] == "cleared")
+    });
+    assert_eq!(alarms(&host, "?device=oven&state=cleared"), all);
+    assert_eq!(
+        alarms(&host, "?device=oven&state=open"),
+        Vec::<Value>::new()
+    );
+    assert_eq!(alarms(&host, "?device=kiln"), Vec::<Value>::new());
+    let second = all[1]["raised"].as_i64().unwrap();
+    assert_eq!(
+        alarms(&host, &format!("?device=oven&since={second}")),
+        all[..2]
+    );
 }
 
 #[test]
