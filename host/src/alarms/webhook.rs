@@ -26,6 +26,7 @@ use crate::manifest::App;
 use crate::store::{all_rows, Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
 use anyhow::{bail, Context, Result};
 use cromflag_griddb_webapi::client::Transport;
+use cromflag_logic::tql_string;
 use cromflag_store::griddb::HyperTransport;
 use hmac::{Hmac, Mac};
 use serde_json::json;
@@ -273,30 +274,34 @@ pub async fn list(
     alarm: Option<&str>,
 ) -> Result<(http::StatusCode, serde_json::Value)> {
     let columns = deliveries_container().columns;
-    let mut listed: Vec<(i64, serde_json::Value)> =
-        all_rows(backend, DELIVERIES, "ORDER BY id ASC")
-            .await?
-            .iter()
-            .filter(|row| {
-                alarm.is_none_or(|alarm| matches!(&row[1], Value::String(a) if a == alarm))
-            })
-            .map(|row| {
-                let finished = match row.get(7) {
-                    Some(Value::Timestamp(t)) => *t,
-                    _ => 0,
+    // The store filters: a call reads one alarm's deliveries, not every one.
+    let clause = match alarm {
+        Some(alarm) => format!(
+            "WHERE \"alarm\" = {} ORDER BY \"id\" ASC",
+            tql_string(alarm)
+        ),
+        None => "ORDER BY \"id\" ASC".to_owned(),
+    };
+    let mut listed: Vec<(i64, serde_json::Value)> = all_rows(backend, DELIVERIES, &clause)
+        .await?
+        .iter()
+        .map(|row| {
+            let finished = match row.get(7) {
+                Some(Value::Timestamp(t)) => *t,
+                _ => 0,
+            };
+            let fields = columns.iter().zip(row).map(|(column, value)| {
+                let value = match value {
+                    Value::String(s) => json!(s),
+                    Value::Integer(n) => json!(n),
+                    Value::Timestamp(t) => json!(t),
+                    _ => serde_json::Value::Null,
                 };
-                let fields = columns.iter().zip(row).map(|(column, value)| {
-                    let value = match value {
-                        Value::String(s) => json!(s),
-                        Value::Integer(n) => json!(n),
-                        Value::Timestamp(t) => json!(t),
-                        _ => serde_json::Value::Null,
-                    };
-                    (column.name.clone(), value)
-                });
-                (finished, serde_json::Value::Object(fields.collect()))
-            })
-            .collect();
+                (column.name.clone(), value)
+            });
+            (finished, serde_json::Value::Object(fields.collect()))
+        })
+        .collect();
     listed.sort_by_key(|(finished, _)| std::cmp::Reverse(*finished));
     let deliveries: Vec<_> = listed.into_iter().map(|(_, d)| d).collect();
     Ok((
