@@ -201,6 +201,82 @@ fn a_threshold_held_for_its_duration_fires_once_and_clears_past_its_hysteresis()
     );
 }
 
+/// The breaches waiting out their `for`, as the host stored them
+/// (`_alarm_pending`), read through the host's own WebAPI as a GridDB client
+/// would: (key, since) of each row, `since` null when none is under way.
+fn pending(host: &Host) -> Vec<(String, Value)> {
+    let url = format!("{}/v2/defaultCluster/dbs/public/tql", host.webapi_url());
+    let body = json!([{"name": "_alarm_pending", "stmt": "select *", "columns": null}]);
+    let answer: Value = match ureq::post(&url)
+        // admin:admin, the `webapi_*` defaults of `spin.toml`.
+        .set("Authorization", "Basic YWRtaW46YWRtaW4=")
+        .set("Content-Type", "application/json; charset=UTF-8")
+        .send_string(&body.to_string())
+    {
+        Ok(r) => serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        // Not written yet.
+        Err(ureq::Error::Status(404, _)) => return Vec::new(),
+        Err(e) => panic!("tql on _alarm_pending: {e}"),
+    };
+    answer[0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row[0].as_str().unwrap().to_owned(), row[3].clone()))
+        .collect()
+}
+
+/// Polls the stored pending breaches until `check` holds, within 10 s.
+fn wait_for_pending(host: &Host, what: &str, check: impl Fn(&[(String, Value)]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored = pending(host);
+        if check(&stored) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}; have {stored:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_breach_waiting_out_its_for_survives_a_restart() {
+    let dir = TempDir::new().unwrap();
+    let manifest = manifest(dir.path(), RULES);
+    let data = dir.path().join("data");
+    let start = || Host::start_with(&manifest, &data, &["--webapi", "127.0.0.1:0"]);
+
+    // Over 35 at 0 s: `hot` waits until a breaching reading 60 s later.
+    let host = start();
+    send(&host, "kiln", &[(0, 40.0, 50.0)]);
+    wait_for_pending(
+        &host,
+        "hot's breach stored",
+        |stored| matches!(stored, [(key, since)] if key == "hot:kiln" && !since.is_null()),
+    );
+    host.stop();
+
+    // After the restart, the breach goes on from 0 s: 61 s fires it (a
+    // breach started over would wait until 121 s).
+    let host = start();
+    send(&host, "kiln", &[(61, 41.0, 95.0)]);
+    let listed = wait_until(&host, "?device=kiln", "humid: the document judged", |l| {
+        of_rule(l, "humid").len() == 1
+    });
+    let hot = of_rule(&listed, "hot");
+    assert_eq!(hot.len(), 1, "{listed:#?}");
+    assert_eq!(
+        (&hot[0]["state"], &hot[0]["value"]),
+        (&json!("raised"), &json!("41"))
+    );
+    // Fired: no breach is pending any more.
+    wait_for_pending(
+        &host,
+        "hot's breach done",
+        |stored| matches!(stored, [(key, since)] if key == "hot:kiln" && since.is_null()),
+    );
+}
+
 #[test]
 fn a_rule_naming_a_device_overrides_the_rule_for_every_device() {
     let dir = TempDir::new().unwrap();
@@ -323,6 +399,11 @@ fn webhooks_are_signed_and_retried_after_a_500() {
     assert_eq!(delivered[0]["attempts"], 2);
     assert_eq!(delivered[0]["event"], "alarm.raised");
     assert_eq!(delivered[0]["url"], url);
+    // `?alarm=` lists that alarm's deliveries only.
+    assert_eq!(
+        deliveries(&host, &format!("{alarm_id}0")),
+        Vec::<Value>::new()
+    );
 
     let received = received.lock().unwrap().clone();
     assert_eq!(received.len(), 2, "one 500, one retry");

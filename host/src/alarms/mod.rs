@@ -13,7 +13,9 @@
 //! lifecycle: `raised` → (`acknowledged`) → `cleared`. One condition raises
 //! one alarm: while it is open (raised or acknowledged) the same rule and
 //! device raise no other. Open alarms are read back at start, so a restart
-//! neither loses nor repeats them.
+//! neither loses nor repeats them. So are breaches still waiting out their
+//! `for` (`_alarm_pending`, written with last seen, the ones that changed):
+//! a restart does not start them over.
 //!
 //! Rules: inactivity, a device that sent nothing for `inactivity_timeout`
 //! (a variable such as `15m`; empty turns it off), evaluated every
@@ -31,7 +33,9 @@ mod webhook;
 
 use crate::http_io::QueryParams;
 use crate::manifest::App;
-use crate::store::{all_rows, Backend, Column, Committed, Row, Value};
+use crate::store::{
+    all_rows, Backend, Column, ColumnType, Committed, ContainerInfo, ContainerKind, Row, Value,
+};
 use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::Result;
 use cromflag_logic::insert::DEVICES;
@@ -39,7 +43,7 @@ use cromflag_logic::tql_string;
 use http::{Method, StatusCode};
 use rules::{Rules, Threshold, Verdict, Watch, INACTIVITY};
 use serde_json::{json, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use webhook::WebhookTarget;
@@ -50,6 +54,26 @@ pub use cromflag_logic::fetch::health::{last_seen_container, LAST_SEEN};
 pub use cromflag_logic::report::scan::{alarms_container, ALARMS};
 /// How often rules over time (inactivity) are evaluated.
 const EVALUATION_PERIOD: Duration = Duration::from_secs(1);
+
+/// Threshold rules' breaches under way, by rule and device: what a restart
+/// reads back so that a breach does not start its `for` over.
+const PENDING: &str = "_alarm_pending";
+
+fn pending_container() -> ContainerInfo {
+    ContainerInfo {
+        name: PENDING.to_owned(),
+        kind: ContainerKind::Collection,
+        columns: vec![
+            // `<rule>:<device>`: a rule's name has no `:`.
+            Column::new("key", ColumnType::String),
+            Column::new("device", ColumnType::String),
+            Column::new("rule", ColumnType::String),
+            // When the breach began; null: none under way.
+            Column::new("since", ColumnType::Timestamp),
+        ],
+        row_key: true,
+    }
+}
 
 /// Where an alarm is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +206,9 @@ struct Book {
     open: BTreeMap<(String, String), Alarm>,
     /// Threshold rules' state, by device, then rule.
     watches: HashMap<String, HashMap<String, Watch>>,
+    /// The watches (device, rule) whose pending breach changed since it was
+    /// last written to `_alarm_pending`.
+    unwritten: BTreeSet<(String, String)>,
     /// The last `raised` given out: every alarm gets a later one, so ids
     /// (`<rule>:<device>:<raised>`) never repeat.
     last_raised: i64,
@@ -233,6 +260,16 @@ impl Alarms {
             if alarm.state != State::Cleared {
                 book.open
                     .insert((alarm.rule.clone(), alarm.device.clone()), alarm);
+            }
+        }
+        for row in all_rows(backend.as_ref(), PENDING, "ORDER BY key ASC").await? {
+            if let [_, Value::String(device), Value::String(rule), Value::Timestamp(since)] =
+                &row[..]
+            {
+                book.watches
+                    .entry(device.clone())
+                    .or_default()
+                    .insert(rule.clone(), Watch::breaching_since(*since));
             }
         }
         let alarms = Arc::new(Alarms {
@@ -368,10 +405,15 @@ impl Alarms {
                     Verdict::Nothing => {}
                 }
             }
-            book.watches
+            let before = book
+                .watches
                 .entry(device.to_owned())
                 .or_default()
                 .insert(rule.name.clone(), watch);
+            if before.unwrap_or_default().pending() != watch.pending() {
+                book.unwritten
+                    .insert((device.to_owned(), rule.name.clone()));
+            }
         }
         Ok(())
     }
@@ -430,8 +472,56 @@ impl Alarms {
         for key in unwatched {
             self.clear(&mut book, &key).await?;
         }
+        // A rule that no longer watches a device drops its pending breach: if
+        // it comes back, it starts over.
+        let Book {
+            watches, unwritten, ..
+        } = &mut *book;
+        for (device, by_rule) in watches.iter_mut() {
+            for (rule, watch) in by_rule.iter_mut() {
+                if watch.pending().is_some() && !rules.watches(rule, device) {
+                    *watch = Watch::default();
+                    unwritten.insert((device.clone(), rule.clone()));
+                }
+            }
+        }
+        // Neither write waits for the other to succeed.
+        let pending = self.write_pending(&mut book).await;
         drop(book);
-        self.write_last_seen().await
+        let last_seen = self.write_last_seen().await;
+        pending.and(last_seen)
+    }
+
+    /// Writes the pending breaches that changed since the last write (kept
+    /// to write again if this write fails).
+    async fn write_pending(&self, book: &mut Book) -> Result<()> {
+        if book.unwritten.is_empty() {
+            return Ok(());
+        }
+        let rows = book
+            .unwritten
+            .iter()
+            .map(|(device, rule)| {
+                let since = book
+                    .watches
+                    .get(device)
+                    .and_then(|rules| rules.get(rule))
+                    .and_then(|watch| watch.pending());
+                vec![
+                    Value::String(format!("{rule}:{device}")),
+                    Value::String(device.clone()),
+                    Value::String(rule.clone()),
+                    since.map_or(Value::Null, Value::Timestamp),
+                ]
+            })
+            .collect();
+        let wanted = pending_container();
+        if self.backend.get_container(PENDING).await?.as_ref() != Some(&wanted) {
+            self.backend.put_container(wanted).await?;
+        }
+        self.backend.put_rows(PENDING, rows).await?;
+        book.unwritten.clear();
+        Ok(())
     }
 
     /// A new raised alarm of `rule` for `device`, not yet written.

@@ -152,6 +152,20 @@ pub struct Watch {
     breaching_since: Option<i64>,
 }
 
+impl Watch {
+    /// A breach under way since `since` (ms), as read back at start.
+    pub fn breaching_since(since: i64) -> Watch {
+        Watch {
+            breaching_since: Some(since),
+        }
+    }
+
+    /// When the breach under way began, if one is.
+    pub fn pending(self) -> Option<i64> {
+        self.breaching_since
+    }
+}
+
 /// What a reading does to a threshold rule's alarm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
