@@ -204,10 +204,11 @@ impl Alarm {
 struct Book {
     /// Open alarms by rule and device.
     open: BTreeMap<(String, String), Alarm>,
-    /// Threshold rules' state, by device, then rule.
-    watches: HashMap<String, HashMap<String, Watch>>,
-    /// The watches (device, rule) whose pending breach changed since it was
-    /// last written to `_alarm_pending`.
+    /// Threshold rules' breaches under way (waiting out their `for`), by
+    /// rule and device; a rule with none for a device has no entry.
+    pending: BTreeMap<(String, String), Watch>,
+    /// The (rule, device) whose pending breach changed since it was last
+    /// written to `_alarm_pending`.
     unwritten: BTreeSet<(String, String)>,
     /// The last `raised` given out: every alarm gets a later one, so ids
     /// (`<rule>:<device>:<raised>`) never repeat.
@@ -266,10 +267,10 @@ impl Alarms {
             if let [_, Value::String(device), Value::String(rule), Value::Timestamp(since)] =
                 &row[..]
             {
-                book.watches
-                    .entry(device.clone())
-                    .or_default()
-                    .insert(rule.clone(), Watch::breaching_since(*since));
+                book.pending.insert(
+                    (rule.clone(), device.clone()),
+                    Watch::breaching_since(*since),
+                );
             }
         }
         let alarms = Arc::new(Alarms {
@@ -382,12 +383,7 @@ impl Alarms {
         for (rule, column) in watching {
             let key = (rule.name.clone(), device.to_owned());
             let mut firing = book.open.contains_key(&key);
-            let mut watch = book
-                .watches
-                .get(device)
-                .and_then(|rules| rules.get(&rule.name))
-                .copied()
-                .unwrap_or_default();
+            let mut watch = book.pending.get(&key).copied().unwrap_or_default();
             for (at, row) in readings {
                 let Some(value) = row.get(column).and_then(number) else {
                     continue;
@@ -405,14 +401,12 @@ impl Alarms {
                     Verdict::Nothing => {}
                 }
             }
-            let before = book
-                .watches
-                .entry(device.to_owned())
-                .or_default()
-                .insert(rule.name.clone(), watch);
-            if before.unwrap_or_default().pending() != watch.pending() {
-                book.unwritten
-                    .insert((device.to_owned(), rule.name.clone()));
+            let before = match watch.pending() {
+                Some(_) => book.pending.insert(key.clone(), watch),
+                None => book.pending.remove(&key),
+            };
+            if before.and_then(Watch::pending) != watch.pending() {
+                book.unwritten.insert(key);
             }
         }
         Ok(())
@@ -474,16 +468,15 @@ impl Alarms {
         }
         // A rule that no longer watches a device drops its pending breach: if
         // it comes back, it starts over.
-        let Book {
-            watches, unwritten, ..
-        } = &mut *book;
-        for (device, by_rule) in watches.iter_mut() {
-            for (rule, watch) in by_rule.iter_mut() {
-                if watch.pending().is_some() && !rules.watches(rule, device) {
-                    *watch = Watch::default();
-                    unwritten.insert((device.clone(), rule.clone()));
-                }
-            }
+        let dropped: Vec<(String, String)> = book
+            .pending
+            .keys()
+            .filter(|(rule, device)| !rules.watches(rule, device))
+            .cloned()
+            .collect();
+        for key in dropped {
+            book.pending.remove(&key);
+            book.unwritten.insert(key);
         }
         // Neither write waits for the other to succeed.
         let pending = self.write_pending(&mut book).await;
@@ -501,12 +494,8 @@ impl Alarms {
         let rows = book
             .unwritten
             .iter()
-            .map(|(device, rule)| {
-                let since = book
-                    .watches
-                    .get(device)
-                    .and_then(|rules| rules.get(rule))
-                    .and_then(|watch| watch.pending());
+            .map(|key @ (rule, device)| {
+                let since = book.pending.get(key).and_then(|watch| watch.pending());
                 vec![
                     Value::String(format!("{rule}:{device}")),
                     Value::String(device.clone()),
