@@ -9,7 +9,9 @@
 //! `CACHE_TTL` per host: a revocation takes effect everywhere within it.
 
 use super::token::{self, TokenKind};
-use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
+use crate::store::{
+    ensure_container, Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value,
+};
 use anyhow::{bail, Context, Result};
 use cromflag_logic::tql_string;
 use serde::Serialize;
@@ -424,10 +426,7 @@ impl Credentials {
     }
 
     async fn write(&self, record: Record) -> Result<()> {
-        let wanted = container();
-        if self.backend.get_container(CONTAINER).await?.as_ref() != Some(&wanted) {
-            self.backend.put_container(wanted).await?;
-        }
+        ensure_container(self.backend.as_ref(), container()).await?;
         let row = vec![
             Value::String(record.digest),
             Value::String(record.kind.name().to_owned()),

@@ -34,7 +34,8 @@ mod webhook;
 use crate::http_io::QueryParams;
 use crate::manifest::App;
 use crate::store::{
-    all_rows, Backend, Column, ColumnType, Committed, ContainerInfo, ContainerKind, Row, Value,
+    all_rows, ensure_container, Backend, Column, ColumnType, Committed, ContainerInfo,
+    ContainerKind, Row, Value,
 };
 use crate::triggers::http::{answered, json_refusal, no_such_route, JsonRoutes};
 use anyhow::Result;
@@ -504,10 +505,7 @@ impl Alarms {
                 ]
             })
             .collect();
-        let wanted = pending_container();
-        if self.backend.get_container(PENDING).await?.as_ref() != Some(&wanted) {
-            self.backend.put_container(wanted).await?;
-        }
+        ensure_container(self.backend.as_ref(), pending_container()).await?;
         self.backend.put_rows(PENDING, rows).await?;
         book.unwritten.clear();
         Ok(())
@@ -596,10 +594,7 @@ impl Alarms {
         }
         let rows = changed.iter().map(|(d, s)| s.to_row(d)).collect();
         let written = async {
-            let wanted = last_seen_container();
-            if self.backend.get_container(LAST_SEEN).await?.as_ref() != Some(&wanted) {
-                self.backend.put_container(wanted).await?;
-            }
+            ensure_container(self.backend.as_ref(), last_seen_container()).await?;
             self.backend.put_rows(LAST_SEEN, rows).await
         };
         if let Err(e) = written.await {
@@ -616,10 +611,7 @@ impl Alarms {
     }
 
     async fn write(&self, alarm: &Alarm) -> Result<()> {
-        let wanted = alarms_container();
-        if self.backend.get_container(ALARMS).await?.as_ref() != Some(&wanted) {
-            self.backend.put_container(wanted).await?;
-        }
+        ensure_container(self.backend.as_ref(), alarms_container()).await?;
         self.backend.put_rows(ALARMS, vec![alarm.to_row()]).await?;
         // No receiver (nothing delivers) is not an error.
         let _ = self.events.send(Arc::new(AlarmEvent {

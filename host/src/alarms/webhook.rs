@@ -23,7 +23,9 @@
 
 use super::{AlarmEvent, Alarms};
 use crate::manifest::App;
-use crate::store::{all_rows, Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
+use crate::store::{
+    all_rows, ensure_container, Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value,
+};
 use anyhow::{bail, Context, Result};
 use cromflag_griddb_webapi::client::Transport;
 use cromflag_logic::tql_string;
@@ -241,10 +243,7 @@ impl Delivery {
         target: &WebhookTarget,
         outcome: &Outcome,
     ) -> Result<()> {
-        let wanted = deliveries_container();
-        if backend.get_container(DELIVERIES).await?.as_ref() != Some(&wanted) {
-            backend.put_container(wanted).await?;
-        }
+        ensure_container(backend, deliveries_container()).await?;
         let row = vec![
             Value::String(self.id.clone()),
             Value::String(self.alarm["id"].as_str().unwrap_or("").to_owned()),

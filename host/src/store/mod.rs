@@ -31,3 +31,16 @@ pub async fn all_rows(
     }
     Ok(rows)
 }
+
+/// Makes `wanted` the container of its name: created if missing, put again
+/// if its schema differs (a column added since), left alone if it is so
+/// already. For the host's own collections, before each write.
+pub async fn ensure_container(
+    backend: &dyn Backend,
+    wanted: ContainerInfo,
+) -> Result<(), StoreError> {
+    if backend.get_container(&wanted.name).await?.as_ref() != Some(&wanted) {
+        backend.put_container(wanted).await?;
+    }
+    Ok(())
+}

@@ -27,7 +27,9 @@ use crate::bindings::cron::CronComponentPre;
 use crate::manifest::{App, CatchUp, ComponentSpec};
 use crate::metrics::metrics;
 use crate::runtime::{ComponentConfig, Components, HostState, Linked, Runtime};
-use crate::store::{Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value};
+use crate::store::{
+    ensure_container, Backend, Column, ColumnType, ContainerInfo, ContainerKind, Value,
+};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use cromflag_logic::tql_string;
@@ -166,10 +168,7 @@ impl Leases {
                 return Ok(Claim::Lost(holder));
             }
         }
-        let wanted = leases_container();
-        if backend.get_container(LEASES).await?.as_ref() != Some(&wanted) {
-            backend.put_container(wanted).await?;
-        }
+        ensure_container(backend, leases_container()).await?;
         let ttl = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let row = vec![
             Value::String(key.clone()),
@@ -625,10 +624,7 @@ async fn save_record(
     backend: &dyn Backend,
     record: &RunRecord,
 ) -> Result<(), crate::store::StoreError> {
-    let wanted = runs_container();
-    if backend.get_container(RUNS).await?.as_ref() != Some(&wanted) {
-        backend.put_container(wanted).await?;
-    }
+    ensure_container(backend, runs_container()).await?;
     let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::String);
     let row = vec![
         Value::String(record.id.clone()),
