@@ -23,6 +23,12 @@ fn manifest(dir: &Path, rules: &str) -> PathBuf {
     path
 }
 
+/// A host of the repository's manifest with `rules` appended, its data in
+/// `dir`.
+fn start(dir: &Path, rules: &str) -> Host {
+    Host::start_with(&manifest(dir, rules), &dir.join("data"), &[])
+}
+
 /// `hot` waits a minute of readings and clears 2° below its line; `humid`
 /// fires at once and tells the test that a document was judged.
 const RULES: &str = r#"
@@ -100,12 +106,7 @@ fn of_rule<'a>(listed: &'a [Value], rule: &str) -> Vec<&'a Value> {
 #[test]
 fn a_threshold_held_for_its_duration_fires_once_and_clears_past_its_hysteresis() {
     let dir = TempDir::new().unwrap();
-    let host = Host::start_with_env(
-        &manifest(dir.path(), RULES),
-        &dir.path().join("data"),
-        &[],
-        &[],
-    );
+    let host = start(dir.path(), RULES);
     let query = "?device=oven";
 
     // A 10 s spike over 35 does not last the minute; `humid` (the last
@@ -244,10 +245,11 @@ fn a_breach_waiting_out_its_for_survives_a_restart() {
     let dir = TempDir::new().unwrap();
     let manifest = manifest(dir.path(), RULES);
     let data = dir.path().join("data");
-    let start = || Host::start_with(&manifest, &data, &["--webapi", "127.0.0.1:0"]);
+    // The WebAPI shows what the host stored in `_alarm_pending`.
+    let start_with_webapi = || Host::start_with(&manifest, &data, &["--webapi", "127.0.0.1:0"]);
 
     // Over 35 at 0 s: `hot` waits until a breaching reading 60 s later.
-    let host = start();
+    let host = start_with_webapi();
     send(&host, "kiln", &[(0, 40.0, 50.0)]);
     wait_for_pending(
         &host,
@@ -258,7 +260,7 @@ fn a_breach_waiting_out_its_for_survives_a_restart() {
 
     // After the restart, the breach goes on from 0 s: 61 s fires it (a
     // breach started over would wait until 121 s).
-    let host = start();
+    let host = start_with_webapi();
     send(&host, "kiln", &[(61, 41.0, 95.0)]);
     let listed = wait_until(&host, "?device=kiln", "humid: the document judged", |l| {
         of_rule(l, "humid").len() == 1
@@ -283,12 +285,7 @@ fn a_rule_naming_a_device_overrides_the_rule_for_every_device() {
     let rules = format!(
         "{RULES}\n[[application.tool.cromflag.alarms.rule]]\nname = \"hot\"\nwhen = \"temperature > 250\"\ndevices = [\"kiln\"]\n"
     );
-    let host = Host::start_with_env(
-        &manifest(dir.path(), &rules),
-        &dir.path().join("data"),
-        &[],
-        &[],
-    );
+    let host = start(dir.path(), &rules);
     // 100° for two minutes: hot for the kitchen, not for the kiln.
     let hot_for_two_minutes = [(0, 100.0, 95.0), (60, 100.0, 50.0), (120, 100.0, 50.0)];
     send(&host, "kiln", &hot_for_two_minutes);
@@ -487,7 +484,7 @@ fn ingest_goes_on_while_the_webhook_receiver_is_down() {
 fn rules_change_live_with_the_manifest() {
     let dir = TempDir::new().unwrap();
     let path = manifest(dir.path(), "");
-    let host = Host::start_with_env(&path, &dir.path().join("data"), &[], &[]);
+    let host = Host::start_with(&path, &dir.path().join("data"), &[]);
     let without_rules = std::fs::read_to_string(&path).unwrap();
     send(&host, "oven", &[(0, 100.0, 50.0)]);
     std::fs::write(&path, format!("{without_rules}\n{RULES}")).unwrap();
@@ -527,12 +524,7 @@ fn a_rule_watches_device_metadata_such_as_the_battery_level() {
     let rules = format!(
         "{RULES}\n[[application.tool.cromflag.alarms.rule]]\nname = \"battery-low\"\nwhen = \"batt_lvl < 20\"\nhysteresis = 5\n"
     );
-    let host = Host::start_with_env(
-        &manifest(dir.path(), &rules),
-        &dir.path().join("data"),
-        &[],
-        &[],
-    );
+    let host = start(dir.path(), &rules);
     let send_battery = |level: i64, minute: i64| {
         let mut doc: Value =
             serde_json::from_slice(&readings("remote", &[(minute * 60, 20.0, 50.0)])).unwrap();
