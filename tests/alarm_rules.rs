@@ -206,19 +206,12 @@ fn a_threshold_held_for_its_duration_fires_once_and_clears_past_its_hysteresis()
 /// (`_alarm_pending`), read through the host's own WebAPI as a GridDB client
 /// would: (key, since) of each row, `since` null when none is under way.
 fn pending(host: &Host) -> Vec<(String, Value)> {
-    let url = format!("{}/v2/defaultCluster/dbs/public/tql", host.webapi_url());
-    let body = json!([{"name": "_alarm_pending", "stmt": "select *", "columns": null}]);
-    let answer: Value = match ureq::post(&url)
-        // admin:admin, the `webapi_*` defaults of `spin.toml`.
-        .set("Authorization", "Basic YWRtaW46YWRtaW4=")
-        .set("Content-Type", "application/json; charset=UTF-8")
-        .send_string(&body.to_string())
-    {
-        Ok(r) => serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+    let (status, answer) = host.webapi_tql("_alarm_pending", "select *");
+    if status == 404 {
         // Not written yet.
-        Err(ureq::Error::Status(404, _)) => return Vec::new(),
-        Err(e) => panic!("tql on _alarm_pending: {e}"),
-    };
+        return Vec::new();
+    }
+    assert_eq!(status, 200, "tql on _alarm_pending: {answer}");
     answer[0]["results"]
         .as_array()
         .unwrap()

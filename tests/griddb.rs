@@ -10,15 +10,12 @@ use cromflag_tests::mqtt::Publisher;
 use cromflag_tests::sse::Stream;
 use cromflag_tests::{
     fetch_rows, get, insert_sample, insert_sample_as, path_segment, post, repo_root, wait_until,
-    Answer, Host,
+    webapi_tql, Answer, Host, WEBAPI_ADMIN,
 };
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use tempfile::TempDir;
-
-/// `admin:admin`, the `webapi_*` defaults of `spin.toml`.
-const ADMIN: &str = "Basic YWRtaW46YWRtaW4=";
 
 /// Host B: the embedded store, serving the WebAPI on a port the kernel
 /// picks; A reaches it through `webapi_port(&b)`.
@@ -68,23 +65,7 @@ fn start_a(data: &Path, port: u16, extra_env: &[(&'static str, String)]) -> Host
 
 /// `POST …/tql` on B with one statement, as it answers (status and body).
 fn tql_answer(port: u16, container: &str, stmt: &str) -> (u16, Value) {
-    let url = format!("http://127.0.0.1:{port}/griddb/v2/defaultCluster/dbs/public/tql");
-    let body = json!([{"name": container, "stmt": stmt, "columns": null}]);
-    let response = ureq::post(&url)
-        .set("Authorization", ADMIN)
-        .set("Content-Type", "application/json; charset=UTF-8")
-        .send_string(&body.to_string());
-    match response {
-        Ok(r) => (
-            r.status(),
-            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
-        ),
-        Err(ureq::Error::Status(status, r)) => (
-            status,
-            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
-        ),
-        Err(e) => panic!("tql {stmt}: {e}"),
-    }
+    webapi_tql(&format!("http://127.0.0.1:{port}/griddb"), container, stmt)
 }
 
 /// `POST …/tql` on B with one statement: its one answer, which must be a 200.
@@ -491,7 +472,7 @@ fn column_names(port: u16, container: &str) -> Vec<String> {
     );
     let info: Value = serde_json::from_str(
         &ureq::get(&url)
-            .set("Authorization", ADMIN)
+            .set("Authorization", WEBAPI_ADMIN)
             .call()
             .unwrap()
             .into_string()
@@ -732,7 +713,7 @@ fn a_webapi_time_zone_changes_no_instant() {
 /// the status and the JSON body (`null` for none).
 fn webapi_call(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let url = format!("http://127.0.0.1:{port}/griddb/v2/defaultCluster/dbs/public{path}");
-    let request = ureq::request(method, &url).set("Authorization", ADMIN);
+    let request = ureq::request(method, &url).set("Authorization", WEBAPI_ADMIN);
     let response = match body {
         Some(body) => request
             .set("Content-Type", "application/json; charset=UTF-8")

@@ -220,6 +220,12 @@ impl Host {
         format!("http://{addr}/griddb")
     }
 
+    /// `POST …/tql` on the WebAPI this host serves, with one statement on
+    /// `container`, as admin: the status and body it answers.
+    pub fn webapi_tql(&self, container: &str, stmt: &str) -> (u16, serde_json::Value) {
+        webapi_tql(&self.webapi_url(), container, stmt)
+    }
+
     /// What the host has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -268,6 +274,32 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// `admin:admin`, the `webapi_*` defaults of `spin.toml`.
+pub const WEBAPI_ADMIN: &str = "Basic YWRtaW46YWRtaW4=";
+
+/// `POST <root>/v2/defaultCluster/dbs/public/tql` (`root` ending in
+/// `/griddb`) with one statement on `container`, as admin: the status and
+/// body the WebAPI answers.
+pub fn webapi_tql(root: &str, container: &str, stmt: &str) -> (u16, serde_json::Value) {
+    let url = format!("{root}/v2/defaultCluster/dbs/public/tql");
+    let body = serde_json::json!([{"name": container, "stmt": stmt, "columns": null}]);
+    let response = ureq::post(&url)
+        .set("Authorization", WEBAPI_ADMIN)
+        .set("Content-Type", "application/json; charset=UTF-8")
+        .send_string(&body.to_string());
+    match response {
+        Ok(r) => (
+            r.status(),
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        ),
+        Err(ureq::Error::Status(status, r)) => (
+            status,
+            serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        ),
+        Err(e) => panic!("tql {stmt}: {e}"),
     }
 }
 
