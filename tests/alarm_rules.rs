@@ -2,31 +2,21 @@
 //! readings posted to `/insert/<device>`, alarms read back from `GET
 //! /alarms`, webhooks received by a real HTTP server in the test.
 
-use cromflag_tests::{get, insert_sample, post, repo_root, sample_payload, Host};
+use cromflag_tests::{
+    get, insert_sample, post, repo_manifest_with, repo_root, sample_payload, Host,
+};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// The repository's manifest with its sources made absolute and `rules`
-/// (TOML) appended.
-fn manifest(dir: &Path, rules: &str) -> PathBuf {
-    let root = repo_root();
-    let text = std::fs::read_to_string(root.join("spin.toml"))
-        .unwrap()
-        .replace("\"target/", &format!("\"{}/target/", root.display()));
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, format!("{text}\n{rules}")).unwrap();
-    path
-}
-
 /// A host of the repository's manifest with `rules` appended, its data in
 /// `dir`.
 fn start(dir: &Path, rules: &str) -> Host {
-    Host::start_with(&manifest(dir, rules), &dir.join("data"), &[])
+    Host::start_with(&repo_manifest_with(dir, rules), &dir.join("data"), &[])
 }
 
 /// `hot` waits a minute of readings and clears 2° below its line; `humid`
@@ -236,7 +226,7 @@ fn wait_for_pending(host: &Host, what: &str, check: impl Fn(&[(String, Value)]) 
 #[test]
 fn a_breach_waiting_out_its_for_survives_a_restart() {
     let dir = TempDir::new().unwrap();
-    let manifest = manifest(dir.path(), RULES);
+    let manifest = repo_manifest_with(dir.path(), RULES);
     let data = dir.path().join("data");
     // The WebAPI shows what the host stored in `_alarm_pending`.
     let start_with_webapi = || Host::start_with(&manifest, &data, &["--webapi", "127.0.0.1:0"]);
@@ -426,7 +416,7 @@ fn ingest_goes_on_while_the_webhook_receiver_is_down() {
     drop(closed);
     let dir = TempDir::new().unwrap();
     let host = Host::start_with_env(
-        &manifest(dir.path(), RULES),
+        &repo_manifest_with(dir.path(), RULES),
         &dir.path().join("data"),
         &[],
         &[
@@ -476,7 +466,7 @@ fn ingest_goes_on_while_the_webhook_receiver_is_down() {
 #[test]
 fn rules_change_live_with_the_manifest() {
     let dir = TempDir::new().unwrap();
-    let path = manifest(dir.path(), "");
+    let path = repo_manifest_with(dir.path(), "");
     let host = Host::start_with(&path, &dir.path().join("data"), &[]);
     let without_rules = std::fs::read_to_string(&path).unwrap();
     send(&host, "oven", &[(0, 100.0, 50.0)]);

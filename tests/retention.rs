@@ -5,7 +5,9 @@
 
 use cromflag_tests::access::call;
 use cromflag_tests::mqtt::Publisher;
-use cromflag_tests::{fetch_rows, get, insert_sample, post, repo_root, wait_until, Host};
+use cromflag_tests::{
+    fetch_rows, get, insert_sample, post, repo_manifest_with, repo_root, wait_until, Host,
+};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,14 +23,10 @@ fn now_ms() -> i64 {
 /// The repository's manifest with its sources made absolute, and `short`
 /// kept five days by the manifest's own per-device table.
 fn manifest(dir: &Path) -> PathBuf {
-    let root = repo_root();
-    let text = std::fs::read_to_string(root.join("spin.toml"))
-        .unwrap()
-        .replace("\"target/", &format!("\"{}/target/", root.display()));
-    let text = format!("{text}\n[application.tool.cromflag.device_retention]\nshort = \"5d\"\n");
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    repo_manifest_with(
+        dir,
+        "[application.tool.cromflag.device_retention]\nshort = \"5d\"\n",
+    )
 }
 
 /// What every host of these tests keeps how long.

@@ -62,6 +62,18 @@ pub fn write_manifest(dir: &Path, name: &str, triggers: &str, components: &[&str
     path
 }
 
+/// The repository's `spin.toml` written to `dir` with its sources made
+/// absolute and `extra` (TOML: rules, per-device tables) appended.
+pub fn repo_manifest_with(dir: &Path, extra: &str) -> PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("spin.toml"))
+        .unwrap()
+        .replace("\"target/", &format!("\"{}/target/", root.display()));
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
+    path
+}
+
 /// A component built by host/build.rs.
 pub fn component(name: &str) -> PathBuf {
     repo_root().join(format!(
