@@ -1,8 +1,12 @@
 //! MQTT ingestion through a real Mosquitto broker and the real binary.
 
 use cromflag_tests::mosquitto::Mosquitto;
-use cromflag_tests::mqtt::{manifest, v5_puback_reasons, Publisher};
-use cromflag_tests::{fetch_rows, get, sample_payload, wait_for_rows, wait_until, Host};
+use cromflag_tests::mqtt::{
+    manifest, publish_burst_subscribed, v5_puback_reasons, Burst, Publisher,
+};
+use cromflag_tests::{
+    fetch_rows, get, repo_manifest_with, sample_payload, wait_for_rows, wait_until, Host,
+};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -411,6 +415,100 @@ fn a_killed_host_loses_no_acked_message_of_its_endpoint() {
         acked.len(),
         &lost[..lost.len().min(5)]
     );
+}
+
+/// A rule that burst messages breach and clear by turns (`level` 0, 100, 0,
+/// …): an alarm event for every message.
+const FLAPPING: &str = r#"
+[[application.tool.cromflag.alarms.rule]]
+name = "flapping"
+when = "level > 50"
+"#;
+
+fn flapping_message(p: usize) -> impl Fn(usize) -> (String, Vec<u8>) {
+    move |i| {
+        let row =
+            json!({ "timestamp": 1_700_000_000_000 + i as i64, "seq": i, "level": (i % 2) * 100 });
+        (
+            format!("devices/flap{p}/telemetry"),
+            json!({ "deviceinfo": { "batt_lvl": 50 }, "tsdata": [row] })
+                .to_string()
+                .into_bytes(),
+        )
+    }
+}
+
+/// Publishers subscribed to `alarms/#` while their own messages raise and
+/// clear an alarm all along: the alarms the endpoint writes between its
+/// answers reorder no PUBACK (MQTT 3.1.1 §4.6) and cost no acked message,
+/// through a kill -9 mid-stream.
+#[test]
+fn publishers_subscribed_to_alarms_get_every_ack_in_order_and_lose_none_to_a_kill() {
+    const PUBLISHERS: usize = 4;
+    const MESSAGES: usize = 50_000;
+    let dir = TempDir::new().unwrap();
+    let manifest = repo_manifest_with(dir.path(), FLAPPING);
+    let data = dir.path().join("data");
+    let host = Host::start_with(&manifest, &data, &[]);
+    let bursts: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            publish_burst_subscribed(
+                host.mqtt_port,
+                &format!("flap{p}"),
+                "alarms/#",
+                MESSAGES,
+                flapping_message(p),
+            )
+        })
+        .collect();
+    for p in 0..PUBLISHERS {
+        wait_for_rows(&host, &format!("flap{p}"), 2_000);
+    }
+    // Alarms are being raised (and so published to the subscribers).
+    wait_until("alarms raised mid-stream", || {
+        (get(&host.url("/alarms?device=flap0")).json()["count"].as_u64() > Some(1)).then_some(())
+    });
+    host.stop(); // SIGKILL, mid-stream
+    let bursts: Vec<Burst> = bursts.into_iter().map(|b| b.join().unwrap()).collect();
+    assert!(
+        bursts.iter().any(|b| b.received > 0),
+        "no publisher received an alarm"
+    );
+
+    let host = Host::start_with(&manifest, &data, &[]);
+    for (p, burst) in bursts.iter().enumerate() {
+        assert!(
+            !burst.acked.is_empty() && burst.acked.len() < MESSAGES,
+            "publisher {p}: {} acked: the kill was not mid-stream",
+            burst.acked.len()
+        );
+        eprintln!(
+            "publisher {p}: {} acked, {} alarm publishes received",
+            burst.acked.len(),
+            burst.received
+        );
+        // Acks come in the order the publishes went out.
+        assert!(
+            burst.acked.windows(2).all(|w| w[0] < w[1]),
+            "publisher {p}: PUBACKs out of order"
+        );
+        let stored: std::collections::HashSet<i64> = stored_seqs(&host, &format!("flap{p}"))
+            .into_iter()
+            .collect();
+        let lost: Vec<usize> = burst
+            .acked
+            .iter()
+            .copied()
+            .filter(|i| !stored.contains(&(*i as i64)))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "publisher {p}: {} of {} acked messages lost, e.g. {:?}",
+            lost.len(),
+            burst.acked.len(),
+            &lost[..lost.len().min(5)]
+        );
+    }
 }
 
 /// Raw MQTT 3.1.1 packets, encoded and decoded by rumqttc's codec.

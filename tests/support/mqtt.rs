@@ -117,55 +117,95 @@ pub fn publish_burst_as(
     count: usize,
     message: impl Fn(usize) -> (String, Vec<u8>) + Send + 'static,
 ) -> std::thread::JoinHandle<Vec<usize>> {
-    use rumqttc::Outgoing as Out;
+    let mut options = burst_options(port, id);
+    if let Some((user, password)) = credentials {
+        options.set_credentials(user, password);
+    }
+    std::thread::spawn(move || burst(options, None, count, message).acked)
+}
+
+/// What a burst saw.
+pub struct Burst {
+    /// The messages PUBACKed (by index), in the order the acks arrived.
+    pub acked: Vec<usize>,
+    /// The publishes it received (on the filter it subscribed to).
+    pub received: usize,
+}
+
+/// `publish_burst` from a device that first subscribes to `filter` (QoS 0)
+/// and counts the publishes it receives meanwhile.
+pub fn publish_burst_subscribed(
+    port: u16,
+    id: &str,
+    filter: &str,
+    count: usize,
+    message: impl Fn(usize) -> (String, Vec<u8>) + Send + 'static,
+) -> std::thread::JoinHandle<Burst> {
+    let options = burst_options(port, id);
+    let filter = filter.to_owned();
+    std::thread::spawn(move || burst(options, Some(filter), count, message))
+}
+
+fn burst_options(port: u16, id: &str) -> MqttOptions {
     let mut options = MqttOptions::new(id, "127.0.0.1", port);
     options
         .set_keep_alive(Duration::from_secs(10))
         .set_clean_session(false);
-    if let Some((user, password)) = credentials {
-        options.set_credentials(user, password);
-    }
+    options
+}
+
+fn burst(
+    options: MqttOptions,
+    subscribe: Option<String>,
+    count: usize,
+    message: impl Fn(usize) -> (String, Vec<u8>) + Send + 'static,
+) -> Burst {
+    use rumqttc::Outgoing as Out;
     let (client, mut connection) = Client::new(options, 256);
-    std::thread::spawn(move || {
-        let sender = std::thread::spawn(move || {
-            for i in 0..count {
-                let (topic, payload) = message(i);
-                if client
-                    .publish(topic, QoS::AtLeastOnce, false, payload)
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-        // Publishes go out in order: the n-th outgoing one is message n; a
-        // packet id names the last message sent with it until it is acked.
-        let (mut sent, mut by_pkid, mut acked) = (0, std::collections::HashMap::new(), Vec::new());
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        for event in connection.iter() {
-            match event {
-                Ok(Event::Outgoing(Out::Publish(pkid))) => {
-                    by_pkid.insert(pkid, sent);
-                    sent += 1;
-                }
-                Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    acked.extend(by_pkid.remove(&ack.pkid));
-                    if acked.len() == count {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                // The host is gone: what was acked is what it promised.
-                Err(_) => break,
-            }
-            if std::time::Instant::now() > deadline {
-                break;
+    // Requests go out in order: the SUBSCRIBE before the first PUBLISH.
+    if let Some(filter) = subscribe {
+        client.subscribe(filter, QoS::AtMostOnce).unwrap();
+    }
+    let sender = std::thread::spawn(move || {
+        for i in 0..count {
+            let (topic, payload) = message(i);
+            if client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .is_err()
+            {
+                return;
             }
         }
-        drop(connection);
-        let _ = sender.join();
-        acked
-    })
+    });
+    // Publishes go out in order: the n-th outgoing one is message n; a
+    // packet id names the last message sent with it until it is acked.
+    let (mut sent, mut by_pkid, mut acked) = (0, std::collections::HashMap::new(), Vec::new());
+    let mut received = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    for event in connection.iter() {
+        match event {
+            Ok(Event::Outgoing(Out::Publish(pkid))) => {
+                by_pkid.insert(pkid, sent);
+                sent += 1;
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                acked.extend(by_pkid.remove(&ack.pkid));
+                if acked.len() == count {
+                    break;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(_))) => received += 1,
+            Ok(_) => {}
+            // The host is gone: what was acked is what it promised.
+            Err(_) => break,
+        }
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    drop(connection);
+    let _ = sender.join();
+    Burst { acked, received }
 }
 
 /// The reason codes of the next `count` PUBACKs an MQTT 5 connection gets, in
